@@ -1,0 +1,125 @@
+"""The `edgenas` command line: parses arguments, calls the library, prints.
+
+No logic lives here that a Python user could not reach through the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from edgenas.cost import count
+from edgenas.errors import EdgenasError
+from edgenas.space import ARCH_PRESETS, SPACES, Arch, get_preset, get_space
+from edgenas.space.arch import load_arch
+
+
+def resolve_arch(spec: str) -> Arch:
+    """An arch from a preset name or a JSON file path."""
+    if spec in ARCH_PRESETS:
+        return get_preset(spec)
+    if Path(spec).suffix == ".json" or Path(spec).exists():
+        return load_arch(spec)
+    raise EdgenasError(f"{spec!r} is neither an arch preset ({', '.join(sorted(ARCH_PRESETS))}) "
+                       "nor an arch JSON file")
+
+
+def _format_count(value: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return f"{value:.0f}"
+
+
+def cmd_arch_show(args: argparse.Namespace) -> None:
+    print(resolve_arch(args.arch).to_json(indent=2))
+
+
+def cmd_arch_sample(args: argparse.Namespace) -> None:
+    print(get_space(args.space).sample(args.seed).to_json(indent=2))
+
+
+def cmd_arch_count(args: argparse.Namespace) -> None:
+    arch = resolve_arch(args.arch)
+    counts = count(arch)
+    if args.json:
+        print(json.dumps(counts.to_dict(), indent=2))
+        return
+    rows = [("MACs", _format_count(counts.macs), f"{counts.macs:,}"),
+            ("params", _format_count(counts.params), f"{counts.params:,}")]
+    for precision in ("fp32", "fp16", "int8"):
+        nbytes = counts.memory_bytes(precision)
+        rows.append((f"peak memory {precision}", f"{nbytes / 2**20:.2f} MiB", f"{nbytes:,} B"))
+    width = max(len(r[0]) for r in rows)
+    print(f"{args.arch}  ({arch.resolution}x{arch.resolution}, {arch.num_classes} classes)")
+    for name, short, exact in rows:
+        print(f"  {name:<{width}}  {short:>12}  {exact:>16}")
+
+
+def cmd_space_list(args: argparse.Namespace) -> None:
+    for name in sorted(SPACES):
+        space = get_space(name)
+        print(f"{name:<10} {space.size():.3e} archs, {len(space.genes())} genes, "
+              f"{space.num_classes} classes, resolutions {space.resolutions}")
+
+
+def cmd_space_show(args: argparse.Namespace) -> None:
+    space = get_space(args.space)
+    if args.json:
+        print(json.dumps({"space": space.to_dict(), "size": space.size(),
+                          "hash": space.space_hash(), "genes": space.genes()}, indent=2))
+        return
+    print(f"space {space.name}: {space.size():.3e} archs, {len(space.genes())} genes, "
+          f"hash {space.space_hash()}")
+    for name, choices in space.genes().items():
+        if ".b" in name and not name.split(".b")[1].startswith("0."):
+            continue  # later block slots repeat slot 0's choices (plus skip)
+        print(f"  {name:<22} {choices}")
+    print("  (s{i}.b{j}.* for j > 0 add 'skip' to the op choices)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgenas", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    arch = commands.add_parser("arch", help="show, sample and count architectures")
+    arch_cmds = arch.add_subparsers(dest="arch_command", required=True)
+    show = arch_cmds.add_parser("show", help="print an arch (preset name or JSON file) as JSON")
+    show.add_argument("arch")
+    show.set_defaults(func=cmd_arch_show)
+    sample = arch_cmds.add_parser("sample", help="print a random arch of a space as JSON")
+    sample.add_argument("--space", default="cifar", choices=sorted(SPACES))
+    sample.add_argument("--seed", type=int, default=0)
+    sample.set_defaults(func=cmd_arch_sample)
+    counter = arch_cmds.add_parser("count", help="MACs, params and peak memory of an arch")
+    counter.add_argument("arch", help="preset name or arch JSON file")
+    counter.add_argument("--json", action="store_true", help="machine-readable output")
+    counter.set_defaults(func=cmd_arch_count)
+
+    space = commands.add_parser("space", help="inspect search spaces")
+    space_cmds = space.add_subparsers(dest="space_command", required=True)
+    space_cmds.add_parser("list", help="the preset spaces").set_defaults(func=cmd_space_list)
+    space_show = space_cmds.add_parser("show", help="a space's genes and choices")
+    space_show.add_argument("space", choices=sorted(SPACES))
+    space_show.add_argument("--json", action="store_true")
+    space_show.set_defaults(func=cmd_space_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except EdgenasError as err:
+        print(f"edgenas: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
