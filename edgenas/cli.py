@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Sequence
 
+from edgenas.commands import devices
 from edgenas.cost import count
 from edgenas.errors import EdgenasError
 from edgenas.space import ARCH_PRESETS, SPACES, Arch, get_preset, get_space
@@ -42,17 +44,47 @@ def cmd_arch_sample(args: argparse.Namespace) -> None:
     print(get_space(args.space).sample(args.seed).to_json(indent=2))
 
 
+def _predict_latency(arch: Arch, device_name: str, profiles_dir: str,
+                     allow_stale: bool) -> tuple[float, str]:
+    """Predicted ms and the table it came from: the device's table whose space holds ``arch``."""
+    from edgenas.cost.latency import LatencyModel
+    from edgenas.device.descriptor import get_device
+    from edgenas.profile.lut import lut_path, open_lut
+
+    device = get_device(device_name)
+    spaces = [get_space(name) for name in sorted(SPACES)]
+    candidates = [s for s in spaces if lut_path(profiles_dir, device.name, s.name).exists()]
+    if not candidates:
+        raise EdgenasError(f"device {device.name!r} has no latency table in {profiles_dir}/; "
+                           f"run 'edgenas profile {device.name} --space cifar' first")
+    for space in candidates:
+        if space.contains(arch):
+            lut = open_lut(device, space, profiles_dir, allow_stale)
+            return LatencyModel(lut).predict(arch), str(lut_path(profiles_dir, device.name, space.name))
+    raise EdgenasError(f"the arch is in none of the spaces profiled for {device.name!r} "
+                       f"({', '.join(s.name for s in candidates)}); latency is predicted for "
+                       "archs of a profiled space")
+
+
 def cmd_arch_count(args: argparse.Namespace) -> None:
     arch = resolve_arch(args.arch)
     counts = count(arch)
+    latency = None
+    if args.device:
+        latency = _predict_latency(arch, args.device, args.profiles_dir, args.allow_stale)
     if args.json:
-        print(json.dumps(counts.to_dict(), indent=2))
+        data: dict[str, object] = dict(counts.to_dict())
+        if latency is not None:
+            data.update(latency_ms=latency[0], device=args.device, lut=latency[1])
+        print(json.dumps(data, indent=2))
         return
     rows = [("MACs", _format_count(counts.macs), f"{counts.macs:,}"),
             ("params", _format_count(counts.params), f"{counts.params:,}")]
     for precision in ("fp32", "fp16", "int8"):
         nbytes = counts.memory_bytes(precision)
         rows.append((f"peak memory {precision}", f"{nbytes / 2**20:.2f} MiB", f"{nbytes:,} B"))
+    if latency is not None:
+        rows.append((f"latency {args.device}", f"{latency[0]:.3f} ms", f"({latency[1]})"))
     width = max(len(r[0]) for r in rows)
     print(f"{args.arch}  ({arch.resolution}x{arch.resolution}, {arch.num_classes} classes)")
     for name, short, exact in rows:
@@ -97,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     counter = arch_cmds.add_parser("count", help="MACs, params and peak memory of an arch")
     counter.add_argument("arch", help="preset name or arch JSON file")
     counter.add_argument("--json", action="store_true", help="machine-readable output")
+    counter.add_argument("--device", help="also predict latency from this device's latency table")
+    counter.add_argument("--profiles-dir", default="profiles")
+    counter.add_argument("--allow-stale", action="store_true",
+                         help="use a latency table even if the device no longer matches it")
     counter.set_defaults(func=cmd_arch_count)
 
     space = commands.add_parser("space", help="inspect search spaces")
@@ -106,11 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     space_show.add_argument("space", choices=sorted(SPACES))
     space_show.add_argument("--json", action="store_true")
     space_show.set_defaults(func=cmd_space_show)
+
+    devices.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         args.func(args)
     except EdgenasError as err:
@@ -118,6 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:
+        print("edgenas: interrupted; finished work is saved, re-run the same command to resume",
+              file=sys.stderr)
+        return 130
     return 0
 
 

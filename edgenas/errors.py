@@ -40,3 +40,19 @@ class PresetError(EdgenasError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class DataError(EdgenasError, ValueError):
+    """A dataset path, spec or content is unusable; names the path and how to fix it."""
+
+
+class CheckpointError(EdgenasError, ValueError):
+    """A training checkpoint or run directory does not match what is being resumed or loaded."""
+
+
+class DeviceError(EdgenasError):
+    """A device descriptor is malformed, or a device cannot be reached or run a command."""
+
+
+class ProfileError(EdgenasError):
+    """A latency table is malformed, incomplete, or no longer matches its device."""

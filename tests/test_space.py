@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from conftest import random_archs
+from conftest import random_archs, tiny_space
 from edgenas import Arch, SearchSpace, SpaceError, get_preset, get_space
 from edgenas.errors import PresetError
 from edgenas.space import Head, StageChoices, Stem
@@ -76,19 +76,8 @@ def test_resnet_is_not_in_the_cifar_space_and_validate_says_why() -> None:
         space.validate(get_preset("resnet20"))
 
 
-def _tiny_space() -> SearchSpace:
-    return SearchSpace(
-        name="tiny", num_classes=10, stem=Stem(8), head=Head(),
-        stages=(StageChoices(channels=(8, 16), depths=(1, 2)),
-                StageChoices(channels=(16,), depths=(1, 2), strides=(1, 2),
-                             downsamples=("stride", "avgpool"))),
-        resolutions=(32,), width_mults=(1.0,), depth_mults=(1.0, 2.0),
-        ops=("conv", "mbconv", "skip"), kernels=(3, 5), expansions=(6.0,),
-        se=(False,), activations=("relu",))
-
-
 def test_size_equals_brute_force_enumeration_of_a_small_space() -> None:
-    space = _tiny_space()
+    space = tiny_space()
     genes = space.genes()
     distinct = {space.decode(dict(zip(genes, values)))
                 for values in itertools.product(*genes.values())}
@@ -98,7 +87,7 @@ def test_size_equals_brute_force_enumeration_of_a_small_space() -> None:
 
 def test_size_of_presets_is_astronomical_but_exact() -> None:
     assert isinstance(get_space("cifar").size(), int)
-    assert get_space("cifar").size() > 10**30
+    assert get_space("cifar").size() > 10**25
 
 
 def test_decode_rejects_missing_and_unknown_values() -> None:
@@ -109,7 +98,7 @@ def test_decode_rejects_missing_and_unknown_values() -> None:
         space.decode(params)
     params = space.encode(space.sample(0))
     params["s0.b0.kernel"] = 9
-    with pytest.raises(SpaceError, match=r"gene 's0.b0.kernel' = 9 not in \(3, 5, 7\)"):
+    with pytest.raises(SpaceError, match=r"gene 's0.b0.kernel' = 9 not in \(3, 5\)"):
         space.decode(params)
 
 
@@ -137,4 +126,4 @@ def test_unknown_names_list_the_choices() -> None:
 
 def test_space_hash_is_stable_and_sensitive() -> None:
     assert get_space("cifar").space_hash() == get_space("cifar").space_hash()
-    assert get_space("cifar").space_hash() != _tiny_space().space_hash()
+    assert get_space("cifar").space_hash() != tiny_space().space_hash()

@@ -1,0 +1,1 @@
+"""Command-line handlers, one module per journey; `edgenas.cli` wires them together."""

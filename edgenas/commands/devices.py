@@ -1,0 +1,153 @@
+"""`edgenas devices`, `edgenas device init`, `edgenas profile`: the profiling journey."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from edgenas.device.descriptor import (Connection, Device, Runtime, device_dirs, get_device,
+                                       list_devices, parse_device)
+from edgenas.errors import DeviceError, ProfileError
+from edgenas.profile.lut import load_lut, lut_path, save_lut
+from edgenas.profile.profiler import Progress, profile, validation_report
+from edgenas.space import SPACES, get_space
+
+PROFILES_DIR = "profiles"
+
+
+def tqdm_progress() -> Progress:
+    """Progress bars with ETA on stderr (quiet when stderr is not a terminal? no: always)."""
+    from tqdm import tqdm
+
+    state: dict[str, tqdm] = {}
+
+    def start(stage: str, total: int) -> None:
+        state["bar"] = tqdm(total=total, desc=stage, unit="model", file=sys.stderr,
+                            dynamic_ncols=True, mininterval=0.5)
+
+    def advance(n: int) -> None:
+        state["bar"].update(n)
+
+    def finish() -> None:
+        state.pop("bar").close()
+
+    return Progress(start, advance, finish)
+
+
+def cmd_devices(args: argparse.Namespace) -> None:
+    devices = list_devices()
+    if not devices:
+        print("no device descriptors found in", ", ".join(map(str, device_dirs())) or "./devices")
+        return
+    width = max(len(d.name) for d in devices)
+    for d in devices:
+        where = {"local": "this machine", "ssh": f"ssh {d.connection.host}",
+                 "adb": f"adb {d.connection.serial or '(first device)'}"}[d.connection.kind]
+        runtime = d.runtime.name + (f" {d.runtime.precision}" if d.runtime.name == "tensorrt"
+                                    else f" {d.runtime.threads} thread(s)")
+        profiled = sorted(p.stem for p in (Path(args.profiles_dir) / d.name).glob("*.json"))
+        print(f"{d.name:<{width}}  {where:<24} {runtime:<24} "
+              f"profiles: {', '.join(profiled) or '-'}   ({d.source})")
+
+
+def cmd_device_init(args: argparse.Namespace) -> None:
+    kind = "ssh" if args.ssh else "adb" if args.adb is not None else "local"
+    user, _, host = (args.ssh or "").rpartition("@")
+    data = {
+        "name": args.name,
+        "notes": args.notes or "",
+        "connection": {"kind": kind, "host": host, "user": user, "port": args.port or 0,
+                       "serial": args.adb or "", "python": args.python,
+                       "workdir": args.workdir or ""},
+        "runtime": {"name": args.runtime, "threads": args.threads, "precision": args.precision,
+                    "providers": args.providers.split(","), "workspace_mb": args.workspace_mb,
+                    "perf_test": args.perf_test or ""},
+    }
+    folder = Path(args.dir)
+    path = folder / f"{args.name}.toml"
+    device = parse_device(data, str(path))  # the same validation a file gets
+    if path.exists() and not args.force:
+        raise DeviceError(f"{path} exists; pass --force to overwrite it")
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(device.to_toml(), encoding="utf-8")
+    print(f"wrote {path}")
+    print(f"next: edgenas profile {args.name} --space cifar --validate 50")
+
+
+def _print_validation(report: dict) -> None:
+    print(f"validation on {report['n']} held-out archs (end-to-end measured):")
+    print(f"  within +-5 %   {100 * report['within_5pct']:6.1f} %")
+    print(f"  within +-10 %  {100 * report['within_10pct']:6.1f} %   "
+          f"(sum of units without correction: {100 * report['uncorrected_within_10pct']:.1f} %)")
+    print(f"  RMSE           {report['rmse_ms']:.4f} ms")
+    print(f"  mean |error|   {report['mean_abs_pct_error']:.2f} %   (max {report['max_abs_pct_error']:.1f} %)")
+    print(f"  Kendall tau    {report['kendall_tau']:.3f}")
+
+
+def cmd_profile(args: argparse.Namespace) -> None:
+    device = get_device(args.device)
+    space = get_space(args.space)
+    path = lut_path(args.profiles_dir, device.name, space.name)
+    existing = load_lut(path) if path.exists() else None
+    start = time.perf_counter()
+    lut = profile(device, space, existing, checkpoint=lambda table: save_lut(table, path),
+                  calibrate=args.calibrate, validate=args.validate, chunk=args.chunk,
+                  allow_stale=args.allow_stale, progress=tqdm_progress())
+    save_lut(lut, path)
+    elapsed = time.perf_counter() - start
+    print(f"{path}: {len(lut.entries)} unit entries, {len(lut.networks.get('calibration', []))} "
+          f"calibration networks ({elapsed:.0f} s this run)")
+    if lut.correction:
+        c = lut.correction
+        print(f"correction: {c['intercept_ms']:+.4f} ms + {c['scale']:.3f} x sum "
+              f"{c['per_unit_ms']:+.5f} ms x units")
+    if args.validate:
+        _print_validation(lut.validation)
+    elif lut.validation:
+        print("(stored validation:", json.dumps({k: lut.validation[k] for k in
+                                                  ("n", "within_10pct", "kendall_tau")}), ")")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the device and profiling commands to the top-level parser."""
+    devices = commands.add_parser("devices", help="list device descriptors and their profiles")
+    devices.add_argument("--profiles-dir", default=PROFILES_DIR)
+    devices.set_defaults(func=cmd_devices)
+
+    device = commands.add_parser("device", help="create device descriptors")
+    device_cmds = device.add_subparsers(dest="device_command", required=True)
+    init = device_cmds.add_parser("init", help="write devices/NAME.toml")
+    init.add_argument("name")
+    where = init.add_mutually_exclusive_group()
+    where.add_argument("--ssh", metavar="[USER@]HOST", help="reach it with ssh (HOST may be an ~/.ssh/config alias)")
+    where.add_argument("--adb", metavar="SERIAL", nargs="?", const="", help="reach it with adb")
+    init.add_argument("--port", type=int)
+    init.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "tensorrt"])
+    init.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    init.add_argument("--threads", type=int, default=1)
+    init.add_argument("--providers", default="CPUExecutionProvider")
+    init.add_argument("--workspace-mb", type=int, default=1024)
+    init.add_argument("--python", default="", help="Python on the device (default python3)")
+    init.add_argument("--workdir", help="scratch folder on the device")
+    init.add_argument("--perf-test", help="adb: path of onnxruntime_perf_test on the phone")
+    init.add_argument("--notes")
+    init.add_argument("--dir", default="devices")
+    init.add_argument("--force", action="store_true")
+    init.set_defaults(func=cmd_device_init)
+
+    prof = commands.add_parser("profile", help="measure a device's latency table for a space")
+    prof.add_argument("device", help="device name (devices/NAME.toml) or descriptor path")
+    prof.add_argument("--space", default="cifar", choices=sorted(SPACES))
+    prof.add_argument("--validate", type=int, default=0, metavar="N",
+                      help="time N held-out archs end to end and report prediction accuracy")
+    prof.add_argument("--calibrate", type=int, default=30, metavar="M",
+                      help="whole networks timed to fit the correction (default 30)")
+    prof.add_argument("--chunk", type=int, default=100, help="models per device round trip")
+    prof.add_argument("--allow-stale", action="store_true",
+                      help="add to a table measured under other conditions instead of starting anew")
+    prof.add_argument("--profiles-dir", default=PROFILES_DIR)
+    prof.set_defaults(func=cmd_profile)

@@ -1,0 +1,270 @@
+"""Device-side timing agent: times ONNX models (ONNX Runtime) or TensorRT engines.
+
+This file runs *on the device*. It imports only the standard library, numpy and the
+runtime, never torch or edgenas, so it is copied as it is to a Jetson, a board or a
+phone-attached host and started with the device's own Python:
+
+    python3 timer.py fingerprint [--runtime onnxruntime|tensorrt]
+    python3 timer.py time --runtime onnxruntime --threads 1 --warmup 10 --repeats 50 \
+        --min-time-ms 40 model1.onnx model2.onnx ...
+
+`time` prints one JSON object per model on its own line as soon as it is measured, so
+the host can store results while the run goes on and a broken connection loses at most
+one model. Statistics are robust (median, p10/p90): devices are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+
+# -- statistics ----------------------------------------------------------------------------
+
+def summarize(samples_ms: list[float]) -> dict[str, float]:
+    """Median, p10, p90, mean, relative spread ((p90 - p10) / median) and count."""
+    values = np.asarray(samples_ms, dtype=np.float64)
+    p10, median, p90 = np.percentile(values, [10, 50, 90])
+    return {"median_ms": float(median), "p10_ms": float(p10), "p90_ms": float(p90),
+            "mean_ms": float(values.mean()), "spread": float((p90 - p10) / median) if median else 0.0,
+            "n": int(values.size)}
+
+
+def measure(run: Callable[[], Any], warmup: int, repeats: int, min_time_ms: float) -> list[float]:
+    """Per-call wall times in ms: at least ``repeats`` calls and ``min_time_ms`` in total."""
+    for _ in range(warmup):
+        run()
+    samples: list[float] = []
+    total = 0.0
+    clock = time.perf_counter_ns
+    while len(samples) < repeats or total < min_time_ms:
+        start = clock()
+        run()
+        elapsed = (clock() - start) / 1e6
+        samples.append(elapsed)
+        total += elapsed
+        if len(samples) >= 100 * repeats:
+            break
+    return samples
+
+
+# -- ONNX Runtime --------------------------------------------------------------------------
+
+def _ort_dtype(type_name: str) -> Any:
+    return {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+            "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}.get(type_name, np.float32)
+
+
+def ort_runner(path: str, threads: int, providers: list[str]) -> Callable[[], Any]:
+    """A zero-argument callable that runs one inference of the model at ``path``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(path, options, providers=providers)
+    feeds = {}
+    rng = np.random.default_rng(0)
+    for inp in session.get_inputs():
+        shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+        feeds[inp.name] = rng.standard_normal(shape).astype(_ort_dtype(inp.type))
+    names = [out.name for out in session.get_outputs()]
+    return lambda: session.run(names, feeds)
+
+
+# -- TensorRT ------------------------------------------------------------------------------
+
+def trt_runner(path: str, precision: str, workspace_mb: int) -> Callable[[], Any]:
+    """Build (from .onnx) or load (.engine) a TensorRT engine; time with CUDA events.
+
+    Written against the TensorRT 10 Python API and cuda-python; it needs an NVIDIA GPU and
+    has not been run on the machines edgenas is developed on.
+    """
+    import tensorrt as trt
+    from cuda import cudart  # cuda-python, shipped with JetPack / pip install cuda-python
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    runtime = trt.Runtime(logger)
+    if path.endswith(".onnx"):
+        engine_bytes = build_trt_engine(path, precision, workspace_mb, logger)
+    else:
+        with open(path, "rb") as handle:
+            engine_bytes = handle.read()
+    engine = runtime.deserialize_cuda_engine(engine_bytes)
+    context = engine.create_execution_context()
+    _, stream = cudart.cudaStreamCreate()
+    buffers = []
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        shape = [d if d > 0 else 1 for d in engine.get_tensor_shape(name)]
+        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+            context.set_input_shape(name, shape)
+        size = int(np.prod(shape)) * np.dtype(trt.nptype(engine.get_tensor_dtype(name))).itemsize
+        _, pointer = cudart.cudaMalloc(size)
+        context.set_tensor_address(name, pointer)
+        buffers.append(pointer)
+    _, start = cudart.cudaEventCreate()
+    _, stop = cudart.cudaEventCreate()
+
+    def run() -> float:
+        cudart.cudaEventRecord(start, stream)
+        context.execute_async_v3(stream)
+        cudart.cudaEventRecord(stop, stream)
+        cudart.cudaEventSynchronize(stop)
+        return cudart.cudaEventElapsedTime(start, stop)[1]
+
+    run.buffers = buffers  # type: ignore[attr-defined]  # keep allocations alive
+    return run
+
+
+def build_trt_engine(onnx_path: str, precision: str, workspace_mb: int, logger: Any = None,
+                     timing_cache: str | None = None) -> bytes:
+    """Serialised TensorRT engine for an ONNX file; parser errors name the failing node."""
+    import tensorrt as trt
+
+    logger = logger or trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    with open(onnx_path, "rb") as handle:
+        if not parser.parse(handle.read()):
+            errors = [parser.get_error(i) for i in range(parser.num_errors)]
+            detail = "; ".join(f"node {e.node()} ({e.node_name()}): {e.desc()}" for e in errors)
+            raise RuntimeError(f"TensorRT could not parse {onnx_path}: {detail}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)  # the QDQ nodes in the model carry the scales
+        config.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        shape = list(tensor.shape)
+        fixed = [d if d > 0 else 1 for d in shape]
+        maximum = [d if d > 0 else 32 for d in shape]
+        profile.set_shape(tensor.name, fixed, fixed, maximum)
+    config.add_optimization_profile(profile)
+    cache = None
+    if timing_cache:
+        blob = open(timing_cache, "rb").read() if os.path.exists(timing_cache) else b""
+        cache = config.create_timing_cache(blob)
+        config.set_timing_cache(cache, ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError(f"TensorRT failed to build an engine for {onnx_path}")
+    if cache is not None and timing_cache:
+        with open(timing_cache, "wb") as handle:
+            handle.write(memoryview(cache.serialize()))
+    return bytes(serialized)
+
+
+# -- fingerprint ---------------------------------------------------------------------------
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (Linux /proc/cpuinfo, else platform)."""
+    info = _read("/proc/cpuinfo") or ""
+    for line in info.splitlines():
+        key = line.split(":", 1)[0].strip().lower()
+        if key in ("model name", "hardware", "processor") and ":" in line:
+            value = line.split(":", 1)[1].strip()
+            if value and not value.isdigit():
+                return value
+    return platform.processor() or platform.machine()
+
+
+def fingerprint(runtime: str) -> dict[str, Any]:
+    """What identifies this device and software stack for a latency table."""
+    out: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "hostname": platform.node(),
+        "machine": platform.machine(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+    if runtime == "onnxruntime":
+        import onnxruntime as ort
+
+        out["onnxruntime"] = ort.__version__
+        out["providers"] = ort.get_available_providers()
+    elif runtime == "tensorrt":
+        import tensorrt as trt
+
+        out["tensorrt"] = trt.__version__
+    tegra = _read("/etc/nv_tegra_release")
+    if tegra:
+        out["l4t"] = tegra.splitlines()[0]
+    power = _read("/etc/nvpmodel.conf")
+    if power is not None:
+        mode = _read("/var/lib/nvpmodel/status")
+        out["nvpmodel"] = mode or "unknown"
+    gpu = _read("/proc/driver/nvidia/gpus")
+    if gpu is not None:
+        out["gpu"] = "nvidia"
+    return out
+
+
+# -- command line --------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="edgenas device-side timing agent")
+    commands = parser.add_subparsers(dest="command", required=True)
+    fp = commands.add_parser("fingerprint")
+    fp.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "tensorrt"])
+    tm = commands.add_parser("time")
+    tm.add_argument("models", nargs="+")
+    tm.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "tensorrt"])
+    tm.add_argument("--threads", type=int, default=1)
+    tm.add_argument("--providers", default="CPUExecutionProvider")
+    tm.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    tm.add_argument("--workspace-mb", type=int, default=1024)
+    tm.add_argument("--warmup", type=int, default=10)
+    tm.add_argument("--repeats", type=int, default=50)
+    tm.add_argument("--min-time-ms", type=float, default=40.0)
+    args = parser.parse_args(argv)
+
+    if args.command == "fingerprint":
+        print(json.dumps(fingerprint(args.runtime)))
+        return 0
+    for path in args.models:
+        try:
+            if args.runtime == "onnxruntime":
+                run = ort_runner(path, args.threads, args.providers.split(","))
+                samples = measure(run, args.warmup, args.repeats, args.min_time_ms)
+            else:
+                gpu_run = trt_runner(path, args.precision, args.workspace_mb)
+                for _ in range(args.warmup):
+                    gpu_run()
+                samples = [gpu_run() for _ in range(args.repeats)]
+            record = {"model": os.path.basename(path), **summarize(samples)}
+        except Exception as err:  # report and go on: one bad model must not stop a profile
+            record = {"model": os.path.basename(path), "error": f"{type(err).__name__}: {err}"}
+        print(json.dumps(record), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Device descriptors: one TOML file per device, under `devices/`.
+
+A descriptor says how to reach the device (connection), what runs the network there
+(runtime) and how to time it (timing). Everything a latency table depends on is here, so
+a table can be checked against the descriptor it was measured with.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+from edgenas.errors import DeviceError
+
+CONNECTIONS = ("local", "ssh", "adb")
+RUNTIMES = ("onnxruntime", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach the device. ``host`` may be an alias from ``~/.ssh/config``."""
+
+    kind: str = "local"
+    host: str = ""
+    user: str = ""
+    port: int = 0
+    serial: str = ""
+    python: str = ""  # Python on the device: "" = python3 remotely, edgenas's own locally
+    workdir: str = ""
+    ssh_config: str = ""  # an ssh_config file to use instead of ~/.ssh/config (-F)
+    adb: str = "adb"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What runs the network on the device, with every setting that changes its speed."""
+
+    name: str = "onnxruntime"
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    threads: int = 1
+    precision: str = "fp32"
+    workspace_mb: int = 1024
+    perf_test: str = ""  # adb: path of onnxruntime_perf_test on the phone
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How hard to look: warm-up runs, minimum repeats and minimum measuring time."""
+
+    warmup: int = 10
+    repeats: int = 50
+    min_time_ms: float = 40.0
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device descriptor (see module docstring)."""
+
+    name: str
+    connection: Connection = field(default_factory=Connection)
+    runtime: Runtime = field(default_factory=Runtime)
+    timing: Timing = field(default_factory=Timing)
+    setup: tuple[str, ...] = ()
+    notes: str = ""
+    source: str = ""
+
+    def runtime_settings(self) -> dict[str, Any]:
+        """The settings a latency table must share with the device to stay valid."""
+        settings = asdict(self.runtime)
+        settings["providers"] = list(self.runtime.providers)
+        settings.pop("perf_test")
+        if self.runtime.name == "onnxruntime":
+            settings.pop("workspace_mb")
+        return settings
+
+    def to_toml(self) -> str:
+        """The descriptor as TOML text (what `edgenas device init` writes)."""
+        lines = [f"name = {_toml(self.name)}"]
+        if self.notes:
+            lines.append(f"notes = {_toml(self.notes)}")
+        if self.setup:
+            lines.append(f"setup = {_toml(list(self.setup))}")
+        for section, value in (("connection", self.connection), ("runtime", self.runtime),
+                               ("timing", self.timing)):
+            lines.append(f"\n[{section}]")
+            for key, item in asdict(value).items():
+                if item not in ("", 0, "adb", "python3") or key in ("threads", "kind", "name"):
+                    lines.append(f"{key} = {_toml(item)}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+class _Reader:
+    """Reads typed fields from a TOML table, with errors naming file and field."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, path: str, message: str) -> DeviceError:
+        return DeviceError(f"{self.source}: {path}: {message}")
+
+    def table(self, data: Mapping[str, Any], name: str, allowed: set[str]) -> Mapping[str, Any]:
+        value = data.get(name, {})
+        if not isinstance(value, Mapping):
+            raise self.error(name, "expected a table ([" + name + "])")
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise self.error(f"{name}.{unknown[0]}", f"unknown field; expected one of {sorted(allowed)}")
+        return value
+
+    def get(self, data: Mapping[str, Any], path: str, kind: type | tuple[type, ...],
+            default: Any, choices: tuple[Any, ...] | None = None) -> Any:
+        key = path.rsplit(".", 1)[-1]
+        value = data.get(key, default)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            names = "/".join(k.__name__ for k in kinds)
+            raise self.error(path, f"expected {names}, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.error(path, f"{value!r} not in {choices}")
+        return value
+
+
+def parse_device(data: Mapping[str, Any], source: str) -> Device:
+    """Validate a parsed TOML document into a `Device`."""
+    read = _Reader(source)
+    unknown = sorted(set(data) - {"name", "connection", "runtime", "timing", "setup", "notes"})
+    if unknown:
+        raise read.error(unknown[0], "unknown field; expected name, notes, setup, "
+                                     "[connection], [runtime], [timing]")
+    name = read.get(data, "name", str, None) if "name" in data else None
+    if name is None:
+        raise read.error("name", "missing; every descriptor needs a name")
+    if not NAME_PATTERN.match(name):
+        raise read.error("name", f"{name!r} must be letters, digits, '.', '_' or '-'")
+    conn = read.table(data, "connection", {f for f in Connection.__dataclass_fields__})
+    kind = read.get(conn, "connection.kind", str, "local", CONNECTIONS)
+    connection = Connection(
+        kind=kind,
+        host=read.get(conn, "connection.host", str, ""),
+        user=read.get(conn, "connection.user", str, ""),
+        port=read.get(conn, "connection.port", int, 0),
+        serial=read.get(conn, "connection.serial", str, ""),
+        python=read.get(conn, "connection.python", str, ""),
+        workdir=read.get(conn, "connection.workdir", str, ""),
+        ssh_config=read.get(conn, "connection.ssh_config", str, ""),
+        adb=read.get(conn, "connection.adb", str, "adb"),
+    )
+    if kind == "ssh" and not connection.host:
+        raise read.error("connection.host", "missing; an ssh device needs a host "
+                                            "(a name, an address or an ~/.ssh/config alias)")
+    if not 0 <= connection.port < 65536:
+        raise read.error("connection.port", f"{connection.port} not in 0..65535")
+    rt = read.table(data, "runtime", {f for f in Runtime.__dataclass_fields__})
+    runtime = Runtime(
+        name=read.get(rt, "runtime.name", str, "onnxruntime", RUNTIMES),
+        providers=tuple(read.get(rt, "runtime.providers", list, ["CPUExecutionProvider"])),
+        threads=read.get(rt, "runtime.threads", int, 1),
+        precision=read.get(rt, "runtime.precision", str, "fp32", PRECISIONS),
+        workspace_mb=read.get(rt, "runtime.workspace_mb", int, 1024),
+        perf_test=read.get(rt, "runtime.perf_test", str, ""),
+    )
+    if runtime.threads < 1:
+        raise read.error("runtime.threads", f"{runtime.threads} must be >= 1")
+    if kind == "adb" and runtime.name != "onnxruntime":
+        raise read.error("runtime.name", "adb devices run ONNX Runtime's perf test; "
+                                         "use name = \"onnxruntime\"")
+    tm = read.table(data, "timing", {f for f in Timing.__dataclass_fields__})
+    timing = Timing(
+        warmup=read.get(tm, "timing.warmup", int, 10),
+        repeats=read.get(tm, "timing.repeats", int, 50),
+        min_time_ms=float(read.get(tm, "timing.min_time_ms", (int, float), 40.0)),
+    )
+    if timing.repeats < 5 or timing.warmup < 0:
+        raise read.error("timing.repeats", "need repeats >= 5 and warmup >= 0 for robust statistics")
+    setup = read.get(data, "setup", list, [])
+    if not all(isinstance(cmd, str) for cmd in setup):
+        raise read.error("setup", "expected a list of command strings")
+    return Device(name, connection, runtime, timing, tuple(setup),
+                  read.get(data, "notes", str, ""), source)
+
+
+def load_device_file(path: str | os.PathLike[str]) -> Device:
+    """Read and validate one descriptor file."""
+    source = str(path)
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as err:
+        raise DeviceError(f"{source}: cannot read device descriptor ({err.strerror})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise DeviceError(f"{source}: not valid TOML ({err})") from None
+    return parse_device(data, source)
+
+
+def device_dirs() -> list[Path]:
+    """Where descriptors are looked up: ./devices, then the project's own devices/."""
+    dirs = [Path.cwd() / "devices", Path(__file__).resolve().parents[2] / "devices"]
+    unique: list[Path] = []
+    for folder in dirs:
+        if folder.is_dir() and folder.resolve() not in [u.resolve() for u in unique]:
+            unique.append(folder)
+    return unique
+
+
+def list_devices() -> list[Device]:
+    """Every descriptor found, first match per name wins (./devices overrides)."""
+    found: dict[str, Device] = {}
+    for folder in device_dirs():
+        for path in sorted(folder.glob("*.toml")):
+            device = load_device_file(path)
+            found.setdefault(device.name, device)
+    return sorted(found.values(), key=lambda d: d.name)
+
+
+def get_device(spec: str) -> Device:
+    """A device by name (``devices/<name>.toml``) or by descriptor path."""
+    if spec.endswith(".toml") or os.sep in spec:
+        return load_device_file(spec)
+    for folder in device_dirs():
+        path = folder / f"{spec}.toml"
+        if path.exists():
+            return load_device_file(path)
+    names = sorted(p.stem for folder in device_dirs() for p in folder.glob("*.toml"))
+    raise DeviceError(f"unknown device {spec!r}; known: {', '.join(names) or 'none'} "
+                      "(create one with 'edgenas device init NAME ...')")

@@ -1,0 +1,132 @@
+"""A working session on a device: connect once, run setup, fingerprint, time models.
+
+ONNX Runtime and TensorRT devices run the stand-alone agent (`agent/timer.py`, copied
+over on first use); adb devices run ONNX Runtime's own ``onnxruntime_perf_test``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from edgenas.device.connectors import Connector, LocalConnector, connect
+from edgenas.device.descriptor import Device
+from edgenas.errors import DeviceError
+
+AGENT = Path(__file__).parent / "agent" / "timer.py"
+log = logging.getLogger(__name__)
+ResultHandler = Callable[[dict[str, Any]], None]
+
+
+class DeviceSession:
+    """Use as a context manager; ``time_models`` streams one result dict per model."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self.connector: Connector = connect(device.connection)
+        self._agent: str | None = None
+        try:
+            for command in device.setup:
+                log.info("%s: setup: %s", device.name, command)
+                self.connector.run_setup(command)
+        except Exception:
+            self.connector.close()
+            raise
+
+    def __enter__(self) -> "DeviceSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.connector.close()
+
+    @property
+    def local(self) -> bool:
+        return isinstance(self.connector, LocalConnector)
+
+    @property
+    def python(self) -> str:
+        """The device's Python; locally, the interpreter edgenas itself runs in."""
+        return self.device.connection.python or (sys.executable if self.local else "python3")
+
+    def _agent_path(self) -> str:
+        if self._agent is None:
+            self._agent = str(AGENT) if self.local else self.connector.push(AGENT, "timer.py")
+        return self._agent
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies the device and its runtime (compared against latency tables)."""
+        if self.device.connection.kind == "adb":
+            out = {key: self.connector.run(["getprop", prop]).strip() for key, prop in (
+                ("model", "ro.product.model"), ("board", "ro.board.platform"),
+                ("android", "ro.build.version.release"), ("abi", "ro.product.cpu.abi"))}
+            out["perf_test"] = self.device.runtime.perf_test
+            return out
+        text = self.connector.run([self.python, self._agent_path(),
+                                   "fingerprint", "--runtime", self.device.runtime.name])
+        try:
+            return json.loads(text.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            raise DeviceError(f"{self.device.name}: the timing agent printed no fingerprint: "
+                              f"{text[-500:]!r}") from None
+
+    def time_models(self, files: list[Path], on_result: ResultHandler) -> None:
+        """Time every model file on the device; results arrive as they are measured."""
+        if not files:
+            return
+        if self.device.connection.kind == "adb":
+            self._time_with_perf_test(files, on_result)
+            return
+        if self.local:
+            paths = [str(f) for f in files]
+        else:
+            folder = self.connector.push(files[0].parent, files[0].parent.name)
+            paths = [f"{folder}/{f.name}" for f in files]
+        runtime, timing = self.device.runtime, self.device.timing
+        argv = [self.python, self._agent_path(), "time",
+                "--runtime", runtime.name, "--threads", str(runtime.threads),
+                "--providers", ",".join(runtime.providers), "--precision", runtime.precision,
+                "--workspace-mb", str(runtime.workspace_mb), "--warmup", str(timing.warmup),
+                "--repeats", str(timing.repeats), "--min-time-ms", str(timing.min_time_ms),
+                *paths]
+
+        def handle(line: str) -> None:
+            if line.startswith("{"):
+                on_result(json.loads(line))
+
+        self.connector.run(argv, handle)
+
+    def _time_with_perf_test(self, files: list[Path], on_result: ResultHandler) -> None:
+        runtime, timing = self.device.runtime, self.device.timing
+        if not runtime.perf_test:
+            raise DeviceError(f"{self.device.source}: runtime.perf_test: missing; give the "
+                              "path of onnxruntime_perf_test on the phone")
+        for file in files:
+            remote = self.connector.push(file, file.name)
+            text = self.connector.run([runtime.perf_test, "-e", "cpu", "-x", str(runtime.threads),
+                                       "-r", str(timing.repeats), "-m", "times", remote])
+            on_result({"model": file.name, **parse_perf_test(text)})
+
+
+def parse_perf_test(text: str) -> dict[str, Any]:
+    """Statistics from onnxruntime_perf_test's report (average, P50/P90, in ms)."""
+    def grab(pattern: str) -> float | None:
+        match = re.search(pattern, text)
+        return float(match.group(1)) if match else None
+
+    average = grab(r"Average inference time cost:\s*([0-9.eE+-]+)\s*ms")
+    if average is None:
+        return {"error": f"no 'Average inference time cost' in perf test output: {text[-300:]!r}"}
+    p50 = grab(r"P50 Latency:\s*([0-9.eE+-]+)\s*s")
+    p90 = grab(r"P90 Latency:\s*([0-9.eE+-]+)\s*s")
+    p10 = grab(r"P10 Latency:\s*([0-9.eE+-]+)\s*s")
+    median = p50 * 1e3 if p50 is not None else average
+    stats = {"median_ms": median, "mean_ms": average,
+             "p90_ms": p90 * 1e3 if p90 is not None else median,
+             "p10_ms": p10 * 1e3 if p10 is not None else median,
+             "n": int(grab(r"Total inference requests:\s*([0-9]+)") or 0)}
+    stats["spread"] = (stats["p90_ms"] - stats["p10_ms"]) / median if median else 0.0
+    return stats

@@ -1,0 +1,172 @@
+"""The latency lookup table file: what was measured, where, with what, and how well.
+
+``profiles/<device>/<space>.json`` holds the device fingerprint and runtime settings it was
+measured with, the space name and hash, one entry per unit key with robust statistics,
+the whole networks timed to fit and to validate the latency model, and the validation
+metrics. Files are versioned and written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgenas.device.descriptor import Device
+from edgenas.errors import ProfileError
+from edgenas.space.search_space import SearchSpace
+
+SCHEMA_VERSION = 1
+#: Fingerprint fields that change latency; hostname and Python version do not.
+FINGERPRINT_FIELDS = ("machine", "cpu", "cpu_count", "onnxruntime", "tensorrt", "l4t",
+                      "nvpmodel", "model", "board", "android", "perf_test")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class LUT:
+    """A latency table in memory (mutable: profiling fills it in as it goes)."""
+
+    device: str
+    space: str
+    space_hash: str
+    runtime: dict[str, Any]
+    timing: dict[str, Any]
+    fingerprint: dict[str, Any]
+    entries: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: whole networks timed end to end: {"calibration": [...], "validation": [...]},
+    #: each item {"arch": <arch json>, "measured_ms": float}
+    networks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    correction: dict[str, Any] | None = None
+    validation: dict[str, Any] | None = None
+    created: str = field(default_factory=now)
+    updated: str = field(default_factory=now)
+
+    @classmethod
+    def new(cls, device: Device, space: SearchSpace, fingerprint: dict[str, Any]) -> "LUT":
+        from dataclasses import asdict
+
+        return cls(device.name, space.name, space.space_hash(), device.runtime_settings(),
+                   asdict(device.timing), fingerprint)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "device": self.device, "space": self.space,
+                "space_hash": self.space_hash, "runtime": self.runtime, "timing": self.timing,
+                "fingerprint": self.fingerprint, "created": self.created, "updated": self.updated,
+                "correction": self.correction, "validation": self.validation,
+                "networks": self.networks, "entries": self.entries}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> "LUT":
+        if not isinstance(data, dict):
+            raise ProfileError(f"{source}: expected a JSON object")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ProfileError(f"{source}: schema_version: {version!r} is not supported "
+                               f"(this edgenas reads {SCHEMA_VERSION}); re-run 'edgenas profile'")
+        required = {"device": str, "space": str, "space_hash": str, "runtime": dict,
+                    "timing": dict, "fingerprint": dict, "entries": dict}
+        for name, kind in required.items():
+            if not isinstance(data.get(name), kind):
+                raise ProfileError(f"{source}: {name}: missing or not a {kind.__name__}")
+        for key, stats in data["entries"].items():
+            if not isinstance(stats, dict) or not isinstance(stats.get("median_ms"), (int, float)):
+                raise ProfileError(f"{source}: entries[{key!r}]: needs a numeric median_ms")
+        return cls(data["device"], data["space"], data["space_hash"], data["runtime"],
+                   data["timing"], data["fingerprint"], data["entries"],
+                   data.get("networks") or {}, data.get("correction"), data.get("validation"),
+                   data.get("created", now()), data.get("updated", now()))
+
+
+def lut_path(profiles_dir: str | os.PathLike[str], device: str, space: str) -> Path:
+    """Where a device's table for a space lives."""
+    return Path(profiles_dir) / device / f"{space}.json"
+
+
+def load_lut(path: str | os.PathLike[str]) -> LUT:
+    """Read and validate a table; errors name the file and the field."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as err:
+        raise ProfileError(f"{path}: cannot read latency table ({err.strerror}); "
+                           "measure one with 'edgenas profile DEVICE --space SPACE'") from None
+    except json.JSONDecodeError as err:
+        raise ProfileError(f"{path}: not valid JSON ({err})") from None
+    return LUT.from_dict(data, str(path))
+
+
+def save_lut(lut: LUT, path: str | os.PathLike[str]) -> None:
+    """Write atomically: a crash leaves the old file or the new one, never half of one."""
+    lut.updated = now()
+    write_json_atomic(lut.to_dict(), Path(path))
+
+
+def write_json_atomic(data: Any, path: Path) -> None:
+    """json.dump to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def stale_reasons(lut: LUT, device: Device, space: SearchSpace,
+                  fingerprint: dict[str, Any] | None = None) -> list[str]:
+    """Why ``lut`` no longer describes ``device`` running ``space`` (empty: it does)."""
+    reasons = []
+    if lut.space_hash != space.space_hash():
+        reasons.append(f"space {space.name!r} changed (hash {lut.space_hash} -> "
+                       f"{space.space_hash()})")
+    settings = device.runtime_settings()
+    for key in sorted(set(settings) | set(lut.runtime)):
+        if settings.get(key) != lut.runtime.get(key):
+            reasons.append(f"runtime.{key}: table has {lut.runtime.get(key)!r}, device has "
+                           f"{settings.get(key)!r}")
+    if fingerprint is not None:
+        for key in FINGERPRINT_FIELDS:
+            if lut.fingerprint.get(key) != fingerprint.get(key):
+                reasons.append(f"fingerprint.{key}: table has {lut.fingerprint.get(key)!r}, "
+                               f"device has {fingerprint.get(key)!r}")
+    return reasons
+
+
+def local_fingerprint(device: Device) -> dict[str, Any] | None:
+    """The fingerprint of a local device, computed in-process; None for remote devices."""
+    if device.connection.kind != "local":
+        return None
+    from edgenas.device.agent.timer import fingerprint
+
+    return fingerprint(device.runtime.name)
+
+
+def open_lut(device: Device, space: SearchSpace, profiles_dir: str | os.PathLike[str],
+             allow_stale: bool = False) -> LUT:
+    """The device's table for ``space``, refused with reasons if it no longer matches.
+
+    A local device's fingerprint is checked too; a remote one's is checked when a
+    session connects to it (profile, deploy).
+    """
+    path = lut_path(profiles_dir, device.name, space.name)
+    lut = load_lut(path)
+    reasons = stale_reasons(lut, device, space, local_fingerprint(device))
+    if reasons and not allow_stale:
+        raise ProfileError(f"{path} is stale: {'; '.join(reasons)}. Re-profile with "
+                           f"'edgenas profile {device.name} --space {space.name}' (a stale table "
+                           "is measured anew), or pass --allow-stale to use it anyway")
+    return lut

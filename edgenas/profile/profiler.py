@@ -1,0 +1,161 @@
+"""Profile a device: time every unit of a space, then whole networks to fit and validate.
+
+Resumable by construction: the table is handed to ``checkpoint`` after every chunk of
+measurements, so an interrupted run (Ctrl-C, kill -9, a dropped SSH connection) loses at
+most one chunk, and a re-run measures only what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import onnx
+
+from edgenas.cost.latency import LatencyModel, accuracy_metrics, fit_correction, unit_sum
+from edgenas.device.descriptor import Device
+from edgenas.device.session import DeviceSession
+from edgenas.errors import ProfileError
+from edgenas.profile.keys import space_units
+from edgenas.profile.lut import LUT, now, stale_reasons
+from edgenas.profile.onnx_graph import network_model, unit_model
+from edgenas.space.arch import Arch
+from edgenas.space.search_space import SearchSpace
+
+log = logging.getLogger(__name__)
+Checkpoint = Callable[[LUT], None]
+#: Seed offsets keep the three arch streams apart: calibration and validation never share archs.
+CALIBRATION_SEED = 1_000_000
+VALIDATION_SEED = 2_000_000
+
+
+@dataclass
+class Progress:
+    """Callbacks a front end can implement (the CLI draws tqdm bars)."""
+
+    start: Callable[[str, int], None] = lambda stage, total: None
+    advance: Callable[[int], None] = lambda n: None
+    finish: Callable[[], None] = lambda: None
+
+
+def _time_batch(session: DeviceSession, models: dict[str, onnx.ModelProto],
+                store: Callable[[str, dict[str, Any]], None], chunk: int,
+                checkpoint: Callable[[], None], progress: Progress) -> None:
+    """Time models in chunks; ``store(key, stats)`` each result, checkpoint per chunk."""
+    keys = list(models)
+    failures: list[str] = []
+    for start in range(0, len(keys), chunk):
+        batch = keys[start:start + chunk]
+        with tempfile.TemporaryDirectory(prefix="edgenas-models-") as folder:
+            files, names = [], {}
+            for i, key in enumerate(batch):
+                path = Path(folder) / f"m{start + i:06d}.onnx"
+                onnx.save(models[key], path)
+                files.append(path)
+                names[path.name] = key
+
+            def handle(result: dict[str, Any]) -> None:
+                key = names[result.pop("model")]
+                if "error" in result:
+                    failures.append(f"{key}: {result['error']}")
+                else:
+                    store(key, result)
+                progress.advance(1)
+
+            session.time_models(files, handle)
+        checkpoint()
+        if failures:
+            raise ProfileError(f"{len(failures)} model(s) failed on {session.device.name}; "
+                               f"first: {failures[0]}")
+
+
+def _arch_stream(space: SearchSpace, offset: int, count: int) -> list[Arch]:
+    return [space.sample(offset + i) for i in range(count)]
+
+
+def _time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable[Arch],
+                   chunk: int, checkpoint: Checkpoint, progress: Progress) -> None:
+    done = {item["arch"] for item in lut.networks.setdefault(label, [])}
+    todo = {arch.to_json(): network_model(arch) for arch in archs if arch.to_json() not in done}
+    if not todo:
+        return
+    progress.start(f"{label} networks", len(todo))
+
+    def store(arch_json: str, stats: dict[str, Any]) -> None:
+        lut.networks[label].append({"arch": arch_json, "measured_ms": stats["median_ms"],
+                                    "spread": stats.get("spread")})
+
+    _time_batch(session, todo, store, chunk, lambda: checkpoint(lut), progress)
+    progress.finish()
+
+
+def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
+            checkpoint: Checkpoint = lambda lut: None, calibrate: int = 30, validate: int = 0,
+            chunk: int = 100, allow_stale: bool = False, progress: Progress | None = None) -> LUT:
+    """Measure what ``lut`` lacks for ``device`` and ``space``; returns the completed table.
+
+    ``calibrate`` whole networks are timed to fit the correction, ``validate`` held-out
+    networks to measure how well predictions hold; both are stored in the table. A stale
+    ``lut`` (other fingerprint, runtime settings or space) is replaced by a new one unless
+    ``allow_stale``, in which case measurements are added to it.
+    """
+    progress = progress or Progress()
+    with DeviceSession(device) as session:
+        fingerprint = session.fingerprint()
+        if lut is None:
+            lut = LUT.new(device, space, fingerprint)
+        else:
+            reasons = stale_reasons(lut, device, space, fingerprint)
+            if reasons and not allow_stale:
+                # mixing measurements from two conditions would make every prediction wrong
+                log.warning("measuring %s/%s anew; the existing table is stale: %s",
+                            device.name, space.name, "; ".join(reasons))
+                lut = LUT.new(device, space, fingerprint)
+        units = space_units(space)
+        missing = {key: unit_model(unit, size) for key, (unit, size) in units.items()
+                   if key not in lut.entries}
+        log.info("%s/%s: %d units, %d to measure", device.name, space.name, len(units),
+                 len(missing))
+        if missing:
+            progress.start("units", len(missing))
+            _time_batch(session, missing, lambda key, stats: lut.entries.__setitem__(key, stats),
+                        chunk, lambda: checkpoint(lut), progress)
+            progress.finish()
+
+        calibration = _arch_stream(space, CALIBRATION_SEED, calibrate)
+        _time_networks(session, lut, "calibration", calibration, chunk, checkpoint, progress)
+        if calibrate and (lut.correction is None or lut.correction["networks"] != calibrate):
+            fit_on(lut, [Arch.from_json(item["arch"]) for item in lut.networks["calibration"]],
+                   [item["measured_ms"] for item in lut.networks["calibration"]])
+            checkpoint(lut)
+
+        if validate:
+            held_out = _arch_stream(space, VALIDATION_SEED, validate)
+            _time_networks(session, lut, "validation", held_out, chunk, checkpoint, progress)
+            lut.validation = validation_report(lut, validate)
+            checkpoint(lut)
+    return lut
+
+
+def fit_on(lut: LUT, archs: list[Arch], measured: list[float]) -> None:
+    """Fit and store the table's correction on timed whole networks."""
+    sums, counts = zip(*(unit_sum(lut, arch) for arch in archs))
+    lut.correction = {**fit_correction(sums, counts, measured), "fitted": now()}
+
+
+def validation_report(lut: LUT, count: int | None = None) -> dict[str, Any]:
+    """Accuracy of the table's predictions on its held-out networks."""
+    items = lut.networks.get("validation", [])[:count]
+    if not items:
+        raise ProfileError("no validation networks timed; run with --validate N")
+    model = LatencyModel(lut)
+    predicted = [model.predict(Arch.from_json(item["arch"])) for item in items]
+    measured = [item["measured_ms"] for item in items]
+    raw = [unit_sum(lut, Arch.from_json(item["arch"]))[0] for item in items]
+    report = accuracy_metrics(predicted, measured)
+    report["uncorrected_within_10pct"] = accuracy_metrics(raw, measured)["within_10pct"]
+    report["measured"] = now()
+    return report

@@ -1,0 +1,234 @@
+"""Profiling: unit enumeration, the device-side agent, tables, resume, staleness, prediction."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from conftest import random_archs, tiny_space
+from edgenas import get_space
+from edgenas.cli import main
+from edgenas.cost.latency import LatencyModel, accuracy_metrics, kendall_tau
+from edgenas.device.agent import timer
+from edgenas.device.descriptor import get_device
+from edgenas.errors import ProfileError
+from edgenas.profile.keys import space_units, unit_key
+from edgenas.profile.lut import load_lut, lut_path, open_lut, save_lut, stale_reasons
+from edgenas.profile.onnx_graph import network_model, unit_model
+from edgenas.profile.profiler import Progress, profile
+from edgenas.space.plan import sites
+
+AGENT = Path(timer.__file__)
+
+
+def fast_device(**timing: float):
+    """host-cpu with few repeats, so tests spend milliseconds per model."""
+    device = get_device("host-cpu")
+    settings = {"warmup": 1, "repeats": 5, "min_time_ms": 1.0, **timing}
+    return replace(device, timing=replace(device.timing, **settings))
+
+
+def _site_keys(arch) -> set[str]:
+    return {unit_key(s.unit, s.height) for s in sites(arch) if s.unit.layers or s.unit.shortcut}
+
+
+def test_enumerated_units_are_exactly_those_the_archs_of_a_small_space_use() -> None:
+    space = tiny_space()
+    genes = space.genes()
+    used: set[str] = set()
+    for values in itertools.product(*genes.values()):
+        used |= _site_keys(space.decode(dict(zip(genes, values))))
+    assert set(space_units(space)) == used
+
+
+def test_enumerated_units_cover_random_cifar_archs() -> None:
+    keys = space_units(get_space("cifar"))
+    assert 5000 < len(keys) < 10000  # profiling the space must stay a matter of minutes
+    for arch in random_archs("cifar", 300, seed=40):
+        assert _site_keys(arch) <= set(keys)
+
+
+def test_unit_and_network_graphs_are_valid_onnx_that_runs() -> None:
+    arch = get_space("cifar").sample(3)
+    for site in sites(arch)[:6]:
+        onnx.checker.check_model(unit_model(site.unit, site.height), full_check=True)
+    model = network_model(arch)
+    onnx.checker.check_model(model, full_check=True)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"input": np.zeros((1, 3, arch.resolution, arch.resolution), np.float32)})
+    assert out[0].shape == (1, 10)
+    convs = sum(node.op_type == "Conv" for node in model.graph.node)
+    import torch
+
+    from edgenas import build_model
+
+    assert convs == sum(isinstance(m, torch.nn.Conv2d) for m in build_model(arch).modules())
+
+
+def test_agent_imports_only_stdlib_numpy_and_runtimes() -> None:
+    allowed = {"__future__", "argparse", "json", "os", "platform", "sys", "time", "typing",
+               "numpy", "onnxruntime", "tensorrt", "cuda"}
+    tree = ast.parse(AGENT.read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported <= allowed, imported - allowed
+
+
+def test_agent_runs_standalone_from_a_copy_and_streams_json(tmp_path) -> None:
+    agent = tmp_path / "timer.py"
+    shutil.copy(AGENT, agent)
+    model = tmp_path / "m.onnx"
+    arch = get_space("cifar").sample(1)
+    onnx.save(unit_model(sites(arch)[1].unit, sites(arch)[1].height), model)
+    code = ("import runpy, sys; sys.argv = sys.argv[1:]; "
+            "runpy.run_path(sys.argv[0], run_name='__main__')")
+    env = {**os.environ, "PYTHONPATH": ""}
+    out = subprocess.run([sys.executable, "-I", "-c", code, str(agent), "time", "--repeats", "5",
+                          "--warmup", "1", "--min-time-ms", "1", str(model), str(tmp_path / "x.onnx")],
+                         capture_output=True, text=True, check=True, cwd=tmp_path, env=env)
+    good, bad = [json.loads(line) for line in out.stdout.splitlines()]
+    assert good["model"] == "m.onnx" and good["n"] >= 5 and good["p10_ms"] <= good["median_ms"] <= good["p90_ms"]
+    assert bad["model"] == "x.onnx" and "error" in bad
+    fp = subprocess.run([sys.executable, "-I", str(agent), "fingerprint"], capture_output=True,
+                        text=True, check=True, cwd=tmp_path, env=env)
+    assert json.loads(fp.stdout)["onnxruntime"] == ort.__version__
+
+
+def test_summary_statistics_are_robust_to_outliers() -> None:
+    stats = timer.summarize([1.0] * 18 + [50.0, 80.0])
+    assert stats["median_ms"] == 1.0 and stats["n"] == 20 and stats["p10_ms"] == 1.0
+
+
+def test_kendall_tau_and_accuracy_metrics() -> None:
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert kendall_tau([1, 2, 3, 4], [40, 30, 20, 10]) == pytest.approx(-1.0)
+    metrics = accuracy_metrics([1.0, 1.08, 0.8, 2.0], [1.0, 1.0, 1.0, 2.0])
+    assert metrics["within_10pct"] == 0.75 and metrics["within_5pct"] == 0.5
+
+
+@pytest.fixture(scope="module")
+def tiny_lut(tmp_path_factory):
+    """A complete, calibrated and validated table of the tiny space on host-cpu."""
+    path = tmp_path_factory.mktemp("profiles") / "host-cpu" / "tiny.json"
+    lut = profile(fast_device(), tiny_space(), calibrate=8, validate=6,
+                  checkpoint=lambda table: save_lut(table, path))
+    return lut, path
+
+
+def test_profile_measures_every_unit_and_records_where(tiny_lut) -> None:
+    lut, path = tiny_lut
+    on_disk = load_lut(path)
+    assert set(on_disk.entries) == set(space_units(tiny_space()))
+    assert on_disk.space_hash == tiny_space().space_hash()
+    assert on_disk.runtime["threads"] == 1 and on_disk.fingerprint["onnxruntime"] == ort.__version__
+    assert all(e["median_ms"] > 0 for e in on_disk.entries.values())
+    assert len(on_disk.networks["calibration"]) == 8 and on_disk.correction["networks"] == 8
+    assert on_disk.validation["n"] == 6 and 0 <= on_disk.validation["within_10pct"] <= 1
+
+
+def test_prediction_is_microseconds_and_tracks_measurement(tiny_lut) -> None:
+    lut, _ = tiny_lut
+    model = LatencyModel(lut)
+    archs = [tiny_space().sample(seed) for seed in range(200)]
+    model.predict(archs[0])
+    start = time.perf_counter()
+    predictions = [model.predict(a) for a in archs]
+    assert (time.perf_counter() - start) / len(archs) < 200e-6
+    assert all(p > 0 for p in predictions)
+
+
+def test_arch_outside_the_table_is_refused_with_the_unit_named(tiny_lut) -> None:
+    lut, _ = tiny_lut
+    with pytest.raises(ProfileError, match="has no entry for unit '@32"):
+        LatencyModel(lut).predict(get_space("cifar").sample(0))
+
+
+def test_a_rerun_measures_nothing_that_is_already_there(tiny_lut) -> None:
+    lut, _ = tiny_lut
+    counted = []
+    progress = Progress(start=lambda stage, total: counted.append((stage, total)))
+    profile(fast_device(), tiny_space(), lut, calibrate=8, validate=6, progress=progress)
+    assert counted == []
+
+
+def test_kill_9_mid_profile_keeps_finished_work_and_a_rerun_completes(tmp_path) -> None:
+    path = tmp_path / "tiny.json"
+    script = f"""
+import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})
+from conftest import tiny_space
+from test_profile import fast_device
+from edgenas.profile.lut import save_lut
+from edgenas.profile.profiler import profile
+profile(fast_device(repeats=40, min_time_ms=30.0), tiny_space(), calibrate=0, chunk=3,
+        checkpoint=lambda t: save_lut(t, {str(path)!r}))
+"""
+    process = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 60
+    while time.time() < deadline and not (path.exists() and len(load_lut(path).entries) >= 6):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    partial = load_lut(path)  # atomic writes: the file is whole
+    total, before = len(space_units(tiny_space())), len(partial.entries)
+    assert 6 <= before < total
+    measured = []
+    progress = Progress(start=lambda stage, n: measured.append((stage, n)))
+    done = profile(fast_device(), tiny_space(), partial, calibrate=0, progress=progress)
+    assert measured == [("units", total - before)]
+    assert len(done.entries) == total
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_table_for_other_runtime_settings_is_refused_unless_allowed(tiny_lut, tmp_path) -> None:
+    lut, _ = tiny_lut
+    device = get_device("host-cpu")
+    save_lut(lut, lut_path(tmp_path, "host-cpu", "tiny"))
+    assert open_lut(device, tiny_space(), tmp_path)  # matches: fine
+    two_threads = replace(device, runtime=replace(device.runtime, threads=2))
+    with pytest.raises(ProfileError, match=r"stale: runtime.threads: table has 1, device has 2"):
+        open_lut(two_threads, tiny_space(), tmp_path)
+    assert open_lut(two_threads, tiny_space(), tmp_path, allow_stale=True)
+
+
+def test_table_from_another_machine_or_runtime_version_is_stale(tiny_lut) -> None:
+    lut, _ = tiny_lut
+    device = get_device("host-cpu")
+    fingerprint = dict(lut.fingerprint, onnxruntime="0.0.1", cpu="Other CPU")
+    reasons = stale_reasons(lut, device, tiny_space(), fingerprint)
+    assert any("fingerprint.onnxruntime" in r for r in reasons)
+    assert any("fingerprint.cpu" in r for r in reasons)
+    other_space = replace(tiny_space(), kernels=(3,))
+    assert any("space 'tiny' changed" in r for r in stale_reasons(lut, device, other_space))
+
+
+def test_arch_count_with_device_adds_predicted_latency(tiny_lut, tmp_path, capsys, monkeypatch) -> None:
+    lut, _ = tiny_lut
+    monkeypatch.setattr("edgenas.cli.SPACES", {"tiny": tiny_space})
+    monkeypatch.setattr("edgenas.cli.get_space", lambda name: tiny_space())
+    save_lut(lut, lut_path(tmp_path, "host-cpu", "tiny"))
+    arch_file = tmp_path / "a.json"
+    arch = tiny_space().sample(4)
+    arch_file.write_text(arch.to_json())
+    assert main(["arch", "count", str(arch_file), "--device", "host-cpu", "--json",
+                 "--profiles-dir", str(tmp_path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["latency_ms"] == pytest.approx(LatencyModel(lut).predict(arch))
+    assert main(["arch", "count", str(arch_file), "--device", "host-cpu",
+                 "--profiles-dir", str(tmp_path / "none")]) == 2
+    assert "no latency table" in capsys.readouterr().err
