@@ -1,7 +1,8 @@
 """Benchmark: how many archs per second `count()` evaluates, and how that compares to
-counting the same archs with PyTorch (FlopCounterMode on the meta device).
+counting the same archs with PyTorch (FlopCounterMode on the meta device); with --lut,
+also how long `LatencyModel.predict` takes per arch.
 
-    python tools/bench_count.py [--space cifar] [--archs 5000] [--json out.json]
+    python tools/bench_count.py [--space cifar] [--archs 5000] [--lut profiles/host-cpu/cifar.json] [--json out.json]
 
 Prints a table and writes JSON. Absolute rates depend on the machine; the ratio to the
 PyTorch count, measured in the same run, is the number to quote.
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("--space", default="cifar")
     parser.add_argument("--archs", type=int, default=5000)
     parser.add_argument("--torch-archs", type=int, default=50)
+    parser.add_argument("--lut", default=None, help="latency table to time predictions with")
     parser.add_argument("--json", default=None, help="write results here")
     args = parser.parse_args()
 
@@ -82,6 +84,21 @@ def main() -> None:
         "pytorch_flopcounter_archs_per_s": round(reference, 1),
         "speedup_over_pytorch_first_pass": round(cold / reference),
     }
+    if args.lut:
+        from edgenas.cost.latency import LatencyModel
+        from edgenas.profile.lut import load_lut
+
+        model = LatencyModel(load_lut(args.lut))
+        start = time.perf_counter()
+        for arch in archs:
+            model.predict(arch)
+        results["latency_predict_us_per_arch_first_pass"] = round(
+            1e6 * (time.perf_counter() - start) / len(archs), 1)
+        start = time.perf_counter()
+        for arch in archs:
+            model.predict(arch)
+        results["latency_predict_us_per_arch_repeat"] = round(
+            1e6 * (time.perf_counter() - start) / len(archs), 1)
     width = max(map(len, results))
     for key, value in results.items():
         print(f"{key:<{width}}  {value}")
