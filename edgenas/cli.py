@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from edgenas.commands import devices
+from edgenas.commands import devices, search
 from edgenas.cost import count
 from edgenas.errors import EdgenasError
 from edgenas.space import ARCH_PRESETS, SPACES, Arch, get_preset, get_space
@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     space_show.set_defaults(func=cmd_space_show)
 
     devices.register(commands)
+    search.register(commands)
     return parser
 
 

@@ -135,3 +135,44 @@ Subsystem sftp internal-sftp
     yield SSHServer("edgenas-test", folder / "ssh_config", folder)
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory):
+    """A real PostgreSQL server on a loopback port, in a throw-away data directory.
+
+    Yields a SQLAlchemy URL. As root the server runs as the ``postgres`` system user
+    (PostgreSQL refuses to run as root).
+    """
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    initdb = shutil.which("initdb") or (str(bins[-1]) if bins else None)
+    if initdb is None:
+        skip_or_fail("PostgreSQL server not installed (apt-get install postgresql)")
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        skip_or_fail("psycopg2 not installed (pip install -e '.[dev]')")
+    bindir = Path(initdb).resolve().parent
+    folder = tmp_path_factory.mktemp("postgres")
+    data = folder / "data"
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        prefix = ["runuser", "-u", "postgres", "--"]
+        os.chmod(folder, 0o777)
+        for parent in folder.parents:  # the postgres user must reach the data directory
+            if str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
+                os.chmod(parent, os.stat(parent).st_mode | 0o055)
+    port = _free_port()
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
+                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+    log = folder / "postgres.log"
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w",
+                    "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True)
+    try:
+        subprocess.run([*prefix, str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port),
+                        "-U", "postgres", "edgenas"], check=True, capture_output=True)
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/edgenas"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)

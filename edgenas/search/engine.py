@@ -1,0 +1,271 @@
+"""The search: an Optuna study over a space's fixed-length encoding.
+
+Strategies, all scored by the same `Evaluator`:
+
+* ``nsga2``: NSGA-II with edgenas's hierarchical crossover and mutation;
+* ``nsga2-flat``: Optuna's NSGA-II as it comes (uniform crossover over all genes);
+* ``weighted-sum``: one scalar, ``-accuracy + sum(lambda_i * cost_i / reference_i)`` (the
+  paper's equation 2), optimised with TPE;
+* ``random``: uniform samples of the encoding.
+
+Any number of workers can share a study through an RDB storage (SQLite by default,
+PostgreSQL to scale out); heartbeats fail the trials of a worker that died and
+`RetryFailedTrialCallback` runs them again. A study never completes more trials than
+asked for, and an arch is never evaluated twice: a repeat reuses the earlier result.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import statistics
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import optuna
+from optuna.samplers import NSGAIISampler, RandomSampler, TPESampler
+from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from optuna.study import MaxTrialsCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from edgenas.search.objectives import OBJECTIVES, Evaluator, SearchError
+from edgenas.search.pareto import hypervolume, non_dominated, to_minimization
+from edgenas.search.variation import HierarchicalVariation
+from edgenas.space.arch import Arch
+from edgenas.space.search_space import SearchSpace
+
+log = logging.getLogger(__name__)
+STRATEGIES = ("nsga2", "nsga2-flat", "weighted-sum", "random")
+
+
+@dataclass
+class SearchConfig:
+    """What to run; everything that changes the result is here (and stored in the study)."""
+
+    strategy: str = "nsga2"
+    trials: int = 100
+    population: int = 20
+    seed: int = 0
+    weights: dict[str, float] = field(default_factory=dict)  # weighted-sum lambdas
+    crossover_prob: float = 0.9
+    macro_mutation_prob: float = 0.15
+    stage_mutation_prob: float = 0.15
+    block_mutation_prob: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise SearchError(f"strategy {self.strategy!r} not in {STRATEGIES}")
+        if self.trials < 1 or self.population < 2:
+            raise SearchError("need trials >= 1 and population >= 2")
+
+
+def open_storage(url: str, heartbeat_s: int = 10) -> RDBStorage:
+    """An RDB storage with heartbeats, so a dead worker's trial is failed and retried."""
+    parameters = inspect.signature(RDBStorage.__init__).parameters
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                if "heartbeat_stale_trial_callback" in parameters:  # Optuna >= 4.9
+                    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+                    retry = {"heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(3)}
+                else:
+                    retry = {"failed_trial_callback": RetryFailedTrialCallback(max_retry=3)}
+                return RDBStorage(url, heartbeat_interval=heartbeat_s,
+                                  grace_period=3 * heartbeat_s, **retry)
+        except Exception as err:  # sqlalchemy raises many kinds; the URL is what the user can fix
+            # workers started together race to create the schema on an empty database;
+            # the loser finds it created a moment later
+            if attempt == 4 or "already exists" not in str(err):
+                raise SearchError(f"cannot open study storage {url!r}: {err}") from None
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
+
+
+def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
+    """The sampler for a strategy (budgets reach NSGA-II as trial constraints)."""
+    if config.strategy == "nsga2":
+        variation = HierarchicalVariation(config.crossover_prob, config.macro_mutation_prob,
+                                          config.stage_mutation_prob, config.block_mutation_prob,
+                                          seed=config.seed)
+        return NSGAIISampler(population_size=config.population, seed=config.seed,
+                             child_generation_strategy=variation)
+    if config.strategy == "nsga2-flat":
+        return NSGAIISampler(population_size=config.population, seed=config.seed)
+    if config.strategy == "weighted-sum":  # budgets enter the scalar as a penalty
+        return TPESampler(seed=config.seed, n_startup_trials=config.population)
+    return RandomSampler(seed=config.seed)
+
+
+def reference_costs(space: SearchSpace, evaluator: Evaluator, samples: int = 200) -> dict[str, float]:
+    """Median cost of random archs: the scale that makes weighted-sum lambdas unit-free."""
+    metrics = [evaluator.cheap_metrics(space.sample(10_000_000 + i)) for i in range(samples)]
+    return {name: statistics.median(m[name] for m in metrics) for name in metrics[0]}
+
+
+def _completed_ahead(study: optuna.Study, number: int) -> int:
+    """Trials numbered below ``number`` that have completed or may still complete."""
+    alive = (TrialState.COMPLETE, TrialState.RUNNING)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=alive) if t.number < number)
+
+
+def _previous_result(study: optuna.Study, key: str) -> FrozenTrial | None:
+    """An earlier trial that evaluated this arch: completed, or failed after evaluating
+    (a worker killed between scoring an arch and reporting it)."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+        if trial.user_attrs.get("arch") == key and "metrics" in trial.user_attrs:
+            return trial
+    return None
+
+
+def make_objective(space: SearchSpace, evaluator: Evaluator, config: SearchConfig,
+                   references: dict[str, float] | None = None) -> Callable[[optuna.Trial], Any]:
+    """The function Optuna calls per trial."""
+    genes = space.genes()
+
+    def objective(trial: optuna.Trial) -> Any:
+        if _completed_ahead(trial.study, trial.number) >= config.trials:
+            time.sleep(0.5)  # the budget is taken; wait for stragglers instead of spinning
+            raise optuna.TrialPruned("enough trials are complete or running")
+        params = {name: trial.suggest_categorical(name, choices) for name, choices in genes.items()}
+        arch = space.decode(params)
+        key = arch.to_json()
+        trial.set_user_attr("arch", key)
+        earlier = _previous_result(trial.study, key)
+        if earlier is not None:  # evaluated by this or another worker: reuse, don't re-run
+            result = {"metrics": earlier.user_attrs["metrics"],
+                      "constraints": earlier.user_attrs.get("constraints", []),
+                      "feasible": earlier.user_attrs["feasible"]}
+            trial.set_user_attr("repeat_of", earlier.number)
+        else:
+            result = evaluator.evaluate(arch)
+        trial.set_user_attr("metrics", result["metrics"])
+        trial.set_user_attr("constraints", result["constraints"])
+        trial.set_user_attr("feasible", result["feasible"])
+        for name, value in zip(evaluator.budgets.limits(), result["constraints"]):
+            trial.set_constraint(name, value)  # <= 0: within budget
+        if config.strategy == "weighted-sum":
+            penalty = 10.0 * sum(max(0.0, c) for c in result["constraints"])
+            return weighted_sum(result["metrics"], evaluator.objectives, config.weights,
+                                references or {}) + penalty
+        return evaluator.values(result)
+
+    return objective
+
+
+def weighted_sum(metrics: dict[str, float], objectives: tuple[str, ...],
+                 weights: dict[str, float], references: dict[str, float]) -> float:
+    """The paper's scalarisation: lower is better."""
+    total = 0.0
+    for name in objectives:
+        if name == "accuracy":
+            total -= metrics["accuracy"]
+        else:
+            total += weights.get(name, 0.25) * metrics[name] / references[name]
+    return total
+
+
+def create_study(space: SearchSpace, evaluator: Evaluator, config: SearchConfig,
+                 storage: str | RDBStorage, study_name: str, resume: bool) -> optuna.Study:
+    """Create a study, or load it to resume or to add a worker; refuses a mismatch."""
+    directions = (["minimize"] if config.strategy == "weighted-sum" else evaluator.directions)
+    sampler = make_sampler(config)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+        exists = True
+    except KeyError:
+        exists = False
+    if exists:
+        recorded = study.user_attrs.get("edgenas")
+        mine = _identity(space, evaluator, config)
+        if recorded is not None and recorded != mine:
+            raise SearchError(f"study {study_name!r} was started with other settings "
+                              f"({_diff(recorded, mine)}); use another --study-name or run directory")
+        if not resume and study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            log.info("joining study %r with %d completed trials", study_name,
+                     len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
+        return study
+    study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
+                                directions=directions, load_if_exists=True)
+    study.set_user_attr("edgenas", _identity(space, evaluator, config))
+    return study
+
+
+def _identity(space: SearchSpace, evaluator: Evaluator, config: SearchConfig) -> dict[str, Any]:
+    """What must agree between the workers of one study (seeds and trial counts may differ:
+    workers with distinct seeds explore different archs; a resumed run may ask for more)."""
+    identity = {"space": space.name, "space_hash": space.space_hash(),
+                "objectives": list(evaluator.objectives), "budgets": evaluator.budgets.limits(),
+                "strategy": config.strategy, "population": config.population}
+    return json.loads(json.dumps(identity))  # as the storage returns it: lists, not tuples
+
+
+def _diff(a: dict[str, Any], b: dict[str, Any]) -> str:
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in keys)
+
+
+def run_search(space: SearchSpace, evaluator: Evaluator, config: SearchConfig, *,
+               storage: str | RDBStorage, study_name: str = "edgenas", resume: bool = False,
+               callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] | None = None,
+               timeout_s: float | None = None) -> optuna.Study:
+    """Run (or continue, or join as another worker) a search until ``config.trials`` complete."""
+    if isinstance(storage, str):
+        storage = open_storage(storage)
+    study = create_study(space, evaluator, config, storage, study_name, resume)
+    references = (reference_costs(space, evaluator) if config.strategy == "weighted-sum" else None)
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if done < config.trials:
+        study.optimize(make_objective(space, evaluator, config, references), n_trials=None,
+                       timeout=timeout_s, gc_after_trial=False,
+                       callbacks=[MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE,)),
+                                  *(callbacks or [])])
+    return study
+
+
+# -- results --------------------------------------------------------------------------------
+
+def completed(study: optuna.Study) -> list[FrozenTrial]:
+    """Completed trials that evaluated an arch (repeats included), by trial number."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted((t for t in trials if "metrics" in t.user_attrs), key=lambda t: t.number)
+
+
+def front(trials: list[FrozenTrial], objectives: tuple[str, ...]) -> list[FrozenTrial]:
+    """Feasible, non-dominated trials (one per distinct arch)."""
+    unique: dict[str, FrozenTrial] = {}
+    for trial in trials:
+        if trial.user_attrs["feasible"]:
+            unique.setdefault(trial.user_attrs["arch"], trial)
+    feasible = list(unique.values())
+    if not feasible:
+        return []
+    points = objective_matrix(feasible, objectives)
+    return [t for t, keep in zip(feasible, non_dominated(points)) if keep]
+
+
+def objective_matrix(trials: list[FrozenTrial], objectives: tuple[str, ...]) -> np.ndarray:
+    """Objectives of trials in minimisation form."""
+    values = [[t.user_attrs["metrics"][name] for name in objectives] for t in trials]
+    return to_minimization(np.asarray(values).reshape(-1, len(objectives)),
+                           [OBJECTIVES[name][0] for name in objectives])
+
+
+def hypervolume_history(trials: list[FrozenTrial], objectives: tuple[str, ...],
+                        reference: list[float], every: int) -> list[float]:
+    """Hypervolume of the feasible front after every ``every`` completed trials."""
+    history = []
+    for end in range(every, len(trials) + every, every):
+        current = front(trials[:end], objectives)
+        points = objective_matrix(current, objectives) if current else np.empty((0, len(objectives)))
+        history.append(hypervolume(points, reference))
+    return history
+
+
+def arch_of(trial: FrozenTrial) -> Arch:
+    return Arch.from_json(trial.user_attrs["arch"])

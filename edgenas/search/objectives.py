@@ -1,0 +1,172 @@
+"""Objectives, budgets and the caching evaluator the search scores archs with.
+
+Cheap numbers first: MACs, params and memory come from `count()` and latency from the
+device's table in microseconds; only an arch that meets every budget is sent to the
+(expensive) accuracy estimate. Every evaluation is cached by the arch's canonical JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from edgenas.cost.count import count
+from edgenas.cost.latency import LatencyModel
+from edgenas.errors import EdgenasError
+from edgenas.space.arch import Arch
+from edgenas.space.search_space import SearchSpace
+
+#: name -> (direction, what it is). Accuracy is a fraction in [0, 1].
+OBJECTIVES: dict[str, tuple[str, str]] = {
+    "accuracy": ("maximize", "validation top-1 accuracy"),
+    "latency": ("minimize", "predicted latency on the device, ms"),
+    "memory": ("minimize", "peak inference memory (fp32), MB"),
+    "macs": ("minimize", "multiply-accumulates, millions"),
+    "params": ("minimize", "parameters, millions"),
+}
+DEFAULT_OBJECTIVES = ("accuracy", "latency", "memory")
+
+
+class SearchError(EdgenasError):
+    """A search request cannot be carried out as asked (objectives, budgets, storage)."""
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Hard limits; None means unlimited. Units as in the names."""
+
+    max_latency_ms: float | None = None
+    max_memory_mb: float | None = None
+    max_mmacs: float | None = None
+    max_params: float | None = None  # a count, not millions: --max-params 500000
+
+    def limits(self) -> dict[str, tuple[str, float]]:
+        """metric -> (budget name, limit) for the budgets that are set."""
+        pairs = {"latency": ("max_latency_ms", self.max_latency_ms),
+                 "memory": ("max_memory_mb", self.max_memory_mb),
+                 "macs": ("max_mmacs", self.max_mmacs),
+                 "params": ("max_params", None if self.max_params is None else self.max_params / 1e6)}
+        out = {}
+        for metric, (name, limit) in pairs.items():
+            if limit is not None:
+                if not limit > 0 or math.isinf(limit):
+                    raise SearchError(f"{name}: {limit} must be a positive number")
+                out[metric] = (name, float(limit))
+        return out
+
+    def violations(self, metrics: dict[str, float]) -> list[float]:
+        """Optuna constraint values: <= 0 where a budget is met (relative excess otherwise)."""
+        return [metrics[metric] / limit - 1.0 for metric, (_, limit) in self.limits().items()]
+
+
+@dataclass
+class Evaluator:
+    """Scores archs; ``accuracy_fn`` is only called for archs within budget."""
+
+    objectives: tuple[str, ...]
+    budgets: Budgets = field(default_factory=Budgets)
+    latency_model: LatencyModel | None = None
+    accuracy_fn: Callable[[Arch], float] | None = None
+    cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+    accuracy_calls: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [o for o in self.objectives if o not in OBJECTIVES]
+        if unknown or not self.objectives or len(set(self.objectives)) != len(self.objectives):
+            raise SearchError(f"objectives {self.objectives}: choose distinct names from "
+                              f"{tuple(OBJECTIVES)}")
+        needs_latency = "latency" in self.objectives or "latency" in self.budgets.limits()
+        if needs_latency and self.latency_model is None:
+            raise SearchError("latency is an objective or a budget but no device table was "
+                              "given; pass --device DEVICE (profiled with 'edgenas profile')")
+        if "accuracy" in self.objectives and self.accuracy_fn is None:
+            raise SearchError("accuracy is an objective but no estimator was given; pass "
+                              "--supernet DIR (train one with 'edgenas supernet train') or "
+                              "choose objectives without accuracy")
+
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVES[name][0] for name in self.objectives]
+
+    def cheap_metrics(self, arch: Arch) -> dict[str, float]:
+        """Everything but accuracy: microseconds per arch."""
+        counts = count(arch)
+        metrics = {"macs": counts.macs / 1e6, "params": counts.params / 1e6,
+                   "memory": counts.memory_bytes("fp32") / 1e6}
+        if self.latency_model is not None:
+            metrics["latency"] = self.latency_model.predict(arch)
+        return metrics
+
+    def evaluate(self, arch: Arch) -> dict[str, Any]:
+        """Metrics, constraint values and feasibility of ``arch`` (cached)."""
+        key = arch.to_json()
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        metrics: dict[str, Any] = self.cheap_metrics(arch)
+        constraints = self.budgets.violations(metrics)
+        feasible = all(c <= 0 for c in constraints)
+        if "accuracy" in self.objectives:
+            if feasible:
+                self.accuracy_calls += 1
+                metrics["accuracy"] = float(self.accuracy_fn(arch))  # type: ignore[misc]
+            else:
+                metrics["accuracy"] = 0.0  # never computed: the arch is outside the budgets
+        result = {"metrics": metrics, "constraints": constraints, "feasible": feasible}
+        self.cache[key] = result
+        return result
+
+    def values(self, result: dict[str, Any]) -> list[float]:
+        """The objective vector in the order of ``objectives``."""
+        return [float(result["metrics"][name]) for name in self.objectives]
+
+
+def smallest_achievable(space: SearchSpace, evaluator: Evaluator, samples: int = 2000,
+                        seed: int = 0) -> dict[str, float]:
+    """The smallest value of each budgeted metric found in the space.
+
+    Candidates: the space's leanest skeletons (smallest resolution, width, depths and
+    channels, every first block one op configuration, later blocks skipped) plus
+    ``samples`` random archs. Used to tell a user *before* searching that budgets are
+    out of reach, and how far.
+    """
+    from dataclasses import replace
+
+    from edgenas.space.arch import Block, Stage
+
+    lean = space.decode({name: choices[0] for name, choices in space.genes().items()})
+    lean = replace(lean, resolution=min(space.resolutions), width_mult=min(space.width_mults),
+                   depth_mult=min(space.depth_mults))
+    candidates = [space.sample(seed + i) for i in range(samples)]
+    ops = [op for op in space.ops if op != "skip"]
+    for op in ops:
+        for kernel in space.kernels:
+            for expansion in space.expansions:
+                block = Block(op, kernel, expansion, False, space.activations[0])
+                stages = tuple(Stage(min(choice.channels), max(choice.strides), (block,),
+                                     choice.downsamples[-1])
+                               for choice in space.stages)
+                candidates.append(replace(lean, stages=stages))
+    best: dict[str, float] = {}
+    for arch in candidates:
+        if not space.contains(arch):
+            continue
+        for name, value in evaluator.cheap_metrics(arch).items():
+            best[name] = min(best.get(name, float("inf")), value)
+    return best
+
+
+def check_budgets_reachable(space: SearchSpace, evaluator: Evaluator) -> None:
+    """Raise before searching when a budget is below anything the space can do."""
+    limits = evaluator.budgets.limits()
+    if not limits:
+        return
+    smallest = smallest_achievable(space, evaluator)
+    scale = {"params": 1e6}  # budgets take a parameter count, metrics hold millions
+    out_of_reach = [f"--{name.replace('_', '-')} {limit * scale.get(metric, 1):g} (smallest in "
+                    f"space {space.name!r}: {smallest[metric] * scale.get(metric, 1):.4g})"
+                    for metric, (name, limit) in limits.items() if smallest[metric] > limit]
+    if out_of_reach:
+        raise SearchError("no arch can meet the budgets: " + "; ".join(out_of_reach)
+                          + ". Relax them or search a smaller space")

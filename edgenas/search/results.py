@@ -1,0 +1,197 @@
+"""What a search leaves in its run directory: the front as CSV/JSON, plots, hypervolume.
+
+``front.json`` is what `edgenas pareto` and `edgenas export` read; the PNG is for a
+report, the HTML (one self-contained file, hover for details) for looking around.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from optuna.trial import FrozenTrial
+
+from edgenas.errors import EdgenasError
+from edgenas.profile.lut import write_json_atomic
+from edgenas.search.engine import front, hypervolume_history
+from edgenas.search.objectives import OBJECTIVES
+from edgenas.search.pareto import knee_index, to_minimization
+
+SCHEMA_VERSION = 1
+LABELS = {"accuracy": "accuracy (val.)", "latency": "latency (ms)", "memory": "peak memory (MB)",
+          "macs": "MACs (M)", "params": "params (M)"}
+
+
+def reference_point(objectives: tuple[str, ...], trials: list[FrozenTrial]) -> list[float]:
+    """Hypervolume reference: error 1 for accuracy, 1.1 x the worst seen for costs."""
+    ref = []
+    for name in objectives:
+        if name == "accuracy":
+            ref.append(1.0)
+        else:
+            ref.append(1.1 * max(t.user_attrs["metrics"][name] for t in trials))
+    return ref
+
+
+def front_records(trials: list[FrozenTrial], objectives: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One record per front point: trial number, metrics, arch JSON."""
+    records = [{"trial": t.number, **{k: float(v) for k, v in t.user_attrs["metrics"].items()},
+                "feasible": bool(t.user_attrs["feasible"]), "arch": json.loads(t.user_attrs["arch"])}
+               for t in front(trials, objectives)]
+    first = objectives[0]
+    records.sort(key=lambda r: -r[first] if OBJECTIVES[first][0] == "maximize" else r[first])
+    return records
+
+
+def write_results(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[str, ...],
+                  population: int, info: dict[str, Any]) -> dict[str, Any]:
+    """Write front.json/.csv, hypervolume.json, pareto.png and pareto.html; returns the summary."""
+    if not trials:
+        raise EdgenasError("the search completed no trials; nothing to write")
+    records = front_records(trials, objectives)
+    ref = reference_point(objectives, trials)
+    history = hypervolume_history(trials, objectives, ref, population)
+    summary = {"schema_version": SCHEMA_VERSION, **info, "objectives": list(objectives),
+               "trials": len(trials),
+               "distinct_archs": len({t.user_attrs["arch"] for t in trials}),
+               "feasible_trials": sum(bool(t.user_attrs["feasible"]) for t in trials),
+               "hypervolume": history[-1] if history else 0.0, "hypervolume_reference": ref,
+               "front": records}
+    write_json_atomic(summary, run_dir / "front.json")
+    write_json_atomic({"every_trials": population, "reference": ref, "objectives": list(objectives),
+                       "hypervolume": history}, run_dir / "hypervolume.json")
+    columns = ["trial", *objectives, *[m for m in ("macs", "params", "memory", "latency")
+                                       if m not in objectives and records and m in records[0]]]
+    with open(run_dir / "front.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*columns, "arch"])
+        for r in records:
+            writer.writerow([*(r[c] for c in columns), json.dumps(r["arch"], sort_keys=True)])
+    _plot_png(run_dir / "pareto.png", trials, records, objectives)
+    _plot_html(run_dir / "pareto.html", trials, records, objectives)
+    return summary
+
+
+def _xy(objectives: tuple[str, ...]) -> tuple[str, str]:
+    """Axes of the 2-D view: accuracy against the first cost objective."""
+    costs = [o for o in objectives if o != "accuracy"]
+    if "accuracy" in objectives and costs:
+        return costs[0], "accuracy"
+    return (objectives[0], objectives[1]) if len(objectives) > 1 else (objectives[0], objectives[0])
+
+
+def _plot_png(path: Path, trials: list[FrozenTrial], records: list[dict[str, Any]],
+              objectives: tuple[str, ...]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, y = _xy(objectives)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    feasible = [t for t in trials if t.user_attrs["feasible"]]
+    other = [t for t in trials if not t.user_attrs["feasible"]]
+    for group, style in ((other, dict(c="#cccccc", label="over budget")),
+                         (feasible, dict(c="#7aa6c2", label="evaluated"))):
+        if group:
+            ax.scatter([t.user_attrs["metrics"][x] for t in group],
+                       [t.user_attrs["metrics"][y] for t in group], s=12, alpha=0.7, **style)
+    if records:
+        pts = sorted((r[x], r[y]) for r in records)
+        ax.scatter(*zip(*pts), s=28, c="#d1495b", label="Pareto front", zorder=3)
+    ax.set_xlabel(LABELS[x])
+    ax.set_ylabel(LABELS[y])
+    ax.set_title(f"{len(records)} Pareto-optimal archs of {len(trials)} trials "
+                 f"({', '.join(objectives)})", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_html(path: Path, trials: list[FrozenTrial], records: list[dict[str, Any]],
+               objectives: tuple[str, ...]) -> None:
+    """A dependency-free interactive scatter: SVG with a tooltip per point."""
+    x, y = _xy(objectives)
+    width, height, pad = 720, 460, 60
+    xs = [t.user_attrs["metrics"][x] for t in trials]
+    ys = [t.user_attrs["metrics"][y] for t in trials]
+    x0, x1 = min(xs), max(xs) or 1.0
+    y0, y1 = min(ys), max(ys) or 1.0
+
+    def sx(v: float) -> float:
+        return pad + (v - x0) / ((x1 - x0) or 1) * (width - 2 * pad)
+
+    def sy(v: float) -> float:
+        return height - pad - (v - y0) / ((y1 - y0) or 1) * (height - 2 * pad)
+
+    on_front = {r["trial"] for r in records}
+    dots = []
+    for t in trials:
+        m = t.user_attrs["metrics"]
+        tip = html.escape(f"trial {t.number}: " + ", ".join(f"{k}={m[k]:.4g}" for k in sorted(m))
+                          + ("" if t.user_attrs["feasible"] else " (over budget)"))
+        color = "#d1495b" if t.number in on_front else ("#7aa6c2" if t.user_attrs["feasible"] else "#ccc")
+        r = 5 if t.number in on_front else 3
+        dots.append(f'<circle cx="{sx(m[x]):.1f}" cy="{sy(m[y]):.1f}" r="{r}" fill="{color}">'
+                    f"<title>{tip}</title></circle>")
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(f'{r[k]:.4g}' if isinstance(r[k], float) else str(r[k]))}</td>"
+                         for k in ("trial", *objectives)) + "</tr>" for r in records)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>edgenas Pareto front</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}}</style>
+</head><body><h2>Pareto front: {len(records)} of {len(trials)} trials</h2>
+<p>Hover a point for its metrics. Red: Pareto-optimal and within budget; blue: evaluated; grey: over budget.</p>
+<svg width="{width}" height="{height}" style="border:1px solid #eee">
+<text x="{width / 2}" y="{height - 15}" text-anchor="middle">{html.escape(LABELS[x])} ({x0:.4g} – {x1:.4g})</text>
+<text x="15" y="{height / 2}" transform="rotate(-90 15 {height / 2})" text-anchor="middle">{html.escape(LABELS[y])} ({y0:.4g} – {y1:.4g})</text>
+{''.join(dots)}</svg>
+<h3>Front</h3><table><tr>{''.join(f'<th>{html.escape(k)}</th>' for k in ('trial', *objectives))}</tr>{rows}</table>
+</body></html>"""
+    path.write_text(page, encoding="utf-8")
+
+
+def load_front(run_dir: Path) -> dict[str, Any]:
+    """The summary a search wrote; errors name the file."""
+    path = Path(run_dir) / "front.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise EdgenasError(f"{path}: cannot read ({err.strerror}); is {run_dir} a search run "
+                           "directory (made by 'edgenas search --out DIR')?") from None
+    except json.JSONDecodeError as err:
+        raise EdgenasError(f"{path}: not valid JSON ({err})") from None
+    if data.get("schema_version") != SCHEMA_VERSION or not isinstance(data.get("front"), list):
+        raise EdgenasError(f"{path}: not a front file of this edgenas (schema_version "
+                           f"{data.get('schema_version')!r})")
+    return data
+
+
+def pick(summary: dict[str, Any], how: str, max_latency_ms: float | None = None) -> dict[str, Any]:
+    """One front point: ``knee``, ``best`` (most accurate within --max-latency-ms), or an index."""
+    records = summary["front"]
+    objectives = tuple(summary["objectives"])
+    if not records:
+        raise EdgenasError("the front is empty: no arch met the budgets")
+    if how == "knee":
+        values = [[r[o] for o in objectives] for r in records]
+        return records[knee_index(to_minimization(np.asarray(values),
+                                                  [OBJECTIVES[o][0] for o in objectives]))]
+    if how == "best":
+        pool = [r for r in records if max_latency_ms is None or r.get("latency", 0) <= max_latency_ms]
+        if not pool:
+            fastest = min(r.get("latency", float("inf")) for r in records)
+            raise EdgenasError(f"no front point is within {max_latency_ms} ms; the fastest takes "
+                               f"{fastest:.4g} ms")
+        key = "accuracy" if "accuracy" in records[0] else objectives[0]
+        return max(pool, key=lambda r: r[key]) if key == "accuracy" else min(pool, key=lambda r: r[key])
+    try:
+        return records[int(how)]
+    except (ValueError, IndexError):
+        raise EdgenasError(f"--pick {how!r}: use knee, best, or an index 0..{len(records) - 1}") from None
+

@@ -1,0 +1,264 @@
+"""Search: variation operators, hypervolume, budgets, caching, storage, workers, results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState, create_trial
+
+from edgenas import get_space
+from edgenas.cli import main
+from edgenas.cost.latency import LatencyModel
+from edgenas.profile.lut import load_lut
+from edgenas.search.engine import SearchConfig, completed, front, open_storage, run_search
+from edgenas.search.objectives import (Budgets, Evaluator, SearchError, check_budgets_reachable,
+                                       smallest_achievable)
+from edgenas.search.pareto import hypervolume, knee_index, non_dominated
+from edgenas.search.variation import HierarchicalVariation, gene_group
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+ROOT = Path(__file__).resolve().parents[1]
+LUT_FILE = ROOT / "profiles" / "host-cpu" / "cifar.json"
+
+
+def proxy_accuracy(arch) -> float:
+    """A deterministic stand-in for the supernet: more MACs, higher 'accuracy'.
+
+    The search machinery under test is real; only the accuracy estimate is replaced, so
+    these tests run in seconds (the supernet has its own tests).
+    """
+    macs = Evaluator(("macs",)).cheap_metrics(arch)["macs"]
+    return float(1 - 1 / (1 + np.sqrt(macs) / 3))
+
+
+@pytest.fixture(scope="module")
+def latency_model() -> LatencyModel:
+    return LatencyModel(load_lut(LUT_FILE))
+
+
+def make_evaluator(latency_model, **budgets) -> Evaluator:
+    return Evaluator(("accuracy", "latency", "memory"), Budgets(**budgets), latency_model,
+                     proxy_accuracy)
+
+
+# -- operators -------------------------------------------------------------------------------
+
+def _population(space, n, seed=0):
+    genes = space.genes()
+    distributions = {name: CategoricalDistribution(choices) for name, choices in genes.items()}
+    trials = [create_trial(params=space.encode(space.sample(seed + i)), distributions=distributions,
+                           values=[random.random(), random.random()]) for i in range(n)]
+    return distributions, trials
+
+
+def test_crossover_takes_macro_and_each_stage_whole_from_one_parent() -> None:
+    space = get_space("cifar")
+    distributions, parents = _population(space, 2)
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    variation = HierarchicalVariation(crossover_prob=1.0, macro_mutation_prob=0,
+                                      stage_mutation_prob=0, block_mutation_prob=0, seed=1)
+    groups = {gene_group(name) for name in distributions}
+    mixed_children = 0
+    for _ in range(20):
+        child = variation(study, distributions, parents)
+        sources = set()
+        for group in groups:
+            names = [n for n in distributions if gene_group(n) == group]
+            from_first = all(child[n] == parents[0].params[n] for n in names)
+            from_second = all(child[n] == parents[1].params[n] for n in names)
+            assert from_first or from_second, group
+            sources.add(0 if from_first else 1)
+        mixed_children += len(sources) == 2
+    assert mixed_children > 0  # children do mix their parents
+    assert space.decode(child) is not None
+
+
+def test_mutation_moves_ordered_genes_one_step() -> None:
+    space = get_space("cifar")
+    distributions, parents = _population(space, 1)
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    variation = HierarchicalVariation(crossover_prob=0, macro_mutation_prob=1.0,
+                                      stage_mutation_prob=0, block_mutation_prob=0, seed=2)
+    child = variation(study, distributions, parents)
+    for name in ("macro.width_mult", "macro.depth_mult"):
+        choices = list(distributions[name].choices)
+        step = abs(choices.index(child[name]) - choices.index(parents[0].params[name]))
+        assert step == 1
+    assert all(child[n] == parents[0].params[n] for n in distributions if not n.startswith("macro."))
+
+
+def test_hypervolume_of_known_fronts() -> None:
+    assert hypervolume(np.array([[1.0, 1.0]]), [2, 2]) == pytest.approx(1.0)
+    assert hypervolume(np.array([[0.0, 1.0], [1.0, 0.0]]), [2, 2]) == pytest.approx(3.0)
+    cube = hypervolume(np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]]), [2, 2, 2])
+    assert cube == pytest.approx(4 + 1)  # 2x2x1 slab plus a 1x1x1 cube
+    assert hypervolume(np.array([[3.0, 3.0]]), [2, 2]) == 0.0
+    mask = non_dominated(np.array([[1, 2], [2, 1], [2, 2], [1, 2]]))
+    assert mask.tolist() == [True, True, False, False]
+    assert knee_index(np.array([[0.0, 1.0], [0.2, 0.2], [1.0, 0.0]])) == 1
+
+
+# -- evaluator ---------------------------------------------------------------------------------
+
+def test_over_budget_archs_never_reach_the_accuracy_estimate(latency_model) -> None:
+    calls = []
+    evaluator = Evaluator(("accuracy", "latency"), Budgets(max_latency_ms=0.3), latency_model,
+                          lambda arch: calls.append(arch) or 0.5)
+    space = get_space("cifar")
+    results = [evaluator.evaluate(space.sample(i)) for i in range(40)]
+    feasible = [r for r in results if r["feasible"]]
+    assert 0 < len(feasible) < 40
+    assert len(calls) == len(feasible) == evaluator.accuracy_calls
+    assert all(r["metrics"]["latency"] <= 0.3 for r in feasible)
+
+
+def test_an_arch_is_evaluated_once(latency_model) -> None:
+    evaluator = make_evaluator(latency_model)
+    arch = get_space("cifar").sample(5)
+    first = evaluator.evaluate(arch)
+    assert evaluator.evaluate(get_space("cifar").sample(5)) is first
+    assert evaluator.accuracy_calls == 1
+
+
+def test_unreachable_budgets_are_reported_before_searching(latency_model) -> None:
+    evaluator = make_evaluator(latency_model, max_latency_ms=0.001, max_params=1000)
+    with pytest.raises(SearchError, match=r"--max-latency-ms 0.001 \(smallest in space 'cifar': 0\.0\d+\).*--max-params 1000"):
+        check_budgets_reachable(get_space("cifar"), evaluator)
+    smallest = smallest_achievable(get_space("cifar"), evaluator, samples=200)
+    check_budgets_reachable(get_space("cifar"), make_evaluator(
+        latency_model, max_latency_ms=2 * smallest["latency"]))
+
+
+def test_missing_estimators_are_named() -> None:
+    with pytest.raises(SearchError, match="--device"):
+        Evaluator(("latency",))
+    with pytest.raises(SearchError, match="--supernet"):
+        Evaluator(("accuracy", "macs"))
+    with pytest.raises(SearchError, match="choose distinct names"):
+        Evaluator(("flops",))
+
+
+# -- the search --------------------------------------------------------------------------------
+
+def _run(tmp_path, latency_model, strategy="nsga2", trials=40, seed=0, name="s", **budgets):
+    evaluator = make_evaluator(latency_model, **budgets)
+    study = run_search(get_space("cifar"), evaluator,
+                       SearchConfig(strategy=strategy, trials=trials, population=10, seed=seed),
+                       storage=f"sqlite:///{tmp_path / (name + '.db')}", study_name=name)
+    return study, evaluator
+
+
+def test_search_completes_exactly_the_trials_asked_and_the_front_is_feasible(tmp_path, latency_model) -> None:
+    study, evaluator = _run(tmp_path, latency_model, max_latency_ms=0.6)
+    trials = completed(study)
+    assert len(trials) == 40
+    pareto = front(trials, evaluator.objectives)
+    assert pareto and all(t.user_attrs["metrics"]["latency"] <= 0.6 for t in pareto)
+    assert evaluator.accuracy_calls == len({t.user_attrs["arch"] for t in trials
+                                            if t.user_attrs["feasible"]})
+
+
+def test_seeded_searches_are_reproducible(tmp_path, latency_model) -> None:
+    a, _ = _run(tmp_path, latency_model, name="a", seed=3, trials=25)
+    b, _ = _run(tmp_path, latency_model, name="b", seed=3, trials=25)
+    assert [t.user_attrs["arch"] for t in completed(a)] == [t.user_attrs["arch"] for t in completed(b)]
+
+
+def test_resume_continues_a_stopped_study(tmp_path, latency_model) -> None:
+    first, _ = _run(tmp_path, latency_model, name="r", trials=15)
+    before = [t.user_attrs["arch"] for t in completed(first)]
+    evaluator = make_evaluator(latency_model)
+    study = run_search(get_space("cifar"), evaluator,
+                       SearchConfig(trials=15, population=10), storage=f"sqlite:///{tmp_path / 'r.db'}",
+                       study_name="r", resume=True)
+    assert [t.user_attrs["arch"] for t in completed(study)] == before  # nothing left to do
+    assert evaluator.accuracy_calls == 0
+
+
+@pytest.mark.parametrize("strategy", ["nsga2-flat", "weighted-sum", "random"])
+def test_baselines_run_on_the_same_evaluator(tmp_path, latency_model, strategy) -> None:
+    study, evaluator = _run(tmp_path, latency_model, strategy=strategy, name=strategy, trials=25)
+    assert len(completed(study)) == 25
+    assert front(completed(study), evaluator.objectives)
+
+
+def test_search_and_pareto_commands_write_and_read_a_run(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    code = main(["search", "--device", "host-cpu", "--objectives", "latency,memory,macs",
+                 "--trials", "24", "--population", "8", "--max-latency-ms", "0.9",
+                 "--out", str(out), "--profiles-dir", str(LUT_FILE.parents[1])])
+    assert code == 0
+    for name in ("front.json", "front.csv", "pareto.png", "pareto.html", "hypervolume.json", "study.db"):
+        assert (out / name).exists(), name
+    summary = json.loads((out / "front.json").read_text())
+    assert summary["trials"] == 24 and summary["front"]
+    capsys.readouterr()
+    assert main(["pareto", str(out)]) == 0
+    assert "Pareto-optimal archs of 24 trials" in capsys.readouterr().out
+    assert main(["pareto", str(out), "--pick", "best", "--max-latency-ms", "0.0001"]) == 2
+    assert "fastest takes" in capsys.readouterr().err
+    assert main(["pareto", str(out), "--pick", "knee"]) == 0
+    get_space("cifar").validate(__import__("edgenas").Arch.from_json(capsys.readouterr().out))
+
+
+WORKER = """
+import hashlib, sys, time
+sys.path.insert(0, {tests!r})
+import optuna
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+from test_search import make_evaluator, proxy_accuracy, LUT_FILE
+from edgenas import get_space
+from edgenas.cost.latency import LatencyModel
+from edgenas.profile.lut import load_lut
+from edgenas.search.engine import SearchConfig, open_storage, run_search
+
+def accuracy(arch):
+    time.sleep(0.15)
+    value = proxy_accuracy(arch)
+    with open({log!r}, "a") as log:
+        log.write(sys.argv[1] + " " + hashlib.sha1(arch.to_json().encode()).hexdigest() + "\\n")
+    return value
+
+evaluator = make_evaluator(LatencyModel(load_lut(LUT_FILE)))
+evaluator.accuracy_fn = accuracy
+run_search(get_space("cifar"), evaluator, SearchConfig(strategy="nsga2", trials={trials},
+           population=8, seed=int(sys.argv[1])), storage=open_storage({url!r}, heartbeat_s=1),
+           study_name="shared")
+"""
+
+
+def test_two_workers_share_a_postgres_study_and_survive_a_kill_9(postgres, tmp_path) -> None:
+    trials = 30
+    log = tmp_path / "evaluations.log"
+    script = WORKER.format(tests=str(Path(__file__).parent), log=str(log), trials=trials, url=postgres)
+    workers = [subprocess.Popen([sys.executable, "-c", script, str(seed)]) for seed in (1, 2)]
+    deadline = time.time() + 60
+    while time.time() < deadline and (not log.exists() or len(log.read_text().split()) < 6):
+        time.sleep(0.1)
+    os.kill(workers[0].pid, signal.SIGKILL)
+    assert workers[1].wait(timeout=240) == 0
+    workers[0].wait()
+    study = optuna.load_study(study_name="shared", storage=postgres)
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(done) == trials
+    # no arch was evaluated twice, except the one the killed worker (seed 1) may have been
+    # scoring at the moment of SIGKILL, before it could report it
+    evaluated = [line.split() for line in log.read_text().splitlines()]
+    repeats = len(evaluated) - len({arch for _, arch in evaluated})
+    survivor = [arch for worker, arch in evaluated if worker == "2"]
+    assert len(survivor) == len(set(survivor))
+    assert repeats <= 1
+    fresh = [t for t in done if "repeat_of" not in t.user_attrs]
+    assert len({t.user_attrs["arch"] for t in fresh}) == len(fresh)
