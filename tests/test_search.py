@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -58,8 +57,9 @@ def make_evaluator(latency_model, **budgets) -> Evaluator:
 def _population(space, n, seed=0):
     genes = space.genes()
     distributions = {name: CategoricalDistribution(choices) for name, choices in genes.items()}
+    # values on a line x + y = 1: no parent dominates another, so tournaments pick both
     trials = [create_trial(params=space.encode(space.sample(seed + i)), distributions=distributions,
-                           values=[random.random(), random.random()]) for i in range(n)]
+                           values=[i / max(1, n - 1), 1 - i / max(1, n - 1)]) for i in range(n)]
     return distributions, trials
 
 

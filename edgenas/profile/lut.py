@@ -8,9 +8,7 @@ metrics. Files are versioned and written atomically.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 from edgenas.device.descriptor import Device
 from edgenas.errors import ProfileError
+from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.space.search_space import SearchSpace
 
 SCHEMA_VERSION = 1
@@ -92,14 +91,8 @@ def lut_path(profiles_dir: str | os.PathLike[str], device: str, space: str) -> P
 
 def load_lut(path: str | os.PathLike[str]) -> LUT:
     """Read and validate a table; errors name the file and the field."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except OSError as err:
-        raise ProfileError(f"{path}: cannot read latency table ({err.strerror}); "
-                           "measure one with 'edgenas profile DEVICE --space SPACE'") from None
-    except json.JSONDecodeError as err:
-        raise ProfileError(f"{path}: not valid JSON ({err})") from None
+    data = read_json(path, "measure a latency table with 'edgenas profile DEVICE --space SPACE'",
+                     ProfileError)
     return LUT.from_dict(data, str(path))
 
 
@@ -107,24 +100,6 @@ def save_lut(lut: LUT, path: str | os.PathLike[str]) -> None:
     """Write atomically: a crash leaves the old file or the new one, never half of one."""
     lut.updated = now()
     write_json_atomic(lut.to_dict(), Path(path))
-
-
-def write_json_atomic(data: Any, path: Path) -> None:
-    """json.dump to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a table is meant to be shared
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def stale_reasons(lut: LUT, device: Device, space: SearchSpace,

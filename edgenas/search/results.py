@@ -16,7 +16,7 @@ import numpy as np
 from optuna.trial import FrozenTrial
 
 from edgenas.errors import EdgenasError
-from edgenas.profile.lut import write_json_atomic
+from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.search.engine import front, hypervolume_history
 from edgenas.search.objectives import OBJECTIVES
 from edgenas.search.pareto import knee_index, to_minimization
@@ -159,13 +159,7 @@ def _plot_html(path: Path, trials: list[FrozenTrial], records: list[dict[str, An
 def load_front(run_dir: Path) -> dict[str, Any]:
     """The summary a search wrote; errors name the file."""
     path = Path(run_dir) / "front.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise EdgenasError(f"{path}: cannot read ({err.strerror}); is {run_dir} a search run "
-                           "directory (made by 'edgenas search --out DIR')?") from None
-    except json.JSONDecodeError as err:
-        raise EdgenasError(f"{path}: not valid JSON ({err})") from None
+    data = read_json(path, f"is {run_dir} a search run directory (made by 'edgenas search --out DIR')?")
     if data.get("schema_version") != SCHEMA_VERSION or not isinstance(data.get("front"), list):
         raise EdgenasError(f"{path}: not a front file of this edgenas (schema_version "
                            f"{data.get('schema_version')!r})")
