@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from edgenas.commands import devices, search
+from edgenas.commands import deploy, devices, search, training
 from edgenas.cost import count
 from edgenas.errors import EdgenasError
 from edgenas.space import ARCH_PRESETS, SPACES, Arch, get_preset, get_space
@@ -145,12 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     devices.register(commands)
     search.register(commands)
+    deploy.register(commands)
+    training.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("edgenas").setLevel(logging.INFO)  # ours: informative; libraries: quiet
     try:
         args.func(args)
     except EdgenasError as err:

@@ -1,1 +1,1 @@
-"""Command-line handlers, one module per journey; `edgenas.cli` wires them together."""
+"""Command-line handlers grouped by topic; each module exposes ``register(subparsers)``."""

@@ -52,7 +52,7 @@ class DeviceSession:
         """The device's Python; locally, the interpreter edgenas itself runs in."""
         return self.device.connection.python or (sys.executable if self.local else "python3")
 
-    def _agent_path(self) -> str:
+    def agent_path(self) -> str:
         if self._agent is None:
             self._agent = str(AGENT) if self.local else self.connector.push(AGENT, "timer.py")
         return self._agent
@@ -65,7 +65,7 @@ class DeviceSession:
                 ("android", "ro.build.version.release"), ("abi", "ro.product.cpu.abi"))}
             out["perf_test"] = self.device.runtime.perf_test
             return out
-        text = self.connector.run([self.python, self._agent_path(),
+        text = self.connector.run([self.python, self.agent_path(),
                                    "fingerprint", "--runtime", self.device.runtime.name])
         try:
             return json.loads(text.strip().splitlines()[-1])
@@ -74,7 +74,7 @@ class DeviceSession:
                               f"{text[-500:]!r}") from None
 
     def time_models(self, files: list[Path], on_result: ResultHandler) -> None:
-        """Time every model file on the device; results arrive as they are measured."""
+        """Time local model files on the device; results arrive as they are measured."""
         if not files:
             return
         if self.device.connection.kind == "adb":
@@ -85,8 +85,16 @@ class DeviceSession:
         else:
             folder = self.connector.push(files[0].parent, files[0].parent.name)
             paths = [f"{folder}/{f.name}" for f in files]
+        self.time_paths(paths, on_result)
+
+    def time_paths(self, paths: list[str], on_result: ResultHandler) -> None:
+        """Time models (ONNX files or TensorRT engines) that are already on the device."""
+        if self.device.connection.kind == "adb":
+            for path in paths:
+                on_result({"model": Path(path).name, **self._perf_test(path)})
+            return
         runtime, timing = self.device.runtime, self.device.timing
-        argv = [self.python, self._agent_path(), "time",
+        argv = [self.python, self.agent_path(), "time",
                 "--runtime", runtime.name, "--threads", str(runtime.threads),
                 "--providers", ",".join(runtime.providers), "--precision", runtime.precision,
                 "--workspace-mb", str(runtime.workspace_mb), "--warmup", str(timing.warmup),
@@ -100,15 +108,19 @@ class DeviceSession:
         self.connector.run(argv, handle)
 
     def _time_with_perf_test(self, files: list[Path], on_result: ResultHandler) -> None:
-        runtime, timing = self.device.runtime, self.device.timing
+        runtime = self.device.runtime
         if not runtime.perf_test:
             raise DeviceError(f"{self.device.source}: runtime.perf_test: missing; give the "
                               "path of onnxruntime_perf_test on the phone")
         for file in files:
             remote = self.connector.push(file, file.name)
-            text = self.connector.run([runtime.perf_test, "-e", "cpu", "-x", str(runtime.threads),
-                                       "-r", str(timing.repeats), "-m", "times", remote])
-            on_result({"model": file.name, **parse_perf_test(text)})
+            on_result({"model": file.name, **self._perf_test(remote)})
+
+    def _perf_test(self, remote: str) -> dict[str, Any]:
+        runtime, timing = self.device.runtime, self.device.timing
+        text = self.connector.run([runtime.perf_test, "-e", "cpu", "-x", str(runtime.threads),
+                                   "-r", str(timing.repeats), "-m", "times", remote])
+        return parse_perf_test(text)
 
 
 def parse_perf_test(text: str) -> dict[str, Any]:

@@ -244,8 +244,23 @@ def main(argv: list[str] | None = None) -> int:
     tm.add_argument("--warmup", type=int, default=10)
     tm.add_argument("--repeats", type=int, default=50)
     tm.add_argument("--min-time-ms", type=float, default=40.0)
+    bd = commands.add_parser("build", help="build a TensorRT engine from ONNX, on this device")
+    bd.add_argument("model")
+    bd.add_argument("--out", required=True)
+    bd.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "int8"])
+    bd.add_argument("--workspace-mb", type=int, default=1024)
+    bd.add_argument("--timing-cache", default=None)
     args = parser.parse_args(argv)
 
+    if args.command == "build":
+        start = time.perf_counter()
+        engine = build_trt_engine(args.model, args.precision, args.workspace_mb,
+                                  timing_cache=args.timing_cache)
+        with open(args.out, "wb") as handle:
+            handle.write(engine)
+        print(json.dumps({"engine": os.path.basename(args.out), "bytes": len(engine),
+                          "build_seconds": time.perf_counter() - start}))
+        return 0
     if args.command == "fingerprint":
         print(json.dumps(fingerprint(args.runtime)))
         return 0

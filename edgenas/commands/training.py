@@ -1,0 +1,122 @@
+"""CLI handlers for training: ``supernet train`` and ``train``.
+
+Usage::
+
+    edgenas supernet train --space cifar --data DATA --epochs N --out DIR
+                           [--batch-size 64] [--lr 0.05] [--limit N] [--seed 0]
+    edgenas train ARCH --data DATA --epochs N --out DIR [--init-from SUPERNET_DIR]
+
+ARCH is an arch preset name or an arch JSON file. DATA is one of
+
+* ``digits``         scikit-learn's embedded handwritten digits (no download);
+* ``cifar10:PATH``   CIFAR-10 train set: torchvision's folder (``PATH/cifar-10-batches-py``)
+  or a JPEG tree ``PATH/train/<class>/*.jpg``; add ``--download`` to fetch it to PATH;
+* ``folder:PATH`` or ``PATH``  any ImageFolder tree ``PATH/<class>/*.jpg``.
+
+Validation images are a seeded split of DATA (``--val-fraction``, default 0.1); there is
+no separate test split. Re-running a killed command with the same arguments resumes from
+the last finished epoch in ``--out``. Under ``torchrun`` the same command trains with
+distributed data parallelism.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from typing import Any
+
+from edgenas.space import SPACES, get_space
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True,
+                        help="digits | cifar10:PATH | folder:PATH | PATH (ImageFolder)")
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--out", required=True, help="run directory (resumed if it exists)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--weight-decay", type=float, default=4e-5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--limit", type=int, default=None,
+                        help="train on a class-balanced subset of this many images")
+    parser.add_argument("--val-limit", type=int, default=None,
+                        help="score on the first N validation images only")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--download", action="store_true",
+                        help="download CIFAR-10 to the cifar10:PATH folder (needs network)")
+
+
+def _config(args: argparse.Namespace, **extra: Any):  # type: ignore[no-untyped-def]
+    from edgenas.train import TrainConfig
+
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       weight_decay=args.weight_decay, seed=args.seed,
+                       val_fraction=args.val_fraction, limit=args.limit,
+                       val_limit=args.val_limit, **extra)
+
+
+def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from edgenas.data import open_dataset
+
+    return open_dataset(args.data, download=args.download, cache_dir=args.out)
+
+
+def cmd_supernet_train(args: argparse.Namespace) -> None:
+    from edgenas.train import setup_runtime, train_supernet
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = _config(args, num_random=args.num_random, calib_batches=args.calib_batches)
+    result = train_supernet(get_space(args.space), args.data, args.out, config,
+                            data=_open(args), runtime=setup_runtime(args.device))
+    _print_result(result, args.out)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from edgenas.cli import resolve_arch
+    from edgenas.train import setup_runtime, train_arch
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    arch = resolve_arch(args.arch)
+    result = train_arch(arch, args.data, args.out, _config(args), init_from=args.init_from,
+                        data=_open(args), runtime=setup_runtime(args.device))
+    _print_result(result, args.out)
+
+
+def _print_result(result: dict[str, Any], out: str) -> None:
+    if not result.get("history"):
+        return
+    last = result["history"][-1]
+    print(f"epoch {last['epoch']}: loss {last['loss']:.4f}, "
+          f"{last['images_per_s']:.1f} images/s")
+    for key in ("val_accuracy", "val_accuracy_largest", "val_accuracy_smallest"):
+        if key in result:
+            print(f"{key}: {result[key]:.4f}")
+    print(f"split: {json.dumps(result.get('split', {}), sort_keys=True)}")
+    print(f"run directory: {out}")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``supernet train`` and ``train`` to the ``edgenas`` command line."""
+    supernet = subparsers.add_parser("supernet", help="train weight-sharing supernets")
+    supernet_cmds = supernet.add_subparsers(dest="supernet_command", required=True)
+    train_super = supernet_cmds.add_parser(
+        "train", help="sandwich-rule supernet training with in-place distillation",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train_super.add_argument("--space", required=True, choices=sorted(SPACES))
+    _add_common(train_super)
+    train_super.add_argument("--num-random", type=int, default=2,
+                             help="random subnets per step besides largest and smallest")
+    train_super.add_argument("--calib-batches", type=int, default=4,
+                             help="BN recalibration batches before scoring a subnet")
+    train_super.set_defaults(func=cmd_supernet_train)
+
+    train = subparsers.add_parser(
+        "train", help="train one arch stand-alone (from scratch or from a supernet)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("arch", help="arch preset name or arch JSON file")
+    _add_common(train)
+    train.add_argument("--init-from", default=None,
+                       help="supernet run directory whose weights (and split) to start from")
+    train.set_defaults(func=cmd_train)

@@ -1,0 +1,129 @@
+"""A deployable bundle: verified models, the arch, metrics, preprocessing, labels, runner.
+
+Layout (all plain files, listed with their SHA-256 in ``manifest.json``):
+
+    model.onnx  model.fp16.onnx  model.int8.onnx   (the formats asked for)
+    arch.json  metrics.json  preprocess.json  labels.txt  run.py  manifest.json
+
+Loading a bundle checks the manifest: every file is inside the folder and has the
+recorded hash; nothing in a bundle is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgenas.cost.count import count
+from edgenas.errors import EdgenasError
+from edgenas.export.onnx_export import (AGREEMENT_REQUIRED, ExportError, agreement, export_onnx,
+                                        run_onnx, to_fp16, to_int8, verify_fp32)
+from edgenas.jsonio import read_json, write_json_atomic
+from edgenas.space.arch import Arch
+
+SCHEMA_VERSION = 1
+FORMATS = ("onnx", "fp16", "int8")
+MODEL_FILES = {"onnx": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+RUNNER = Path(__file__).with_name("runner.py")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_bundle(arch: Arch, model: torch.nn.Module, out: Path, *, val_inputs: np.ndarray,
+                  val_labels: np.ndarray, calibration: np.ndarray, preprocess: dict[str, Any],
+                  labels: list[str], formats: tuple[str, ...] = FORMATS,
+                  provenance: dict[str, Any] | None = None,
+                  predicted_latency: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Export, verify and write a bundle; returns its metrics. Raises `ExportError`."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or "onnx" not in formats:
+        raise ExportError(f"--formats {','.join(formats)}: choose from {FORMATS}; 'onnx' "
+                          "(FP32) is always needed as the reference")
+    if len(val_inputs) < 500 and ("fp16" in formats or "int8" in formats):
+        raise ExportError(f"FP16/INT8 verification needs at least 500 validation images, "
+                          f"got {len(val_inputs)}")
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("manifest.json", *MODEL_FILES.values()):  # a re-export must not keep old models
+        (out / stale).unlink(missing_ok=True)
+    labelled = val_labels >= 0  # callers may add unlabelled images for the agreement checks
+    fp32_path = out / MODEL_FILES["onnx"]
+    export_onnx(model, arch.resolution, fp32_path, arch.in_channels)
+    max_diff = verify_fp32(model, fp32_path, val_inputs[:256])
+    reference = run_onnx(fp32_path, val_inputs)
+    counts = count(arch)
+    verification: dict[str, Any] = {
+        "onnx": {"max_abs_diff_vs_pytorch": max_diff, "images": int(min(256, len(val_inputs))),
+                 "accuracy": float(np.mean(reference[labelled].argmax(1) == val_labels[labelled]))}}
+    if "fp16" in formats:
+        to_fp16(fp32_path, out / MODEL_FILES["fp16"])
+    if "int8" in formats:
+        to_int8(fp32_path, out / MODEL_FILES["int8"], calibration)
+    for fmt in ("fp16", "int8"):
+        if fmt not in formats:
+            continue
+        logits = run_onnx(out / MODEL_FILES[fmt], val_inputs)
+        agree = agreement(reference, logits)
+        verification[fmt] = {"top1_agreement_with_fp32": agree, "images": int(len(val_inputs)),
+                             "accuracy": float(np.mean(logits[labelled].argmax(1) == val_labels[labelled]))}
+        if agree < AGREEMENT_REQUIRED:
+            raise ExportError(f"{fmt}: top-1 agreement with FP32 is {100 * agree:.2f} % on "
+                              f"{len(val_inputs)} images (needs >= {100 * AGREEMENT_REQUIRED:.0f} %)")
+    metrics = {
+        "schema_version": SCHEMA_VERSION,
+        "macs": counts.macs, "params": counts.params,
+        "memory_bytes": {p: counts.memory_bytes(p) for p in ("fp32", "fp16", "int8")},
+        "verification": verification,
+        "accuracy": {"top1": verification["onnx"]["accuracy"], "images": int(labelled.sum()),
+                     "measured_on": "the validation split (never trained on)",
+                     **(provenance or {}).get("split", {})},
+        "weights": (provenance or {}).get("weights", "untrained (random initialisation)"),
+        "predicted_latency_ms": predicted_latency or {},
+    }
+    write_json_atomic(json.loads(arch.to_json()), out / "arch.json")
+    write_json_atomic(metrics, out / "metrics.json")
+    write_json_atomic(preprocess, out / "preprocess.json")
+    (out / "labels.txt").write_text("".join(f"{name}\n" for name in labels), encoding="utf-8")
+    shutil.copyfile(RUNNER, out / "run.py")
+    files = sorted(p.name for p in out.iterdir() if p.is_file() and p.name != "manifest.json"
+                   and not p.name.startswith("."))
+    write_json_atomic({"schema_version": SCHEMA_VERSION, "files": {f: sha256(out / f) for f in files}},
+                      out / "manifest.json")
+    return metrics
+
+
+def load_bundle(folder: Path) -> dict[str, Any]:
+    """Validate a bundle and return its manifest, arch, metrics and preprocessing."""
+    folder = Path(folder)
+    manifest_path = folder / "manifest.json"
+    manifest = read_json(manifest_path, f"is {folder} a bundle made by 'edgenas export'?")
+    if manifest.get("schema_version") != SCHEMA_VERSION or not isinstance(manifest.get("files"), dict):
+        raise EdgenasError(f"{manifest_path}: not a bundle manifest of this edgenas")
+    root = folder.resolve()
+    for name, digest in manifest["files"].items():
+        path = (folder / name).resolve()
+        if root not in path.parents:
+            raise EdgenasError(f"{manifest_path}: files: {name!r} points outside the bundle")
+        if not path.is_file():
+            raise EdgenasError(f"{folder}: {name} is listed in the manifest but missing")
+        if sha256(path) != digest:
+            raise EdgenasError(f"{folder}: {name} does not match its manifest hash (modified "
+                               "or corrupted); re-export the bundle")
+    for required in ("model.onnx", "arch.json", "metrics.json", "preprocess.json"):
+        if required not in manifest["files"]:
+            raise EdgenasError(f"{manifest_path}: files: {required} missing")
+    return {"manifest": manifest,
+            "arch": Arch.from_json((folder / "arch.json").read_text(), str(folder / "arch.json")),
+            "metrics": json.loads((folder / "metrics.json").read_text()),
+            "preprocess": json.loads((folder / "preprocess.json").read_text())}

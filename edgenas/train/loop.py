@@ -1,0 +1,170 @@
+"""The epoch loop both supernet and stand-alone training share.
+
+Seeded per epoch (shuffle, augmentation), cosine learning rate per step, SGD with
+Nesterov momentum, a tqdm bar with loss and images/s, and a checkpoint after every epoch,
+so that re-running a killed command resumes at the last finished epoch and then proceeds
+exactly as an uninterrupted run would (up to floating-point non-determinism).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from edgenas.data.augment import Normalize, prepare_batch
+from edgenas.data.images import ImageSet
+from edgenas.data.split import Split
+from edgenas.train.checkpoint import (CHECKPOINT_FILE, SCHEMA_VERSION, load_checkpoint,
+                                      save_checkpoint, start_or_resume)
+from edgenas.train.runtime import Runtime, average_gradients
+
+log = logging.getLogger(__name__)
+
+#: step(inputs, labels, global_step, scaler) -> loss; it runs forward and backward itself
+StepFn = Callable[[torch.Tensor, torch.Tensor, int, torch.amp.GradScaler], float]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a training run; recorded in ``run.json`` and checked on resume."""
+
+    epochs: int = 1
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    seed: int = 0
+    val_fraction: float = 0.1
+    limit: int | None = None        # train on a class-balanced subset of this many images
+    num_random: int = 2             # random subnets per step besides largest and smallest
+    calib_batches: int = 4          # BN recalibration batches before scoring a subnet
+    eval_batch_size: int = 256
+    val_limit: int | None = None    # score on the first val images only (quick estimates)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for JSON."""
+        return asdict(self)
+
+
+def epoch_batches(indices: torch.Tensor, batch_size: int, seed: int, epoch: int,
+                  runtime: Runtime) -> list[torch.Tensor]:
+    """This process's batches of one epoch: a seeded shuffle, sharded by rank.
+
+    Incomplete last batches are dropped (a batch of one breaks batch norm), unless the
+    shard is smaller than one batch.
+    """
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = indices[torch.randperm(len(indices), generator=generator)]
+    shard = order[runtime.rank::runtime.world_size]
+    size = min(batch_size, len(shard))
+    return [shard[i:i + size] for i in range(0, len(shard) - size + 1, size)]
+
+
+def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
+    """Cosine decay from ``base_lr`` to 0 over ``total_steps``."""
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
+    """SGD with Nesterov momentum; no weight decay on BN and bias parameters."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        (decay if param.dim() > 1 else no_decay).append(param)
+    return torch.optim.SGD([{"params": decay, "weight_decay": config.weight_decay},
+                            {"params": no_decay, "weight_decay": 0.0}],
+                           lr=config.lr, momentum=config.momentum, nesterov=True)
+
+
+def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize: Normalize,
+        config: TrainConfig, run_dir: Path, identity: dict[str, Any], runtime: Runtime,
+        description: str, state_module: nn.Module | None = None) -> list[dict[str, float]]:
+    """Train ``config.epochs`` epochs (resuming from ``run_dir``); gives per-epoch history.
+
+    ``state_module`` is what is checkpointed (the unwrapped model under DDP).
+    """
+    from tqdm import tqdm
+
+    state_module = state_module if state_module is not None else model
+    optimizer = make_optimizer(state_module, config)
+    scaler = runtime.grad_scaler()
+    checkpoint = _start(run_dir, identity, runtime)
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    if checkpoint is not None:
+        state_module.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scaler.load_state_dict(checkpoint["scaler"])
+        history = list(checkpoint["history"])
+        start_epoch = int(checkpoint["epoch"])
+        log.info("%s: resuming %s after epoch %d", description, run_dir, start_epoch)
+    steps_per_epoch = len(epoch_batches(split.train, config.batch_size, config.seed, 0,
+                                        runtime))
+    total_steps = max(1, steps_per_epoch * config.epochs)
+    parameters = list(state_module.parameters())
+    images_on_device = data.images.to(runtime.device)
+    labels_on_device = data.labels.to(runtime.device)
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        batches = epoch_batches(split.train, config.batch_size, config.seed, epoch, runtime)
+        augment_rng = torch.Generator().manual_seed(config.seed * 7919 + epoch * 31
+                                                    + runtime.rank)
+        loss_sum, seen, started = 0.0, 0, time.perf_counter()
+        bar = tqdm(batches, desc=f"{description} epoch {epoch + 1}/{config.epochs}",
+                   unit="batch", disable=not runtime.is_main, mininterval=2.0, leave=False)
+        for i, index in enumerate(bar):
+            global_step = epoch * steps_per_epoch + i
+            for group in optimizer.param_groups:
+                group["lr"] = cosine_lr(config.lr, global_step, total_steps)
+            index = index.to(runtime.device)
+            inputs = prepare_batch(images_on_device[index], normalize, True, None,
+                                   augment_rng).contiguous(memory_format=runtime.memory_format)
+            optimizer.zero_grad(set_to_none=True)
+            loss = step(inputs, labels_on_device[index], global_step, scaler)
+            average_gradients(parameters, runtime)
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += loss * len(index)
+            seen += len(index)
+            rate = seen * runtime.world_size / (time.perf_counter() - started)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", img_s=f"{rate:.1f}", refresh=False)
+        bar.close()
+        seconds = time.perf_counter() - started
+        record = {"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "seconds": seconds,
+                  "images_per_s": seen * runtime.world_size / max(seconds, 1e-9)}
+        history.append(record)
+        log.info("%s epoch %d/%d: loss %.4f, %.1f images/s", description, epoch + 1,
+                 config.epochs, record["loss"], record["images_per_s"])
+        if runtime.is_main:
+            save_checkpoint(run_dir / CHECKPOINT_FILE, {
+                "schema_version": SCHEMA_VERSION, "epoch": epoch + 1,
+                "model": state_module.state_dict(), "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(), "history": history})
+    return history
+
+
+def _start(run_dir: Path, identity: dict[str, Any], runtime: Runtime) -> dict[str, Any] | None:
+    """Rank 0 checks/records the run identity first; the others then read the checkpoint."""
+    if not runtime.distributed:
+        return start_or_resume(run_dir, identity)
+    checkpoint = start_or_resume(run_dir, identity) if runtime.is_main else None
+    dist.barrier()
+    if not runtime.is_main:
+        path = run_dir / CHECKPOINT_FILE
+        checkpoint = load_checkpoint(path) if path.exists() else None
+    return checkpoint
+
+
+def iterate_eval(data: ImageSet, indices: torch.Tensor, batch_size: int
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(uint8 images, labels) batches of ``indices`` in order."""
+    for i in range(0, len(indices), batch_size):
+        index = indices[i:i + batch_size]
+        yield data.images[index], data.labels[index]

@@ -1,0 +1,84 @@
+"""Stand-alone training of one arch, from scratch or from the supernet's weights.
+
+This is the ground truth the supernet's estimates are checked against, and the final
+training of a searched arch. Under torchrun the network is wrapped in
+`DistributedDataParallel` (its graph is static, unlike the supernet's).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgenas.data.images import ImageSet
+from edgenas.nn.model import build_model
+from edgenas.space.arch import Arch
+from edgenas.train.checkpoint import RESULT_FILE, write_json_atomic
+from edgenas.train.evaluate import accuracy
+from edgenas.train.loop import TrainConfig, fit
+from edgenas.train.rundata import prepare_data
+from edgenas.train.runtime import Runtime, broadcast_parameters, setup_runtime
+
+
+def train_arch(arch: Arch, data_spec: str, out_dir: str | Path, config: TrainConfig,
+               init_from: str | Path | None = None, data: ImageSet | None = None,
+               runtime: Runtime | None = None, cache_dir: str | Path | None = None
+               ) -> dict[str, Any]:
+    """Train ``arch`` (or resume) into ``out_dir``; gives history and validation accuracy.
+
+    With ``init_from`` (a supernet run directory) the network starts from the inherited
+    weights, and the supernet run's split is reused, so that validation images are never
+    ones the supernet trained on.
+    """
+    runtime = runtime or setup_runtime()
+    out = Path(out_dir)
+    if init_from is not None:
+        from edgenas.train.supernet_training import load_supernet
+
+        supernet, run_data, _ = load_supernet(init_from, runtime, data)
+        network = supernet.subnet(arch)
+        del supernet
+    else:
+        run_data = prepare_data(data_spec, arch.num_classes, config.val_fraction, config.seed,
+                                config.limit, data, cache_dir)
+        torch.manual_seed(config.seed)
+        network = build_model(arch)
+    network = network.to(runtime.device, memory_format=runtime.memory_format)
+    broadcast_parameters(network, runtime)
+    model: nn.Module = network
+    if runtime.distributed:
+        device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(network, device_ids=device_ids)
+    identity = {"kind": "arch", "arch": arch.to_json(),
+                "init_from": str(init_from) if init_from is not None else None,
+                "data": {**run_data.to_dict(), "limit": config.limit},
+                "config": config.to_dict()}
+    started = time.perf_counter()
+
+    def step(inputs: torch.Tensor, labels: torch.Tensor, global_step: int,
+             scaler: torch.amp.GradScaler) -> float:
+        if inputs.shape[-1] != arch.resolution:
+            inputs = F.interpolate(inputs, size=(arch.resolution, arch.resolution),
+                                   mode="bilinear", align_corners=False, antialias=True)
+        with runtime.autocast():
+            loss = F.cross_entropy(model(inputs).float(), labels)
+        scaler.scale(loss).backward()
+        return float(loss.detach())
+
+    history = fit(model, step, run_data.data, run_data.split, run_data.normalize, config, out,
+                  identity, runtime, "train", state_module=network)
+    result: dict[str, Any] = {"history": history,
+                              "train_seconds_this_call": time.perf_counter() - started}
+    if runtime.is_main:
+        val = run_data.split.val if config.val_limit is None \
+            else run_data.split.val[:config.val_limit]
+        result["val_accuracy"] = accuracy(network, run_data.data, val, run_data.normalize,
+                                          arch.resolution, runtime, config.eval_batch_size)
+        result["split"] = run_data.split.to_dict()
+        write_json_atomic(out / RESULT_FILE, result)
+    return result

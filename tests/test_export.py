@@ -1,0 +1,180 @@
+"""Export bundles (verified ONNX / FP16 / INT8) and deploying them to devices."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgenas import get_space
+from edgenas.cli import main
+from edgenas.data.augment import prepare_batch
+from edgenas.deploy.deploy import deploy
+from edgenas.device.descriptor import Connection, get_device
+from edgenas.errors import EdgenasError
+from edgenas.export.bundle import export_bundle, load_bundle
+from edgenas.export.onnx_export import ExportError
+from edgenas.nn.model import build_model
+from edgenas.train.rundata import prepare_data
+
+ARCH = get_space("cifar").sample(7)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A cifar-space arch trained for a few epochs on the embedded digits (real images)."""
+    torch.manual_seed(0)
+    data = prepare_data("digits", 10, val_fraction=0.35)
+    model = build_model(ARCH)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    train = data.split.train
+    for _ in range(8):
+        order = train[torch.randperm(len(train))]
+        for i in range(0, len(order), 64):
+            index = order[i:i + 64]
+            inputs = prepare_batch(data.data.images[index], data.normalize, True, ARCH.resolution)
+            loss = torch.nn.functional.cross_entropy(model(inputs), data.data.labels[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval(), data
+
+
+def _inputs(data, index):
+    return prepare_batch(data.data.images[index], data.normalize, False, ARCH.resolution).numpy()
+
+
+def _export(trained, out, formats=("onnx", "fp16", "int8")):
+    model, data = trained
+    val = data.split.val
+    return export_bundle(ARCH, model, out, val_inputs=_inputs(data, val),
+                         val_labels=data.data.labels[val].numpy(),
+                         calibration=_inputs(data, data.split.train[:256]),
+                         preprocess={"resolution": ARCH.resolution, "channels": 3,
+                                     "mean": list(data.normalize.mean), "std": list(data.normalize.std)},
+                         labels=list(data.data.classes), formats=formats)
+
+
+@pytest.fixture(scope="module")
+def bundle(trained, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle")
+    return out, _export(trained, out)
+
+
+def test_bundle_holds_verified_models_and_metadata(bundle) -> None:
+    out, metrics = bundle
+    for name in ("model.onnx", "model.fp16.onnx", "model.int8.onnx", "arch.json", "metrics.json",
+                 "preprocess.json", "labels.txt", "run.py", "manifest.json"):
+        assert (out / name).exists(), name
+    v = metrics["verification"]
+    assert v["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
+    assert v["fp16"]["top1_agreement_with_fp32"] >= 0.99 and v["fp16"]["images"] >= 500
+    assert v["int8"]["top1_agreement_with_fp32"] >= 0.99 and v["int8"]["images"] >= 500
+    assert metrics["accuracy"]["top1"] > 0.5  # trained on real digits, scored on held-out ones
+    loaded = load_bundle(out)
+    assert loaded["arch"] == ARCH
+    import onnx
+
+    model = onnx.load(str(out / "model.onnx"))
+    assert model.opset_import[0].version >= 17
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_a_failed_verification_is_an_error(trained, tmp_path) -> None:
+    model, data = trained
+    with pytest.raises(ExportError, match="at least 500"):
+        export_bundle(ARCH, model, tmp_path, val_inputs=_inputs(data, data.split.val[:100]),
+                      val_labels=np.zeros(100, np.int64), calibration=_inputs(data, data.split.train[:64]),
+                      preprocess={}, labels=[], formats=("onnx", "int8"))
+
+
+def test_tampered_or_escaping_bundles_are_refused(bundle, tmp_path) -> None:
+    out, _ = bundle
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(out, copy)
+    (copy / "labels.txt").write_text("cat\n")
+    with pytest.raises(EdgenasError, match="labels.txt does not match its manifest hash"):
+        load_bundle(copy)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["files"]["../../etc/passwd"] = "0" * 64
+    shutil.copytree(out, tmp_path / "escape")
+    (tmp_path / "escape" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(EdgenasError, match="points outside the bundle"):
+        load_bundle(tmp_path / "escape")
+
+
+def test_standalone_runner_needs_only_numpy_and_onnxruntime(bundle, trained, tmp_path) -> None:
+    out, _ = bundle
+    _, data = trained
+    index = int(data.split.val[0])
+    image = data.data.images[index].permute(1, 2, 0).numpy()
+    np.save(tmp_path / "digit.npy", image)
+    from PIL import Image
+
+    Image.fromarray(image).save(tmp_path / "digit.png")
+    code = "import sys, runpy; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+    for name in ("digit.npy", "digit.png"):
+        result = subprocess.run([sys.executable, "-c", code, str(out / "run.py"), str(tmp_path / name),
+                                 "--top", "1"], capture_output=True, text=True, check=True)
+        assert result.stdout.split()[1] in data.data.classes
+
+
+def test_deploy_benchmarks_locally_and_compares_with_the_prediction(bundle, tmp_path) -> None:
+    out, _ = bundle
+    metrics = json.loads((out / "metrics.json").read_text())
+    device = get_device("host-cpu")
+    report = deploy(out, replace(device, timing=replace(device.timing, repeats=20, min_time_ms=5)))
+    assert report["latency_ms"]["median_ms"] > 0 and report["model"] == "model.onnx"
+    assert (out / "deploy" / "host-cpu.json").exists()
+    assert metrics["predicted_latency_ms"] == {} or "prediction_error" in report
+
+
+def test_deploy_over_ssh(bundle, sshd, tmp_path) -> None:
+    out, _ = bundle
+    device = get_device("host-cpu")
+    device = replace(device, name="loopback-ssh",
+                     connection=Connection(kind="ssh", host=sshd.alias, ssh_config=str(sshd.config),
+                                           python=sys.executable, workdir=str(tmp_path / "remote")),
+                     timing=replace(device.timing, repeats=10, min_time_ms=2))
+    report = deploy(out, device)
+    assert report["latency_ms"]["n"] >= 10
+    assert (tmp_path / "remote" / "bundle" / "model.onnx").exists()  # it really travelled
+
+
+def test_int8_device_runs_the_quantised_model(bundle) -> None:
+    out, _ = bundle
+    device = get_device("host-cpu")
+    device = replace(device, runtime=replace(device.runtime, precision="int8"),
+                     timing=replace(device.timing, repeats=10, min_time_ms=2))
+    assert deploy(out, device)["model"] == "model.int8.onnx"
+
+
+def test_export_command_from_a_search_run_with_predictions(tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    profiles = Path(__file__).resolve().parents[1] / "profiles"
+    assert main(["search", "--device", "host-cpu", "--objectives", "latency,memory",
+                 "--trials", "12", "--population", "6", "--out", str(run),
+                 "--profiles-dir", str(profiles)]) == 0
+    assert main(["export", str(run), "--pick", "knee", "--formats", "onnx", "--out",
+                 str(tmp_path / "b"), "--profiles-dir", str(profiles)]) == 0
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert "host-cpu" in metrics["predicted_latency_ms"]
+    assert main(["export", str(run), "--pick", "knee", "--out", str(tmp_path / "c")]) == 2
+    assert "pass --weights" in capsys.readouterr().err
+
+
+def test_tensorrt_engine_build_and_timing(bundle) -> None:
+    trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed (needs an NVIDIA GPU host or a Jetson)")
+    out, _ = bundle
+    from edgenas.device.agent.timer import build_trt_engine
+
+    engine = build_trt_engine(str(out / "model.onnx"), "fp16", 512)
+    assert len(engine) > 0 and trt.__version__

@@ -1,0 +1,102 @@
+"""Training: supernet (sandwich + distillation), resume after kill -9, evaluate, stand-alone."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgenas import get_space
+from edgenas.cli import main
+from edgenas.errors import CheckpointError
+from edgenas.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, read_run
+from edgenas.train.loop import TrainConfig
+from edgenas.train.supernet_training import supernet_evaluator, train_supernet
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = TrainConfig(epochs=1, batch_size=32, limit=160, val_fraction=0.2)
+
+
+@pytest.fixture(scope="module")
+def supernet_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("supernet")
+    result = train_supernet(get_space("cifar"), "digits", out, SMALL)
+    return out, result
+
+
+def test_supernet_training_writes_a_loadable_checkpoint(supernet_run) -> None:
+    out, result = supernet_run
+    assert len(result["history"]) == 1 and result["history"][0]["images_per_s"] > 0
+    assert 0.0 <= result["val_accuracy_smallest"] <= 1.0
+    state = load_checkpoint(out / CHECKPOINT_FILE)  # weights_only=True inside
+    assert state["epoch"] == 1
+    assert read_run(out)["kind"] == "supernet"
+
+
+def test_evaluate_is_deterministic_and_scores_validation_images(supernet_run) -> None:
+    out, _ = supernet_run
+    evaluator = supernet_evaluator(out, val_limit=64)
+    arch = get_space("cifar").sample(2)
+    first = evaluator.evaluate(arch)
+    assert first == evaluator.evaluate(arch) and 0.0 <= first <= 1.0
+
+
+def test_a_different_run_in_the_same_directory_is_refused(supernet_run) -> None:
+    out, _ = supernet_run
+    with pytest.raises(CheckpointError, match="holds a different run"):
+        train_supernet(get_space("cifar"), "digits", out, TrainConfig(epochs=2, limit=160))
+
+
+def test_kill_9_mid_training_then_rerun_continues_from_the_checkpoint(tmp_path) -> None:
+    out = tmp_path / "run"
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r});"
+              "from edgenas import get_space;"
+              "from edgenas.train.loop import TrainConfig;"
+              "from edgenas.train.supernet_training import train_supernet;"
+              f"train_supernet(get_space('cifar'), 'digits', {str(out)!r}, "
+              "TrainConfig(epochs=3, batch_size=32, limit=120, val_fraction=0.2))")
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and not (out / CHECKPOINT_FILE).exists():
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    saved = load_checkpoint(out / CHECKPOINT_FILE)["epoch"]
+    assert 1 <= saved < 3
+    result = train_supernet(get_space("cifar"), "digits", out,
+                            TrainConfig(epochs=3, batch_size=32, limit=120, val_fraction=0.2))
+    assert [h["epoch"] for h in result["history"]] == [1, 2, 3]
+    assert load_checkpoint(out / CHECKPOINT_FILE)["epoch"] == 3
+
+
+def test_train_command_reports_validation_accuracy(tmp_path, capsys) -> None:
+    code = main(["train", "resnet20", "--data", "digits", "--epochs", "1", "--limit", "160",
+                 "--batch-size", "32", "--out", str(tmp_path / "r20")])
+    assert code == 0
+    assert re.search(r"validation accuracy \d+\.\d+ %", capsys.readouterr().out)
+
+
+def test_train_from_the_supernet_reuses_its_split(supernet_run, tmp_path) -> None:
+    out, _ = supernet_run
+    arch = get_space("cifar").sample(5)
+    arch_file = tmp_path / "arch.json"
+    arch_file.write_text(arch.to_json())
+    assert main(["train", str(arch_file), "--epochs", "1", "--limit", "160", "--batch-size", "32",
+                 "--init-from", str(out), "--out", str(tmp_path / "ft")]) == 0
+    assert read_run(tmp_path / "ft")["data"]["split"] == read_run(out)["data"]["split"]
+
+
+def test_no_checkpoint_is_ever_loaded_without_weights_only() -> None:
+    loads = []
+    for path in (ROOT / "edgenas").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            if "torch.load(" in line and "weights_only=True" not in line:
+                loads.append(f"{path}: {line.strip()}")
+    assert not loads
