@@ -4,7 +4,8 @@ Usage::
 
     edgenas supernet train --space cifar --data DATA --epochs N --out DIR
                            [--batch-size 64] [--lr 0.05] [--limit N] [--seed 0]
-    edgenas train ARCH --data DATA --epochs N --out DIR [--init-from SUPERNET_DIR]
+    edgenas train ARCH --data DATA --epochs N --out DIR
+    edgenas train ARCH --init-from SUPERNET_DIR --epochs N --out DIR   (DATA: the supernet's)
 
 ARCH is an arch preset name or an arch JSON file. DATA is one of
 
@@ -29,9 +30,11 @@ from typing import Any
 from edgenas.space import SPACES, get_space
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True,
-                        help="digits | cifar10:PATH | folder:PATH | PATH (ImageFolder)")
+def _add_common(parser: argparse.ArgumentParser, data_required: bool = True) -> None:
+    parser.add_argument("--data", required=data_required,
+                        help="digits | cifar10:PATH | folder:PATH | PATH (ImageFolder)"
+                             + ("" if data_required else
+                                "; default with --init-from: the supernet run's data"))
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--out", required=True, help="run directory (resumed if it exists)")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -59,6 +62,17 @@ def _config(args: argparse.Namespace, **extra: Any):  # type: ignore[no-untyped-
 
 def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from edgenas.data import open_dataset
+
+    if args.data is None:
+        if getattr(args, "init_from", None) is None:
+            from edgenas.errors import DataError
+
+            raise DataError("--data is needed unless --init-from names a supernet run")
+        from pathlib import Path
+
+        from edgenas.train.checkpoint import read_run
+
+        args.data = read_run(Path(args.init_from))["data"]["spec"]
 
     return open_dataset(args.data, download=args.download, cache_dir=args.out)
 
@@ -90,9 +104,12 @@ def _print_result(result: dict[str, Any], out: str) -> None:
     last = result["history"][-1]
     print(f"epoch {last['epoch']}: loss {last['loss']:.4f}, "
           f"{last['images_per_s']:.1f} images/s")
-    for key in ("val_accuracy", "val_accuracy_largest", "val_accuracy_smallest"):
+    names = {"val_accuracy": "validation accuracy",
+             "val_accuracy_largest": "validation accuracy (largest subnet)",
+             "val_accuracy_smallest": "validation accuracy (smallest subnet)"}
+    for key, name in names.items():
         if key in result:
-            print(f"{key}: {result[key]:.4f}")
+            print(f"{name} {100 * result[key]:.2f} %")
     print(f"split: {json.dumps(result.get('split', {}), sort_keys=True)}")
     print(f"run directory: {out}")
 
@@ -116,7 +133,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "train", help="train one arch stand-alone (from scratch or from a supernet)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("arch", help="arch preset name or arch JSON file")
-    _add_common(train)
+    _add_common(train, data_required=False)
     train.add_argument("--init-from", default=None,
                        help="supernet run directory whose weights (and split) to start from")
     train.set_defaults(func=cmd_train)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from edgenas.data.images import ImageSet
 from edgenas.errors import DataError
@@ -101,8 +102,6 @@ def load_image_folder(root: str | os.PathLike[str], image_size: int | None = Non
     decoded arrays are stored there as ``imagefolder-<key>.npz`` (key: path, file list,
     sizes and size setting) and reused.
     """
-    from torchvision.io import ImageReadMode, decode_image, read_file
-
     root = Path(root)
     classes, files = list_image_folder(root)
     cache = None
@@ -118,8 +117,9 @@ def load_image_folder(root: str | os.PathLike[str], image_size: int | None = Non
     images, shape = [], None
     for path, _ in tqdm(files, desc=f"decoding {root.name}", unit="img", mininterval=1.0):
         try:
-            image = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-        except RuntimeError as err:
+            with Image.open(path) as handle:
+                image = torch.from_numpy(np.array(handle.convert("RGB"))).permute(2, 0, 1)
+        except OSError as err:
             raise DataError(f"{path}: cannot decode image ({err}); remove or replace it") \
                 from None
         if image_size is not None and tuple(image.shape[1:]) != (image_size, image_size):

@@ -134,7 +134,8 @@ def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize:
             loss_sum += loss * len(index)
             seen += len(index)
             rate = seen * runtime.world_size / (time.perf_counter() - started)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", img_s=f"{rate:.1f}", refresh=False)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", img_s=f"{rate:.1f}",
+                            refresh=False)
         bar.close()
         seconds = time.perf_counter() - started
         record = {"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "seconds": seconds,
