@@ -97,7 +97,13 @@ def to_int8(source: Path, target: Path, calibration: np.ndarray) -> None:
     prepared = target.with_suffix(".pre.onnx")
     try:
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        nodes = onnx.load(str(prepared)).graph.node
+        # the stem sees raw pixels and the classifier decides the class: the two layers
+        # most sensitive to 8-bit rounding, and a small share of the compute; keep them FP
+        first_conv = next((n.name for n in nodes if n.op_type == "Conv"), None)
+        classifier = [n.name for n in nodes if n.op_type in ("Gemm", "MatMul")]
         quantize_static(str(prepared), str(target), _Calibration(calibration),
+                        nodes_to_exclude=[n for n in (first_conv, *classifier) if n],
                         quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
                         weight_type=QuantType.QInt8, per_channel=True,
                         calibrate_method=CalibrationMethod.Percentile,
