@@ -31,7 +31,7 @@ from edgenas.train.supernet_training import supernet_evaluator, train_supernet
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="cifar10:../shared/data/cifar10-jpeg")
-    parser.add_argument("--limit", type=int, default=5000, help="class-balanced training subset")
+    parser.add_argument("--limit", type=int, default=5000, help="class-balanced training subset (0: all)")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--supernet-epochs", type=int, default=10)
     parser.add_argument("--arch-epochs", type=int, default=10)
@@ -46,7 +46,7 @@ def main() -> None:
 
     space = get_space("cifar")
     out = Path(args.out)
-    common = dict(batch_size=args.batch_size, limit=args.limit, val_fraction=args.val_fraction)
+    common = dict(batch_size=args.batch_size, limit=args.limit or None, val_fraction=args.val_fraction)
     started = time.perf_counter()
     supernet = train_supernet(space, args.data, out / "supernet",
                               TrainConfig(epochs=args.supernet_epochs, **common))

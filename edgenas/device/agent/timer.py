@@ -171,6 +171,65 @@ def build_trt_engine(onnx_path: str, precision: str, workspace_mb: int, logger: 
     return bytes(serialized)
 
 
+# -- trtexec fallback ------------------------------------------------------------------------
+
+def have_trt_python() -> bool:
+    """Whether the TensorRT Python bindings import (else trtexec is the fallback)."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def trtexec_path() -> str:
+    """trtexec on PATH or where JetPack installs it; error if neither."""
+    import shutil
+
+    found = shutil.which("trtexec") or next(
+        (p for p in ("/usr/src/tensorrt/bin/trtexec", "/usr/local/tensorrt/bin/trtexec")
+         if os.path.exists(p)), None)
+    if found is None:
+        raise RuntimeError("neither the TensorRT Python bindings nor trtexec were found on "
+                           "this device; install TensorRT (JetPack ships both)")
+    return found
+
+
+def trtexec_build(onnx_path: str, out: str, precision: str, workspace_mb: int,
+                  timing_cache: str | None) -> None:
+    """Build an engine with trtexec (same settings as the Python builder)."""
+    import subprocess
+
+    argv = [trtexec_path(), f"--onnx={onnx_path}", f"--saveEngine={out}",
+            f"--memPoolSize=workspace:{workspace_mb}M", "--skipInference"]
+    argv += {"fp16": ["--fp16"], "int8": ["--int8", "--fp16"]}.get(precision, [])
+    if timing_cache:
+        argv.append(f"--timingCacheFile={timing_cache}")
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"trtexec failed to build {onnx_path}: {result.stdout[-1500:]}{result.stderr[-500:]}")
+
+
+def trtexec_time(engine: str, warmup: int, repeats: int) -> dict[str, float]:
+    """Time an engine with trtexec; statistics from its 'GPU Compute Time' line (ms)."""
+    import re
+    import subprocess
+
+    result = subprocess.run([trtexec_path(), f"--loadEngine={engine}", f"--iterations={repeats}",
+                             f"--warmUp={max(warmup, 1) * 10}", "--duration=0"],
+                            capture_output=True, text=True)
+    line = next((l for l in result.stdout.splitlines() if "GPU Compute Time" in l), None)
+    if result.returncode != 0 or line is None:
+        raise RuntimeError(f"trtexec could not time {engine}: {result.stdout[-1500:]}")
+    stats = {k: float(v) for k, v in re.findall(r"(min|max|mean|median|percentile\(90%\)|"
+                                                r"percentile\(99%\)) = ([0-9.]+) ms", line)}
+    median = stats["median"]
+    p90 = stats.get("percentile(90%)", stats["max"])
+    return {"median_ms": median, "p10_ms": stats["min"], "p90_ms": p90, "mean_ms": stats["mean"],
+            "spread": (p90 - stats["min"]) / median if median else 0.0, "n": repeats,
+            "via": "trtexec"}
+
+
 # -- fingerprint ---------------------------------------------------------------------------
 
 def _read(path: str) -> str | None:
@@ -254,12 +313,18 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "build":
         start = time.perf_counter()
-        engine = build_trt_engine(args.model, args.precision, args.workspace_mb,
-                                  timing_cache=args.timing_cache)
-        with open(args.out, "wb") as handle:
-            handle.write(engine)
-        print(json.dumps({"engine": os.path.basename(args.out), "bytes": len(engine),
-                          "build_seconds": time.perf_counter() - start}))
+        if have_trt_python():
+            engine = build_trt_engine(args.model, args.precision, args.workspace_mb,
+                                      timing_cache=args.timing_cache)
+            with open(args.out, "wb") as handle:
+                handle.write(engine)
+            builder = "tensorrt-python"
+        else:
+            trtexec_build(args.model, args.out, args.precision, args.workspace_mb,
+                          args.timing_cache)
+            builder = "trtexec"
+        print(json.dumps({"engine": os.path.basename(args.out), "bytes": os.path.getsize(args.out),
+                          "build_seconds": time.perf_counter() - start, "builder": builder}))
         return 0
     if args.command == "fingerprint":
         print(json.dumps(fingerprint(args.runtime)))
@@ -269,6 +334,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.runtime == "onnxruntime":
                 run = ort_runner(path, args.threads, args.providers.split(","))
                 samples = measure(run, args.warmup, args.repeats, args.min_time_ms)
+            elif not have_trt_python():
+                engine = path
+                if path.endswith(".onnx"):
+                    engine = path[: -len(".onnx")] + f".{args.precision}.engine"
+                    trtexec_build(path, engine, args.precision, args.workspace_mb, None)
+                print(json.dumps({"model": os.path.basename(path),
+                                  **trtexec_time(engine, args.warmup, args.repeats)}), flush=True)
+                continue
             else:
                 gpu_run = trt_runner(path, args.precision, args.workspace_mb)
                 for _ in range(args.warmup):
