@@ -19,23 +19,12 @@ from typing import Any
 import torch
 
 from edgenas.errors import CheckpointError
+from edgenas.jsonio import write_json_atomic
 from edgenas.space.arch import Head, Stem
 from edgenas.space.search_space import SearchSpace, StageChoices
 
 SCHEMA_VERSION = 1
 RUN_FILE, CHECKPOINT_FILE, RESULT_FILE = "run.json", "checkpoint.pt", "result.json"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -93,7 +82,7 @@ def start_or_resume(run_dir: Path, identity: dict[str, Any]) -> dict[str, Any] |
                                   f"(differs in {changed}); use another --out directory or "
                                   "delete this one")
     else:
-        write_json_atomic(run_path, identity)
+        write_json_atomic(identity, run_path)
     checkpoint = run_dir / CHECKPOINT_FILE
     return load_checkpoint(checkpoint) if checkpoint.exists() else None
 

@@ -80,5 +80,5 @@ def train_arch(arch: Arch, data_spec: str, out_dir: str | Path, config: TrainCon
         result["val_accuracy"] = accuracy(network, run_data.data, val, run_data.normalize,
                                           arch.resolution, runtime, config.eval_batch_size)
         result["split"] = run_data.split.to_dict()
-        write_json_atomic(out / RESULT_FILE, result)
+        write_json_atomic(result, out / RESULT_FILE)
     return result

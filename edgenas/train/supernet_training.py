@@ -87,7 +87,7 @@ def train_supernet(space: SearchSpace, data_spec: str, out_dir: str | Path,
         result["val_accuracy_smallest"] = evaluator.evaluate(smallest_arch(space))
         result["seconds_per_evaluate"] = sum(evaluator.seconds) / len(evaluator.seconds)
         result["split"] = run_data.split.to_dict()
-        write_json_atomic(out / RESULT_FILE, result)
+        write_json_atomic(result, out / RESULT_FILE)
     return result
 
 
