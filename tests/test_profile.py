@@ -167,6 +167,16 @@ def test_a_rerun_measures_nothing_that_is_already_there(tiny_lut) -> None:
     assert counted == []
 
 
+def test_revalidate_times_the_held_out_networks_again(tiny_lut) -> None:
+    lut, _ = tiny_lut
+    counted = []
+    progress = Progress(start=lambda stage, total: counted.append((stage, total)))
+    profile(fast_device(), tiny_space(), lut, calibrate=8, validate=6, revalidate=True,
+            progress=progress)
+    assert counted == [("validation networks", 6)]
+    assert len(lut.networks["validation"]) == 6 and lut.validation["n"] == 6
+
+
 def test_kill_9_mid_profile_keeps_finished_work_and_a_rerun_completes(tmp_path) -> None:
     path = tmp_path / "tiny.json"
     script = f"""

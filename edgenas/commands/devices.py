@@ -96,7 +96,8 @@ def cmd_profile(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     lut = profile(device, space, existing, checkpoint=lambda table: save_lut(table, path),
                   calibrate=args.calibrate, validate=args.validate, chunk=args.chunk,
-                  allow_stale=args.allow_stale, progress=tqdm_progress())
+                  allow_stale=args.allow_stale, revalidate=args.revalidate,
+                  progress=tqdm_progress())
     save_lut(lut, path)
     elapsed = time.perf_counter() - start
     print(f"{path}: {len(lut.entries)} unit entries, {len(lut.networks.get('calibration', []))} "
@@ -144,6 +145,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     prof.add_argument("--space", default="cifar", choices=sorted(SPACES))
     prof.add_argument("--validate", type=int, default=0, metavar="N",
                       help="time N held-out archs end to end and report prediction accuracy")
+    prof.add_argument("--revalidate", action="store_true",
+                      help="time the held-out archs again (check an existing table for drift)")
     prof.add_argument("--calibrate", type=int, default=30, metavar="M",
                       help="whole networks timed to fit the correction (default 30)")
     prof.add_argument("--chunk", type=int, default=100, help="models per device round trip")

@@ -94,13 +94,15 @@ def _time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable
 
 def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
             checkpoint: Checkpoint = lambda lut: None, calibrate: int = 30, validate: int = 0,
-            chunk: int = 100, allow_stale: bool = False, progress: Progress | None = None) -> LUT:
+            chunk: int = 100, allow_stale: bool = False, revalidate: bool = False,
+            progress: Progress | None = None) -> LUT:
     """Measure what ``lut`` lacks for ``device`` and ``space``; returns the completed table.
 
     ``calibrate`` whole networks are timed to fit the correction, ``validate`` held-out
     networks to measure how well predictions hold; both are stored in the table. A stale
     ``lut`` (other fingerprint, runtime settings or space) is replaced by a new one unless
-    ``allow_stale``, in which case measurements are added to it.
+    ``allow_stale``, in which case measurements are added to it. ``revalidate`` times the
+    held-out networks again (to check a table for drift) instead of reusing stored times.
     """
     progress = progress or Progress()
     with DeviceSession(device) as session:
@@ -133,6 +135,8 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
             checkpoint(lut)
 
         if validate:
+            if revalidate:
+                lut.networks["validation"] = []
             held_out = _arch_stream(space, VALIDATION_SEED, validate)
             _time_networks(session, lut, "validation", held_out, chunk, checkpoint, progress)
             lut.validation = validation_report(lut, validate)
