@@ -185,3 +185,21 @@ def test_tensorrt_engine_build_and_timing(bundle) -> None:
 
     engine = build_trt_engine(str(out / "model.onnx"), "fp16", 512)
     assert len(engine) > 0 and trt.__version__
+
+
+def test_export_takes_weights_from_supernet_and_standalone_runs(tmp_path) -> None:
+    from edgenas.export.export_arch import export_arch
+    from edgenas.train.loop import TrainConfig
+    from edgenas.train.standalone import train_arch
+    from edgenas.train.supernet_training import train_supernet
+
+    config = TrainConfig(epochs=1, batch_size=32, limit=160, val_fraction=0.2)
+    train_supernet(get_space("cifar"), "digits", tmp_path / "supernet", config)
+    from_supernet = export_arch(ARCH, tmp_path / "b1", ("onnx",), str(tmp_path / "supernet"))
+    assert "supernet run" in from_supernet["weights"]
+    assert from_supernet["verification"]["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
+    train_arch(ARCH, "digits", tmp_path / "alone", config)
+    alone = export_arch(ARCH, tmp_path / "b2", ("onnx",), str(tmp_path / "alone"))
+    assert "stand-alone" in alone["weights"]
+    with pytest.raises(EdgenasError, match="trained another arch"):
+        export_arch(get_space("cifar").sample(99), tmp_path / "b3", ("onnx",), str(tmp_path / "alone"))

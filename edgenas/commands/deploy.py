@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from edgenas.errors import EdgenasError
-from edgenas.space import SPACES, Arch, get_space
-
-log = logging.getLogger(__name__)
+from edgenas.space import Arch
 
 
 def _resolve(target: str, how: str | None, max_latency_ms: float | None) -> Arch:
@@ -29,74 +23,12 @@ def _resolve(target: str, how: str | None, max_latency_ms: float | None) -> Arch
     return resolve_arch(target)
 
 
-def predicted_latencies(arch: Arch, profiles_dir: str) -> dict[str, Any]:
-    """Predicted ms on every device with a (non-stale) table for a space holding ``arch``."""
-    from edgenas.cost.latency import LatencyModel
-    from edgenas.device.descriptor import list_devices
-    from edgenas.profile.lut import lut_path, open_lut
-
-    out = {}
-    for device in list_devices():
-        for name in SPACES:
-            space = get_space(name)
-            path = lut_path(profiles_dir, device.name, name)
-            if path.exists() and space.contains(arch):
-                try:
-                    lut = open_lut(device, space, profiles_dir)
-                except EdgenasError as err:
-                    log.warning("skipping %s: %s", path, err)
-                    continue
-                out[device.name] = {"ms": LatencyModel(lut).predict(arch), "lut": str(path),
-                                    "lut_updated": lut.updated}
-    return out
-
-
 def cmd_export(args: argparse.Namespace) -> None:
-    import torch
-
-    from edgenas.data.augment import prepare_batch
-    from edgenas.export.bundle import export_bundle
-    from edgenas.nn.model import build_model
-    from edgenas.train.rundata import prepare_data
+    from edgenas.export.export_arch import export_arch
 
     arch = _resolve(args.target, args.pick, args.max_latency_ms)
     formats = tuple(f.strip() for f in args.formats.split(","))
-    if not args.weights and set(formats) - {"onnx"}:
-        raise EdgenasError("FP16/INT8 exports are verified by top-1 agreement with FP32, which "
-                           "only means something for a trained network: pass --weights RUN, "
-                           "or --formats onnx for an untrained (latency-only) export")
-    if args.weights:
-        from edgenas.export.weights import trained_model
-
-        model, run_data, provenance = trained_model(arch, args.weights)
-    else:
-        log.warning("no --weights: exporting an untrained network (fine for latency, "
-                    "meaningless for accuracy)")
-        torch.manual_seed(0)
-        model = build_model(arch).eval()
-        run_data = prepare_data(args.data, arch.num_classes)
-        provenance = {"split": {"split": run_data.split.to_dict(), "data": run_data.spec}}
-    images, labels = run_data.data.images, run_data.data.labels
-    val = run_data.split.val
-    calibration_idx = run_data.split.train[:512]
-    # agreement needs >= 500 images; top up a small validation split with training images
-    # the INT8 calibration did not see (accuracy is still reported on validation only)
-    extra = run_data.split.train[512:512 + max(0, 500 - len(val))]
-    check_idx = torch.cat([val, extra])
-
-    def batch(index: torch.Tensor) -> np.ndarray:
-        return torch.cat([prepare_batch(images[index[i:i + 256]], run_data.normalize, False,
-                                        arch.resolution) for i in range(0, len(index), 256)]).numpy()
-
-    metrics = export_bundle(
-        arch, model, Path(args.out), val_inputs=batch(check_idx),
-        val_labels=np.concatenate([labels[val].numpy(), np.full(len(extra), -1)]),
-        calibration=batch(calibration_idx),
-        preprocess={"resolution": arch.resolution, "channels": arch.in_channels, "layout": "NCHW",
-                    "scale": "pixels / 255", "mean": list(run_data.normalize.mean),
-                    "std": list(run_data.normalize.std), "resize": "bilinear"},
-        labels=list(run_data.data.classes), formats=formats, provenance=provenance,
-        predicted_latency=predicted_latencies(arch, args.profiles_dir))
+    metrics = export_arch(arch, Path(args.out), formats, args.weights, args.data, args.profiles_dir)
     v = metrics["verification"]
     print(f"{args.out}: {', '.join(formats)} verified; FP32 max |ONNX - PyTorch| = "
           f"{v['onnx']['max_abs_diff_vs_pytorch']:.2e}")
@@ -104,9 +36,6 @@ def cmd_export(args: argparse.Namespace) -> None:
         if fmt in v:
             print(f"  {fmt}: top-1 agreement with FP32 {100 * v[fmt]['top1_agreement_with_fp32']:.2f} % "
                   f"on {v[fmt]['images']} images")
-    if extra.numel():
-        print(f"  (validation split has {len(val)} images; {len(extra)} unseen training images "
-              "were added for the agreement checks)")
     print(f"  validation accuracy (ONNX FP32): {100 * metrics['accuracy']['top1']:.2f} % on "
           f"{metrics['accuracy']['images']} validation images")
     for device, p in metrics["predicted_latency_ms"].items():

@@ -1,0 +1,93 @@
+"""Export one arch to a verified bundle: choose weights and data, prepare images, predict.
+
+The CLI's `edgenas export` and any pipeline call `export_arch`; it gathers what
+`export_bundle` needs (model with weights, validation and calibration images, the
+preprocessing, latency predictions on every profiled device) from run directories.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgenas.errors import EdgenasError
+from edgenas.export.bundle import export_bundle
+from edgenas.space import SPACES, Arch, get_space
+
+log = logging.getLogger(__name__)
+AGREEMENT_IMAGES = 500
+CALIBRATION_IMAGES = 512
+
+
+def predicted_latencies(arch: Arch, profiles_dir: str | Path) -> dict[str, Any]:
+    """Predicted ms on every device with a (non-stale) table for a space holding ``arch``."""
+    from edgenas.cost.latency import LatencyModel
+    from edgenas.device.descriptor import list_devices
+    from edgenas.profile.lut import lut_path, open_lut
+
+    out = {}
+    for device in list_devices():
+        for name in SPACES:
+            space = get_space(name)
+            path = lut_path(profiles_dir, device.name, name)
+            if path.exists() and space.contains(arch):
+                try:
+                    lut = open_lut(device, space, profiles_dir)
+                except EdgenasError as err:
+                    log.warning("skipping %s: %s", path, err)
+                    continue
+                out[device.name] = {"ms": LatencyModel(lut).predict(arch), "lut": str(path),
+                                    "lut_updated": lut.updated}
+    return out
+
+
+def export_arch(arch: Arch, out: Path, formats: tuple[str, ...], weights: str | None = None,
+                data: str = "digits", profiles_dir: str | Path = "profiles") -> dict[str, Any]:
+    """Export ``arch`` with the weights of run ``weights`` (or untrained: FP32 only)."""
+    from edgenas.data.augment import prepare_batch
+    from edgenas.nn.model import build_model
+    from edgenas.train.rundata import prepare_data
+
+    if not weights and set(formats) - {"onnx"}:
+        raise EdgenasError("FP16/INT8 exports are verified by top-1 agreement with FP32, which "
+                           "only means something for a trained network: pass --weights RUN, "
+                           "or --formats onnx for an untrained (latency-only) export")
+    if weights:
+        from edgenas.export.weights import trained_model
+
+        model, run_data, provenance = trained_model(arch, weights)
+    else:
+        log.warning("no --weights: exporting an untrained network (fine for latency, "
+                    "meaningless for accuracy)")
+        torch.manual_seed(0)
+        model = build_model(arch).eval()
+        run_data = prepare_data(data, arch.num_classes)
+        provenance = {"split": {"split": run_data.split.to_dict(), "data": run_data.spec}}
+    images, labels = run_data.data.images, run_data.data.labels
+    val = run_data.split.val
+    calibration = run_data.split.train[:CALIBRATION_IMAGES]
+    # agreement needs >= 500 images; top up a small validation split with training images
+    # the INT8 calibration did not see (accuracy is still reported on validation only)
+    extra = run_data.split.train[CALIBRATION_IMAGES:
+                                 CALIBRATION_IMAGES + max(0, AGREEMENT_IMAGES - len(val))]
+    if extra.numel():
+        log.info("validation split has %d images; %d unseen training images were added for "
+                 "the agreement checks", len(val), len(extra))
+
+    def batch(index: torch.Tensor) -> np.ndarray:
+        return torch.cat([prepare_batch(images[index[i:i + 256]], run_data.normalize, False,
+                                        arch.resolution) for i in range(0, len(index), 256)]).numpy()
+
+    return export_bundle(
+        arch, model, Path(out), val_inputs=batch(torch.cat([val, extra])),
+        val_labels=np.concatenate([labels[val].numpy(), np.full(len(extra), -1)]),
+        calibration=batch(calibration),
+        preprocess={"resolution": arch.resolution, "channels": arch.in_channels, "layout": "NCHW",
+                    "scale": "pixels / 255", "mean": list(run_data.normalize.mean),
+                    "std": list(run_data.normalize.std), "resize": "bilinear"},
+        labels=list(run_data.data.classes), formats=formats, provenance=provenance,
+        predicted_latency=predicted_latencies(arch, profiles_dir))
