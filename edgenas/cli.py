@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from edgenas.commands import deploy, devices, search, training
+from edgenas.commands import deploy, devices, run, search, training
 from edgenas.cost import count
 from edgenas.errors import EdgenasError
 from edgenas.space import ARCH_PRESETS, SPACES, Arch, get_preset, get_space
@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.register(commands)
     deploy.register(commands)
     training.register(commands)
+    run.register(commands)
     return parser
 
 

@@ -57,6 +57,9 @@ def _progress(total: int, objectives: tuple[str, ...]):
 
 
 def cmd_search(args: argparse.Namespace) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it shorter
     space = get_space(args.space)
     objectives = tuple(o.strip() for o in args.objectives.split(","))
     budgets = Budgets(args.max_latency_ms, args.max_memory_mb, args.max_mmacs, args.max_params)

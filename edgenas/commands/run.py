@@ -1,0 +1,41 @@
+"""`edgenas run`: the main job (profile if needed, supernet, search, export, deploy, report)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from edgenas.pipeline import RunConfig, run_pipeline
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress bar says it shorter
+
+    config = RunConfig(args.device, args.space, args.data, args.out, args.profiles_dir,
+                       args.supernet_epochs, args.trials, args.population, args.val_limit,
+                       args.max_latency_ms, args.max_memory_mb, args.seed)
+    summary = run_pipeline(config)
+    for m in summary["models"]:
+        print(f"{m['name']:>8}: val. accuracy {100 * m['accuracy_exported']:.1f} %, "
+              f"{m['macs'] / 1e6:.2f} M MACs, predicted {m['predicted_ms']:.3f} ms, measured "
+              f"{m['measured_ms']:.3f} ms on {args.device} -> {m['bundle']} ({', '.join(m['formats'])})")
+    print(f"report: {args.out}/report.html")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add `run`."""
+    run = commands.add_parser("run", help="the whole job on one device (embedded default: "
+                                          "host-cpu, cifar space, digits data)")
+    run.add_argument("--device", default="host-cpu")
+    run.add_argument("--space", default="cifar")
+    run.add_argument("--data", default="digits")
+    run.add_argument("--out", default="runs/main")
+    run.add_argument("--profiles-dir", default="profiles")
+    run.add_argument("--supernet-epochs", type=int, default=15)
+    run.add_argument("--trials", type=int, default=40)
+    run.add_argument("--population", type=int, default=10)
+    run.add_argument("--val-limit", type=int, default=200)
+    run.add_argument("--max-latency-ms", type=float)
+    run.add_argument("--max-memory-mb", type=float)
+    run.add_argument("--seed", type=int, default=0)
+    run.set_defaults(func=cmd_run)

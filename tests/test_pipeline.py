@@ -1,0 +1,33 @@
+"""`edgenas run`: the main job end to end on the embedded default, and its resume."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from edgenas.cli import main
+from edgenas.export.bundle import load_bundle
+
+PROFILES = Path(__file__).resolve().parents[1] / "profiles"
+
+
+def test_main_job_profiles_trains_searches_exports_deploys_and_reports(tmp_path, capsys) -> None:
+    out = tmp_path / "main"
+    argv = ["run", "--out", str(out), "--profiles-dir", str(PROFILES), "--supernet-epochs", "1",
+            "--trials", "8", "--population", "4", "--val-limit", "100"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [m["name"] for m in summary["models"]] == ["knee", "fastest"]
+    for model in summary["models"]:
+        bundle = load_bundle(Path(model["bundle"]))
+        assert "onnx" in model["formats"] and bundle["metrics"]["verification"]["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
+        assert model["measured_ms"] > 0 and model["predicted_ms"] > 0
+        assert (Path(model["bundle"]) / "deploy" / "host-cpu.json").exists()
+    report = (out / "report.html").read_text()
+    assert "Exported models" in report and "data:image/png;base64," in report
+    assert "report:" in capsys.readouterr().out
+    start = time.perf_counter()  # a re-run finds every stage done and only re-exports
+    assert main(argv) == 0
+    assert json.loads((out / "summary.json").read_text())["search"]["trials"] == 8
+    assert time.perf_counter() - start < 120
