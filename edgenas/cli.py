@@ -49,21 +49,10 @@ def _predict_latency(arch: Arch, device_name: str, profiles_dir: str,
     """Predicted ms and the table it came from: the device's table whose space holds ``arch``."""
     from edgenas.cost.latency import LatencyModel
     from edgenas.device.descriptor import get_device
-    from edgenas.profile.lut import lut_path, open_lut
+    from edgenas.profile.lut import find_lut
 
-    device = get_device(device_name)
-    spaces = [get_space(name) for name in sorted(SPACES)]
-    candidates = [s for s in spaces if lut_path(profiles_dir, device.name, s.name).exists()]
-    if not candidates:
-        raise EdgenasError(f"device {device.name!r} has no latency table in {profiles_dir}/; "
-                           f"run 'edgenas profile {device.name} --space cifar' first")
-    for space in candidates:
-        if space.contains(arch):
-            lut = open_lut(device, space, profiles_dir, allow_stale)
-            return LatencyModel(lut).predict(arch), str(lut_path(profiles_dir, device.name, space.name))
-    raise EdgenasError(f"the arch is in none of the spaces profiled for {device.name!r} "
-                       f"({', '.join(s.name for s in candidates)}); latency is predicted for "
-                       "archs of a profiled space")
+    lut, path = find_lut(get_device(device_name), arch, profiles_dir, allow_stale)
+    return LatencyModel(lut).predict(arch), str(path)
 
 
 def cmd_arch_count(args: argparse.Namespace) -> None:

@@ -229,8 +229,9 @@ def test_table_from_another_machine_or_runtime_version_is_stale(tiny_lut) -> Non
 
 def test_arch_count_with_device_adds_predicted_latency(tiny_lut, tmp_path, capsys, monkeypatch) -> None:
     lut, _ = tiny_lut
-    monkeypatch.setattr("edgenas.cli.SPACES", {"tiny": tiny_space})
-    monkeypatch.setattr("edgenas.cli.get_space", lambda name: tiny_space())
+    from edgenas.space import SPACES
+
+    monkeypatch.setitem(SPACES, "tiny", tiny_space)  # a preset name for the test space
     save_lut(lut, lut_path(tmp_path, "host-cpu", "tiny"))
     arch_file = tmp_path / "a.json"
     arch = tiny_space().sample(4)

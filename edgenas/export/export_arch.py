@@ -16,7 +16,7 @@ import torch
 
 from edgenas.errors import EdgenasError
 from edgenas.export.bundle import export_bundle
-from edgenas.space import SPACES, Arch, get_space
+from edgenas.space import Arch
 
 log = logging.getLogger(__name__)
 AGREEMENT_IMAGES = 500
@@ -27,21 +27,17 @@ def predicted_latencies(arch: Arch, profiles_dir: str | Path) -> dict[str, Any]:
     """Predicted ms on every device with a (non-stale) table for a space holding ``arch``."""
     from edgenas.cost.latency import LatencyModel
     from edgenas.device.descriptor import list_devices
-    from edgenas.profile.lut import lut_path, open_lut
+    from edgenas.profile.lut import find_lut
 
     out = {}
     for device in list_devices():
-        for name in SPACES:
-            space = get_space(name)
-            path = lut_path(profiles_dir, device.name, name)
-            if path.exists() and space.contains(arch):
-                try:
-                    lut = open_lut(device, space, profiles_dir)
-                except EdgenasError as err:
-                    log.warning("skipping %s: %s", path, err)
-                    continue
-                out[device.name] = {"ms": LatencyModel(lut).predict(arch), "lut": str(path),
-                                    "lut_updated": lut.updated}
+        try:
+            lut, path = find_lut(device, arch, profiles_dir)
+        except EdgenasError as err:
+            log.info("no latency prediction for %s: %s", device.name, err)
+            continue
+        out[device.name] = {"ms": LatencyModel(lut).predict(arch), "lut": str(path),
+                            "lut_updated": lut.updated}
     return out
 
 

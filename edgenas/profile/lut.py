@@ -12,12 +12,15 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgenas.device.descriptor import Device
 from edgenas.errors import ProfileError
 from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.space.search_space import SearchSpace
+
+if TYPE_CHECKING:
+    from edgenas.space.arch import Arch
 
 SCHEMA_VERSION = 1
 #: Fingerprint fields that change latency; hostname and Python version do not.
@@ -146,3 +149,22 @@ def open_lut(device: Device, space: SearchSpace, profiles_dir: str | os.PathLike
                            f"'edgenas profile {device.name} --space {space.name}' (a stale table "
                            "is measured anew), or pass --allow-stale to use it anyway")
     return lut
+
+
+def find_lut(device: Device, arch: "Arch", profiles_dir: str | os.PathLike[str],
+             allow_stale: bool = False) -> tuple[LUT, Path]:
+    """The device's table for the preset space that holds ``arch`` (and its path)."""
+    from edgenas.space import SPACES, get_space
+
+    candidates = [get_space(name) for name in sorted(SPACES)
+                  if lut_path(profiles_dir, device.name, name).exists()]
+    if not candidates:
+        raise ProfileError(f"device {device.name!r} has no latency table in {profiles_dir}/; "
+                           f"run 'edgenas profile {device.name} --space cifar' first")
+    for space in candidates:
+        if space.contains(arch):
+            return (open_lut(device, space, profiles_dir, allow_stale),
+                    lut_path(profiles_dir, device.name, space.name))
+    raise ProfileError(f"the arch is in none of the spaces profiled for {device.name!r} "
+                       f"({', '.join(s.name for s in candidates)}); latency is predicted for "
+                       "archs of a profiled space")
