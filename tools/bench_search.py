@@ -5,20 +5,17 @@ evaluations, on one evaluator (supernet accuracy + a device's latency table).
         --trials 200 --population 20 --seeds 0 1 2 --json runs/bench_search.json
 
 Strategies: nsga2 (hierarchical variation), nsga2-flat (Optuna's NSGA-II as it comes),
-weighted-sum (TPE on the paper's equation 2) and random. Every strategy is scored by the
-same cached evaluator, so an arch's accuracy is estimated once for all of them. The
-hypervolume reference point is shared: error 1 for accuracy, 1.1 x the worst cost any run
-saw. Prints mean and standard deviation over seeds and writes JSON.
+weighted-sum (TPE on the paper's equation 2) and random, compared by
+`edgenas.search.compare.compare_strategies` (one cached evaluator, one reference point).
+Prints mean and standard deviation over seeds and writes JSON. `tools/hypotheses.py` runs
+this comparison as H1 and H2 together with H3 and H4.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import optuna
@@ -26,9 +23,9 @@ import optuna
 from edgenas.cost.latency import LatencyModel
 from edgenas.device.descriptor import get_device
 from edgenas.profile.lut import open_lut
-from edgenas.search.engine import STRATEGIES, SearchConfig, completed, front, objective_matrix, run_search
+from edgenas.search.compare import compare_strategies, jsonable
+from edgenas.search.engine import STRATEGIES
 from edgenas.search.objectives import Budgets, Evaluator
-from edgenas.search.pareto import hypervolume
 from edgenas.space import get_space
 
 
@@ -59,47 +56,20 @@ def main() -> None:
     objectives = tuple(args.objectives.split(","))
     shared = Evaluator(objectives, Budgets(max_latency_ms=args.max_latency_ms), latency, accuracy)
 
-    runs = []
-    with tempfile.TemporaryDirectory() as folder:
-        for strategy in args.strategies:
-            for seed in args.seeds:
-                start = time.perf_counter()
-                calls = shared.accuracy_calls
-                study = run_search(space, shared, SearchConfig(strategy, args.trials, args.population, seed),
-                                   storage=f"sqlite:///{folder}/{strategy}-{seed}.db", study_name="bench")
-                trials = completed(study)
-                runs.append({"strategy": strategy, "seed": seed, "trials": trials,
-                             "seconds": time.perf_counter() - start,
-                             "new_accuracy_calls": shared.accuracy_calls - calls})
-                print(f"{strategy:>12} seed {seed}: {len(trials)} trials, "
-                      f"{runs[-1]['seconds']:.0f} s", file=sys.stderr)
+    def report(run: dict) -> None:
+        print(f"{run['strategy']:>12} seed {run['seed']}: {len(run['trials'])} trials, "
+              f"{run['seconds']:.0f} s", file=sys.stderr)
 
-    reference = [1.0 if name == "accuracy" else
-                 1.1 * max(t.user_attrs["metrics"][name] for r in runs for t in r["trials"])
-                 for name in objectives]
-    table = {}
-    for run in runs:
-        points = front(run["trials"], objectives)
-        run["hypervolume"] = hypervolume(objective_matrix(points, objectives), reference) if points else 0.0
-        run["front_size"] = len(points)
-        table.setdefault(run["strategy"], []).append(run)
-
+    summary = compare_strategies(space, shared, args.strategies, args.trials, args.population,
+                                 args.seeds, on_run=report)
     print(f"\nhypervolume at {args.trials} evaluations, {len(args.seeds)} seeds "
-          f"(objectives {', '.join(objectives)}; reference {[round(r, 4) for r in reference]})")
+          f"(objectives {', '.join(objectives)}; "
+          f"reference {[round(r, 4) for r in summary['reference']]})")
     print(f"{'strategy':>12}  {'mean HV':>10}  {'std':>8}  {'front':>6}  {'s/run':>6}")
-    results = {"objectives": list(objectives), "reference": reference, "trials": args.trials,
-               "population": args.population, "seeds": args.seeds, "space": args.space,
-               "device": args.device, "supernet": args.supernet, "strategies": {}}
-    for strategy, items in table.items():
-        hvs = [r["hypervolume"] for r in items]
-        mean = statistics.mean(hvs)
-        std = statistics.stdev(hvs) if len(hvs) > 1 else 0.0
-        fronts = statistics.mean(r["front_size"] for r in items)
-        seconds = statistics.mean(r["seconds"] for r in items)
-        print(f"{strategy:>12}  {mean:>10.5g}  {std:>8.3g}  {fronts:>6.1f}  {seconds:>6.0f}")
-        results["strategies"][strategy] = {"hypervolume": hvs, "mean": mean, "std": std,
-                                           "mean_front_size": fronts, "mean_seconds": seconds}
-    results["accuracy_estimates"] = shared.accuracy_calls
+    for strategy, row in summary["strategies"].items():
+        print(f"{strategy:>12}  {row['mean']:>10.5g}  {row['std']:>8.3g}  "
+              f"{row['mean_front_size']:>6.1f}  {row['mean_seconds']:>6.0f}")
+    results = {**jsonable(summary), "device": args.device, "supernet": args.supernet}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -1,0 +1,109 @@
+"""Score networks like for like: exact counts, predicted and measured latency on one
+device, and validation accuracy after one stand-alone training recipe.
+
+Searched archs and hand-designed baselines go through this same function, so the report's
+comparison and hypothesis H3 differ from each other only in which archs and data they use.
+A supernet's estimate is not comparable with a stand-alone trained network's accuracy;
+here both sides are trained the same way from scratch.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from edgenas.cost.count import count
+from edgenas.device.descriptor import Device
+from edgenas.errors import DeviceError, ProfileError
+from edgenas.profile.lut import LUT
+from edgenas.space.arch import Arch
+
+log = logging.getLogger(__name__)
+
+
+def measure_latency(device: Device, archs: Mapping[str, Arch]) -> dict[str, float]:
+    """Median batch-1 latency (ms) of each whole network, timed on ``device``.
+
+    Works for any arch, in a search space or not: the network is built as one ONNX model
+    (random weights: latency does not depend on their values) and timed by the device's
+    agent with the device's runtime settings.
+    """
+    import onnx
+
+    from edgenas.device.session import DeviceSession
+    from edgenas.profile.onnx_graph import network_model
+
+    if not archs:
+        return {}
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="edgenas-nets-") as folder:
+        files, names = [], {}
+        for i, (name, arch) in enumerate(archs.items()):
+            path = Path(folder) / f"net{i:04d}.onnx"
+            onnx.save(network_model(arch), path)
+            files.append(path)
+            names[path.name] = name
+
+        def handle(result: dict[str, Any]) -> None:
+            name = names[result["model"]]
+            if "error" in result:
+                raise DeviceError(f"{device.name}: timing {name!r} failed: {result['error']}")
+            results[name] = float(result["median_ms"])
+
+        with DeviceSession(device) as session:
+            session.time_models(files, handle)
+    missing = sorted(set(archs) - set(results))
+    if missing:
+        raise DeviceError(f"{device.name}: the timing agent returned nothing for {missing}")
+    return results
+
+
+def predict_latency(lut: LUT | None, arch: Arch) -> float | None:
+    """The table's prediction, or None when the arch has units the table lacks."""
+    from edgenas.cost.latency import LatencyModel
+
+    if lut is None:
+        return None
+    try:
+        return LatencyModel(lut).predict(arch)
+    except ProfileError:
+        return None
+
+
+def slug(name: str) -> str:
+    """A folder name for a display name ("MobileNetV2 (in space)" -> "mobilenetv2-in-space")."""
+    return re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-") or "net"
+
+
+def assess(archs: Mapping[str, Arch], device: Device, lut: LUT | None, data_spec: str,
+           out: Path, train_config: Any, *,
+           on_trained: Callable[[str, dict[str, Any]], None] | None = None
+           ) -> list[dict[str, Any]]:
+    """One record per arch (in order): counts, latencies, stand-alone validation accuracy.
+
+    ``train_config`` is a `edgenas.train.loop.TrainConfig`; every arch is trained with it
+    into ``out/<slug>``, so an interrupted call resumes each training where it stopped and
+    a finished one is not trained again.
+    """
+    from edgenas.data import open_dataset
+    from edgenas.train.standalone import train_arch
+
+    measured = measure_latency(device, archs)
+    data = open_dataset(data_spec)
+    records = []
+    for name, arch in archs.items():
+        counts = count(arch)
+        log.info("training %s (%.1f M MACs) with the shared recipe", name, counts.macs / 1e6)
+        result = train_arch(arch, data_spec, out / slug(name), train_config, data=data)
+        record = {"name": name, "arch": arch.to_dict(), "macs": counts.macs,
+                  "params": counts.params, "memory_bytes_fp32": counts.memory_bytes("fp32"),
+                  "predicted_ms": predict_latency(lut, arch), "measured_ms": measured[name],
+                  "val_accuracy": result["val_accuracy"], "run_dir": str(out / slug(name)),
+                  "train_seconds": sum(e.get("seconds", 0.0) for e in result["history"])}
+        records.append(record)
+        if on_trained is not None:
+            on_trained(name, record)
+    return records
