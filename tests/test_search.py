@@ -262,3 +262,23 @@ def test_two_workers_share_a_postgres_study_and_survive_a_kill_9(postgres, tmp_p
     assert repeats <= 1
     fresh = [t for t in done if "repeat_of" not in t.user_attrs]
     assert len({t.user_attrs["arch"] for t in fresh}) == len(fresh)
+
+
+def test_strategies_are_compared_at_equal_evaluations_on_one_reference(latency_model) -> None:
+    from edgenas.search.compare import compare_strategies, jsonable, searched_trials
+
+    evaluator = make_evaluator(latency_model)
+    summary = compare_strategies(get_space("cifar"), evaluator, ("nsga2", "random"), 12, 4,
+                                 (0, 1))
+    assert set(summary["strategies"]) == {"nsga2", "random"}
+    assert all(len(run["trials"]) == 12 for run in summary["runs"])
+    points = [t.user_attrs["metrics"] for run in summary["runs"] for t in run["trials"]]
+    assert summary["reference"][0] == 1.0
+    assert summary["reference"][1] == pytest.approx(1.1 * max(p["latency"] for p in points))
+    for row in summary["strategies"].values():
+        assert len(row["hypervolume"]) == 2 and all(hv > 0 for hv in row["hypervolume"])
+    # the shared evaluator scored each distinct arch once across all four runs
+    distinct = {t.user_attrs["arch"] for run in summary["runs"] for t in run["trials"]}
+    assert evaluator.accuracy_calls == len(distinct)
+    assert len(searched_trials(summary, "nsga2")) == 24
+    json.dumps(jsonable(summary))  # what tools write

@@ -11,14 +11,20 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress bar says it shorter
 
-    config = RunConfig(args.device, args.space, args.data, args.out, args.profiles_dir,
-                       args.supernet_epochs, args.trials, args.population, args.val_limit,
-                       args.max_latency_ms, args.max_memory_mb, args.seed)
+    config = RunConfig(
+        device=args.device, space=args.space, data=args.data, out=args.out,
+        profiles_dir=args.profiles_dir, supernet_epochs=args.supernet_epochs,
+        train_epochs=args.train_epochs, trials=args.trials, population=args.population,
+        val_limit=args.val_limit, max_latency_ms=args.max_latency_ms,
+        max_memory_mb=args.max_memory_mb, seed=args.seed)
     summary = run_pipeline(config)
     for m in summary["models"]:
         print(f"{m['name']:>8}: val. accuracy {100 * m['accuracy_exported']:.1f} %, "
               f"{m['macs'] / 1e6:.2f} M MACs, predicted {m['predicted_ms']:.3f} ms, measured "
               f"{m['measured_ms']:.3f} ms on {args.device} -> {m['bundle']} ({', '.join(m['formats'])})")
+    for b in summary["baselines"]:
+        print(f"{b['name']:>8}: val. accuracy {100 * b['val_accuracy']:.1f} %, "
+              f"{b['macs'] / 1e6:.2f} M MACs, measured {b['measured_ms']:.3f} ms (hand-designed)")
     print(f"report: {args.out}/report.html")
 
 
@@ -32,6 +38,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--out", default="runs/main")
     run.add_argument("--profiles-dir", default="profiles")
     run.add_argument("--supernet-epochs", type=int, default=15)
+    run.add_argument("--train-epochs", type=int, default=4,
+                     help="epochs of the one recipe the picks and the baselines are trained with")
     run.add_argument("--trials", type=int, default=40)
     run.add_argument("--population", type=int, default=10)
     run.add_argument("--val-limit", type=int, default=200)

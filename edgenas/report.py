@@ -1,0 +1,151 @@
+"""The main job's report: one self-contained HTML file (PNGs inlined, also kept beside it).
+
+What a deployer wants to see at a glance: where the searched models sit against networks
+they would otherwise have used, whether the latency table can be trusted on this device,
+and the numbers of what was exported.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+# Searched front (estimates), stand-alone trained picks, hand-designed baselines.
+FRONT_COLOR, PICK_COLOR, BASELINE_COLOR = "#9db7c9", "#d1495b", "#222222"
+
+
+def _pyplot():  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def comparison_figure(path: Path, front: Sequence[dict[str, Any]],
+                      models: Sequence[dict[str, Any]], baselines: Sequence[dict[str, Any]],
+                      device: str) -> None:
+    """Accuracy against latency, MACs and peak memory: front, picks and baselines.
+
+    The front's accuracies are supernet estimates and its latencies the table's
+    predictions; the picks and baselines are trained with one recipe and timed on the
+    device, so only those two are compared like for like (the markers say which is which).
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), dpi=110, sharey=True)
+    panels = (("latency on " + device + " (ms)", "latency", "measured_ms"),
+              ("MACs (millions)", "macs", "macs"),
+              ("peak memory, FP32 (MB)", "memory", "memory_bytes_fp32"))
+    for ax, (label, front_key, key) in zip(axes, panels):
+        scale = 1e6 if key in ("macs", "memory_bytes_fp32") else 1.0
+        ax.scatter([r[front_key] for r in front], [100 * r["accuracy"] for r in front],
+                   s=16, c=FRONT_COLOR, label="Pareto front (supernet estimate, predicted)")
+        ax.scatter([m[key] / scale for m in models],
+                   [100 * m["accuracy_exported"] for m in models], s=60, marker="*",
+                   c=PICK_COLOR, label="exported picks (trained, measured)", zorder=3)
+        for m in models:
+            ax.annotate(m["name"], (m[key] / scale, 100 * m["accuracy_exported"]),
+                        fontsize=7, xytext=(4, 3), textcoords="offset points", color=PICK_COLOR)
+        ax.scatter([b[key] / scale for b in baselines],
+                   [100 * b["val_accuracy"] for b in baselines], s=40, marker="s",
+                   c=BASELINE_COLOR, label="hand-designed (trained, measured)", zorder=3)
+        for b in baselines:
+            ax.annotate(b["name"], (b[key] / scale, 100 * b["val_accuracy"]), fontsize=7,
+                        xytext=(4, -9), textcoords="offset points")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("validation accuracy (%)")
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def latency_figure(path: Path, lut: Any, models: Sequence[dict[str, Any]],
+                   baselines: Sequence[dict[str, Any]]) -> None:
+    """Predicted against measured latency: the table's held-out archs and the models."""
+    from edgenas.cost.latency import LatencyModel
+    from edgenas.space import Arch
+
+    plt = _pyplot()
+    model = LatencyModel(lut)
+    items = lut.networks.get("validation", []) or lut.networks.get("calibration", [])
+    measured = [i["measured_ms"] for i in items]
+    predicted = [model.predict(Arch.from_json(i["arch"])) for i in items]
+    fig, ax = plt.subplots(figsize=(4.8, 4.4), dpi=120)
+    ax.scatter(measured, predicted, s=14, c=FRONT_COLOR, label="held-out archs")
+    shown = [m for m in [*models, *baselines] if m.get("predicted_ms") is not None]
+    ax.scatter([m["measured_ms"] for m in shown], [m["predicted_ms"] for m in shown], s=30,
+               c=PICK_COLOR, label="exported models and in-space baselines")
+    top = max([*measured, *(m["measured_ms"] for m in shown),
+               *(m["predicted_ms"] for m in shown), 0.1])
+    ax.plot([0, top], [0, top], "k--", lw=0.8)
+    ax.plot([0, top], [0, 1.1 * top], ":", c="grey", lw=0.8)
+    ax.plot([0, top], [0, 0.9 * top], ":", c="grey", lw=0.8)
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title(f"{lut.device}: prediction vs measurement (dotted: ±10 %)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _ms(value: float | None) -> str:
+    return "outside the table" if value is None else f"{value:.3f} ms"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+
+
+def _image(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def write_report(out: Path, summary: dict[str, Any], lut: Any,
+                 front: Sequence[dict[str, Any]]) -> Path:
+    """``out/report.html`` plus ``comparison.png`` and ``latency.png`` beside it."""
+    config, models, baselines = summary["config"], summary["models"], summary["baselines"]
+    comparison_figure(out / "comparison.png", front, models, baselines, config["device"])
+    latency_figure(out / "latency.png", lut, models, baselines)
+    model_rows = "".join(_row([
+        m["name"], f"{100 * m['accuracy_estimate']:.1f} %", f"{100 * m['accuracy_exported']:.1f} %",
+        f"{m['macs'] / 1e6:.2f} M", f"{m['params'] / 1e6:.3f} M",
+        f"{m['memory_bytes_fp32'] / 1e6:.2f} MB", _ms(m["predicted_ms"]), _ms(m["measured_ms"]),
+        ", ".join(m["formats"])]) for m in models)
+    baseline_rows = "".join(_row([
+        b["name"], f"{100 * b['val_accuracy']:.1f} %", f"{b['macs'] / 1e6:.2f} M",
+        f"{b['params'] / 1e6:.3f} M", f"{b['memory_bytes_fp32'] / 1e6:.2f} MB",
+        _ms(b["predicted_ms"]), _ms(b["measured_ms"])]) for b in baselines)
+    recipe = summary["recipe"]
+    search = summary["search"]
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>edgenas report</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}td,th{{padding:3px 10px;border-bottom:1px solid #ddd;text-align:right}}td:first-child,th:first-child{{text-align:left}}table{{border-collapse:collapse}}img{{max-width:100%}}</style></head><body>
+<h1>edgenas: {html.escape(config['space'])} on {html.escape(config['device'])}</h1>
+<p>Data: {html.escape(config['data'])}; every accuracy is on a seeded validation split carved
+from the training images (there is no separate test set). Search: {search['trials']} trials,
+{summary['front_size']} Pareto-optimal archs, hypervolume {search['hypervolume']:.4g}.
+The picks and the hand-designed baselines were all trained from scratch with one recipe
+({recipe['epochs']} epochs, batch {recipe['batch_size']}, lr {recipe['lr']} cosine) and
+timed on the device as whole networks.</p>
+<h2>Searched models against hand-designed ones</h2>
+<img src="{_image(out / 'comparison.png')}" alt="accuracy against latency, MACs and memory">
+<h2>Exported models</h2>
+<table><tr><th>model</th><th>supernet estimate</th><th>trained (val.)</th><th>MACs</th><th>params</th><th>peak memory</th><th>predicted</th><th>measured</th><th>formats</th></tr>{model_rows}</table>
+<h2>Hand-designed baselines (same recipe)</h2>
+<table><tr><th>network</th><th>trained (val.)</th><th>MACs</th><th>params</th><th>peak memory</th><th>predicted</th><th>measured</th></tr>{baseline_rows}</table>
+<h2>Latency: predicted vs measured</h2>
+<img src="{_image(out / 'latency.png')}" alt="latency">
+<h2>Pareto front (all objectives)</h2>
+<img src="{_image(out / 'search' / 'pareto.png')}" alt="Pareto front">
+<h2>Latency table validation</h2>
+<pre>{html.escape(json.dumps(summary['lut_validation'], indent=1)[:2000])}</pre>
+</body></html>"""
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
