@@ -12,8 +12,10 @@ H3  searched vs hand-designed networks at matched MACs (the NSGA-II arch with th
     from scratch with one recipe on the same images and scored on a validation split
     carved from them: accuracy and peak memory side by side.
 H4  transfer: the archs searched under one device's latency table, re-measured on another
-    device configuration (default: the same host with 2 ONNX Runtime threads instead of
-    1); rank correlation and how much of the front stays Pareto-optimal.
+    device (--transfer-device; default: the same host with 2 ONNX Runtime threads instead
+    of 1); rank correlation and how much of the front stays Pareto-optimal. When the
+    other device has a table of its own, its predictions are ranked against its
+    measurements too.
 
 Each hypothesis writes `<out>/h<N>.json` when done and is skipped on the next call, so a
 killed run continues with the unfinished ones (training runs resume by epoch). At the end
@@ -35,6 +37,7 @@ import optuna
 from edgenas.assess import assess, measure_latency, predict_latency
 from edgenas.cost.latency import LatencyModel, kendall_tau
 from edgenas.device.descriptor import get_device
+from edgenas.errors import EdgenasError
 from edgenas.jsonio import write_json_atomic
 from edgenas.profile.lut import open_lut
 from edgenas.search.compare import compare_strategies, jsonable, searched_trials
@@ -117,6 +120,9 @@ def main() -> None:
                         help="class-balanced subset of the H3 images (0: all)")
     parser.add_argument("--h3-epochs", type=int, default=3)
     parser.add_argument("--h3-val-fraction", type=float, default=0.2)
+    parser.add_argument("--transfer-device",
+                        help="H4's second device (a descriptor); default: --device with "
+                             "--transfer-threads ONNX Runtime threads")
     parser.add_argument("--transfer-threads", type=int, default=2)
     parser.add_argument("--transfer-random", type=int, default=20,
                         help="random archs added to the front for H4's rank correlation")
@@ -198,8 +204,16 @@ def main() -> None:
         for i in range(args.transfer_random):
             arch = space.sample(10_000 + i)
             archs.setdefault(arch.to_json(), arch)
-        other = replace(device, name=f"{device.name}-{args.transfer_threads}threads",
-                        runtime=replace(device.runtime, threads=args.transfer_threads))
+        if args.transfer_device:
+            other = get_device(args.transfer_device)
+        else:
+            other = replace(device, name=f"{device.name}-{args.transfer_threads}threads",
+                            runtime=replace(device.runtime, threads=args.transfer_threads))
+        try:  # the other device's own table, when it has one, is compared too
+            other_lut = open_lut(other, space, args.profiles_dir)
+        except EdgenasError as err:
+            say(f"H4: no usable table for {other.name} ({err}); comparing with measurements only")
+            other_lut = None
         say(f"H4: {len(archs)} archs ({len(front_keys)} on the NSGA-II front) timed on "
             f"{device.name} and on {other.name}")
         names = {key: f"a{i}" for i, key in enumerate(archs)}
@@ -210,6 +224,7 @@ def main() -> None:
         predicted = [predict_latency(lut, archs[k]) for k in keys]
         a_meas = [here[names[k]] for k in keys]
         b_meas = [there[names[k]] for k in keys]
+        there_predicted = [predict_latency(other_lut, archs[k]) for k in keys]
         metrics = {t.user_attrs["arch"]: t.user_attrs["metrics"] for t in on_front}
         points = np.array([[1 - metrics[k]["accuracy"], there[names[k]], metrics[k]["memory"]]
                            for k in front_keys])
@@ -219,6 +234,8 @@ def main() -> None:
                 "tau_predicted_vs_measured_here": kendall_tau(predicted, a_meas),
                 "tau_predicted_here_vs_measured_there": kendall_tau(predicted, b_meas),
                 "tau_measured_here_vs_there": kendall_tau(a_meas, b_meas),
+                "tau_table_there_vs_measured_there": (kendall_tau(there_predicted, b_meas)
+                                                      if other_lut is not None else None),
                 "front_kept": kept, "speedup_median": float(np.median(np.array(a_meas)
                                                                       / np.array(b_meas))),
                 "measurements": [{"arch": k, "predicted_ms": p, "measured_ms": a,
@@ -240,6 +257,12 @@ class _Trial:
         metrics = {k: v for k, v in record.items() if k not in ("arch", "feasible")}
         self.user_attrs = {"arch": record["arch"], "metrics": metrics,
                            "feasible": record["feasible"]}
+
+
+def _winner(searched: float, baseline: float) -> str:
+    if searched == baseline:
+        return "tie"
+    return "searched better" if searched > baseline else "baseline better"
 
 
 def render(comparison: dict[str, Any], hv: dict[str, list[float]], h3: dict[str, Any],
@@ -267,13 +290,17 @@ def render(comparison: dict[str, Any], hv: dict[str, list[float]], h3: dict[str,
             f"peak memory {b['memory_bytes_fp32'] / 1e6:.2f} vs "
             f"{p['memory_bytes_fp32'] / 1e6:.2f} MB; measured {b['measured_ms']:.2f} vs "
             f"{p['measured_ms']:.2f} ms | "
-            f"{'searched better' if p['val_accuracy'] > b['val_accuracy'] else 'baseline better'} |")
+            f"{_winner(p['val_accuracy'], b['val_accuracy'])} |")
     lines.append(
         f"| H4 transfer {h4['device']} -> {h4['other']} | {h4['archs']} archs "
         f"({h4['front']} on the front): Kendall tau of the table's prediction with "
         f"measurements there {h4['tau_predicted_here_vs_measured_there']:.3f} (here "
         f"{h4['tau_predicted_vs_measured_here']:.3f}); measured here vs there "
-        f"{h4['tau_measured_here_vs_there']:.3f}; median speed-up "
+        f"{h4['tau_measured_here_vs_there']:.3f}"
+        + (f"; {h4['other']}'s own table vs its measurements "
+           f"{h4['tau_table_there_vs_measured_there']:.3f}"
+           if h4.get("tau_table_there_vs_measured_there") is not None else "")
+        + f"; median speed-up "
         f"{h4['speedup_median']:.2f}x | {h4['front_kept']} of {h4['front']} front archs stay "
         f"Pareto-optimal |")
     cfg = h3["config"]
