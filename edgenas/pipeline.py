@@ -37,25 +37,52 @@ class RunConfig:
     max_latency_ms: float | None = None
     max_memory_mb: float | None = None
     seed: int = 0
+    check_table: bool = True  # re-time a few of the table's networks before trusting it
 
 
 def _latency_table(config: RunConfig):  # noqa: ANN202
+    """The device's table: measured if missing or stale, re-fitted if it no longer holds.
+
+    Returns (table, drift check of the stored table or None when it was measured now).
+    """
     from edgenas.device.descriptor import get_device
+    from edgenas.profile.drift import TRUSTED_WITHIN_10PCT, check_drift
     from edgenas.profile.lut import load_lut, lut_path, open_lut, save_lut
     from edgenas.profile.profiler import profile
     from edgenas.space import get_space
 
     device, space = get_device(config.device), get_space(config.space)
     path = lut_path(config.profiles_dir, device.name, space.name)
+
+    def save(table) -> None:  # noqa: ANN001
+        save_lut(table, path)
+
     try:
-        return open_lut(device, space, config.profiles_dir)
+        lut = open_lut(device, space, config.profiles_dir)
     except ProfileError as err:
         log.info("profiling %s for space %s (%s)", device.name, space.name, err)
-    existing = load_lut(path) if path.exists() else None
-    lut = profile(device, space, existing, checkpoint=lambda table: save_lut(table, path),
-                  validate=20)
-    save_lut(lut, path)
-    return lut
+        existing = load_lut(path) if path.exists() else None
+        lut = profile(device, space, existing, checkpoint=save, validate=20)
+        save(lut)
+        return lut, None
+    if not config.check_table:
+        return lut, None
+    drift = check_drift(device, lut)
+    if drift["trusted"]:
+        return lut, drift
+    log.warning("%s: the table predicts %.0f %% of %d re-timed networks within +-10 %% "
+                "(median measured/predicted %.2f); re-timing its calibration networks and "
+                "refitting the correction", device.name, 100 * drift["within_10pct"],
+                drift["n"], drift["median_ratio_measured_to_predicted"])
+    held_out = len(lut.networks.get("validation", [])) or 20
+    lut = profile(device, space, lut, checkpoint=save, validate=held_out, recalibrate=True)
+    save(lut)
+    if lut.validation["within_10pct"] < TRUSTED_WITHIN_10PCT:
+        log.warning("%s: still %.0f %% within +-10 %% after refitting; measuring the table anew",
+                    device.name, 100 * lut.validation["within_10pct"])
+        lut = profile(device, space, None, checkpoint=save, validate=held_out)
+        save(lut)
+    return lut, drift
 
 
 def run_pipeline(config: RunConfig) -> dict[str, Any]:
@@ -78,7 +105,7 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     space = get_space(config.space)
     log.info("[1/6] latency table for %s", config.device)
-    lut = _latency_table(config)
+    lut, drift = _latency_table(config)
     log.info("[2/6] supernet on %s", config.data)
     supernet = train_supernet(space, config.data, out / "supernet",
                               TrainConfig(epochs=config.supernet_epochs, seed=config.seed,
@@ -134,7 +161,7 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
                        "measured_ms": report["latency_ms"]["median_ms"],
                        "bundle": str(bundle)})
     baselines = [r for r in assessed if r["name"] not in picks]
-    summary = {"config": asdict(config), "lut_validation": lut.validation,
+    summary = {"config": asdict(config), "lut_validation": lut.validation, "lut_check": drift,
                "supernet": {k: supernet.get(k) for k in ("val_accuracy_largest",
                                                          "val_accuracy_smallest", "split")},
                "search": {k: front[k] for k in ("trials", "hypervolume")},

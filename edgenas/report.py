@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -103,6 +102,30 @@ def _row(cells: Sequence[str]) -> str:
     return "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
 
 
+def _table_check(check: dict[str, Any] | None, validation: dict[str, Any] | None) -> str:
+    """The drift check before the search and the table's held-out accuracy, in words."""
+    parts = []
+    if check is not None:
+        verdict = ("trusted as it was" if check["trusted"] else
+                   "not trusted: its calibration networks were timed again and the "
+                   "correction refitted (or the table measured anew)")
+        parts.append(f"<p>Before the search, {check['n']} of the table's held-out networks "
+                     f"were timed again: {100 * check['within_10pct']:.0f} % within ±10 % "
+                     f"of the prediction, median measured/predicted "
+                     f"{check['median_ratio_measured_to_predicted']:.2f} — "
+                     f"{html.escape(verdict)}.</p>")
+    if validation:
+        rows = "".join(_row([label, fmt.format(validation[key])]) for label, key, fmt in (
+            ("held-out networks", "n", "{}"), ("within ±10 %", "within_10pct", "{:.1%}"),
+            ("within ±5 %", "within_5pct", "{:.1%}"),
+            ("mean abs. error", "mean_abs_pct_error", "{:.1f} %"),
+            ("max abs. error", "max_abs_pct_error", "{:.1f} %"),
+            ("Kendall tau", "kendall_tau", "{:.3f}"),
+            ("timed", "measured", "{}")) if key in validation)
+        parts.append(f"<table>{rows}</table>")
+    return "".join(parts)
+
+
 def _image(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -143,8 +166,8 @@ timed on the device as whole networks.</p>
 <img src="{_image(out / 'latency.png')}" alt="latency">
 <h2>Pareto front (all objectives)</h2>
 <img src="{_image(out / 'search' / 'pareto.png')}" alt="Pareto front">
-<h2>Latency table validation</h2>
-<pre>{html.escape(json.dumps(summary['lut_validation'], indent=1)[:2000])}</pre>
+<h2>Latency table: can it be trusted here?</h2>
+{_table_check(summary.get('lut_check'), summary['lut_validation'])}
 </body></html>"""
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")

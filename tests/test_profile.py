@@ -177,6 +177,28 @@ def test_revalidate_times_the_held_out_networks_again(tiny_lut) -> None:
     assert len(lut.networks["validation"]) == 6 and lut.validation["n"] == 6
 
 
+def test_a_table_off_by_a_uniform_factor_is_caught_and_recalibrated(tiny_lut) -> None:
+    """Another host of the same kind (same fingerprint) that is 2.5x slower: the drift check
+    must say so in seconds, and a recalibration must repair it without re-timing units."""
+    from copy import deepcopy
+
+    from edgenas.profile.drift import check_drift
+
+    lut = deepcopy(tiny_lut[0])
+    lut.correction = {**lut.correction, "intercept_ms": lut.correction["intercept_ms"] / 2.5,
+                      "scale": lut.correction["scale"] / 2.5,
+                      "per_unit_ms": lut.correction["per_unit_ms"] / 2.5}
+    check = check_drift(fast_device(), lut, count=6)
+    assert not check["trusted"] and check["n"] == 6
+    assert check["median_ratio_measured_to_predicted"] > 1.8
+    counted = []
+    progress = Progress(start=lambda stage, total: counted.append((stage, total)))
+    profile(fast_device(), tiny_space(), lut, calibrate=8, validate=6, recalibrate=True,
+            progress=progress)
+    assert counted == [("calibration networks", 8), ("validation networks", 6)]
+    assert 0.6 < check_drift(fast_device(), lut, count=6)["median_ratio_measured_to_predicted"] < 1.6
+
+
 def test_kill_9_mid_profile_keeps_finished_work_and_a_rerun_completes(tmp_path) -> None:
     path = tmp_path / "tiny.json"
     script = f"""

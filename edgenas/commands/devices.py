@@ -97,7 +97,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
     lut = profile(device, space, existing, checkpoint=lambda table: save_lut(table, path),
                   calibrate=args.calibrate, validate=args.validate, chunk=args.chunk,
                   allow_stale=args.allow_stale, revalidate=args.revalidate,
-                  progress=tqdm_progress())
+                  recalibrate=args.recalibrate, progress=tqdm_progress())
     save_lut(lut, path)
     elapsed = time.perf_counter() - start
     print(f"{path}: {len(lut.entries)} unit entries, {len(lut.networks.get('calibration', []))} "
@@ -147,6 +147,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                       help="time N held-out archs end to end and report prediction accuracy")
     prof.add_argument("--revalidate", action="store_true",
                       help="time the held-out archs again (check an existing table for drift)")
+    prof.add_argument("--recalibrate", action="store_true",
+                      help="time the calibration and held-out archs again and refit the "
+                           "correction (the device got faster or slower; units are kept)")
     prof.add_argument("--calibrate", type=int, default=30, metavar="M",
                       help="whole networks timed to fit the correction (default 30)")
     prof.add_argument("--chunk", type=int, default=100, help="models per device round trip")

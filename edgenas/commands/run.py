@@ -16,7 +16,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         profiles_dir=args.profiles_dir, supernet_epochs=args.supernet_epochs,
         train_epochs=args.train_epochs, trials=args.trials, population=args.population,
         val_limit=args.val_limit, max_latency_ms=args.max_latency_ms,
-        max_memory_mb=args.max_memory_mb, seed=args.seed)
+        max_memory_mb=args.max_memory_mb, seed=args.seed,
+        check_table=not args.skip_table_check)
     summary = run_pipeline(config)
     for m in summary["models"]:
         print(f"{m['name']:>8}: val. accuracy {100 * m['accuracy_exported']:.1f} %, "
@@ -46,4 +47,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--max-latency-ms", type=float)
     run.add_argument("--max-memory-mb", type=float)
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--skip-table-check", action="store_true",
+                     help="trust the stored latency table without re-timing 10 of its "
+                          "networks first (a table that no longer holds is otherwise "
+                          "refitted, or measured anew)")
     run.set_defaults(func=cmd_run)

@@ -95,7 +95,7 @@ def _time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable
 def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
             checkpoint: Checkpoint = lambda lut: None, calibrate: int = 30, validate: int = 0,
             chunk: int = 100, allow_stale: bool = False, revalidate: bool = False,
-            progress: Progress | None = None) -> LUT:
+            recalibrate: bool = False, progress: Progress | None = None) -> LUT:
     """Measure what ``lut`` lacks for ``device`` and ``space``; returns the completed table.
 
     ``calibrate`` whole networks are timed to fit the correction, ``validate`` held-out
@@ -103,6 +103,9 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
     ``lut`` (other fingerprint, runtime settings or space) is replaced by a new one unless
     ``allow_stale``, in which case measurements are added to it. ``revalidate`` times the
     held-out networks again (to check a table for drift) instead of reusing stored times.
+    ``recalibrate`` also times the calibration networks again and refits the correction:
+    the cheap repair when the device got uniformly faster or slower (another host of the
+    same kind, a thermal or power mode) without its fingerprint changing.
     """
     progress = progress or Progress()
     with DeviceSession(device) as session:
@@ -116,6 +119,9 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
                 log.warning("measuring %s/%s anew; the existing table is stale: %s",
                             device.name, space.name, "; ".join(reasons))
                 lut = LUT.new(device, space, fingerprint)
+        if recalibrate:
+            lut.networks["calibration"], lut.correction = [], None
+            revalidate = True
         units = space_units(space)
         missing = {key: unit_model(unit, size) for key, (unit, size) in units.items()
                    if key not in lut.entries}
