@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -29,32 +28,19 @@ def measure_latency(device: Device, archs: Mapping[str, Arch]) -> dict[str, floa
 
     Works for any arch, in a search space or not: the network is built as one ONNX model
     (random weights: latency does not depend on their values) and timed by the device's
-    agent with the device's runtime settings.
+    agent with the device's runtime settings, through the profiler's own timing loop.
     """
-    import onnx
-
     from edgenas.device.session import DeviceSession
     from edgenas.profile.onnx_graph import network_model
+    from edgenas.profile.profiler import Progress, time_batch
 
     if not archs:
         return {}
     results: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="edgenas-nets-") as folder:
-        files, names = [], {}
-        for i, (name, arch) in enumerate(archs.items()):
-            path = Path(folder) / f"net{i:04d}.onnx"
-            onnx.save(network_model(arch), path)
-            files.append(path)
-            names[path.name] = name
-
-        def handle(result: dict[str, Any]) -> None:
-            name = names[result["model"]]
-            if "error" in result:
-                raise DeviceError(f"{device.name}: timing {name!r} failed: {result['error']}")
-            results[name] = float(result["median_ms"])
-
-        with DeviceSession(device) as session:
-            session.time_models(files, handle)
+    with DeviceSession(device) as session:
+        time_batch(session, {name: network_model(arch) for name, arch in archs.items()},
+                   lambda name, stats: results.__setitem__(name, float(stats["median_ms"])),
+                   len(archs), lambda: None, Progress())
     missing = sorted(set(archs) - set(results))
     if missing:
         raise DeviceError(f"{device.name}: the timing agent returned nothing for {missing}")

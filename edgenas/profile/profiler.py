@@ -41,9 +41,9 @@ class Progress:
     finish: Callable[[], None] = lambda: None
 
 
-def _time_batch(session: DeviceSession, models: dict[str, onnx.ModelProto],
-                store: Callable[[str, dict[str, Any]], None], chunk: int,
-                checkpoint: Callable[[], None], progress: Progress) -> None:
+def time_batch(session: DeviceSession, models: dict[str, onnx.ModelProto],
+               store: Callable[[str, dict[str, Any]], None], chunk: int,
+               checkpoint: Callable[[], None], progress: Progress) -> None:
     """Time models in chunks; ``store(key, stats)`` each result, checkpoint per chunk."""
     keys = list(models)
     failures: list[str] = []
@@ -88,7 +88,7 @@ def _time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable
         lut.networks[label].append({"arch": arch_json, "measured_ms": stats["median_ms"],
                                     "spread": stats.get("spread")})
 
-    _time_batch(session, todo, store, chunk, lambda: checkpoint(lut), progress)
+    time_batch(session, todo, store, chunk, lambda: checkpoint(lut), progress)
     progress.finish()
 
 
@@ -129,7 +129,7 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
                  len(missing))
         if missing:
             progress.start("units", len(missing))
-            _time_batch(session, missing, lambda key, stats: lut.entries.__setitem__(key, stats),
+            time_batch(session, missing, lambda key, stats: lut.entries.__setitem__(key, stats),
                         chunk, lambda: checkpoint(lut), progress)
             progress.finish()
 
