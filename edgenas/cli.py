@@ -12,21 +12,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from edgenas.commands import deploy, devices, run, search, training
+from edgenas.commands import deploy, devices, estimate, groundtruth, run, search, training
 from edgenas.cost import count
 from edgenas.errors import EdgenasError
-from edgenas.space import ARCH_PRESETS, SPACES, Arch, get_preset, get_space
-from edgenas.space.arch import load_arch
-
-
-def resolve_arch(spec: str) -> Arch:
-    """An arch from a preset name or a JSON file path."""
-    if spec in ARCH_PRESETS:
-        return get_preset(spec)
-    if Path(spec).suffix == ".json" or Path(spec).exists():
-        return load_arch(spec)
-    raise EdgenasError(f"{spec!r} is neither an arch preset ({', '.join(sorted(ARCH_PRESETS))}) "
-                       "nor an arch JSON file")
+from edgenas.space import SPACES, Arch, get_space
+from edgenas.space.presets import resolve_arch
 
 
 def _format_count(value: float) -> str:
@@ -137,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.register(commands)
     training.register(commands)
     run.register(commands)
+    groundtruth.register(commands)
+    estimate.register(commands)
     return parser
 
 

@@ -56,3 +56,7 @@ class DeviceError(EdgenasError):
 
 class ProfileError(EdgenasError):
     """A latency table is malformed, incomplete, or no longer matches its device."""
+
+
+class ConfigError(EdgenasError, ValueError):
+    """A run setting is outside what is accepted; names the setting and the choices."""

@@ -11,7 +11,7 @@ from edgenas.space import Arch
 
 def _resolve(target: str, how: str | None, max_latency_ms: float | None) -> Arch:
     """An arch from a search run (with --pick) or a preset / arch JSON file."""
-    from edgenas.cli import resolve_arch
+    from edgenas.space.presets import resolve_arch
 
     if (Path(target) / "front.json").exists():
         from edgenas.search.results import load_front, pick

@@ -19,23 +19,11 @@ from edgenas.space import SPACES, get_space
 PROFILES_DIR = "profiles"
 
 
-def tqdm_progress() -> Progress:
-    """Progress bars with ETA on stderr (quiet when stderr is not a terminal? no: always)."""
-    from tqdm import tqdm
+def console_progress() -> Progress:
+    """A bar per profiling stage on a terminal, plain progress lines in a log."""
+    from edgenas.progress import stage_callbacks
 
-    state: dict[str, tqdm] = {}
-
-    def start(stage: str, total: int) -> None:
-        state["bar"] = tqdm(total=total, desc=stage, unit="model", file=sys.stderr,
-                            dynamic_ncols=True, mininterval=0.5)
-
-    def advance(n: int) -> None:
-        state["bar"].update(n)
-
-    def finish() -> None:
-        state.pop("bar").close()
-
-    return Progress(start, advance, finish)
+    return Progress(*stage_callbacks())
 
 
 def cmd_devices(args: argparse.Namespace) -> None:
@@ -97,7 +85,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
     lut = profile(device, space, existing, checkpoint=lambda table: save_lut(table, path),
                   calibrate=args.calibrate, validate=args.validate, chunk=args.chunk,
                   allow_stale=args.allow_stale, revalidate=args.revalidate,
-                  recalibrate=args.recalibrate, progress=tqdm_progress())
+                  recalibrate=args.recalibrate, progress=console_progress())
     save_lut(lut, path)
     elapsed = time.perf_counter() - start
     print(f"{path}: {len(lut.entries)} unit entries, {len(lut.networks.get('calibration', []))} "

@@ -27,31 +27,33 @@ def _latency_model(device_name: str | None, space, profiles_dir: str, allow_stal
     return LatencyModel(open_lut(get_device(device_name), space, profiles_dir, allow_stale))
 
 
-def _accuracy_fn(supernet_dir: str | None):
-    if supernet_dir is None:
+def _estimator(args: argparse.Namespace, objectives: tuple[str, ...]):
+    """The accuracy estimator the arguments name (the default one when none is named)."""
+    if "accuracy" not in objectives:
         return None
-    from edgenas.train.supernet_training import supernet_evaluator
+    if args.supernet and args.estimator:
+        raise EdgenasError("--supernet DIR is short for --estimator supernet:DIR; give one")
+    from edgenas.estimate.estimators import make_estimator
 
-    evaluator = supernet_evaluator(supernet_dir)
-    return evaluator.evaluate
+    return make_estimator(f"supernet:{args.supernet}" if args.supernet else args.estimator,
+                          args.data)
 
 
 def _progress(total: int, objectives: tuple[str, ...]):
-    from tqdm import tqdm
+    """A bar on a terminal (plain lines in a log) with the front's size and hypervolume."""
+    from edgenas.progress import Progress
+    from edgenas.search.engine import objective_matrix
 
-    bar = tqdm(total=total, desc="search", unit="trial", file=sys.stderr, dynamic_ncols=True)
+    bar = Progress(total, "search", "trial")
 
     def callback(study, trial) -> None:  # noqa: ANN001
         trials = completed(study)
-        bar.n = min(total, len(trials))
         current = front(trials, objectives)
-        if trials:
-            from edgenas.search.engine import objective_matrix
-
-            ref = reference_point(objectives, trials)
-            hv = hypervolume(objective_matrix(current, objectives), ref) if current else 0.0
-            bar.set_postfix(front=len(current), hv=f"{hv:.4g}")
-        bar.refresh()
+        hv = 0.0
+        if trials and current:
+            hv = hypervolume(objective_matrix(current, objectives),
+                             reference_point(objectives, trials))
+        bar.update(min(total, len(trials)), note=f"front {len(current)}, hv {hv:.4g}")
 
     return bar, callback
 
@@ -63,9 +65,10 @@ def cmd_search(args: argparse.Namespace) -> None:
     space = get_space(args.space)
     objectives = tuple(o.strip() for o in args.objectives.split(","))
     budgets = Budgets(args.max_latency_ms, args.max_memory_mb, args.max_mmacs, args.max_params)
+    estimator = _estimator(args, objectives)
     evaluator = Evaluator(objectives, budgets,
                           _latency_model(args.device, space, args.profiles_dir, args.allow_stale),
-                          _accuracy_fn(args.supernet))
+                          estimator.score if estimator is not None else None)
     check_budgets_reachable(space, evaluator)
     weights = {}
     for item in filter(None, (args.weights or "").split(",")):
@@ -79,15 +82,18 @@ def cmd_search(args: argparse.Namespace) -> None:
     storage = args.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     bar, callback = _progress(args.trials, objectives)
     start = time.perf_counter()
-    with bar:
+    try:
         study = run_search(space, evaluator, config, storage=storage, study_name=args.study_name,
                            resume=args.resume, callbacks=[callback])
+    finally:
+        bar.close()
     elapsed = time.perf_counter() - start
     trials = completed(study)
     info = {"space": space.name, "device": args.device, "strategy": args.strategy,
             "seed": args.seed, "storage": storage, "study_name": args.study_name,
             "budgets": {k: v for k, v in vars(budgets).items() if v is not None},
-            "supernet": args.supernet}
+            "supernet": args.supernet,
+            "estimator": estimator.describe() if estimator is not None else None}
     summary = write_results(out, trials, objectives, args.population, info)
     rate = 60 * evaluator.accuracy_calls / elapsed if elapsed else 0.0
     print(f"{out}: {summary['trials']} trials ({summary['distinct_archs']} distinct archs, "
@@ -125,7 +131,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     search = commands.add_parser("search", help="multi-objective search for a device")
     search.add_argument("--space", default="cifar", choices=sorted(SPACES))
     search.add_argument("--device", help="device whose latency table predicts latency")
-    search.add_argument("--supernet", metavar="DIR", help="supernet run dir for accuracy estimates")
+    search.add_argument("--estimator", metavar="NAME",
+                        help="accuracy estimator: params, macs, naswot, synflow, supernet:DIR, "
+                             "predictor[:TABLE] (default: predictor on the committed "
+                             "CIFAR-10 ground truth); see 'edgenas estimate -h'")
+    search.add_argument("--supernet", metavar="DIR",
+                        help="short for --estimator supernet:DIR")
+    search.add_argument("--data", help="images for the zero-cost proxies (naswot, predictor)")
     search.add_argument("--objectives", default=",".join(DEFAULT_OBJECTIVES),
                         help=f"comma-separated, from {', '.join(OBJECTIVES)}")
     search.add_argument("--strategy", default="nsga2", choices=STRATEGIES)

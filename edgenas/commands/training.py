@@ -3,7 +3,8 @@
 Usage::
 
     edgenas supernet train --space cifar --data DATA --epochs N --out DIR
-                           [--batch-size 64] [--lr 0.05] [--limit N] [--seed 0]
+                           [--sampling sandwich|fair] [--batch-size 64] [--lr 0.05]
+                           [--limit N] [--seed 0]
     edgenas train ARCH --data DATA --epochs N --out DIR
     edgenas train ARCH --init-from SUPERNET_DIR --epochs N --out DIR   (DATA: the supernet's)
 
@@ -28,6 +29,10 @@ import logging
 from typing import Any
 
 from edgenas.space import SPACES, get_space
+
+# edgenas.train.sampling.SAMPLINGS, written out: importing edgenas.train loads torch, which
+# would slow every command's start (a test holds the two equal)
+SAMPLING_CHOICES = ("sandwich", "fair")
 
 
 def _add_common(parser: argparse.ArgumentParser, data_required: bool = True) -> None:
@@ -81,14 +86,15 @@ def cmd_supernet_train(args: argparse.Namespace) -> None:
     from edgenas.train import setup_runtime, train_supernet
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = _config(args, num_random=args.num_random, calib_batches=args.calib_batches)
+    config = _config(args, num_random=args.num_random, calib_batches=args.calib_batches,
+                     sampling=args.sampling)
     result = train_supernet(get_space(args.space), args.data, args.out, config,
                             data=_open(args), runtime=setup_runtime(args.device))
     _print_result(result, args.out)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from edgenas.cli import resolve_arch
+    from edgenas.space.presets import resolve_arch
     from edgenas.train import setup_runtime, train_arch
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -119,12 +125,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     supernet = subparsers.add_parser("supernet", help="train weight-sharing supernets")
     supernet_cmds = supernet.add_subparsers(dest="supernet_command", required=True)
     train_super = supernet_cmds.add_parser(
-        "train", help="sandwich-rule supernet training with in-place distillation",
+        "train", help="supernet training: sandwich rule with in-place distillation, "
+                      "or FairNAS's strict fairness",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     train_super.add_argument("--space", required=True, choices=sorted(SPACES))
     _add_common(train_super)
+    train_super.add_argument("--sampling", choices=SAMPLING_CHOICES, default="sandwich",
+                             help="paths per step: sandwich (largest, smallest, --num-random "
+                                  "random; distillation) or fair (FairNAS: every op of every "
+                                  "block slot once, all on the labels)")
     train_super.add_argument("--num-random", type=int, default=2,
-                             help="random subnets per step besides largest and smallest")
+                             help="random subnets per step besides largest and smallest "
+                                  "(sandwich only)")
     train_super.add_argument("--calib-batches", type=int, default=4,
                              help="BN recalibration batches before scoring a subnet")
     train_super.set_defaults(func=cmd_supernet_train)

@@ -34,7 +34,7 @@ VALIDATION_SEED = 2_000_000
 
 @dataclass
 class Progress:
-    """Callbacks a front end can implement (the CLI draws tqdm bars)."""
+    """Callbacks a front end can implement (default: `edgenas.progress.stage_callbacks`)."""
 
     start: Callable[[str, int], None] = lambda stage, total: None
     advance: Callable[[int], None] = lambda n: None
@@ -107,7 +107,10 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
     the cheap repair when the device got uniformly faster or slower (another host of the
     same kind, a thermal or power mode) without its fingerprint changing.
     """
-    progress = progress or Progress()
+    if progress is None:   # a bar on a terminal, plain lines in a log
+        from edgenas.progress import stage_callbacks
+
+        progress = Progress(*stage_callbacks())
     with DeviceSession(device) as session:
         fingerprint = session.fingerprint()
         if lut is None:

@@ -82,8 +82,9 @@ class Evaluator:
                               "given; pass --device DEVICE (profiled with 'edgenas profile')")
         if "accuracy" in self.objectives and self.accuracy_fn is None:
             raise SearchError("accuracy is an objective but no estimator was given; pass "
-                              "--supernet DIR (train one with 'edgenas supernet train') or "
-                              "choose objectives without accuracy")
+                              "--estimator NAME (see 'edgenas estimate -h') or --supernet DIR "
+                              "(train one with 'edgenas supernet train'), or choose "
+                              "objectives without accuracy")
 
     @property
     def directions(self) -> list[str]:

@@ -6,10 +6,11 @@ torchvision and baselines can be placed on the same axes as searched models.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from edgenas.errors import PresetError
-from edgenas.space.arch import Arch, Block, Head, Stage, Stem
+from edgenas.space.arch import Arch, Block, Head, Stage, Stem, load_arch
 from edgenas.space.search_space import SearchSpace, StageChoices
 
 STRIDE_OR_POOL = ("stride", "maxpool", "avgpool")
@@ -124,3 +125,13 @@ def get_preset(name: str) -> Arch:
     except KeyError:
         raise PresetError(f"unknown architecture preset {name!r}; choose from "
                           f"{sorted(ARCH_PRESETS)}") from None
+
+
+def resolve_arch(spec: str) -> Arch:
+    """An arch from a preset name or a JSON file path (what every ARCH argument takes)."""
+    if spec in ARCH_PRESETS:
+        return get_preset(spec)
+    if Path(spec).suffix == ".json" or Path(spec).exists():
+        return load_arch(spec)
+    raise PresetError(f"{spec!r} is neither an arch preset ({', '.join(sorted(ARCH_PRESETS))}) "
+                      "nor an arch JSON file")

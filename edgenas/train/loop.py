@@ -1,13 +1,14 @@
 """The epoch loop both supernet and stand-alone training share.
 
 Seeded per epoch (shuffle, augmentation), cosine learning rate per step, SGD with
-Nesterov momentum, a tqdm bar with loss and images/s, and a checkpoint after every epoch,
+Nesterov momentum, progress with loss and images/s (a bar, or plain lines in a log), and a checkpoint after every epoch,
 so that re-running a killed command resumes at the last finished epoch and then proceeds
 exactly as an uninterrupted run would (up to floating-point non-determinism).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import time
@@ -22,9 +23,12 @@ from torch import nn
 from edgenas.data.augment import Normalize, prepare_batch
 from edgenas.data.images import ImageSet
 from edgenas.data.split import Split
+from edgenas.errors import ConfigError
+from edgenas.progress import Progress
 from edgenas.train.checkpoint import (CHECKPOINT_FILE, SCHEMA_VERSION, load_checkpoint,
                                       save_checkpoint, start_or_resume)
 from edgenas.train.runtime import Runtime, average_gradients
+from edgenas.train.sampling import SAMPLINGS
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +52,28 @@ class TrainConfig:
     calib_batches: int = 4          # BN recalibration batches before scoring a subnet
     eval_batch_size: int = 256
     val_limit: int | None = None    # score on the first val images only (quick estimates)
+    split_seed: int | None = None   # seed of the train/val split; None: ``seed``
+    sampling: str = "sandwich"      # supernet paths per step: "sandwich" or "fair" (FairNAS)
+
+    def __post_init__(self) -> None:
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(f"TrainConfig.sampling (--sampling): {self.sampling!r} not in "
+                              f"{SAMPLINGS}")
+
+    @property
+    def data_seed(self) -> int:
+        """The split's seed: runs that differ only in ``seed`` can share validation images."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values for JSON."""
-        return asdict(self)
+        """Plain values for JSON; settings added later appear only when not at their
+        default, so the identity of runs recorded before them still matches."""
+        values = asdict(self)
+        if values["split_seed"] is None:
+            del values["split_seed"]
+        if values["sampling"] == "sandwich":
+            del values["sampling"]
+        return values
 
 
 def epoch_batches(indices: torch.Tensor, batch_size: int, seed: int, epoch: int,
@@ -90,8 +112,6 @@ def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize:
 
     ``state_module`` is what is checkpointed (the unwrapped model under DDP).
     """
-    from tqdm import tqdm
-
     state_module = state_module if state_module is not None else model
     optimizer = make_optimizer(state_module, config)
     scaler = runtime.grad_scaler()
@@ -117,9 +137,9 @@ def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize:
         augment_rng = torch.Generator().manual_seed(config.seed * 7919 + epoch * 31
                                                     + runtime.rank)
         loss_sum, seen, started = 0.0, 0, time.perf_counter()
-        bar = tqdm(batches, desc=f"{description} epoch {epoch + 1}/{config.epochs}",
-                   unit="batch", disable=not runtime.is_main, mininterval=2.0, leave=False)
-        for i, index in enumerate(bar):
+        bar = Progress(len(batches), f"{description} epoch {epoch + 1}/{config.epochs}",
+                       "batch", stream=None if runtime.is_main else io.StringIO())
+        for i, index in enumerate(batches):
             global_step = epoch * steps_per_epoch + i
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(config.lr, global_step, total_steps)
@@ -134,8 +154,7 @@ def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize:
             loss_sum += loss * len(index)
             seen += len(index)
             rate = seen * runtime.world_size / (time.perf_counter() - started)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", img_s=f"{rate:.1f}",
-                            refresh=False)
+            bar.update(i + 1, note=f"loss {loss_sum / seen:.3f}, {rate:.1f} images/s")
         bar.close()
         seconds = time.perf_counter() - started
         record = {"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "seconds": seconds,

@@ -44,7 +44,8 @@ def train_arch(arch: Arch, data_spec: str, out_dir: str | Path, config: TrainCon
         network = supernet.subnet(arch)
         del supernet
     else:
-        run_data = prepare_data(data_spec, arch.num_classes, config.val_fraction, config.seed,
+        run_data = prepare_data(data_spec, arch.num_classes, config.val_fraction,
+                                config.data_seed,
                                 config.limit, data, cache_dir)
         torch.manual_seed(config.seed)
         network = build_model(arch)

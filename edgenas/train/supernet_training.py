@@ -1,10 +1,17 @@
-"""Supernet training: the sandwich rule with in-place distillation (Yu et al., BigNAS/OFA).
+"""Supernet training: the sandwich rule with in-place distillation, or FairNAS's fair paths.
 
-Each step trains four subnets on one batch: the largest on the labels, then the smallest
-and ``num_random`` random ones on the largest's soft predictions (detached). Gradients of
-all four accumulate into the shared weights before one optimiser step, so the big and
-the small ends of the space are trained every step and the small ones learn from the big
-one rather than from hard labels alone.
+Sandwich (Yu et al., BigNAS/OFA; the default): each step trains four subnets on one
+batch: the largest on the labels, then the smallest and ``num_random`` random ones on the
+largest's soft predictions (detached), so the big and the small ends of the space are
+trained every step and the small ones learn from the big one rather than from hard
+labels alone.
+
+Fair (Chu et al., FairNAS; ``TrainConfig.sampling = "fair"``): each step trains the paths
+of `edgenas.train.sampling.fair_paths`, all on the labels, so every op of every block
+slot gets exactly one update's worth of gradient per step; there is no teacher.
+
+Either way the gradients of all paths accumulate into the shared weights before one
+optimiser step.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import torch.nn.functional as F
 
 from edgenas.data.images import ImageSet
 from edgenas.nn.supernet import SuperNet
+from edgenas.space.arch import Arch
 from edgenas.space.search_space import SearchSpace
 from edgenas.train.checkpoint import (CHECKPOINT_FILE, RESULT_FILE, load_checkpoint, read_run,
                                       space_from_json, space_to_json, write_json_atomic)
@@ -27,7 +35,7 @@ from edgenas.train.evaluate import SupernetEvaluator
 from edgenas.train.loop import TrainConfig, fit
 from edgenas.train.rundata import RunData, prepare_data, reopen_data
 from edgenas.train.runtime import Runtime, broadcast_parameters, setup_runtime
-from edgenas.train.sampling import largest_arch, sandwich, smallest_arch
+from edgenas.train.sampling import fair_paths, largest_arch, sandwich, smallest_arch
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,35 @@ log = logging.getLogger(__name__)
 def distillation_loss(logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
     """Cross-entropy against the teacher's soft predictions."""
     return -(teacher_probs * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
+
+
+def _sandwich_step(supernet: SuperNet, archs: list[Arch], inputs: torch.Tensor,
+                   labels: torch.Tensor, runtime: Runtime, scaler: torch.amp.GradScaler
+                   ) -> float:
+    """Backward of the teacher ``archs[0]`` on the labels and of the rest on its predictions;
+    gives the teacher's loss."""
+    with runtime.autocast():
+        teacher = supernet(inputs, archs[0])
+        loss = F.cross_entropy(teacher.float(), labels)
+    scaler.scale(loss).backward()
+    soft = teacher.detach().float().softmax(1)
+    for arch in archs[1:]:
+        with runtime.autocast():
+            student = distillation_loss(supernet(inputs, arch), soft)
+        scaler.scale(student).backward()
+    return float(loss.detach())
+
+
+def _fair_step(supernet: SuperNet, archs: list[Arch], inputs: torch.Tensor,
+               labels: torch.Tensor, runtime: Runtime, scaler: torch.amp.GradScaler) -> float:
+    """Backward of every path on the labels; gives their mean loss."""
+    total = 0.0
+    for arch in archs:
+        with runtime.autocast():
+            loss = F.cross_entropy(supernet(inputs, arch).float(), labels)
+        scaler.scale(loss).backward()
+        total += float(loss.detach())
+    return total / len(archs)
 
 
 def train_supernet(space: SearchSpace, data_spec: str, out_dir: str | Path,
@@ -49,7 +86,7 @@ def train_supernet(space: SearchSpace, data_spec: str, out_dir: str | Path,
     """
     runtime = runtime or setup_runtime()
     out = Path(out_dir)
-    run_data = prepare_data(data_spec, space.num_classes, config.val_fraction, config.seed,
+    run_data = prepare_data(data_spec, space.num_classes, config.val_fraction, config.data_seed,
                             config.limit, data, cache_dir)
     identity = {"kind": "supernet", "space": space_to_json(space),
                 "data": {**run_data.to_dict(), "limit": config.limit},
@@ -62,18 +99,11 @@ def train_supernet(space: SearchSpace, data_spec: str, out_dir: str | Path,
     def step(inputs: torch.Tensor, labels: torch.Tensor, global_step: int,
              scaler: torch.amp.GradScaler) -> float:
         # the same archs on every rank: the sample depends only on (seed, step)
-        archs = sandwich(space, random.Random(config.seed * 1_000_003 + global_step),
-                         config.num_random)
-        with runtime.autocast():
-            teacher = supernet(inputs, archs[0])
-            loss = F.cross_entropy(teacher.float(), labels)
-        scaler.scale(loss).backward()
-        soft = teacher.detach().float().softmax(1)
-        for arch in archs[1:]:
-            with runtime.autocast():
-                student = distillation_loss(supernet(inputs, arch), soft)
-            scaler.scale(student).backward()
-        return float(loss.detach())
+        rng = random.Random(config.seed * 1_000_003 + global_step)
+        if config.sampling == "fair":
+            return _fair_step(supernet, fair_paths(space, rng), inputs, labels, runtime, scaler)
+        return _sandwich_step(supernet, sandwich(space, rng, config.num_random), inputs,
+                              labels, runtime, scaler)
 
     history = fit(supernet, step, run_data.data, run_data.split, run_data.normalize, config,
                   out, identity, runtime, "supernet")
