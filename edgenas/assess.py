@@ -16,40 +16,17 @@ from typing import Any, Callable, Mapping
 
 from edgenas.cost.count import count
 from edgenas.device.descriptor import Device
-from edgenas.errors import DeviceError, ProfileError
+from edgenas.errors import ProfileError
 from edgenas.profile.lut import LUT
+from edgenas.profile.measure import measure_latency
 from edgenas.space.arch import Arch
 
 log = logging.getLogger(__name__)
 
 
-def measure_latency(device: Device, archs: Mapping[str, Arch]) -> dict[str, float]:
-    """Median batch-1 latency (ms) of each whole network, timed on ``device``.
-
-    Works for any arch, in a search space or not: the network is built as one ONNX model
-    (random weights: latency does not depend on their values) and timed by the device's
-    agent with the device's runtime settings, through the profiler's own timing loop.
-    """
-    from edgenas.device.session import DeviceSession
-    from edgenas.profile.onnx_graph import network_model
-    from edgenas.profile.profiler import Progress, time_batch
-
-    if not archs:
-        return {}
-    results: dict[str, float] = {}
-    with DeviceSession(device) as session:
-        time_batch(session, {name: network_model(arch) for name, arch in archs.items()},
-                   lambda name, stats: results.__setitem__(name, float(stats["median_ms"])),
-                   len(archs), lambda: None, Progress())
-    missing = sorted(set(archs) - set(results))
-    if missing:
-        raise DeviceError(f"{device.name}: the timing agent returned nothing for {missing}")
-    return results
-
-
 def predict_latency(lut: LUT | None, arch: Arch) -> float | None:
     """The table's prediction, or None when the arch has units the table lacks."""
-    from edgenas.cost.latency import LatencyModel
+    from edgenas.profile.latency import LatencyModel
 
     if lut is None:
         return None

@@ -37,7 +37,7 @@ def cmd_arch_sample(args: argparse.Namespace) -> None:
 def _predict_latency(arch: Arch, device_name: str, profiles_dir: str,
                      allow_stale: bool) -> tuple[float, str]:
     """Predicted ms and the table it came from: the device's table whose space holds ``arch``."""
-    from edgenas.cost.latency import LatencyModel
+    from edgenas.profile.latency import LatencyModel
     from edgenas.device.descriptor import get_device
     from edgenas.profile.lut import find_lut
 

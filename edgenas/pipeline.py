@@ -90,7 +90,7 @@ def _latency_table(config: RunConfig):  # noqa: ANN202
 def run_pipeline(config: RunConfig) -> dict[str, Any]:
     """Run (or continue) the main job; returns the summary written to ``summary.json``."""
     from edgenas.assess import assess
-    from edgenas.cost.latency import LatencyModel
+    from edgenas.profile.latency import LatencyModel
     from edgenas.deploy.deploy import deploy
     from edgenas.report import write_report
     from edgenas.device.descriptor import get_device

@@ -68,7 +68,7 @@ def comparison_figure(path: Path, front: Sequence[dict[str, Any]],
 def latency_figure(path: Path, lut: Any, models: Sequence[dict[str, Any]],
                    baselines: Sequence[dict[str, Any]]) -> None:
     """Predicted against measured latency: the table's held-out archs and the models."""
-    from edgenas.cost.latency import LatencyModel
+    from edgenas.profile.latency import LatencyModel
     from edgenas.space import Arch
 
     plt = _pyplot()

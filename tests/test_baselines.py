@@ -8,7 +8,8 @@ import pytest
 
 from conftest import tiny_space
 from edgenas import get_preset, get_space
-from edgenas.assess import measure_latency, predict_latency, slug
+from edgenas.assess import predict_latency, slug
+from edgenas.profile.measure import measure_latency
 from edgenas.cost.count import count
 from edgenas.device.descriptor import get_device
 from edgenas.profile.lut import open_lut

@@ -175,6 +175,12 @@ def test_build_survives_kill_and_never_retrains_finished_work(tmp_path: Path) ->
     changed = subprocess.run([*args[:-4], "--epochs", "2", "--out", str(out), "--work",
                               str(work)], capture_output=True, text=True, timeout=120)
     assert changed.returncode == 2 and "another recipe" in changed.stderr
+    # a fresh clone has the committed table but not the work folder: nothing is retrained
+    fresh = subprocess.run([*BUILD, "--out", str(out), "--work", str(tmp_path / "fresh")],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0 and "4 trainings taken from" in fresh.stderr
+    assert not (tmp_path / "fresh" / "runs").exists()
+    assert GroundTruth.load(out).accuracies() == table.accuracies()
 
 
 # -- estimators ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ TOOL = Path(__file__).resolve().parents[1] / "tools" / "hypotheses.py"
 
 @pytest.fixture(scope="module")
 def hypotheses():
+    sys.path.insert(0, str(TOOL.parent))   # the tool imports its sibling strategies.py
     spec = importlib.util.spec_from_file_location("hypotheses_tool", TOOL)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

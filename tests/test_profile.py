@@ -22,7 +22,7 @@ import pytest
 from conftest import random_archs, tiny_space
 from edgenas import get_space
 from edgenas.cli import main
-from edgenas.cost.latency import LatencyModel, accuracy_metrics, kendall_tau
+from edgenas.profile.latency import LatencyModel, accuracy_metrics, kendall_tau
 from edgenas.device.agent import timer
 from edgenas.device.descriptor import get_device
 from edgenas.errors import ProfileError
@@ -147,9 +147,9 @@ def test_prediction_is_microseconds_and_tracks_measurement(tiny_lut) -> None:
     model = LatencyModel(lut)
     archs = [tiny_space().sample(seed) for seed in range(200)]
     model.predict(archs[0])
-    start = time.perf_counter()
+    start = time.process_time()   # this process's CPU time: neighbours' load does not count
     predictions = [model.predict(a) for a in archs]
-    assert (time.perf_counter() - start) / len(archs) < 200e-6
+    assert (time.process_time() - start) / len(archs) < 200e-6
     assert all(p > 0 for p in predictions)
 
 

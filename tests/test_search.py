@@ -20,7 +20,7 @@ from optuna.trial import TrialState, create_trial
 
 from edgenas import get_space
 from edgenas.cli import main
-from edgenas.cost.latency import LatencyModel
+from edgenas.profile.latency import LatencyModel
 from edgenas.profile.lut import load_lut
 from edgenas.search.engine import SearchConfig, completed, front, open_storage, run_search
 from edgenas.search.objectives import (Budgets, Evaluator, SearchError, check_budgets_reachable,
@@ -226,7 +226,7 @@ import optuna
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 from test_search import make_evaluator, proxy_accuracy, LUT_FILE
 from edgenas import get_space
-from edgenas.cost.latency import LatencyModel
+from edgenas.profile.latency import LatencyModel
 from edgenas.profile.lut import load_lut
 from edgenas.search.engine import SearchConfig, open_storage, run_search
 
@@ -271,7 +271,8 @@ def test_two_workers_share_a_postgres_study_and_survive_a_kill_9(postgres, tmp_p
 
 
 def test_strategies_are_compared_at_equal_evaluations_on_one_reference(latency_model) -> None:
-    from edgenas.search.compare import compare_strategies, jsonable, searched_trials
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from strategies import compare_strategies, jsonable, searched_trials
 
     evaluator = make_evaluator(latency_model)
     summary = compare_strategies(get_space("cifar"), evaluator, ("nsga2", "random"), 12, 4,

@@ -85,7 +85,7 @@ def main() -> None:
         "speedup_over_pytorch_first_pass": round(cold / reference),
     }
     if args.lut:
-        from edgenas.cost.latency import LatencyModel
+        from edgenas.profile.latency import LatencyModel
         from edgenas.profile.lut import load_lut
 
         model = LatencyModel(load_lut(args.lut))

@@ -6,7 +6,7 @@ evaluations, on one evaluator (supernet accuracy + a device's latency table).
 
 Strategies: nsga2 (hierarchical variation), nsga2-flat (Optuna's NSGA-II as it comes),
 weighted-sum (TPE on the paper's equation 2) and random, compared by
-`edgenas.search.compare.compare_strategies` (one cached evaluator, one reference point).
+`tools/strategies.py` (`compare_strategies`) (one cached evaluator, one reference point).
 Prints mean and standard deviation over seeds and writes JSON. `tools/hypotheses.py` runs
 this comparison as H1 and H2 together with H3 and H4.
 """
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import optuna
 
-from edgenas.cost.latency import LatencyModel
+from edgenas.profile.latency import LatencyModel
 from edgenas.device.descriptor import get_device
 from edgenas.profile.lut import open_lut
-from edgenas.search.compare import compare_strategies, jsonable
+from strategies import compare_strategies, jsonable
 from edgenas.search.engine import STRATEGIES
 from edgenas.search.objectives import Budgets, Evaluator
 from edgenas.space import get_space

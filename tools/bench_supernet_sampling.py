@@ -25,6 +25,9 @@ random archs; 0 turns them off):
   is weak is the rarely trained op weights.
 * ``updates``: for every random arch, the fewest training steps that reached any of the
   (slot, op) weight units on its path, counted by replaying the run's sampler.
+* one gene (``--one-gene``): the largest arch with one macro or meso gene set to the
+  smallest's value, for every such gene where the two differ: which elastic dimension
+  the shared weights do not carry.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ from edgenas.train.sampling import fair_paths, largest_arch, sandwich, smallest_
 from edgenas.train.checkpoint import RESULT_FILE, read_run
 from edgenas.train.supernet_training import load_supernet, train_supernet
 
-BLOCK_KEY = re.compile(r"^s\d+_b\d+_")  # edgenas.nn.supernet.slot_key
+BLOCK_KEY = re.compile(r"^s\d+_b\d+_")    # edgenas.nn.supernet.slot_key
+BLOCK_GENE = re.compile(r"^s\d+\.b\d+\.")  # edgenas.space.search_space gene names
 
 
 def variant_name(sampling: str, num_random: int, epochs: int) -> str:
@@ -91,6 +95,13 @@ def batch_bn_accuracy(evaluator: SupernetEvaluator, arch: Arch, path: bool = Fal
     return correct / len(evaluator.val)
 
 
+def one_gene_archs(space: SearchSpace) -> dict[str, Arch]:
+    """The largest arch with one macro/meso gene at the smallest's value, by gene name."""
+    largest, smallest = space.encode(largest_arch(space)), space.encode(smallest_arch(space))
+    return {name: space.decode({**largest, name: smallest[name]}) for name in largest
+            if not BLOCK_GENE.match(name) and largest[name] != smallest[name]}
+
+
 def unit_updates(supernet: SuperNet, config: TrainConfig, steps: int) -> Counter[str]:
     """How many training steps reached each weight unit, replaying the run's sampler."""
     space = supernet.space
@@ -114,7 +125,7 @@ def fewest_updates(supernet: SuperNet, arch: Arch, reached: Counter[str]) -> int
 
 
 def score_variant(run_dir: Path, space: SearchSpace, config: TrainConfig, archs: list[Arch],
-                  controls: int, val_limit: int | None) -> dict[str, Any]:
+                  controls: int, val_limit: int | None, one_gene: bool) -> dict[str, Any]:
     """Every score and diagnostic of one trained supernet."""
     runtime = setup_runtime("cpu")
     supernet, run_data, _ = load_supernet(run_dir, runtime)
@@ -140,10 +151,13 @@ def score_variant(run_dir: Path, space: SearchSpace, config: TrainConfig, archs:
             row["ends_ops"] = evaluator.evaluate(ends)
             row["ends_ops_mmacs"] = count(ends).macs / 1e6
         rows.append(row)
+    genes = ({name: evaluator.evaluate(arch) for name, arch in one_gene_archs(space).items()}
+             if one_gene else {})
     units = [key for key in supernet.slots if has_block_weights(key)]
     block_units = [reached[key] for key in units]
     return {"largest": evaluator.evaluate(largest),
-            "smallest": evaluator.evaluate(smallest_arch(space)), "rows": rows, "steps": steps, "val_images": len(evaluator.val),
+            "smallest": evaluator.evaluate(smallest_arch(space)), "rows": rows,
+            "one_gene": genes, "steps": steps, "val_images": len(evaluator.val),
             "median_updates_per_unit": statistics.median(block_units),
             "units_never_reached": sum(n == 0 for n in block_units), "units": len(units)}
 
@@ -205,6 +219,16 @@ def trained(space: SearchSpace, data: str, run_dir: Path, config: TrainConfig
     return train_supernet(space, data, run_dir, config, runtime=setup_runtime("cpu"))
 
 
+def print_one_gene(details: dict[str, dict[str, Any]]) -> None:
+    names = list(details)
+    print(f"\n{'largest, but this gene as the smallest':<40}" + "".join(f"{n:>18}" for n in names))
+    print(f"{'(none: the largest)':<40}"
+          + "".join(f"{100 * details[n]['largest']:>18.1f}" for n in names))
+    for gene in details[names[0]]["one_gene"]:
+        print(f"{gene:<40}" + "".join(f"{100 * details[n]['one_gene'][gene]:>18.1f}"
+                                     for n in names))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="cifar")
@@ -222,6 +246,8 @@ def main() -> None:
     parser.add_argument("--arch-seed", type=int, default=1000)
     parser.add_argument("--controls", type=int, default=4,
                         help="random archs that also get the path/relu/ends diagnostics")
+    parser.add_argument("--one-gene", action="store_true",
+                        help="also score the largest with each macro/meso gene of the smallest")
     parser.add_argument("--val-limit", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--train-only", action="store_true", help="train, do not score")
@@ -250,7 +276,7 @@ def main() -> None:
             continue
         started = time.perf_counter()
         scores = score_variant(Path(args.out) / name, space, config, archs, args.controls,
-                               args.val_limit)
+                               args.val_limit, args.one_gene)
         print(f"{name}: scored in {time.perf_counter() - started:.0f} s", flush=True)
         for r in scores["rows"]:
             extra = "".join(f" {k} {100 * r[k]:.1f}" for k in ("path", "relu", "ends_ops")
@@ -262,6 +288,8 @@ def main() -> None:
         details[name] = {"config": config.to_dict(), "history": result["history"], **scores}
     if summaries:
         print_table(summaries)
+    if args.one_gene and details:
+        print_one_gene(details)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"space": args.space, "data": args.data,

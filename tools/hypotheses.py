@@ -34,14 +34,15 @@ from typing import Any, Callable
 import numpy as np
 import optuna
 
-from edgenas.assess import assess, measure_latency, predict_latency
+from edgenas.assess import assess, predict_latency
+from edgenas.profile.measure import measure_latency
 from edgenas.cost.count import count
-from edgenas.cost.latency import LatencyModel, kendall_tau
+from edgenas.profile.latency import LatencyModel, kendall_tau
 from edgenas.device.descriptor import get_device
 from edgenas.errors import EdgenasError
 from edgenas.jsonio import write_json_atomic
 from edgenas.profile.lut import open_lut
-from edgenas.search.compare import compare_strategies, jsonable, searched_trials
+from strategies import compare_strategies, jsonable, searched_trials
 from edgenas.search.engine import front
 from edgenas.search.objectives import Budgets, Evaluator
 from edgenas.search.pareto import non_dominated

@@ -20,7 +20,7 @@ from edgenas.space import SPACES, get_space
 def _latency_model(device_name: str | None, space, profiles_dir: str, allow_stale: bool):
     if device_name is None:
         return None
-    from edgenas.cost.latency import LatencyModel
+    from edgenas.profile.latency import LatencyModel
     from edgenas.device.descriptor import get_device
     from edgenas.profile.lut import open_lut
 

@@ -51,7 +51,9 @@ def _add_common(parser: argparse.ArgumentParser, data_required: bool = True) -> 
                         help="train on a class-balanced subset of this many images")
     parser.add_argument("--val-limit", type=int, default=None,
                         help="score on the first N validation images only")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--torch-device", "--device", dest="device", default=None,
+                        help="where to train: cpu, cuda, cuda:1 (default: auto); --device is "
+                             "the old spelling (elsewhere --device names a device descriptor)")
     parser.add_argument("--download", action="store_true",
                         help="download CIFAR-10 to the cifar10:PATH folder (needs network)")
 

@@ -13,6 +13,7 @@ and a killed build resumes where it stopped.
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -253,6 +254,10 @@ def build_ground_truth(space: SearchSpace, data_spec: str, jobs: Sequence[Job],
     recipe = replace(config, split_seed=SPLIT_SEED)
     if not proxy_batch_path(Path(table_path)).exists():
         write_proxy_batch(data, Path(table_path))
+    adopted = adopt_table_results(Path(table_path), recipe, jobs, queue)
+    if adopted:
+        log.info("ground truth: %d trainings taken from %s (same recipe and archs)", adopted,
+                 table_path)
 
     def write_table() -> GroundTruth:
         table = assemble(space, data_spec, data, recipe, jobs, queue)
@@ -268,7 +273,7 @@ def build_ground_truth(space: SearchSpace, data_spec: str, jobs: Sequence[Job],
     procs = [context.Process(target=_worker, name=f"groundtruth-worker-{w}",
                              args=(str(work), jobs, data_spec, recipe, str(cache), threads,
                                    torch_device, os.getpid(), w), daemon=False)
-             for w in range(min(workers, max(1, len(list(queue.pending(ids))))))]
+             for w in range(min(workers, len(list(queue.pending(ids)))))]
     try:
         for proc in procs:
             proc.start()
@@ -302,6 +307,38 @@ def build_ground_truth(space: SearchSpace, data_spec: str, jobs: Sequence[Job],
                                "resume")
     log.info("ground truth: %d trainings in %.0f s", len(jobs), time.monotonic() - started)
     return table
+
+
+def adopt_table_results(table_path: Path, recipe: TrainConfig, jobs: Sequence[Job],
+                        queue: WorkQueue) -> int:
+    """Count as done the trainings an existing table already holds; gives how many.
+
+    The table is what gets committed, while the work folder stays on the machine that
+    trained: so a build continued in a fresh clone, or on another machine, starts from the
+    committed table instead of training its archs again. Only runs of the same recipe and
+    the very same arch are taken.
+    """
+    if not table_path.exists():
+        return 0
+    stored = read_json(table_path, "", GroundTruthError)
+    wanted = {k: v for k, v in recipe.to_dict().items() if k != "seed"}
+    if stored.get("kind") != KIND or stored.get("recipe") != wanted:
+        return 0
+    runs = {(item.get("id"), json.dumps(item.get("arch"), sort_keys=True)): item.get("runs", {})
+            for item in stored.get("archs", []) if isinstance(item, dict)}
+    adopted = 0
+    for job in jobs:
+        if queue.is_done(job.id):
+            continue
+        run = runs.get((job.entry_id, json.dumps(job.arch.to_dict(), sort_keys=True)),
+                       {}).get(str(job.seed))
+        if isinstance(run, dict) and "val_accuracy" in run:
+            queue.finish(job.id, {"val_accuracy": float(run["val_accuracy"]),
+                                  "train_seconds": float(run.get("train_seconds", 0.0)),
+                                  "final_loss": run.get("final_loss"),
+                                  "host": run.get("host"), "from_table": str(table_path)})
+            adopted += 1
+    return adopted
 
 
 def _eta(table: GroundTruth, remaining: int, workers: int) -> float | None:

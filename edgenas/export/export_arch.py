@@ -25,7 +25,7 @@ CALIBRATION_IMAGES = 512
 
 def predicted_latencies(arch: Arch, profiles_dir: str | Path) -> dict[str, Any]:
     """Predicted ms on every device with a (non-stale) table for a space holding ``arch``."""
-    from edgenas.cost.latency import LatencyModel
+    from edgenas.profile.latency import LatencyModel
     from edgenas.device.descriptor import list_devices
     from edgenas.profile.lut import find_lut
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from edgenas.cost.latency import LatencyModel, accuracy_metrics
+from edgenas.profile.latency import LatencyModel, accuracy_metrics
 from edgenas.device.descriptor import Device
 from edgenas.errors import ProfileError
 from edgenas.profile.lut import LUT
@@ -34,7 +34,7 @@ def check_drift(device: Device, lut: LUT, count: int = 10) -> dict[str, Any]:
     several per cent between runs, which is no reason to measure a table anew, while a
     host that is uniformly slower shows as a median ratio far from 1.
     """
-    from edgenas.assess import measure_latency
+    from edgenas.profile.measure import measure_latency
 
     items = (lut.networks.get("validation") or lut.networks.get("calibration") or [])[:count]
     if not items:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 import onnx
 
-from edgenas.cost.latency import LatencyModel, accuracy_metrics, fit_correction, unit_sum
+from edgenas.profile.latency import LatencyModel, accuracy_metrics, fit_correction, unit_sum
 from edgenas.device.descriptor import Device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import ProfileError

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from edgenas.cost.count import count
-from edgenas.cost.latency import LatencyModel
+from edgenas.profile.latency import LatencyModel
 from edgenas.errors import EdgenasError
 from edgenas.space.arch import Arch
 from edgenas.space.search_space import SearchSpace
