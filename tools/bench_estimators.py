@@ -3,6 +3,9 @@
     python tools/bench_estimators.py --table tools/groundtruth/cifar-c10-cpu.json \
         [--supernet runs/supernet-c10 ...] [--folds 5] [--json runs/bench_estimators.json]
 
+It also writes the zero-cost scores of the table's archs beside the table
+(``*.zero-cost.json``), so that the default predictor fits in seconds on a fresh clone.
+
 For each estimator: Kendall tau and Spearman rho against the table's accuracies (mean over
 the seeds an arch was trained with), with bootstrap 95 % intervals, and seconds per arch.
 The predictor is scored only on archs it was not fitted on: an outer k-fold, inside which
@@ -21,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgenas.estimate.estimators import (MacsEstimator, NaswotEstimator, ParamsEstimator,
-                                         PredictorEstimator, SupernetEstimator,
+                                         PredictorEstimator, ProxyStore, SupernetEstimator,
                                          SynflowEstimator, normalise_batch, proxy_batch)
 from edgenas.estimate.groundtruth import GroundTruth
 from edgenas.estimate.predictor import folds as make_folds
@@ -84,6 +87,8 @@ def main() -> int:
         print(f"  {estimator.name}: tau {rows[-1]['kendall_tau']:.3f}", file=sys.stderr)
     for arch, naswot, synflow in zip(archs, scored["naswot"], scored["synflow"]):
         cache[arch.to_json()] = [naswot, synflow]
+    if args.data is None:   # the table's own batch: commit these beside the table
+        ProxyStore(batch, 0).write_beside(Path(args.table), cache)
     proxy_seconds = sum(r["seconds_per_arch"] for r in rows
                         if r["estimator"] in ("naswot", "synflow"))
     for use_proxies, label in ((True, "predictor"), (False, "predictor, arch features only")):

@@ -162,7 +162,8 @@ def score_variant(run_dir: Path, space: SearchSpace, config: TrainConfig, archs:
             "units_never_reached": sum(n == 0 for n in block_units), "units": len(units)}
 
 
-def summarise(name: str, scores: dict[str, Any], seconds: float) -> dict[str, Any]:
+def summarise(name: str, scores: dict[str, Any], seconds: float, score_seconds: float
+              ) -> dict[str, Any]:
     """One table row: the ends, the random archs' spread and the diagnostics' means."""
     rows = scores["rows"]
 
@@ -182,7 +183,7 @@ def summarise(name: str, scores: dict[str, Any], seconds: float) -> dict[str, An
             "path_mean": mean("path"), "relu_mean": mean("relu"), "ends_ops_mean": mean("ends_ops"),
             "fewest_updates_median": statistics.median(r["fewest_updates"] for r in rows),
             "median_updates_per_unit": scores["median_updates_per_unit"],
-            "steps": scores["steps"], "train_seconds": seconds}
+            "steps": scores["steps"], "train_seconds": seconds, "score_seconds": score_seconds}
 
 
 def print_table(summaries: list[dict[str, Any]]) -> None:
@@ -191,7 +192,7 @@ def print_table(summaries: list[dict[str, Any]]) -> None:
 
     print(f"\n{'variant':<18} {'largest':>7} {'small':>6} {'rand mean':>9} {'min':>5} {'max':>5} "
           f"{'batchBN':>7} | {'ctl':>5} {'relu':>5} {'ends':>5} {'ctlbBN':>6} {'path':>5} | "
-          f"{'upd min':>7} {'upd/unit':>8} {'steps':>5} {'train s':>7}")
+          f"{'upd min':>7} {'upd/unit':>8} {'steps':>5} {'train s':>7} {'score s':>7}")
     for s in summaries:
         print(f"{s['variant']:<18} {pct(s['largest']):>7} {pct(s['smallest']):>6} "
               f"{pct(s['random_mean']):>9} {pct(s['random_min']):>5} {pct(s['random_max']):>5} "
@@ -199,7 +200,7 @@ def print_table(summaries: list[dict[str, Any]]) -> None:
               f"{pct(s['relu_mean']):>5} {pct(s['ends_ops_mean']):>5} "
               f"{pct(s['control_batch_bn_mean']):>6} {pct(s['path_mean']):>5} | "
               f"{s['fewest_updates_median']:>7} {s['median_updates_per_unit']:>8} "
-              f"{s['steps']:>5} {s['train_seconds']:>7.0f}")
+              f"{s['steps']:>5} {s['train_seconds']:>7.0f} {s['score_seconds']:>7.0f}")
     print("(accuracy in %, means over archs; rand: the --archs random archs, recalibrated; "
           "batchBN: the same with BN on batch statistics; ctl: the first --controls archs, "
           "relu/ends: them with relu only / with the largest's blocks; ctlbBN/path: them with "
@@ -277,14 +278,15 @@ def main() -> None:
         started = time.perf_counter()
         scores = score_variant(Path(args.out) / name, space, config, archs, args.controls,
                                args.val_limit, args.one_gene)
-        print(f"{name}: scored in {time.perf_counter() - started:.0f} s", flush=True)
+        score_seconds = time.perf_counter() - started
+        print(f"{name}: scored in {score_seconds:.0f} s", flush=True)
         for r in scores["rows"]:
             extra = "".join(f" {k} {100 * r[k]:.1f}" for k in ("path", "relu", "ends_ops")
                             if k in r)
             print(f"  arch {r['arch']:>2} {r['mmacs']:6.1f} MMACs: {100 * r['accuracy']:5.1f} % "
                   f"(batch BN {100 * r['batch_bn']:.1f}; fewest updates "
                   f"{r['fewest_updates']}){extra}", flush=True)
-        summaries.append(summarise(name, scores, seconds))
+        summaries.append(summarise(name, scores, seconds, score_seconds))
         details[name] = {"config": config.to_dict(), "history": result["history"], **scores}
     if summaries:
         print_table(summaries)

@@ -180,9 +180,14 @@ class PredictorEstimator(Estimator):
         self.naswot = NaswotEstimator(self.batch, seed)
         self.synflow = SynflowEstimator(seed)
         stored_scores = ProxyStore(self.batch, seed)
-        for key, value in stored_scores.scores.items():
+        committed = stored_scores.beside(Path(table_path))
+        for key, value in {**committed, **stored_scores.scores}.items():
             self.proxy_cache.setdefault(key, value)
         archs = [entry.arch for entry in finished]
+        missing = sum(a.to_json() not in self.proxy_cache for a in archs) if use_proxies else 0
+        if missing:
+            log.info("%s: zero-cost scores of %d trained archs (seconds each; cached in %s)",
+                     self.name, missing, stored_scores.path.parent)
         started = time.perf_counter()
         x = feature_matrix(archs, self._proxies)
         stored_scores.save(self.proxy_cache)
@@ -224,7 +229,8 @@ class ProxyStore:
 
         digest = hashlib.sha256(batch.numpy().tobytes())
         digest.update(f"|{seed}|{torch.__version__}".encode())
-        self.path = cache_dir() / f"zero-cost-{digest.hexdigest()[:16]}.json"
+        self.key = digest.hexdigest()[:16]
+        self.path = cache_dir() / f"zero-cost-{self.key}.json"
         self.scores: dict[str, list[float]] = {}
         try:
             loaded = json.loads(self.path.read_text())
@@ -233,6 +239,30 @@ class ProxyStore:
                                if isinstance(v, list) and len(v) == 2}
         except (OSError, ValueError, TypeError):
             pass                       # a missing or broken cache is only slower
+
+    @staticmethod
+    def committed_path(table_path: Path) -> Path:
+        """``x.json`` -> ``x.zero-cost.json``: scores committed with a ground-truth table."""
+        return table_path.with_name(table_path.stem + ".zero-cost.json")
+
+    def beside(self, table_path: Path) -> dict[str, list[float]]:
+        """Scores committed beside a table for this very batch and seed (else none), so a
+        fresh clone fits the default predictor in seconds, not minutes."""
+        try:
+            stored = json.loads(self.committed_path(table_path).read_text())
+            if stored.get("key") == self.key:
+                return {k: [float(x) for x in v] for k, v in stored["scores"].items()}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            pass
+        return {}
+
+    def write_beside(self, table_path: Path, scores: dict[str, list[float]]) -> None:
+        """Commit-ready scores of a table's archs (what tools/bench_estimators.py writes)."""
+        from edgenas.jsonio import write_json_atomic
+
+        write_json_atomic({"key": self.key, "torch": torch.__version__,
+                           "scores": dict(sorted(scores.items()))},
+                          self.committed_path(table_path))
 
     def save(self, scores: dict[str, list[float]]) -> None:
         """Store ``scores`` (merged with what is there); a read-only cache is skipped."""

@@ -35,10 +35,10 @@ def _candidates(seed: int) -> dict[str, Callable[[], Any]]:
         "gp-rbf": lambda: make_pipeline(StandardScaler(), GaussianProcessRegressor(
             ConstantKernel() * RBF(length_scale=5.0) + WhiteKernel(1e-3), normalize_y=True,
             random_state=seed)),
-        "random-forest": lambda: RandomForestRegressor(300, min_samples_leaf=2,
+        "random-forest": lambda: RandomForestRegressor(100, min_samples_leaf=2,
                                                        random_state=seed),
-        "gbdt": lambda: GradientBoostingRegressor(n_estimators=200, max_depth=2,
-                                                  learning_rate=0.05, subsample=0.8,
+        "gbdt": lambda: GradientBoostingRegressor(n_estimators=100, max_depth=2,
+                                                  learning_rate=0.1, subsample=0.8,
                                                   random_state=seed),
     }
 
@@ -55,8 +55,19 @@ def out_of_fold(make: Callable[[], Any], x: np.ndarray, y: np.ndarray, k: int,
     predictions = np.empty_like(y)
     for test in folds(len(y), k, seed):
         train = np.setdiff1d(np.arange(len(y)), test)
-        predictions[test] = make().fit(x[train], y[train]).predict(x[test])
+        predictions[test] = quiet_fit(make(), x[train], y[train]).predict(x[test])
     return predictions
+
+
+def quiet_fit(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
+    """``model.fit`` without scikit-learn's convergence chatter (the CV score judges it)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(x, y)
 
 
 @dataclass
@@ -107,7 +118,7 @@ def fit_predictor(x: np.ndarray, y: np.ndarray, k: int = 5, seed: int = 0,
     best = max(scores, key=lambda name: (scores[name]["cv_tau"], -scores[name]["cv_mae"]))
     log.info("predictor: %s", ", ".join(f"{name} tau {s['cv_tau']:.3f}"
                                         for name, s in scores.items()))
-    return Predictor(best, makers[best]().fit(x, y), scores[best]["cv_tau"],
+    return Predictor(best, quiet_fit(makers[best](), x, y), scores[best]["cv_tau"],
                      scores[best]["cv_mae"], scores, len(y), floor)
 
 
