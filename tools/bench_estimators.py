@@ -65,6 +65,7 @@ def main() -> int:
     parser.add_argument("--data", help="zero-cost batch from this dataset instead of the "
                                        "images stored with the table")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     args = parser.parse_args()
 
     table = GroundTruth.load(args.table)
@@ -113,6 +114,15 @@ def main() -> int:
                f"{row['spearman_ci'][1]:.2f}]")
         secs = "-" if row["seconds_per_arch"] is None else f"{row['seconds_per_arch']:.3f}"
         print(f"{row['estimator']:<44} {tau:>24} {rho:>24} {secs:>8} {row['n']:>4}")
+    if args.markdown:
+        print("\n| estimator | Kendall tau [95 % CI] | Spearman rho [95 % CI] | s / arch | archs |")
+        print("| --- | --- | --- | --- | --- |")
+        for row in rows:
+            secs = "-" if row["seconds_per_arch"] is None else f"{row['seconds_per_arch']:.3g}"
+            print(f"| {row['estimator']} | {row['kendall_tau']:.3f} [{row['kendall_ci'][0]:.2f}, "
+                  f"{row['kendall_ci'][1]:.2f}] | {row['spearman_rho']:.3f} "
+                  f"[{row['spearman_ci'][0]:.2f}, {row['spearman_ci'][1]:.2f}] | {secs} | "
+                  f"{row['n']} |")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"table": args.table, "archs": len(archs),
