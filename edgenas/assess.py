@@ -2,7 +2,8 @@
 device, and validation accuracy after one stand-alone training recipe.
 
 Searched archs and hand-designed baselines go through this same function, so the report's
-comparison and hypothesis H3 differ from each other only in which archs and data they use.
+comparison and the benchmarks in tools/ differ from each other only in which archs and data
+they use.
 A supernet's estimate is not comparable with a stand-alone trained network's accuracy;
 here both sides are trained the same way from scratch.
 """
@@ -15,19 +16,20 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from edgenas.cost.count import count
+from edgenas.data import open_dataset
 from edgenas.device.descriptor import Device
 from edgenas.errors import ProfileError
+from edgenas.profile.latency import LatencyModel
 from edgenas.profile.lut import LUT
 from edgenas.profile.measure import measure_latency
 from edgenas.space.arch import Arch
+from edgenas.train.standalone import train_arch
 
 log = logging.getLogger(__name__)
 
 
 def predict_latency(lut: LUT | None, arch: Arch) -> float | None:
     """The table's prediction, or None when the arch has units the table lacks."""
-    from edgenas.profile.latency import LatencyModel
-
     if lut is None:
         return None
     try:
@@ -51,9 +53,6 @@ def assess(archs: Mapping[str, Arch], device: Device, lut: LUT | None, data_spec
     into ``out/<slug>``, so an interrupted call resumes each training where it stopped and
     a finished one is not trained again.
     """
-    from edgenas.data import open_dataset
-    from edgenas.train.standalone import train_arch
-
     measured = measure_latency(device, archs)
     data = open_dataset(data_spec)
     records = []

@@ -37,12 +37,11 @@ def cmd_arch_sample(args: argparse.Namespace) -> None:
 def _predict_latency(arch: Arch, device_name: str, profiles_dir: str,
                      allow_stale: bool) -> tuple[float, str]:
     """Predicted ms and the table it came from: the device's table whose space holds ``arch``."""
-    from edgenas.profile.latency import LatencyModel
     from edgenas.device.descriptor import get_device
-    from edgenas.profile.lut import find_lut
+    from edgenas.profile.latency import predict_on_device
 
-    lut, path = find_lut(get_device(device_name), arch, profiles_dir, allow_stale)
-    return LatencyModel(lut).predict(arch), str(path)
+    prediction = predict_on_device(get_device(device_name), arch, profiles_dir, allow_stale)
+    return prediction.ms, str(prediction.path)
 
 
 def cmd_arch_count(args: argparse.Namespace) -> None:

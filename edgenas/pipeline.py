@@ -1,21 +1,41 @@
-"""The main job: profile (if needed), train a supernet, search, train the picks and the
-hand-designed baselines with one recipe, export, deploy, report.
+"""The main job as a list of named stages: latency table, supernet, search, training of the
+picks and the hand-designed baselines with one recipe, export, deploy, report.
 
-Every stage writes into its own folder of the run directory and is skipped or resumed
-when that folder already holds its result, so re-running the same command after a crash
-or Ctrl-C continues where it stopped, and any stage can be re-run alone by deleting its
-folder.
+One loop drives them. A stage that finished wrote its result into the run directory
+(``stages/<name>.json``, with the settings it ran under); a re-run of the same command
+loads those results and goes on from the first stage that did not finish, which resumes
+its own work (training from its checkpoint, the search from its study). Any stage, and
+every stage after it, is re-run by deleting its result file; changed settings re-run
+from the first stage.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from edgenas.errors import EdgenasError, ProfileError
+from edgenas.assess import assess
+from edgenas.deploy.deploy import deploy
+from edgenas.device.descriptor import get_device
+from edgenas.errors import ProfileError
+from edgenas.export.export_arch import export_arch
+from edgenas.export.onnx_export import FormatRejected
 from edgenas.jsonio import write_json_atomic
+from edgenas.profile.drift import MAX_VALIDATION_LOSS, check_drift
+from edgenas.profile.latency import LatencyModel
+from edgenas.profile.lut import LUT, load_lut, lut_path, open_lut, save_lut
+from edgenas.profile.profiler import profile
+from edgenas.report import write_report
+from edgenas.search.engine import SearchConfig, completed, run_search
+from edgenas.search.objectives import Budgets, Evaluator, check_budgets_reachable
+from edgenas.search.results import load_front, pick, write_results
+from edgenas.space import Arch, get_space
+from edgenas.space.baselines import baseline_archs
+from edgenas.train.loop import TrainConfig
+from edgenas.train.supernet_training import supernet_evaluator, train_supernet
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +60,15 @@ class RunConfig:
     check_table: bool = True  # re-time a few of the table's networks before trusting it
 
 
-def _latency_table(config: RunConfig):  # noqa: ANN202
+def _latency_table(config: RunConfig) -> tuple[LUT, dict[str, Any] | None]:
     """The device's table: measured if missing or stale, re-fitted if it no longer holds.
 
     Returns (table, drift check of the stored table or None when it was measured now).
     """
-    from edgenas.device.descriptor import get_device
-    from edgenas.profile.drift import MAX_VALIDATION_LOSS, check_drift
-    from edgenas.profile.lut import load_lut, lut_path, open_lut, save_lut
-    from edgenas.profile.profiler import profile
-    from edgenas.space import get_space
-
     device, space = get_device(config.device), get_space(config.space)
     path = lut_path(config.profiles_dir, device.name, space.name)
 
-    def save(table) -> None:  # noqa: ANN001
+    def save(table: LUT) -> None:
         save_lut(table, path)
 
     try:
@@ -71,8 +85,8 @@ def _latency_table(config: RunConfig):  # noqa: ANN202
     if drift["trusted"]:
         return lut, drift
     log.warning("%s: the table is off on this host (median measured/predicted %.2f, "
-                "Kendall tau %.2f over %d re-timed networks); re-timing its calibration "
-                "networks and refitting the correction", device.name,
+                "Kendall tau %.2f over %d re-timed networks); re-timing its table-fitting "
+                "(calibration) networks and refitting the correction", device.name,
                 drift["median_ratio_measured_to_predicted"], drift["kendall_tau"], drift["n"])
     recorded = (lut.validation or {}).get("within_10pct", 1.0)
     held_out = len(lut.networks.get("validation", [])) or 20
@@ -87,88 +101,177 @@ def _latency_table(config: RunConfig):  # noqa: ANN202
     return lut, drift
 
 
-def run_pipeline(config: RunConfig) -> dict[str, Any]:
-    """Run (or continue) the main job; returns the summary written to ``summary.json``."""
-    from edgenas.assess import assess
-    from edgenas.profile.latency import LatencyModel
-    from edgenas.deploy.deploy import deploy
-    from edgenas.report import write_report
-    from edgenas.device.descriptor import get_device
-    from edgenas.export.export_arch import export_arch
-    from edgenas.search.engine import SearchConfig, completed, run_search
-    from edgenas.search.objectives import Budgets, Evaluator, check_budgets_reachable
-    from edgenas.search.results import load_front, pick, write_results
-    from edgenas.space import Arch, get_space
-    from edgenas.space.baselines import baseline_archs
-    from edgenas.train.loop import TrainConfig
-    from edgenas.train.supernet_training import supernet_evaluator, train_supernet
+@dataclass
+class RunState:
+    """What the stages share: the settings, the run directory and each finished result."""
 
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    space = get_space(config.space)
-    log.info("[1/6] latency table for %s", config.device)
+    config: RunConfig
+    out: Path
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def lut(self) -> LUT:
+        return load_lut(Path(self.results["table"]["path"]))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One named step of the main job; ``run`` returns its result as plain JSON data."""
+
+    name: str
+    title: str
+    run: Callable[[RunState], dict[str, Any]]
+
+
+def _table(state: RunState) -> dict[str, Any]:
+    config = state.config
     lut, drift = _latency_table(config)
-    log.info("[2/6] supernet on %s", config.data)
-    supernet = train_supernet(space, config.data, out / "supernet",
-                              TrainConfig(epochs=config.supernet_epochs, seed=config.seed,
-                                          val_fraction=0.3))
-    log.info("[3/6] search")
+    path = lut_path(config.profiles_dir, get_device(config.device).name, config.space)
+    return {"path": str(path), "validation": lut.validation, "check": drift}
+
+
+def _supernet(state: RunState) -> dict[str, Any]:
+    config = state.config
+    record = train_supernet(get_space(config.space), config.data, state.out / "supernet",
+                            TrainConfig(epochs=config.supernet_epochs, seed=config.seed,
+                                        val_fraction=0.3))
+    return {k: record.get(k) for k in ("val_accuracy_largest", "val_accuracy_smallest", "split")}
+
+
+def _search(state: RunState) -> dict[str, Any]:
+    config, space = state.config, get_space(state.config.space)
     evaluator = Evaluator(("accuracy", "latency", "memory"),
                           Budgets(config.max_latency_ms, config.max_memory_mb),
-                          LatencyModel(lut),
-                          supernet_evaluator(out / "supernet", val_limit=config.val_limit).evaluate)
+                          LatencyModel(state.lut()),
+                          supernet_evaluator(state.out / "supernet",
+                                             val_limit=config.val_limit).evaluate)
     check_budgets_reachable(space, evaluator)
-    search_dir = out / "search"
+    search_dir = state.out / "search"
     search_dir.mkdir(exist_ok=True)
     study = run_search(space, evaluator,
                        SearchConfig("nsga2", config.trials, config.population, config.seed),
                        storage=f"sqlite:///{(search_dir / 'study.db').resolve()}")
     write_results(search_dir, completed(study), evaluator.objectives, config.population,
                   {"space": space.name, "device": config.device, "strategy": "nsga2",
-                   "seed": config.seed, "supernet": str(out / "supernet")})
+                   "seed": config.seed, "supernet": str(state.out / "supernet")})
     front = load_front(search_dir)
     chosen = {"knee": pick(front, "knee"),
               "fastest": min(front["front"], key=lambda r: r["latency"])}
-    device = get_device(config.device)
-    log.info("[4/6] the picks and the hand-designed baselines, trained with one recipe")
-    picks = {name: Arch.from_dict(record["arch"]) for name, record in chosen.items()}
-    recipe = TrainConfig(epochs=config.train_epochs, seed=config.seed, val_fraction=0.3)
-    assessed = assess({**picks, **baseline_archs(space)}, device, lut, config.data,
-                      out / "standalone", recipe)
-    write_json_atomic({"recipe": recipe.to_dict(), "networks": assessed},
-                      out / "standalone" / "assessment.json")
-    by_name = {record["name"]: record for record in assessed}
-    log.info("[5/6] export and [6/6] deploy")
-    models = []
-    for name, record in chosen.items():
-        arch = picks[name]
-        bundle = out / "bundles" / name
-        exported, formats = None, ("onnx", "fp16", "int8")
-        while exported is None:
+    return {"trials": front["trials"], "hypervolume": front["hypervolume"],
+            "front": front["front"], "chosen": chosen}
+
+
+def _picks(state: RunState) -> dict[str, Arch]:
+    return {name: Arch.from_dict(record["arch"])
+            for name, record in state.results["search"]["chosen"].items()}
+
+
+def _recipe(state: RunState) -> TrainConfig:
+    return TrainConfig(epochs=state.config.train_epochs, seed=state.config.seed,
+                       val_fraction=0.3)
+
+
+def _train(state: RunState) -> dict[str, Any]:
+    recipe = _recipe(state)
+    assessed = assess({**_picks(state), **baseline_archs(get_space(state.config.space))},
+                      get_device(state.config.device), state.lut(), state.config.data,
+                      state.out / "standalone", recipe)
+    result = {"recipe": recipe.to_dict(), "networks": assessed}
+    write_json_atomic(result, state.out / "standalone" / "assessment.json")
+    return result
+
+
+def _export(state: RunState) -> dict[str, Any]:
+    """Every pick in FP32, FP16 and INT8; a format that fails its agreement check is left out."""
+    run_dirs = {record["name"]: record["run_dir"]
+                for record in state.results["train"]["networks"]}
+    exported = {}
+    for name, arch in _picks(state).items():
+        bundle = state.out / "bundles" / name
+        formats: tuple[str, ...] = ("onnx", "fp16", "int8")
+        while True:
             try:
-                exported = export_arch(arch, bundle, formats, by_name[name]["run_dir"],
-                                       profiles_dir=config.profiles_dir)
-            except EdgenasError as err:
-                if len(formats) == 1:
-                    raise
-                log.warning("%s: %s; exporting without %s", name, err, formats[-1])
-                formats = formats[:-1]
-        report = deploy(bundle, device)
-        models.append({"name": name, "formats": list(formats), "trial": record["trial"],
+                metrics = export_arch(arch, bundle, formats, run_dirs[name],
+                                      profiles_dir=state.config.profiles_dir)
+                break
+            except FormatRejected as err:
+                log.warning("%s: %s; exporting without %s", name, err, err.format)
+                formats = tuple(f for f in formats if f != err.format)
+        exported[name] = {"bundle": str(bundle), "formats": list(formats),
+                          "accuracy": metrics["accuracy"]["top1"], "macs": metrics["macs"],
+                          "params": metrics["params"],
+                          "memory_bytes_fp32": metrics["memory_bytes"]["fp32"]}
+    return exported
+
+
+def _deploy(state: RunState) -> dict[str, Any]:
+    device = get_device(state.config.device)
+    reports = {}
+    for name, exported in state.results["export"].items():
+        report = deploy(Path(exported["bundle"]), device)
+        reports[name] = {"predicted_ms": report.get("predicted_ms"),
+                         "measured_ms": report["latency_ms"]["median_ms"]}
+    return reports
+
+
+def _report(state: RunState) -> dict[str, Any]:
+    results = state.results
+    picks = results["search"]["chosen"]
+    models = []
+    for name, record in picks.items():
+        exported, deployed = results["export"][name], results["deploy"][name]
+        models.append({"name": name, "formats": exported["formats"], "trial": record["trial"],
                        "accuracy_estimate": record["accuracy"],
-                       "accuracy_exported": exported["accuracy"]["top1"],
+                       "accuracy_exported": exported["accuracy"],
                        "macs": exported["macs"], "params": exported["params"],
-                       "memory_bytes_fp32": exported["memory_bytes"]["fp32"],
-                       "predicted_ms": report.get("predicted_ms"),
-                       "measured_ms": report["latency_ms"]["median_ms"],
-                       "bundle": str(bundle)})
-    baselines = [r for r in assessed if r["name"] not in picks]
-    summary = {"config": asdict(config), "lut_validation": lut.validation, "lut_check": drift,
-               "supernet": {k: supernet.get(k) for k in ("val_accuracy_largest",
-                                                         "val_accuracy_smallest", "split")},
-               "search": {k: front[k] for k in ("trials", "hypervolume")},
-               "front_size": len(front["front"]), "models": models, "baselines": baselines,
-               "recipe": recipe.to_dict()}
-    write_json_atomic(summary, out / "summary.json")
-    write_report(out, summary, lut, front["front"])
+                       "memory_bytes_fp32": exported["memory_bytes_fp32"],
+                       "predicted_ms": deployed["predicted_ms"],
+                       "measured_ms": deployed["measured_ms"], "bundle": exported["bundle"]})
+    baselines = [r for r in results["train"]["networks"] if r["name"] not in picks]
+    summary = {"config": asdict(state.config), "lut_validation": results["table"]["validation"],
+               "lut_check": results["table"]["check"], "supernet": results["supernet"],
+               "search": {k: results["search"][k] for k in ("trials", "hypervolume")},
+               "front_size": len(results["search"]["front"]), "models": models,
+               "baselines": baselines, "recipe": results["train"]["recipe"]}
+    write_json_atomic(summary, state.out / "summary.json")
+    write_report(state.out, summary, state.lut(), results["search"]["front"])
     return summary
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("table", "latency table for the device", _table),
+    Stage("supernet", "supernet on the data", _supernet),
+    Stage("search", "search", _search),
+    Stage("train", "the picks and the hand-designed baselines, trained with one recipe", _train),
+    Stage("export", "export (FP32, FP16, INT8), verified against PyTorch", _export),
+    Stage("deploy", "deploy and benchmark on the device", _deploy),
+    Stage("report", "summary and report", _report),
+)
+
+
+def run_pipeline(config: RunConfig) -> dict[str, Any]:
+    """Run (or continue) the main job; returns the summary written to ``summary.json``."""
+    state = RunState(config, Path(config.out))
+    state.out.mkdir(parents=True, exist_ok=True)
+    settings = asdict(config)
+    fresh = False  # once a stage runs, every stage after it runs too
+    for number, stage in enumerate(STAGES, 1):
+        path = state.out / "stages" / f"{stage.name}.json"
+        stored = _stored_result(path)
+        if not fresh and stored is not None and stored.get("config") == settings:
+            log.info("[%d/%d] %s: done (%s)", number, len(STAGES), stage.title, path)
+            state.results[stage.name] = stored["result"]
+            continue
+        fresh = True
+        log.info("[%d/%d] %s", number, len(STAGES), stage.title)
+        state.results[stage.name] = stage.run(state)
+        write_json_atomic({"config": settings, "result": state.results[stage.name]}, path)
+    return state.results["report"]
+
+
+def _stored_result(path: Path) -> dict[str, Any] | None:
+    """A finished stage's stored result, or None (missing or unreadable: run it again)."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return stored if isinstance(stored, dict) and "result" in stored else None

@@ -12,11 +12,16 @@ import html
 from pathlib import Path
 from typing import Any, Sequence
 
+from edgenas.profile.latency import LatencyModel
+from edgenas.space import Arch
+
 # Searched front (estimates), stand-alone trained picks, hand-designed baselines.
 FRONT_COLOR, PICK_COLOR, BASELINE_COLOR = "#9db7c9", "#d1495b", "#222222"
 
 
 def _pyplot():  # noqa: ANN202
+    # local: importing this module must not switch every importer's matplotlib to Agg,
+    # and only the figures need matplotlib (heavy)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,9 +73,6 @@ def comparison_figure(path: Path, front: Sequence[dict[str, Any]],
 def latency_figure(path: Path, lut: Any, models: Sequence[dict[str, Any]],
                    baselines: Sequence[dict[str, Any]]) -> None:
     """Predicted against measured latency: the table's held-out archs and the models."""
-    from edgenas.profile.latency import LatencyModel
-    from edgenas.space import Arch
-
     plt = _pyplot()
     model = LatencyModel(lut)
     items = lut.networks.get("validation", []) or lut.networks.get("calibration", [])
@@ -108,7 +110,7 @@ def _table_check(check: dict[str, Any] | None, validation: dict[str, Any] | None
     parts = []
     if check is not None:
         verdict = ("trusted as it was" if check["trusted"] else
-                   "not trusted: its calibration networks were timed again and the "
+                   "not trusted: its table-fitting (calibration) networks were timed again and the "
                    "correction refitted (or the table measured anew)")
         parts.append(f"<p>Before the search, {check['n']} of the table's held-out networks "
                      f"were timed again: {100 * check['within_10pct']:.0f} % within ±10 % "

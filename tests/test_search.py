@@ -114,15 +114,19 @@ def test_hypervolume_of_known_fronts() -> None:
 # -- evaluator ---------------------------------------------------------------------------------
 
 def test_over_budget_archs_never_reach_the_accuracy_estimate(latency_model) -> None:
-    calls = []
-    evaluator = Evaluator(("accuracy", "latency"), Budgets(max_latency_ms=0.3), latency_model,
-                          lambda arch: calls.append(arch) or 0.5)
+    # the budget is the median of the table's own predictions: the main job may have
+    # re-measured the table on this host, so no fixed number of milliseconds is safe
     space = get_space("cifar")
-    results = [evaluator.evaluate(space.sample(i)) for i in range(40)]
+    archs = [space.sample(i) for i in range(40)]
+    budget = float(np.median([latency_model.predict(arch) for arch in archs]))
+    calls = []
+    evaluator = Evaluator(("accuracy", "latency"), Budgets(max_latency_ms=budget), latency_model,
+                          lambda arch: calls.append(arch) or 0.5)
+    results = [evaluator.evaluate(arch) for arch in archs]
     feasible = [r for r in results if r["feasible"]]
     assert 0 < len(feasible) < 40
     assert len(calls) == len(feasible) == evaluator.accuracy_calls
-    assert all(r["metrics"]["latency"] <= 0.3 for r in feasible)
+    assert all(r["metrics"]["latency"] <= budget for r in feasible)
 
 
 def test_an_arch_is_evaluated_once(latency_model) -> None:

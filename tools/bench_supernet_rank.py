@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -30,7 +31,10 @@ from edgenas.train.supernet_training import supernet_evaluator, train_supernet
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="cifar10:../shared/data/cifar10-jpeg")
+    parser.add_argument("--data", default=os.environ.get("EDGENAS_CIFAR10"),
+                        required="EDGENAS_CIFAR10" not in os.environ,
+                        help="the CIFAR-10 ImageFolder tree (cifar10:PATH or a folder; "
+                             "default: $EDGENAS_CIFAR10)")
     parser.add_argument("--limit", type=int, default=5000, help="class-balanced training subset (0: all)")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--supernet-epochs", type=int, default=10)

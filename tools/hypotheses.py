@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -50,7 +51,8 @@ from edgenas.space import Arch, get_space
 from edgenas.space.baselines import baseline_archs
 from edgenas.train.loop import TrainConfig
 
-CIFAR_TREE = Path(__file__).resolve().parents[1].parent / "shared/data/cifar10-jpeg/train"
+#: where the CIFAR-10 ImageFolder tree is, when not given: the environment, never a fixed path
+CIFAR_TREE = os.environ.get("EDGENAS_CIFAR10", "digits")
 
 
 def say(message: str) -> None:
@@ -116,8 +118,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--population", type=int, default=12)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--h3-data", default=str(CIFAR_TREE),
-                        help="images for H3's training (ImageFolder tree, cifar10:PATH, digits)")
+    parser.add_argument("--h3-data", default=CIFAR_TREE,
+                        help="images for H3's training (ImageFolder tree, cifar10:PATH, digits; "
+                             "default: $EDGENAS_CIFAR10, else digits)")
     parser.add_argument("--h3-limit", type=int, default=5000,
                         help="class-balanced subset of the H3 images (0: all)")
     parser.add_argument("--h3-epochs", type=int, default=3)

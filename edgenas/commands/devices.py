@@ -81,15 +81,19 @@ def cmd_profile(args: argparse.Namespace) -> None:
     space = get_space(args.space)
     path = lut_path(args.profiles_dir, device.name, space.name)
     existing = load_lut(path) if path.exists() else None
+    validate = args.validate
+    if not validate and (args.revalidate or args.recalibrate):
+        # re-timing means re-judging: as many held-out archs as the table was judged on
+        validate = len((existing.networks if existing else {}).get("validation", [])) or 20
     start = time.perf_counter()
     lut = profile(device, space, existing, checkpoint=lambda table: save_lut(table, path),
-                  calibrate=args.calibrate, validate=args.validate, chunk=args.chunk,
+                  calibrate=args.calibrate, validate=validate, chunk=args.chunk,
                   allow_stale=args.allow_stale, revalidate=args.revalidate,
                   recalibrate=args.recalibrate, progress=console_progress())
     save_lut(lut, path)
     elapsed = time.perf_counter() - start
     print(f"{path}: {len(lut.entries)} unit entries, {len(lut.networks.get('calibration', []))} "
-          f"calibration networks ({elapsed:.0f} s this run)")
+          f"table-fitting (calibration) networks ({elapsed:.0f} s this run)")
     if lut.correction:
         c = lut.correction
         print(f"correction: {c['intercept_ms']:+.4f} ms + {c['scale']:.3f} x sum "
@@ -134,7 +138,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     prof.add_argument("--validate", type=int, default=0, metavar="N",
                       help="time N held-out archs end to end and report prediction accuracy")
     prof.add_argument("--revalidate", action="store_true",
-                      help="time the held-out archs again (check an existing table for drift)")
+                      help="time the held-out archs again (check an existing table for drift; "
+                           "N defaults to the table's held-out count)")
     prof.add_argument("--recalibrate", action="store_true",
                       help="time the calibration and held-out archs again and refit the "
                            "correction (the device got faster or slower; units are kept)")

@@ -41,7 +41,7 @@ def cmd_estimate(args: argparse.Namespace) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``estimate`` to the ``edgenas`` command line."""
-    from edgenas.estimate.estimators import ESTIMATOR_NAMES
+    from edgenas.estimate.names import ESTIMATOR_NAMES
 
     parser = subparsers.add_parser("estimate", help="score archs with an accuracy estimator",
                                    description=__doc__,

@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 
 from edgenas.errors import EdgenasError
-from edgenas.search.engine import STRATEGIES, SearchConfig, completed, front, run_search
+from edgenas.search.engine import STRATEGIES, SearchConfig, completed, run_search
 from edgenas.search.objectives import (DEFAULT_OBJECTIVES, OBJECTIVES, Budgets, Evaluator,
-                                       check_budgets_reachable)
-from edgenas.search.pareto import hypervolume
-from edgenas.search.results import load_front, pick, reference_point, write_results
+                                       check_budgets_reachable, parse_weights)
+from edgenas.search.results import default_storage, front_status, load_front, pick, write_results
 from edgenas.space import SPACES, get_space
 
 
@@ -42,18 +41,13 @@ def _estimator(args: argparse.Namespace, objectives: tuple[str, ...]):
 def _progress(total: int, objectives: tuple[str, ...]):
     """A bar on a terminal (plain lines in a log) with the front's size and hypervolume."""
     from edgenas.progress import Progress
-    from edgenas.search.engine import objective_matrix
 
     bar = Progress(total, "search", "trial")
 
     def callback(study, trial) -> None:  # noqa: ANN001
         trials = completed(study)
-        current = front(trials, objectives)
-        hv = 0.0
-        if trials and current:
-            hv = hypervolume(objective_matrix(current, objectives),
-                             reference_point(objectives, trials))
-        bar.update(min(total, len(trials)), note=f"front {len(current)}, hv {hv:.4g}")
+        size, hv = front_status(trials, objectives)
+        bar.update(min(total, len(trials)), note=f"front {size}, hv {hv:.4g}")
 
     return bar, callback
 
@@ -70,16 +64,11 @@ def cmd_search(args: argparse.Namespace) -> None:
                           _latency_model(args.device, space, args.profiles_dir, args.allow_stale),
                           estimator.score if estimator is not None else None)
     check_budgets_reachable(space, evaluator)
-    weights = {}
-    for item in filter(None, (args.weights or "").split(",")):
-        name, _, value = item.partition("=")
-        if name not in OBJECTIVES or name == "accuracy":
-            raise EdgenasError(f"--weights {item!r}: use cost=lambda with a cost objective")
-        weights[name] = float(value)
-    config = SearchConfig(args.strategy, args.trials, args.population, args.seed, weights)
+    config = SearchConfig(args.strategy, args.trials, args.population, args.seed,
+                          parse_weights(args.weights))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    storage = args.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    storage = args.storage or default_storage(out)
     bar, callback = _progress(args.trials, objectives)
     start = time.perf_counter()
     try:

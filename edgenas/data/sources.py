@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tqdm import tqdm
 
 from edgenas.data.images import ImageSet
 from edgenas.errors import DataError
@@ -33,7 +34,7 @@ def load_digits(image_size: int = 32) -> ImageSet:
     Real data that needs no download: upscaled (bilinear) to ``image_size`` and copied to 3
     channels so that it fits the ``cifar`` space; small enough for tests and smoke runs.
     """
-    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.datasets import load_digits as sklearn_digits  # local: ~3 s, digits only
 
     bunch = sklearn_digits()
     pixels = torch.from_numpy(bunch.images).float().unsqueeze(1) / 16.0  # values 0..16
@@ -54,7 +55,7 @@ def load_cifar10(root: str | os.PathLike[str], download: bool = False,
     """
     path = Path(root)
     if (path / "cifar-10-batches-py").is_dir() or download:
-        from torchvision.datasets import CIFAR10
+        from torchvision.datasets import CIFAR10  # local: torchvision ~4 s, this format only
 
         try:
             data = CIFAR10(str(path), train=True, download=download)
@@ -112,8 +113,6 @@ def load_image_folder(root: str | os.PathLike[str], image_size: int | None = Non
                 log.info("decoded images from cache %s", cache)
                 return ImageSet(torch.from_numpy(stored["images"]),
                                 torch.from_numpy(stored["labels"]), classes, str(root))
-    from tqdm import tqdm
-
     images, shape = [], None
     for path, _ in tqdm(files, desc=f"decoding {root.name}", unit="img", mininterval=1.0):
         try:
@@ -123,7 +122,7 @@ def load_image_folder(root: str | os.PathLike[str], image_size: int | None = Non
             raise DataError(f"{path}: cannot decode image ({err}); remove or replace it") \
                 from None
         if image_size is not None and tuple(image.shape[1:]) != (image_size, image_size):
-            from torchvision.transforms.v2.functional import resize
+            from torchvision.transforms.v2.functional import resize  # local: ~4 s, resizing only
 
             image = resize(image, [image_size, image_size], antialias=True)
         if shape is None:

@@ -16,6 +16,7 @@ of scores matters to a search and to the ground-truth benchmark. Names:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -29,20 +30,21 @@ import numpy as np
 import torch
 
 from edgenas.cost.count import count
+from edgenas.data import Normalize, open_dataset, prepare_batch
 from edgenas.errors import EdgenasError
+from edgenas.estimate.names import DEFAULT_ESTIMATOR, ESTIMATOR_NAMES
+from edgenas.estimate.zero_cost import naswot, synflow
+from edgenas.jsonio import write_json_atomic
 from edgenas.space.arch import Arch
+from edgenas.train.supernet_training import supernet_evaluator
 
 log = logging.getLogger(__name__)
 
 #: The committed ground truth, beside the package in a source checkout.
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "tools" / "groundtruth" / \
     "cifar-c10-cpu.json"
-#: What ``edgenas estimate`` and ``edgenas search`` use when no estimator is named; chosen
-#: from tools/bench_estimators.py (docs/results.md).
-DEFAULT_ESTIMATOR = "predictor"
 #: Images in the batch the zero-cost proxies see.
 PROXY_BATCH = 64
-ESTIMATOR_NAMES = ("params", "macs", "naswot", "synflow", "supernet:DIR", "predictor[:TABLE]")
 
 
 class EstimatorError(EdgenasError):
@@ -105,8 +107,6 @@ class NaswotEstimator(Estimator):
         self.batch, self.seed = batch, seed
 
     def _score(self, arch: Arch) -> float:
-        from edgenas.estimate.zero_cost import naswot
-
         return naswot(arch, self.batch, self.seed)
 
 
@@ -120,8 +120,6 @@ class SynflowEstimator(Estimator):
         self.seed = seed
 
     def _score(self, arch: Arch) -> float:
-        from edgenas.estimate.zero_cost import synflow
-
         return synflow(arch, self.seed)
 
 
@@ -130,8 +128,6 @@ class SupernetEstimator(Estimator):
 
     def __init__(self, run_dir: str, val_limit: int | None = None) -> None:
         super().__init__()
-        from edgenas.train.supernet_training import supernet_evaluator
-
         if not Path(run_dir).is_dir():
             raise EstimatorError(f"supernet:{run_dir}: no such run folder; train one with "
                                  "'edgenas supernet train --out DIR'")
@@ -159,6 +155,8 @@ class PredictorEstimator(Estimator):
         super().__init__()
         self.use_proxies = use_proxies
         self.proxy_cache = proxy_cache if proxy_cache is not None else {}
+        # local: both load scipy (estimate.rank), ~2 s that `edgenas --help` would pay, and
+        # groundtruth imports this module (proxy_images)
         from edgenas.estimate.groundtruth import GroundTruth
         from edgenas.estimate.predictor import feature_matrix, fit_predictor
 
@@ -207,7 +205,7 @@ class PredictorEstimator(Estimator):
         return self.proxy_cache[key]
 
     def _score(self, arch: Arch) -> float:
-        from edgenas.estimate.predictor import feature_matrix
+        from edgenas.estimate.predictor import feature_matrix  # local: scipy, see __init__
 
         return float(self.predictor.predict(feature_matrix([arch], self._proxies))[0])
 
@@ -225,8 +223,6 @@ class ProxyStore:
     """
 
     def __init__(self, batch: torch.Tensor, seed: int) -> None:
-        import hashlib
-
         digest = hashlib.sha256(batch.numpy().tobytes())
         digest.update(f"|{seed}|{torch.__version__}".encode())
         self.key = digest.hexdigest()[:16]
@@ -258,16 +254,12 @@ class ProxyStore:
 
     def write_beside(self, table_path: Path, scores: dict[str, list[float]]) -> None:
         """Commit-ready scores of a table's archs (what tools/bench_estimators.py writes)."""
-        from edgenas.jsonio import write_json_atomic
-
         write_json_atomic({"key": self.key, "torch": torch.__version__,
                            "scores": dict(sorted(scores.items()))},
                           self.committed_path(table_path))
 
     def save(self, scores: dict[str, list[float]]) -> None:
         """Store ``scores`` (merged with what is there); a read-only cache is skipped."""
-        from edgenas.jsonio import write_json_atomic
-
         if scores.keys() <= self.scores.keys():
             return
         try:
@@ -285,8 +277,6 @@ def cache_dir() -> Path:
 @lru_cache(maxsize=4)
 def proxy_batch(data_spec: str, needed_by: str = "") -> torch.Tensor:
     """The normalised zero-cost batch of ``data_spec`` (see `proxy_images`)."""
-    from edgenas.data import open_dataset
-
     try:
         data = open_dataset(data_spec, cache_dir=cache_dir())
     except EdgenasError as err:
@@ -303,8 +293,6 @@ def proxy_images(data: Any) -> torch.Tensor:
 
 def normalise_batch(images: torch.Tensor) -> torch.Tensor:
     """uint8 images -> network input, normalised with the batch's own statistics."""
-    from edgenas.data import Normalize, prepare_batch
-
     floats = images.float() / 255.0
     mean = floats.mean(dim=(0, 2, 3)).tolist()
     std = floats.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()

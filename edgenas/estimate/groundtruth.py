@@ -13,21 +13,26 @@ and a killed build resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import torch
 
 from edgenas.cost.count import count
+from edgenas.data import open_dataset, split_dataset
 from edgenas.errors import EdgenasError
+from edgenas.estimate.estimators import proxy_images
 from edgenas.estimate.rank import Agreement, agreement
 from edgenas.estimate.sample import stratified_sample
 from edgenas.estimate.workqueue import WorkQueue
@@ -36,9 +41,8 @@ from edgenas.space.arch import Arch
 from edgenas.space.baselines import baseline_archs
 from edgenas.space.search_space import SearchSpace
 from edgenas.train.loop import TrainConfig
-
-if TYPE_CHECKING:
-    import torch
+from edgenas.train.runtime import setup_runtime
+from edgenas.train.standalone import train_arch
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +106,12 @@ class GroundTruth:
         first, second = self.seed_pairs()
         return agreement(first, second) if len(first) >= 3 else None
 
-    def proxy_images(self) -> "torch.Tensor | None":
+    def proxy_images(self) -> torch.Tensor | None:
         """The zero-cost proxies' images stored beside the table (None if absent).
 
         Stored with the table so that a predictor fitted on it computes the same features
         on any machine, whether or not the table's dataset is there.
         """
-        import torch
-
         path = proxy_batch_path(Path(self.source))
         if not path.exists():
             return None
@@ -175,8 +177,6 @@ def proxy_batch_path(table_path: Path) -> Path:
 
 def write_proxy_batch(data: Any, table_path: Path) -> None:
     """Store the zero-cost batch of ``data`` beside the table (atomically)."""
-    from edgenas.estimate.estimators import proxy_images
-
     path = proxy_batch_path(table_path)
     partial = path.with_name(path.name + ".tmp.npz")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -241,8 +241,6 @@ def build_ground_truth(space: SearchSpace, data_spec: str, jobs: Sequence[Job],
     ``config`` is the recipe (its ``seed`` is replaced per job; the split is always drawn
     with `SPLIT_SEED`). ``on_progress(done, total, eta_seconds)`` is called as jobs finish.
     """
-    from edgenas.data import open_dataset
-
     if workers < 1:
         raise GroundTruthError(f"--workers {workers}: need at least one worker")
     work = Path(work_dir)
@@ -373,11 +371,6 @@ def _check_work_dir(work: Path, space: SearchSpace, data_spec: str, config: Trai
 def _worker(work_dir: str, jobs: Sequence[Job], data_spec: str, config: TrainConfig,
             cache_dir: str, threads: int, torch_device: str, parent: int, number: int) -> None:
     """One training process: claim the next free job, train it, store its result."""
-    import contextlib
-    import sys
-
-    import torch
-
     log_path = Path(work_dir) / f"worker-{number}.log"
     with open(log_path, "a", buffering=1, encoding="utf-8") as log_file, \
             contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
@@ -391,10 +384,6 @@ def _worker(work_dir: str, jobs: Sequence[Job], data_spec: str, config: TrainCon
 
 def _run_jobs(queue: WorkQueue, work: Path, jobs: Sequence[Job], data_spec: str,
               config: TrainConfig, cache_dir: str, torch_device: str, parent: int) -> None:
-    from edgenas.data import open_dataset
-    from edgenas.train.runtime import setup_runtime
-    from edgenas.train.standalone import train_arch
-
     data = open_dataset(data_spec, cache_dir=cache_dir)
     runtime = setup_runtime(torch_device)
     for job in jobs:
@@ -420,8 +409,6 @@ def _run_jobs(queue: WorkQueue, work: Path, jobs: Sequence[Job], data_spec: str,
 def assemble(space: SearchSpace, data_spec: str, data: Any, recipe: TrainConfig,
              jobs: Sequence[Job], queue: WorkQueue) -> dict[str, Any]:
     """The table's JSON from the plan and whatever results the queue holds."""
-    from edgenas.data import split_dataset
-
     split = split_dataset(data.labels, recipe.val_fraction, SPLIT_SEED, recipe.limit)
     entries: dict[str, dict[str, Any]] = {}
     for job in jobs:

@@ -10,10 +10,18 @@ front can say how far its predicted accuracies can be trusted.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from edgenas.estimate.features import arch_features
 from edgenas.estimate.rank import kendall
@@ -23,13 +31,6 @@ log = logging.getLogger(__name__)
 
 
 def _candidates(seed: int) -> dict[str, Callable[[], Any]]:
-    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
-    from sklearn.gaussian_process import GaussianProcessRegressor
-    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     return {
         "ridge": lambda: make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 12))),
         "gp-rbf": lambda: make_pipeline(StandardScaler(), GaussianProcessRegressor(
@@ -61,10 +62,6 @@ def out_of_fold(make: Callable[[], Any], x: np.ndarray, y: np.ndarray, k: int,
 
 def quiet_fit(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
     """``model.fit`` without scikit-learn's convergence chatter (the CV score judges it)."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return model.fit(x, y)

@@ -22,8 +22,9 @@ import torch
 
 from edgenas.cost.count import count
 from edgenas.errors import EdgenasError
-from edgenas.export.onnx_export import (AGREEMENT_REQUIRED, ExportError, agreement, export_onnx,
-                                        run_onnx, to_fp16, to_int8, verify_fp32)
+from edgenas.export.onnx_export import (AGREEMENT_REQUIRED, ExportError, FormatRejected,
+                                        agreement, export_onnx, run_onnx, to_fp16, to_int8,
+                                        verify_fp32)
 from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.space.arch import Arch
 
@@ -78,7 +79,7 @@ def export_bundle(arch: Arch, model: torch.nn.Module, out: Path, *, val_inputs: 
         verification[fmt] = {"top1_agreement_with_fp32": agree, "images": int(len(val_inputs)),
                              "accuracy": float(np.mean(logits[labelled].argmax(1) == val_labels[labelled]))}
         if agree < AGREEMENT_REQUIRED:
-            raise ExportError(f"{fmt}: top-1 agreement with FP32 is {100 * agree:.2f} % on "
+            raise FormatRejected(fmt, f"{fmt}: top-1 agreement with FP32 is {100 * agree:.2f} % on "
                               f"{len(val_inputs)} images (needs >= {100 * AGREEMENT_REQUIRED:.0f} %)")
     metrics = {
         "schema_version": SCHEMA_VERSION,

@@ -14,9 +14,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgenas.data.augment import prepare_batch
+from edgenas.device.descriptor import list_devices
 from edgenas.errors import EdgenasError
 from edgenas.export.bundle import export_bundle
+from edgenas.export.weights import trained_model
+from edgenas.nn.model import build_model
+from edgenas.profile.latency import predict_on_device
 from edgenas.space import Arch
+from edgenas.train.rundata import prepare_data
 
 log = logging.getLogger(__name__)
 AGREEMENT_IMAGES = 500
@@ -25,36 +31,26 @@ CALIBRATION_IMAGES = 512
 
 def predicted_latencies(arch: Arch, profiles_dir: str | Path) -> dict[str, Any]:
     """Predicted ms on every device with a (non-stale) table for a space holding ``arch``."""
-    from edgenas.profile.latency import LatencyModel
-    from edgenas.device.descriptor import list_devices
-    from edgenas.profile.lut import find_lut
-
     out = {}
     for device in list_devices():
         try:
-            lut, path = find_lut(device, arch, profiles_dir)
+            prediction = predict_on_device(device, arch, profiles_dir)
         except EdgenasError as err:
             log.info("no latency prediction for %s: %s", device.name, err)
             continue
-        out[device.name] = {"ms": LatencyModel(lut).predict(arch), "lut": str(path),
-                            "lut_updated": lut.updated}
+        out[device.name] = {"ms": prediction.ms, "lut": str(prediction.path),
+                            "lut_updated": prediction.lut.updated}
     return out
 
 
 def export_arch(arch: Arch, out: Path, formats: tuple[str, ...], weights: str | None = None,
                 data: str = "digits", profiles_dir: str | Path = "profiles") -> dict[str, Any]:
     """Export ``arch`` with the weights of run ``weights`` (or untrained: FP32 only)."""
-    from edgenas.data.augment import prepare_batch
-    from edgenas.nn.model import build_model
-    from edgenas.train.rundata import prepare_data
-
     if not weights and set(formats) - {"onnx"}:
         raise EdgenasError("FP16/INT8 exports are verified by top-1 agreement with FP32, which "
                            "only means something for a trained network: pass --weights RUN, "
                            "or --formats onnx for an untrained (latency-only) export")
     if weights:
-        from edgenas.export.weights import trained_model
-
         model, run_data, provenance = trained_model(arch, weights)
     else:
         log.warning("no --weights: exporting an untrained network (fine for latency, "

@@ -26,6 +26,14 @@ class ExportError(EdgenasError):
     """An export failed or did not verify."""
 
 
+class FormatRejected(ExportError):
+    """A reduced-precision format disagreed with FP32: the others are still good to ship."""
+
+    def __init__(self, fmt: str, message: str) -> None:
+        super().__init__(message)
+        self.format = fmt
+
+
 def export_onnx(model: torch.nn.Module, resolution: int, path: Path, in_channels: int = 3) -> None:
     """Write ``model`` as ONNX (opset 17) with a dynamic batch dimension."""
     model = model.eval().cpu()
@@ -90,6 +98,10 @@ def to_int8(source: Path, target: Path, calibration: np.ndarray) -> None:
     Activations are symmetric (zero point 0, as TensorRT requires) with percentile
     calibration: min/max calibration let single outliers stretch the scale, which cost
     1-2 % top-1 agreement on small models in our tests; percentile kept it above 99 %.
+    Weights use 7 of their 8 bits (``reduce_range``): x86 CPUs without VNNI multiply int8
+    pairs through a saturating 16-bit instruction, and full-range weights overflowed it
+    (on an AVX2-only host: 95.4 % agreement and 91.1 % accuracy against FP32's 95.4 %;
+    with the reduced range 99.2 % and 95.2 %). One INT8 file then holds on every x86 target.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -105,7 +117,7 @@ def to_int8(source: Path, target: Path, calibration: np.ndarray) -> None:
         quantize_static(str(prepared), str(target), _Calibration(calibration),
                         nodes_to_exclude=[n for n in (first_conv, *classifier) if n],
                         quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8, per_channel=True,
+                        weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
                         calibrate_method=CalibrationMethod.Percentile,
                         extra_options={"ActivationSymmetric": True})
     finally:

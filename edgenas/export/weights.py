@@ -11,9 +11,14 @@ from typing import Any
 
 import torch
 
+from edgenas.data.augment import prepare_batch
 from edgenas.errors import EdgenasError
 from edgenas.nn.model import build_model
 from edgenas.space.arch import Arch
+from edgenas.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, read_run
+from edgenas.train.evaluate import recalibrate_bn
+from edgenas.train.rundata import reopen_data
+from edgenas.train.supernet_training import load_supernet
 
 
 def trained_model(arch: Arch, run_dir: str | Path) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
@@ -23,11 +28,6 @@ def trained_model(arch: Arch, run_dir: str | Path) -> tuple[torch.nn.Module, Any
     (``edgenas supernet train``) gives the subnet's inherited weights with batch norm
     re-estimated on training batches, as the search scored it.
     """
-    from edgenas.data.augment import prepare_batch
-    from edgenas.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, read_run
-    from edgenas.train.evaluate import recalibrate_bn
-    from edgenas.train.rundata import reopen_data
-
     run = read_run(Path(run_dir))
     kind = run.get("kind")
     if kind == "arch":
@@ -39,8 +39,6 @@ def trained_model(arch: Arch, run_dir: str | Path) -> tuple[torch.nn.Module, Any
         run_data = reopen_data(run["data"])
         source = f"stand-alone training run {run_dir}"
     elif kind == "supernet":
-        from edgenas.train.supernet_training import load_supernet
-
         supernet, run_data, _ = load_supernet(run_dir, None)
         model = supernet.subnet(arch).cpu()
         train = run_data.split.train[:512]

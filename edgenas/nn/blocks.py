@@ -10,15 +10,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgenas.space.lowering import nonlinearity
 from edgenas.space.plan import Classifier, Conv, Layer, Pool, SqueezeExcite, Unit
 
 
 def make_activation(name: str | None) -> nn.Module:
-    """The activation module for a name in `edgenas.space.arch.ACTIVATIONS` (in place)."""
+    """The module for an activation or gate name of `edgenas.space.lowering` (None: linear)."""
     if name is None:
         return nn.Identity()
-    factories = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hswish": nn.Hardswish, "swish": nn.SiLU}
-    return factories[name](inplace=True)
+    form = nonlinearity(name)
+    module_class = getattr(nn, form.torch_module)
+    return module_class(inplace=True) if form.torch_inplace else module_class()
 
 
 class ConvBNAct(nn.Sequential):
@@ -40,9 +42,9 @@ class SqueezeExcitation(nn.Module):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.reduce = nn.Conv2d(spec.channels, spec.squeeze_channels, 1)
-        self.act = nn.ReLU(inplace=True)
+        self.act = make_activation(spec.reduce_activation)
         self.expand = nn.Conv2d(spec.squeeze_channels, spec.channels, 1)
-        self.gate = nn.Sigmoid()
+        self.gate = make_activation(spec.gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = self.gate(self.expand(self.act(self.reduce(self.pool(x)))))

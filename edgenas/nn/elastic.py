@@ -25,11 +25,6 @@ BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
 
 
-def is_depthwise(spec: Conv) -> bool:
-    """Whether a planned conv is depth-wise (one filter per channel)."""
-    return spec.groups > 1 and spec.groups == spec.in_channels == spec.out_channels
-
-
 def layer_kind(spec: Layer) -> str:
     """What kind of shared weights a layer needs, told apart by structure.
 
@@ -38,7 +33,7 @@ def layer_kind(spec: Layer) -> str:
     shift the others onto the wrong weights.
     """
     if isinstance(spec, Conv):
-        kind = "dw" if is_depthwise(spec) else "dense"
+        kind = "dw" if spec.depthwise else "dense"
         return f"{kind}_{'linear' if spec.activation is None else 'act'}"
     if isinstance(spec, SqueezeExcite):
         return "se"
@@ -74,7 +69,7 @@ class ElasticConvBN(nn.Module):
 
     def fits(self, spec: Conv) -> bool:
         """Whether ``spec`` is a slice of these weights."""
-        return (is_depthwise(spec) == self.depthwise and spec.out_channels <= self.max_out
+        return (spec.depthwise == self.depthwise and spec.out_channels <= self.max_out
                 and spec.in_channels <= self.max_in and spec.kernel <= self.max_kernel
                 and (self.depthwise or spec.groups == 1))
 
@@ -136,8 +131,8 @@ class ElasticSE(nn.Module):
     def forward(self, x: torch.Tensor, spec: SqueezeExcite) -> torch.Tensor:
         reduce_w, reduce_b, expand_w, expand_b = self._slices(spec)
         scale = F.adaptive_avg_pool2d(x, 1)
-        scale = torch.relu(F.conv2d(scale, reduce_w, reduce_b))
-        return x * torch.sigmoid(F.conv2d(scale, expand_w, expand_b))
+        scale = _activation(spec.reduce_activation)(F.conv2d(scale, reduce_w, reduce_b))
+        return x * _activation(spec.gate)(F.conv2d(scale, expand_w, expand_b))
 
     @torch.no_grad()
     def export_into(self, module: SqueezeExcitation, spec: SqueezeExcite) -> None:
@@ -176,7 +171,7 @@ class ElasticUnit(nn.Module):
             self.layers[key] = ElasticConvBN(max(s.in_channels for s in specs),
                                              max(s.out_channels for s in specs),
                                              max(s.kernel for s in specs),
-                                             is_depthwise(specs[0]))
+                                             specs[0].depthwise)
         for key, se_specs in sorted(ses.items()):
             self.layers[key] = ElasticSE(max(s.channels for s in se_specs),
                                          max(s.squeeze_channels for s in se_specs))

@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 from functools import lru_cache
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -31,74 +30,38 @@ from torch import nn
 from edgenas.errors import ArchError
 from edgenas.nn.elastic import ElasticLinear, ElasticUnit
 from edgenas.nn.model import Network, build_model
-from edgenas.space.arch import Arch, Block, Stage
-from edgenas.space.plan import (Site, Unit, block_unit, classifier, scaled_channels, sites,
-                                stage_blocks, stage_depth)
+from edgenas.space.arch import Arch, Block
+from edgenas.space.plan import Site, Unit, depth_after, sites, space_sites
+from edgenas.space.widths import head_width, scale_width
 from edgenas.space.search_space import SearchSpace
 
 Route = tuple[tuple[str, Unit], ...]
 
 
-def _first_arch(space: SearchSpace) -> Arch:
-    """The arch whose every gene holds its first choice (a template to vary)."""
-    return space.decode({name: choices[0] for name, choices in space.genes().items()})
-
-
 def stage_slots(space: SearchSpace, index: int) -> int:
     """Block slots of stage ``index``: its deepest choice after the largest depth multiplier."""
-    template = _first_arch(space)
-    stage = template.stages[index]
-    return max(stage_depth(replace(template, depth_mult=m),
-                           replace(stage, blocks=(stage.blocks[0],) * d))
-               for d in space.stages[index].depths for m in space.depth_mults)
-
-
-def _block_choices(space: SearchSpace) -> set[Block]:
-    """Every distinct block the space can build (activation has no weights: first one)."""
-    return {Block(op, k, e, se, space.activations[0]) for op in space.ops
-            for k in space.kernels for e in space.expansions for se in space.se}
-
-
-def _stage_shapes(space: SearchSpace, index: int) -> Iterator[tuple[int, int, int]]:
-    """(in channels, out channels, first-block stride) a stage's first slot can see."""
-    template = _first_arch(space)
-    choice = space.stages[index]
-    previous = ((template.stem.channels,) if index == 0
-                else space.stages[index - 1].channels)
-    for wm in space.width_mults:
-        arch = replace(template, width_mult=wm)
-        for prev in previous:
-            for channels in choice.channels:
-                for stride in choice.strides:
-                    downsamples = choice.downsamples if stride == 2 else ("stride",)
-                    for downsample in downsamples:
-                        # as in plan.sites: a pooled stage opens with a stride-1 block
-                        first = stride if downsample == "stride" else 1
-                        yield (scaled_channels(arch, prev), scaled_channels(arch, channels),
-                               first)
+    return depth_after(max(space.stages[index].depths), max(space.depth_mults))
 
 
 def possible_units(space: SearchSpace) -> dict[str, set[Unit]]:
-    """Every planned unit each weight slot of the space's supernet must be able to run."""
+    """Every planned unit each weight slot of the space's supernet must be able to run.
+
+    The units come from the space's own enumeration (`plan.space_sites`); activations have
+    no weights, so each block is taken with the space's first activation.
+    """
+    def weight_blocks(slot: int) -> set[Block]:
+        return {replace(block, activation=space.activations[0])
+                for block in space.slot_blocks(slot)}
+
     units: dict[str, set[Unit]] = defaultdict(set)
-    template = _first_arch(space)
-    for wm in space.width_mults:
-        for channels in space.stages[-1].channels:
-            arch = replace(template, width_mult=wm)
-            arch = arch.with_stage(len(arch.stages) - 1, replace(arch.stages[-1],
-                                                                 channels=channels))
-            arch_sites = sites(arch)
-            units["stem"].add(arch_sites[0].unit)
-            if arch_sites[-1].role == "head":
-                units["head"].add(arch_sites[-1].unit)
-    blocks = _block_choices(space)
-    for i in range(len(space.stages)):
-        first_shapes = set(_stage_shapes(space, i))
-        for j in range(stage_slots(space, i)):
-            shapes = first_shapes if j == 0 else {(out, out, 1) for _, out, _ in first_shapes}
-            for in_ch, out_ch, stride in shapes:
-                for block in blocks:
-                    units[slot_key(i, j, block.op)].add(block_unit(block, in_ch, out_ch, stride))
+    for site in space_sites(space, weight_blocks):
+        if site.role in ("stem", "head"):
+            units[site.role].add(site.unit)
+        elif site.role == "block":
+            assert site.block is not None
+            later = range(1, stage_slots(space, site.stage))
+            for j in later if site.index else (0,):
+                units[slot_key(site.stage, j, site.block.op)].add(site.unit)
     units["pool"] = set()
     return dict(units)
 
@@ -108,9 +71,9 @@ def slot_key(stage: int, position: int, op: str) -> str:
     return f"s{stage}_b{position}_{op}"
 
 
-def _site_key(site: Site, ops: dict[tuple[int, int], str]) -> str:
-    if site.role == "block":
-        return slot_key(site.stage, site.index, ops[site.stage, site.index])
+def _site_key(site: Site) -> str:
+    if site.block is not None:
+        return slot_key(site.stage, site.index, site.block.op)
     return site.role  # "stem", "pool", "head"
 
 
@@ -122,15 +85,10 @@ class SuperNet(nn.Module):
         self.space = space
         self.slots = nn.ModuleDict({key: ElasticUnit(units)
                                     for key, units in sorted(possible_units(space).items())})
-        template = _first_arch(space)
-        features = []
-        for wm in space.width_mults:
-            for channels in space.stages[-1].channels:
-                arch = replace(template, width_mult=wm)
-                arch = arch.with_stage(len(arch.stages) - 1,
-                                       replace(arch.stages[-1], channels=channels))
-                features.append(classifier(arch).in_features)
-        self.classifier = ElasticLinear(max(features), space.num_classes)
+        # the classifier reads the head's width, or the last stage's where there is no head
+        features = max(head_width(space.head.channels, wm) or scale_width(channels, wm)
+                       for wm in space.width_mults for channels in space.stages[-1].channels)
+        self.classifier = ElasticLinear(features, space.num_classes)
         self.active: Arch | None = None
         self._route = lru_cache(maxsize=4096)(self._make_route)
 
@@ -146,11 +104,9 @@ class SuperNet(nn.Module):
 
     def _make_route(self, arch: Arch) -> Route:
         self.space.validate(arch)
-        ops = {(i, j): block.op for i, stage in enumerate(arch.stages)
-               for j, block in enumerate(stage_blocks(arch, stage))}
         route = []
         for site in sites(arch):
-            key = _site_key(site, ops)
+            key = _site_key(site)
             if key not in self.slots or not self.slots[key].fits(site.unit):  # type: ignore
                 raise ArchError("", f"supernet of space {self.space.name!r} has no weights "
                                     f"for unit {key} ({site.unit.in_channels}->"

@@ -9,13 +9,16 @@ once in total; the per-unit term removes that, the scale absorbs fusion and cach
 from __future__ import annotations
 
 import math
-from typing import Sequence
+import os
+from pathlib import Path
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from edgenas.device.descriptor import Device
 from edgenas.errors import ProfileError
 from edgenas.profile.keys import unit_key
-from edgenas.profile.lut import LUT
+from edgenas.profile.lut import LUT, find_lut
 from edgenas.space.arch import Arch
 from edgenas.space.plan import sites
 
@@ -26,7 +29,7 @@ def unit_sum(lut: LUT, arch: Arch) -> tuple[float, int]:
     entries = lut.entries
     for site in sites(arch):
         unit = site.unit
-        if not unit.layers and unit.shortcut is None:
+        if unit.is_identity:
             continue  # a skipped block: the runtime removes the Identity
         key = unit_key(unit, site.height)
         entry = entries.get(key)
@@ -97,3 +100,22 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
     if ties_x == 0 or ties_y == 0:
         return float("nan")
     return float(concordance / math.sqrt(ties_x * ties_y))
+
+
+class DevicePrediction(NamedTuple):
+    """A predicted latency with the table it came from (what a user should be shown)."""
+
+    ms: float
+    lut: LUT
+    path: Path
+
+
+def predict_on_device(device: Device, arch: Arch, profiles_dir: str | os.PathLike[str],
+                      allow_stale: bool = False) -> DevicePrediction:
+    """Predicted latency of ``arch`` on ``device``: the one entry point commands and exports use.
+
+    The table is the device's table for the preset space that holds the arch; a stale or
+    missing one is refused with the command that fixes it (`find_lut`).
+    """
+    lut, path = find_lut(device, arch, profiles_dir, allow_stale)
+    return DevicePrediction(LatencyModel(lut).predict(arch), lut, path)

@@ -9,14 +9,16 @@ metrics. Files are versioned and written atomically.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgenas.device.agent import timer
 from edgenas.device.descriptor import Device
 from edgenas.errors import ProfileError
 from edgenas.jsonio import read_json, write_json_atomic
+from edgenas.space import SPACES, get_space
 from edgenas.space.search_space import SearchSpace
 
 if TYPE_CHECKING:
@@ -53,8 +55,6 @@ class LUT:
 
     @classmethod
     def new(cls, device: Device, space: SearchSpace, fingerprint: dict[str, Any]) -> "LUT":
-        from dataclasses import asdict
-
         return cls(device.name, space.name, space.space_hash(), device.runtime_settings(),
                    asdict(device.timing), fingerprint)
 
@@ -129,9 +129,7 @@ def local_fingerprint(device: Device) -> dict[str, Any] | None:
     """The fingerprint of a local device, computed in-process; None for remote devices."""
     if device.connection.kind != "local":
         return None
-    from edgenas.device.agent.timer import fingerprint
-
-    return fingerprint(device.runtime.name)
+    return timer.fingerprint(device.runtime.name)
 
 
 def open_lut(device: Device, space: SearchSpace, profiles_dir: str | os.PathLike[str],
@@ -154,8 +152,6 @@ def open_lut(device: Device, space: SearchSpace, profiles_dir: str | os.PathLike
 def find_lut(device: Device, arch: "Arch", profiles_dir: str | os.PathLike[str],
              allow_stale: bool = False) -> tuple[LUT, Path]:
     """The device's table for the preset space that holds ``arch`` (and its path)."""
-    from edgenas.space import SPACES, get_space
-
     candidates = [get_space(name) for name in sorted(SPACES)
                   if lut_path(profiles_dir, device.name, name).exists()]
     if not candidates:

@@ -15,6 +15,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgenas.space.arch import Arch
+from edgenas.space.lowering import nonlinearity
 from edgenas.space.plan import Conv, Pool, SqueezeExcite, Unit, classifier, sites
 
 OPSET = 17
@@ -47,15 +48,9 @@ class _Graph:
     def activation(self, x: str, name: str | None) -> str:
         if name is None:
             return x
-        if name == "relu":
-            return self.node("Relu", [x])
-        if name == "relu6":
-            return self.node("Clip", [x, self.constant(0.0), self.constant(6.0)])
-        if name == "hswish":
-            return self.node("HardSwish", [x])
-        if name == "swish":
-            return self.node("Mul", [x, self.node("Sigmoid", [x])])
-        raise ValueError(f"unknown activation {name!r}")
+        form = nonlinearity(name)
+        y = self.node(form.onnx_op, [x, *(self.constant(bound) for bound in form.onnx_bounds)])
+        return self.node("Mul", [x, y]) if form.onnx_times_input else y
 
     def constant(self, value: float) -> str:
         name = self.name("c")
@@ -76,11 +71,14 @@ class _Graph:
 
     def squeeze_excite(self, x: str, spec: SqueezeExcite) -> str:
         pooled = self.node("GlobalAveragePool", [x])
-        reduce = self.conv(pooled, Conv(spec.channels, spec.squeeze_channels, 1, 1, 1, "relu"))
+        reduce = self.conv(pooled, Conv(spec.channels, spec.squeeze_channels, 1, 1, 1,
+                                        spec.reduce_activation))
         expand = self.conv(reduce, Conv(spec.squeeze_channels, spec.channels, 1, 1, 1, None))
-        return self.node("Mul", [x, self.node("Sigmoid", [expand])])
+        return self.node("Mul", [x, self.activation(expand, spec.gate)])
 
     def unit(self, x: str, unit: Unit) -> str:
+        if unit.is_identity:
+            return self.node("Identity", [x])
         y = x
         for layer in unit.layers:
             if isinstance(layer, Conv):
@@ -95,8 +93,6 @@ class _Graph:
                                 unit.post_activation)
         elif unit.shortcut == "identity":
             y = self.activation(self.node("Add", [y, x]), unit.post_activation)
-        elif not unit.layers:
-            y = self.node("Identity", [x])
         return y
 
     def model(self, x: str, y: str, in_shape: list[int], out_shape: list[int | str]) -> onnx.ModelProto:

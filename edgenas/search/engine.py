@@ -160,7 +160,8 @@ def make_objective(space: SearchSpace, evaluator: Evaluator, config: SearchConfi
 
 def weighted_sum(metrics: dict[str, float], objectives: tuple[str, ...],
                  weights: dict[str, float], references: dict[str, float]) -> float:
-    """The paper's scalarisation: lower is better."""
+    """A weighted sum of the normalised objectives (lower is better): the single-objective
+    baseline a multi-objective search is compared with."""
     total = 0.0
     for name in objectives:
         if name == "accuracy":

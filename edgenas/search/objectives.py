@@ -8,13 +8,13 @@ device's table in microseconds; only an arch that meets every budget is sent to 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from edgenas.cost.count import count
-from edgenas.profile.latency import LatencyModel
 from edgenas.errors import EdgenasError
-from edgenas.space.arch import Arch
+from edgenas.profile.latency import LatencyModel
+from edgenas.space.arch import Arch, Block, Stage
 from edgenas.space.search_space import SearchSpace
 
 #: name -> (direction, what it is). Accuracy is a fraction in [0, 1].
@@ -132,10 +132,6 @@ def smallest_achievable(space: SearchSpace, evaluator: Evaluator, samples: int =
     ``samples`` random archs. Used to tell a user *before* searching that budgets are
     out of reach, and how far.
     """
-    from dataclasses import replace
-
-    from edgenas.space.arch import Block, Stage
-
     lean = space.decode({name: choices[0] for name, choices in space.genes().items()})
     lean = replace(lean, resolution=min(space.resolutions), width_mult=min(space.width_mults),
                    depth_mult=min(space.depth_mults))
@@ -171,3 +167,18 @@ def check_budgets_reachable(space: SearchSpace, evaluator: Evaluator) -> None:
     if out_of_reach:
         raise SearchError("no arch can meet the budgets: " + "; ".join(out_of_reach)
                           + ". Relax them or search a smaller space")
+
+
+def parse_weights(text: str | None) -> dict[str, float]:
+    """``"latency=0.5,memory=0.1"`` -> weights of the cost objectives for a weighted sum."""
+    weights = {}
+    for item in filter(None, (text or "").split(",")):
+        name, _, value = item.partition("=")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            name = ""
+        if name not in OBJECTIVES or name == "accuracy":
+            raise SearchError(f"--weights {item!r}: use cost=lambda with a cost objective "
+                              f"({', '.join(o for o in OBJECTIVES if o != 'accuracy')})")
+    return weights

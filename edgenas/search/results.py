@@ -17,13 +17,27 @@ from optuna.trial import FrozenTrial
 
 from edgenas.errors import EdgenasError
 from edgenas.jsonio import read_json, write_json_atomic
-from edgenas.search.engine import front, hypervolume_history
+from edgenas.search.engine import front, hypervolume_history, objective_matrix
 from edgenas.search.objectives import OBJECTIVES
-from edgenas.search.pareto import knee_index, to_minimization
+from edgenas.search.pareto import hypervolume, knee_index, to_minimization
 
 SCHEMA_VERSION = 1
 LABELS = {"accuracy": "accuracy (val.)", "latency": "latency (ms)", "memory": "peak memory (MB)",
           "macs": "MACs (M)", "params": "params (M)"}
+
+
+def default_storage(out: Path) -> str:
+    """The study database a search keeps in its output folder unless told otherwise."""
+    return f"sqlite:///{(out / 'study.db').resolve()}"
+
+
+def front_status(trials: list[FrozenTrial], objectives: tuple[str, ...]) -> tuple[int, float]:
+    """(size, hypervolume) of the current front: what a progress line reports."""
+    current = front(trials, objectives)
+    if not trials or not current:
+        return len(current), 0.0
+    return len(current), hypervolume(objective_matrix(current, objectives),
+                                      reference_point(objectives, trials))
 
 
 def reference_point(objectives: tuple[str, ...], trials: list[FrozenTrial]) -> list[float]:
@@ -86,6 +100,8 @@ def _xy(objectives: tuple[str, ...]) -> tuple[str, str]:
 
 def _plot_png(path: Path, trials: list[FrozenTrial], records: list[dict[str, Any]],
               objectives: tuple[str, ...]) -> None:
+    # local: importing this module (`edgenas --help` does) must not load matplotlib (heavy)
+    # nor switch every importer's backend to Agg
     import matplotlib
 
     matplotlib.use("Agg")

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
 from edgenas.errors import ArchError
+from edgenas.space.widths import stage_in_channels
 
 SCHEMA_VERSION = 1
 
@@ -27,7 +28,7 @@ SCHEMA_VERSION = 1
 OPS: tuple[str, ...] = ("conv", "basic", "bottleneck", "dwsep", "mbconv", "skip")
 ACTIVATIONS: tuple[str, ...] = ("relu", "relu6", "hswish", "swish")
 #: How a stage with stride 2 halves the resolution: a strided first block, or a 2x2
-#: pooling layer in front of a stride-1 first block (the paper's "pooling" choice).
+#: pooling layer in front of a stride-1 first block (the search space's "pooling" op).
 DOWNSAMPLES: tuple[str, ...] = ("stride", "maxpool", "avgpool")
 
 #: Which micro fields each op reads; the others are set to neutral values so that two
@@ -321,8 +322,6 @@ def _check_first_block_can_reshape(arch: Arch, index: int) -> None:
     stage = arch.stages[index]
     if stage.blocks[0].op != "skip":
         return
-    from edgenas.space.plan import stage_in_channels  # the one place that scales widths
-
     in_ch, out_ch = stage_in_channels(arch, index)
     strided = stage.stride == 2 and stage.downsample == "stride"
     if strided or in_ch != out_ch:

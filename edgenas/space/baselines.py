@@ -1,7 +1,7 @@
 """Hand-designed networks to place beside a search's results, sized for a search space.
 
 A searched model is only worth shipping if it beats what an engineer would have picked
-without a search, so every report and hypothesis compares against the same few classics,
+without a search, so every report and benchmark compares against the same few classics,
 built for the space's input size and number of classes so that they are trained and timed
 exactly like the searched archs.
 """

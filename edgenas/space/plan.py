@@ -11,23 +11,18 @@ chain's output (then an optional activation, as in ResNet).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator, NamedTuple, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple, Union
 
-from edgenas.space.arch import Arch, Block, Stage
+from edgenas.space.arch import Arch, Block, Stage, Stem
+from edgenas.space.widths import (head_width, make_divisible, scale_width,  # noqa: F401
+                                  stage_in_channels)
 
-
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round a channel count to a multiple of ``divisor``, never more than 10 % down.
-
-    This is the rule torchvision's MobileNets use, so scaled presets match them exactly.
-    """
-    new_value = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    if new_value < 0.9 * value:
-        new_value += divisor
-    return new_value
+if TYPE_CHECKING:
+    from edgenas.space.search_space import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -41,6 +36,15 @@ class Conv:
     groups: int = 1
     activation: str | None = None
 
+    @property
+    def depthwise(self) -> bool:
+        """Whether this is one filter per channel, channels unchanged (dwsep's, MBConv's).
+
+        Defined once because the LUT keys (``dw``) and the supernet's weight sharing (one
+        input channel per filter) must agree on which convs are depth-wise.
+        """
+        return self.groups > 1 and self.groups == self.in_channels == self.out_channels
+
 
 @dataclass(frozen=True)
 class SqueezeExcite:
@@ -48,6 +52,16 @@ class SqueezeExcite:
 
     channels: int
     squeeze_channels: int
+
+    @property
+    def reduce_activation(self) -> str:
+        """Activation after the 1x1 reduce; fixed (MobileNetV3), so not a field of the plan."""
+        return "relu"
+
+    @property
+    def gate(self) -> str:
+        """Nonlinearity turning the expanded means into per-channel scales."""
+        return "sigmoid"
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,11 @@ class Unit:
     def __hash__(self) -> int:
         return self._hash  # type: ignore[attr-defined, no-any-return]
 
+    @property
+    def is_identity(self) -> bool:
+        """Whether the unit passes its input through unchanged (a skipped block)."""
+        return not self.layers and self.shortcut is None
+
 
 @dataclass(frozen=True)
 class Classifier:
@@ -105,7 +124,8 @@ class Site(NamedTuple):
     width: int
     role: str  # "stem", "pool", "block", "head"
     stage: int = -1
-    index: int = -1
+    index: int = -1  # in a space's enumeration: 0 a stage's first block, 1 any later one
+    block: Block | None = None  # the block a "block" site builds
 
 
 def squeeze_channels(channels: int) -> int:
@@ -139,27 +159,22 @@ def unit_output_size(unit: Unit, size: int) -> int:
 
 def scaled_channels(arch: Arch, channels: int) -> int:
     """Channels after the width multiplier (torchvision's rounding)."""
-    return make_divisible(channels * arch.width_mult)
+    return scale_width(channels, arch.width_mult)
 
 
 def head_channels(arch: Arch) -> int:
     """Head convolution width; like MobileNetV2, never narrowed below its base width."""
-    if arch.head.channels == 0:
-        return 0
-    return make_divisible(arch.head.channels * max(1.0, arch.width_mult))
+    return head_width(arch.head.channels, arch.width_mult)
 
 
 def stage_depth(arch: Arch, stage: Stage) -> int:
     """Blocks in a stage after the depth multiplier (EfficientNet's ceil rule)."""
-    return max(1, math.ceil(round(len(stage.blocks) * arch.depth_mult, 6)))
+    return depth_after(len(stage.blocks), arch.depth_mult)
 
 
-def stage_in_channels(arch: Arch, index: int) -> tuple[int, int]:
-    """(input, output) channels of stage ``index`` after width scaling."""
-    in_ch = scaled_channels(arch, arch.stem.channels)
-    if index > 0:
-        in_ch = scaled_channels(arch, arch.stages[index - 1].channels)
-    return in_ch, scaled_channels(arch, arch.stages[index].channels)
+def depth_after(blocks: int, depth_mult: float) -> int:
+    """Blocks after the depth multiplier, from the numbers alone (spaces have no stages)."""
+    return max(1, math.ceil(round(blocks * depth_mult, 6)))
 
 
 def stage_blocks(arch: Arch, stage: Stage) -> Iterator[Block]:
@@ -208,34 +223,103 @@ def block_unit(block: Block, in_channels: int, out_channels: int, stride: int) -
     raise ValueError(f"unknown op {op!r}")  # validate() rejects this before we get here
 
 
+# -- how a network unfolds: the steps shared by one arch and a whole space ------------------
+
+def stem_unit(in_channels: int, channels: int, stem: Stem) -> Unit:
+    """The stem convolution."""
+    return Unit(in_channels, channels,
+                (Conv(in_channels, channels, stem.kernel, stem.stride, 1, stem.activation),))
+
+
+def head_unit(in_channels: int, channels: int, activation: str) -> Unit:
+    """The head's 1x1 convolution (widening before the classifier)."""
+    return Unit(in_channels, channels, (Conv(in_channels, channels, 1, 1, 1, activation),))
+
+
+class StageOpening(NamedTuple):
+    """How a stage starts: its pooling unit (if it pools) and what its first block sees."""
+
+    pool: Unit | None
+    block_size: int  # input size of the first block
+    block_stride: int  # stride of the first block
+
+
+def stage_opening(channels: int, size: int, stride: int, downsample: str) -> StageOpening:
+    """A pooled stage down-samples with a pooling unit and opens with a stride-1 block."""
+    if stride == 2 and downsample != "stride":
+        pool = Unit(channels, channels, (Pool("max" if downsample == "maxpool" else "avg"),))
+        return StageOpening(pool, size // 2, 1)
+    return StageOpening(None, size, stride)
+
+
 def sites(arch: Arch) -> list[Site]:
     """Every unit of the network with its input size, in execution order."""
     size = arch.resolution
-    stem_ch = scaled_channels(arch, arch.stem.channels)
-    stem = Unit(arch.in_channels, stem_ch,
-                (Conv(arch.in_channels, stem_ch, arch.stem.kernel, arch.stem.stride, 1,
-                      arch.stem.activation),))
-    out = [Site(stem, size, size, "stem")]
+    channels = scaled_channels(arch, arch.stem.channels)
+    out = [Site(stem_unit(arch.in_channels, channels, arch.stem), size, size, "stem")]
     size = conv_output_size(size, arch.stem.kernel, arch.stem.stride)
-    channels = stem_ch
     for i, stage in enumerate(arch.stages):
         out_ch = scaled_channels(arch, stage.channels)
-        pooled = stage.stride == 2 and stage.downsample != "stride"
-        if pooled:
-            pool = Pool("max" if stage.downsample == "maxpool" else "avg")
-            out.append(Site(Unit(channels, channels, (pool,)), size, size, "pool", i))
-            size //= 2
+        opening = stage_opening(channels, size, stage.stride, stage.downsample)
+        if opening.pool is not None:
+            out.append(Site(opening.pool, size, size, "pool", i))
+        size, stride = opening.block_size, opening.block_stride
         for j, block in enumerate(stage_blocks(arch, stage)):
-            stride = stage.stride if j == 0 and not pooled else 1
-            unit = block_unit(block, channels, out_ch, stride)
-            out.append(Site(unit, size, size, "block", i, j))
+            unit = block_unit(block, channels, out_ch, stride if j == 0 else 1)
+            out.append(Site(unit, size, size, "block", i, j, block))
             size = unit_output_size(unit, size)
             channels = out_ch
     head_ch = head_channels(arch)
     if head_ch:
-        head = Unit(channels, head_ch, (Conv(channels, head_ch, 1, 1, 1, arch.head.activation),))
-        out.append(Site(head, size, size, "head"))
+        out.append(Site(head_unit(channels, head_ch, arch.head.activation), size, size, "head"))
     return out
+
+
+def space_sites(space: SearchSpace,
+                slot_blocks: Callable[[int], Iterable[Block]] | None = None) -> Iterator[Site]:
+    """Every site any arch of ``space`` can contain, without enumerating archs.
+
+    The walk goes stage by stage with the same steps as `sites`, carrying the set of
+    (channels, size) a stage can be entered with, so it is exact and fast (the `cifar`
+    space has ~10^28 archs but about 7,000 distinct units). A block site's ``index`` is 0
+    for a stage's first block and 1 for any later one (they all see the same shapes).
+    ``slot_blocks(j)`` gives the blocks tried in slot j (default: `SearchSpace.slot_blocks`
+    without skips, which build nothing). Sites repeat; callers keep the distinct ones.
+    """
+    if slot_blocks is None:
+        def slot_blocks(slot: int) -> list[Block]:
+            return [b for b in space.slot_blocks(slot) if b.op != "skip"]
+    first, later = list(slot_blocks(0)), list(slot_blocks(1))
+    for resolution, width in itertools.product(space.resolutions, space.width_mults):
+        stem_ch = scale_width(space.stem.channels, width)
+        yield Site(stem_unit(space.in_channels, stem_ch, space.stem), resolution, resolution,
+                   "stem")
+        states = {(stem_ch, conv_output_size(resolution, space.stem.kernel, space.stem.stride))}
+        for i, stage in enumerate(space.stages):
+            deep = depth_after(max(stage.depths), max(space.depth_mults)) > 1
+            entered: set[tuple[int, int]] = set()
+            for (in_ch, size), channels, stride in itertools.product(
+                    sorted(states), stage.channels, stage.strides):
+                out_ch = scale_width(channels, width)
+                for downsample in stage.downsamples if stride == 2 else ("stride",):
+                    opening = stage_opening(in_ch, size, stride, downsample)
+                    if opening.pool is not None:
+                        yield Site(opening.pool, size, size, "pool", i)
+                    block_size, out_size = opening.block_size, opening.block_size
+                    for block in first:
+                        unit = block_unit(block, in_ch, out_ch, opening.block_stride)
+                        yield Site(unit, block_size, block_size, "block", i, 0, block)
+                        out_size = unit_output_size(unit, block_size)
+                    if deep:
+                        for block in later:
+                            yield Site(block_unit(block, out_ch, out_ch, 1), out_size, out_size,
+                                       "block", i, 1, block)
+                    entered.add((out_ch, out_size))
+            states = entered
+        head_ch = head_width(space.head.channels, width)
+        if head_ch:
+            for in_ch, size in sorted(states):
+                yield Site(head_unit(in_ch, head_ch, space.head.activation), size, size, "head")
 
 
 def classifier(arch: Arch) -> Classifier:

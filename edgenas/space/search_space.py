@@ -12,6 +12,7 @@ Genes with a single choice are constants of the space and are not encoded.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 from dataclasses import asdict, dataclass
@@ -86,6 +87,20 @@ class SearchSpace:
         ops = self.ops if slot > 0 else tuple(op for op in self.ops if op != "skip")
         return {"op": ops, "kernel": self.kernels, "expansion": self.expansions,
                 "se": self.se, "activation": self.activations}
+
+    def slot_blocks(self, slot: int) -> list[Block]:
+        """The distinct blocks block slot ``slot`` can hold (fields an op ignores stay fixed).
+
+        The one enumeration of a slot: the space's size, the latency table's units and the
+        supernet's weight slots are all counted from it.
+        """
+        choices = self._block_choices(slot)
+        out = []
+        for op in choices["op"]:
+            names = [name for name in BLOCK_FIELDS[1:] if name in OP_USES[op]]
+            for values in itertools.product(*(choices[name] for name in names)):
+                out.append(Block(op, **dict(zip(names, values))))  # type: ignore[arg-type]
+        return out
 
     # -- encode / decode -------------------------------------------------------------------
     def encode(self, arch: Arch) -> dict[str, GeneValue]:
@@ -194,24 +209,13 @@ class SearchSpace:
     def size(self) -> int:
         """Number of distinct archs in the space (exact; it is a large integer)."""
 
-        def slot_count(slot: int) -> int:
-            choices = self._block_choices(slot)
-            total = 0
-            for op in choices["op"]:
-                combos = 1
-                for name in BLOCK_FIELDS[1:]:
-                    if name in OP_USES[op]:
-                        combos *= len(choices[name])
-                total += combos
-            return total
-
         total = len(self.resolutions) * len(self.width_mults) * len(self.depth_mults)
         for stage in self.stages:
             per_depth = 0
             for depth in stage.depths:
                 blocks = 1
                 for j in range(depth):
-                    blocks *= slot_count(j)
+                    blocks *= len(self.slot_blocks(j))
                 per_depth += blocks
             shapes = sum(len(stage.downsamples) if s == 2 else 1 for s in stage.strides)
             total *= per_depth * len(stage.channels) * shapes

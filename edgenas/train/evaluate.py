@@ -20,7 +20,7 @@ from edgenas.data.split import Split
 from edgenas.nn.supernet import SuperNet
 from edgenas.space.arch import Arch
 from edgenas.train.loop import iterate_eval
-from edgenas.train.runtime import Runtime
+from edgenas.train.runtime import Placement
 
 
 @torch.no_grad()
@@ -41,7 +41,7 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> None:
 
 @torch.no_grad()
 def accuracy(model: nn.Module, data: ImageSet, indices: torch.Tensor, normalize: Normalize,
-             resolution: int, runtime: Runtime, batch_size: int = 256) -> float:
+             resolution: int, runtime: Placement, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model`` on the images ``indices`` (no augmentation)."""
     model.eval()
     correct = 0
@@ -57,7 +57,7 @@ class SupernetEvaluator:
     """``evaluate(arch)``: validation accuracy of a subnet with inherited weights."""
 
     def __init__(self, supernet: SuperNet, data: ImageSet, split: Split, normalize: Normalize,
-                 runtime: Runtime, calib_batches: int = 4, batch_size: int = 256,
+                 runtime: Placement, calib_batches: int = 4, batch_size: int = 256,
                  val_limit: int | None = None, seed: int = 0) -> None:
         self.supernet, self.data, self.normalize, self.runtime = supernet, data, normalize, \
             runtime

@@ -27,7 +27,7 @@ from edgenas.errors import ConfigError
 from edgenas.progress import Progress
 from edgenas.train.checkpoint import (CHECKPOINT_FILE, SCHEMA_VERSION, load_checkpoint,
                                       save_checkpoint, start_or_resume)
-from edgenas.train.runtime import Runtime, average_gradients
+from edgenas.train.runtime import Placement, average_gradients
 from edgenas.train.sampling import SAMPLINGS
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class TrainConfig:
 
 
 def epoch_batches(indices: torch.Tensor, batch_size: int, seed: int, epoch: int,
-                  runtime: Runtime) -> list[torch.Tensor]:
+                  runtime: Placement) -> list[torch.Tensor]:
     """This process's batches of one epoch: a seeded shuffle, sharded by rank.
 
     Incomplete last batches are dropped (a batch of one breaks batch norm), unless the
@@ -106,7 +106,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
 
 
 def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize: Normalize,
-        config: TrainConfig, run_dir: Path, identity: dict[str, Any], runtime: Runtime,
+        config: TrainConfig, run_dir: Path, identity: dict[str, Any], runtime: Placement,
         description: str, state_module: nn.Module | None = None) -> list[dict[str, float]]:
     """Train ``config.epochs`` epochs (resuming from ``run_dir``); gives per-epoch history.
 
@@ -170,7 +170,7 @@ def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize:
     return history
 
 
-def _start(run_dir: Path, identity: dict[str, Any], runtime: Runtime) -> dict[str, Any] | None:
+def _start(run_dir: Path, identity: dict[str, Any], runtime: Placement) -> dict[str, Any] | None:
     """Rank 0 checks/records the run identity first; the others then read the checkpoint."""
     if not runtime.distributed:
         return start_or_resume(run_dir, identity)

@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Runtime:
-    """The device and the process's place in a (possibly one-process) job."""
+class Placement:
+    """Where a training process runs: its torch device and its rank in a (possibly one-process)
+    job. (Not `edgenas.device.descriptor.Runtime`, the inference runtime a device times with.)
+    """
 
     device: torch.device
     rank: int = 0
@@ -61,7 +63,7 @@ class Runtime:
         return torch.amp.GradScaler(self.device.type, enabled=self.amp)
 
 
-def setup_runtime(device: str | None = None) -> Runtime:
+def setup_runtime(device: str | None = None) -> Placement:
     """The runtime for this process (joins the torchrun process group when launched so)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -74,10 +76,10 @@ def setup_runtime(device: str | None = None) -> Runtime:
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
         log.info("joined process group: rank %d of %d on %s", rank, world_size, chosen)
-    return Runtime(chosen, rank, world_size, local_rank)
+    return Placement(chosen, rank, world_size, local_rank)
 
 
-def average_gradients(parameters: list[torch.nn.Parameter], runtime: Runtime) -> None:
+def average_gradients(parameters: list[torch.nn.Parameter], runtime: Placement) -> None:
     """Average gradients across processes; a parameter no process used stays without one.
 
     The supernet runs different subnets per step, so which parameters received gradients
@@ -98,7 +100,7 @@ def average_gradients(parameters: list[torch.nn.Parameter], runtime: Runtime) ->
         param.grad.div_(runtime.world_size)
 
 
-def broadcast_parameters(module: torch.nn.Module, runtime: Runtime) -> None:
+def broadcast_parameters(module: torch.nn.Module, runtime: Placement) -> None:
     """Start every process from rank 0's weights."""
     if runtime.distributed:
         for tensor in list(module.parameters()) + list(module.buffers()):

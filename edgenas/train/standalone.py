@@ -22,12 +22,12 @@ from edgenas.train.checkpoint import RESULT_FILE, write_json_atomic
 from edgenas.train.evaluate import accuracy
 from edgenas.train.loop import TrainConfig, fit
 from edgenas.train.rundata import prepare_data
-from edgenas.train.runtime import Runtime, broadcast_parameters, setup_runtime
+from edgenas.train.runtime import Placement, broadcast_parameters, setup_runtime
 
 
 def train_arch(arch: Arch, data_spec: str, out_dir: str | Path, config: TrainConfig,
                init_from: str | Path | None = None, data: ImageSet | None = None,
-               runtime: Runtime | None = None, cache_dir: str | Path | None = None
+               runtime: Placement | None = None, cache_dir: str | Path | None = None
                ) -> dict[str, Any]:
     """Train ``arch`` (or resume) into ``out_dir``; gives history and validation accuracy.
 

@@ -34,7 +34,7 @@ from edgenas.train.checkpoint import (CHECKPOINT_FILE, RESULT_FILE, load_checkpo
 from edgenas.train.evaluate import SupernetEvaluator
 from edgenas.train.loop import TrainConfig, fit
 from edgenas.train.rundata import RunData, prepare_data, reopen_data
-from edgenas.train.runtime import Runtime, broadcast_parameters, setup_runtime
+from edgenas.train.runtime import Placement, broadcast_parameters, setup_runtime
 from edgenas.train.sampling import fair_paths, largest_arch, sandwich, smallest_arch
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def distillation_loss(logits: torch.Tensor, teacher_probs: torch.Tensor) -> torc
 
 
 def _sandwich_step(supernet: SuperNet, archs: list[Arch], inputs: torch.Tensor,
-                   labels: torch.Tensor, runtime: Runtime, scaler: torch.amp.GradScaler
+                   labels: torch.Tensor, runtime: Placement, scaler: torch.amp.GradScaler
                    ) -> float:
     """Backward of the teacher ``archs[0]`` on the labels and of the rest on its predictions;
     gives the teacher's loss."""
@@ -63,7 +63,7 @@ def _sandwich_step(supernet: SuperNet, archs: list[Arch], inputs: torch.Tensor,
 
 
 def _fair_step(supernet: SuperNet, archs: list[Arch], inputs: torch.Tensor,
-               labels: torch.Tensor, runtime: Runtime, scaler: torch.amp.GradScaler) -> float:
+               labels: torch.Tensor, runtime: Placement, scaler: torch.amp.GradScaler) -> float:
     """Backward of every path on the labels; gives their mean loss."""
     total = 0.0
     for arch in archs:
@@ -76,7 +76,7 @@ def _fair_step(supernet: SuperNet, archs: list[Arch], inputs: torch.Tensor,
 
 def train_supernet(space: SearchSpace, data_spec: str, out_dir: str | Path,
                    config: TrainConfig, data: ImageSet | None = None,
-                   runtime: Runtime | None = None, cache_dir: str | Path | None = None
+                   runtime: Placement | None = None, cache_dir: str | Path | None = None
                    ) -> dict[str, Any]:
     """Train (or resume) a supernet of ``space`` into ``out_dir``; gives the result record.
 
@@ -121,7 +121,7 @@ def train_supernet(space: SearchSpace, data_spec: str, out_dir: str | Path,
     return result
 
 
-def load_supernet(run_dir: str | Path, runtime: Runtime | None = None,
+def load_supernet(run_dir: str | Path, runtime: Placement | None = None,
                   data: ImageSet | None = None) -> tuple[SuperNet, RunData, dict[str, Any]]:
     """A trained supernet, its run's data (same split and normalisation) and ``run.json``."""
     runtime = runtime or setup_runtime()
@@ -134,7 +134,7 @@ def load_supernet(run_dir: str | Path, runtime: Runtime | None = None,
     return supernet, reopen_data(run["data"], data), run
 
 
-def supernet_evaluator(run_dir: str | Path, runtime: Runtime | None = None,
+def supernet_evaluator(run_dir: str | Path, runtime: Placement | None = None,
                        data: ImageSet | None = None, val_limit: int | None = None
                        ) -> SupernetEvaluator:
     """An evaluator over a trained supernet run (``evaluate(arch) -> accuracy``)."""

@@ -1,0 +1,10 @@
+"""The estimators' command-line names, apart from their code: registering the CLI's
+commands must not import torch and scipy (``edgenas --help`` would wait seconds for them).
+"""
+
+from __future__ import annotations
+
+#: What ``edgenas estimate`` and ``edgenas search`` use when no estimator is named; chosen
+#: from tools/bench_estimators.py (docs/results.md).
+DEFAULT_ESTIMATOR = "predictor"
+ESTIMATOR_NAMES = ("params", "macs", "naswot", "synflow", "supernet:DIR", "predictor[:TABLE]")
