@@ -125,6 +125,11 @@ def _table_check(check: dict[str, Any] | None, validation: dict[str, Any] | None
             ("max abs. error", "max_abs_pct_error", "{:.1f} %"),
             ("Kendall tau", "kendall_tau", "{:.3f}"),
             ("timed", "measured", "{}")) if key in validation)
+        floor = validation.get("noise_floor")
+        if floor:  # what two rounds of the same networks agree on: the best a table can do
+            rows += _row(["noise floor (round vs round) within ±10 %",
+                          f"{floor['within_10pct']:.1%}"])
+            rows += _row(["noise floor within ±5 %", f"{floor['within_5pct']:.1%}"])
         parts.append(f"<table>{rows}</table>")
     return "".join(parts)
 

@@ -173,8 +173,11 @@ def test_revalidate_times_the_held_out_networks_again(tiny_lut) -> None:
     progress = Progress(start=lambda stage, total: counted.append((stage, total)))
     profile(fast_device(), tiny_space(), lut, calibrate=8, validate=6, revalidate=True,
             progress=progress)
-    assert counted == [("validation networks", 6)]
+    assert counted == [("validation networks", 12)]  # two interleaved rounds of six
     assert len(lut.networks["validation"]) == 6 and lut.validation["n"] == 6
+    assert all(len(item["rounds"]) == 2 for item in lut.networks["validation"])
+    floor = lut.validation["noise_floor"]
+    assert floor["n"] == 6 and 0 <= floor["within_5pct"] <= floor["within_10pct"] <= 1
 
 
 def test_a_table_off_by_a_uniform_factor_is_caught_and_recalibrated(tiny_lut) -> None:
@@ -195,7 +198,7 @@ def test_a_table_off_by_a_uniform_factor_is_caught_and_recalibrated(tiny_lut) ->
     progress = Progress(start=lambda stage, total: counted.append((stage, total)))
     profile(fast_device(), tiny_space(), lut, calibrate=8, validate=6, recalibrate=True,
             progress=progress)
-    assert counted == [("calibration networks", 8), ("validation networks", 6)]
+    assert counted == [("calibration networks", 8), ("validation networks", 12)]
     assert 0.6 < check_drift(fast_device(), lut, count=6)["median_ratio_measured_to_predicted"] < 1.6
 
 
@@ -265,3 +268,38 @@ def test_arch_count_with_device_adds_predicted_latency(tiny_lut, tmp_path, capsy
     assert main(["arch", "count", str(arch_file), "--device", "host-cpu",
                  "--profiles-dir", str(tmp_path / "none")]) == 2
     assert "no latency table" in capsys.readouterr().err
+
+
+def test_the_noise_floor_counts_networks_whose_two_rounds_agree() -> None:
+    from edgenas.profile.profiler import noise_floor
+
+    items = [{"rounds": [1.0, 1.04]}, {"rounds": [1.0, 0.93]}, {"rounds": [2.0, 2.6]},
+             {"rounds": [3.0]}]  # the last was timed once: not part of the floor
+    floor = noise_floor(items)
+    assert floor["n"] == 3
+    assert floor["within_5pct"] == pytest.approx(1 / 3)
+    assert floor["within_10pct"] == pytest.approx(2 / 3)
+    assert noise_floor([{"rounds": [1.0]}]) is None
+
+
+def test_the_correction_is_never_a_line_that_loses_to_the_plain_sum() -> None:
+    from edgenas.profile.latency import fit_correction
+
+    rng = np.random.default_rng(0)
+    sums = rng.uniform(0.2, 2.0, 60)
+    units = rng.integers(8, 30, 60).astype(float)
+    # networks take what their units add up to (+-3 % noise), four were timed in a slow
+    # spell (1.8x): whatever is chosen must do at least as well as the plain sum
+    measured = sums * rng.uniform(0.97, 1.03, 60)
+    measured[:4] *= 1.8
+    fitted = fit_correction(sums, units, measured)
+    chosen, plain = fitted["cv"][fitted["form"]], fitted["cv"]["none"]
+    assert chosen["within_10pct"] >= plain["within_10pct"] >= 0.9
+    assert 0.9 < fitted["scale"] < 1.1 and abs(fitted["intercept_ms"]) < 0.05
+    # a fixed per-call cost paid once per unit timed alone, once per network: the per-unit
+    # term must be found, and it must beat the plain sum out of sample
+    measured = sums - 0.01 * units + 0.02
+    fitted = fit_correction(sums, units, measured)
+    assert fitted["form"] in ("scale+per_unit", "linear")
+    assert fitted["per_unit_ms"] == pytest.approx(-0.01, abs=1e-6)
+    assert fitted["cv"][fitted["form"]]["within_10pct"] >= fitted["cv"]["none"]["within_10pct"]

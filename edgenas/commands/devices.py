@@ -67,10 +67,19 @@ def cmd_device_init(args: argparse.Namespace) -> None:
 
 
 def _print_validation(report: dict) -> None:
+    floor = report.get("noise_floor")
+
+    def beside(key: str) -> str:  # the host's own limit next to the table's accuracy
+        return f"   (noise floor {100 * floor[key]:.1f} %)" if floor else ""
+
     print(f"validation on {report['n']} held-out archs (end-to-end measured):")
-    print(f"  within +-5 %   {100 * report['within_5pct']:6.1f} %")
-    print(f"  within +-10 %  {100 * report['within_10pct']:6.1f} %   "
+    print(f"  within +-5 %   {100 * report['within_5pct']:6.1f} %{beside('within_5pct')}")
+    print(f"  within +-10 %  {100 * report['within_10pct']:6.1f} %{beside('within_10pct')}   "
           f"(sum of units without correction: {100 * report['uncorrected_within_10pct']:.1f} %)")
+    if floor:
+        print(f"  noise floor: two rounds of the same {floor['n']} networks agree within +-10 % "
+              f"for {100 * floor['within_10pct']:.1f} % of them (median gap "
+              f"{floor['median_gap_pct']:.1f} %); no table can do better on this host now")
     print(f"  RMSE           {report['rmse_ms']:.4f} ms")
     print(f"  mean |error|   {report['mean_abs_pct_error']:.2f} %   (max {report['max_abs_pct_error']:.1f} %)")
     print(f"  Kendall tau    {report['kendall_tau']:.3f}")
@@ -96,8 +105,13 @@ def cmd_profile(args: argparse.Namespace) -> None:
           f"table-fitting (calibration) networks ({elapsed:.0f} s this run)")
     if lut.correction:
         c = lut.correction
-        print(f"correction: {c['intercept_ms']:+.4f} ms + {c['scale']:.3f} x sum "
-              f"{c['per_unit_ms']:+.5f} ms x units")
+        print(f"correction ({c.get('form', 'linear')}): {c['intercept_ms']:+.4f} ms + "
+              f"{c['scale']:.3f} x sum {c['per_unit_ms']:+.5f} ms x units")
+        if "cv" in c:
+            print(f"  chosen by {c['cv_folds']}-fold cross-validation on {c['networks']} "
+                  "networks (within +-10 %): " + ", ".join(
+                      f"{form} {100 * score['within_10pct']:.0f} %"
+                      for form, score in c["cv"].items()))
     if args.validate:
         _print_validation(lut.validation)
     elif lut.validation:
@@ -143,8 +157,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     prof.add_argument("--recalibrate", action="store_true",
                       help="time the calibration and held-out archs again and refit the "
                            "correction (the device got faster or slower; units are kept)")
-    prof.add_argument("--calibrate", type=int, default=30, metavar="M",
-                      help="whole networks timed to fit the correction (default 30)")
+    prof.add_argument("--calibrate", type=int, default=100, metavar="M",
+                      help="whole networks timed to choose and fit the correction (default 100)")
     prof.add_argument("--chunk", type=int, default=100, help="models per device round trip")
     prof.add_argument("--allow-stale", action="store_true",
                       help="add to a table measured under other conditions instead of starting anew")

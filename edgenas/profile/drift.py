@@ -20,8 +20,9 @@ from edgenas.space.arch import Arch
 MAX_BIAS = 0.10
 #: ... and it still orders the re-timed networks (Kendall tau at least this).
 MIN_TAU = 0.6
-#: After a refit, a table whose held-out share within +-10 % fell by more than this from
-#: what it had where it was measured is measured anew.
+#: After a refit, a table whose held-out share within +-10 % fell by more than this below
+#: what it had where it was measured (or below this host's noise floor, if that is lower)
+#: is measured anew.
 MAX_VALIDATION_LOSS = 0.15
 
 

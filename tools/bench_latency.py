@@ -1,0 +1,108 @@
+"""Latency prediction accuracy of a device's table, next to the host's own noise floor.
+
+    python tools/bench_latency.py [--device host-cpu] [--space cifar] [--archs 50] \
+        [--rounds 4] [--reprofile] [--json runs/bench_latency.json]
+
+Times ``--archs`` archs of the space that neither fitted nor validated the table, end to
+end, in ``--rounds`` interleaved rounds (one round over all archs, then the next), so that
+a slow spell of a shared host hits every arch alike. The measured time of an arch is the
+median of its round medians. Scored against it: the table's prediction (its chosen
+correction), the plain sum of unit times, and the noise floor, which is the median of the
+odd rounds as a "prediction" of the median of the even rounds: no table can be expected to
+beat what the host's own repeated measurements agree on. ``--reprofile`` measures the table
+anew first (and reports how long that took); otherwise the stored table is used as it is,
+stale or not (``--profiles-dir`` says where, default ``profiles``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgenas.device.descriptor import get_device
+from edgenas.device.session import DeviceSession
+from edgenas.profile.latency import LatencyModel, accuracy_metrics, unit_sum
+from edgenas.profile.lut import load_lut, lut_path, save_lut
+from edgenas.profile.onnx_graph import network_model
+from edgenas.profile.profiler import Progress, profile, time_batch
+from edgenas.space import get_space
+
+#: far from the table's own streams (calibration 1e6, validation 2e6)
+BENCH_SEED = 3_000_000
+
+
+def timed_rounds(device_name: str, archs: list, rounds: int) -> np.ndarray:
+    """(rounds, archs) round medians in ms, one round over all archs after another."""
+    models = {str(i): network_model(arch) for i, arch in enumerate(archs)}
+    times = np.zeros((rounds, len(archs)))
+    with DeviceSession(get_device(device_name)) as session:
+        for r in range(rounds):
+            def store(key: str, stats: dict[str, Any], r: int = r) -> None:
+                times[r, int(key)] = stats["median_ms"]
+
+            time_batch(session, models, store, chunk=len(models), checkpoint=lambda: None,
+                       progress=Progress())
+            print(f"round {r + 1}/{rounds}: median of medians {np.median(times[r]):.3f} ms",
+                  flush=True)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="host-cpu")
+    parser.add_argument("--space", default="cifar")
+    parser.add_argument("--profiles-dir", default="profiles")
+    parser.add_argument("--archs", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=4, help="even, at least 2")
+    parser.add_argument("--reprofile", action="store_true",
+                        help="measure the table anew first (written to --profiles-dir)")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args()
+    if args.rounds < 2 or args.rounds % 2:
+        parser.error("--rounds must be even and at least 2 (odd rounds against even rounds)")
+    device, space = get_device(args.device), get_space(args.space)
+    path = lut_path(args.profiles_dir, device.name, space.name)
+    profiling_s = None
+    if args.reprofile or not path.exists():
+        started = time.perf_counter()
+        lut = profile(device, space, None, checkpoint=lambda table: save_lut(table, path),
+                      validate=20)
+        save_lut(lut, path)
+        profiling_s = time.perf_counter() - started
+        print(f"profiled {path} in {profiling_s:.0f} s")
+    lut = load_lut(path)
+    archs = [space.sample(BENCH_SEED + i) for i in range(args.archs)]
+    times = timed_rounds(args.device, archs, args.rounds)
+    measured = np.median(times, axis=0)
+    odd, even = np.median(times[0::2], axis=0), np.median(times[1::2], axis=0)
+    model = LatencyModel(lut)
+    rows = {
+        "table (chosen correction)": accuracy_metrics([model.predict(a) for a in archs],
+                                                      measured),
+        "plain sum of units": accuracy_metrics([unit_sum(lut, a)[0] for a in archs], measured),
+        "noise floor (odd vs even rounds)": accuracy_metrics(odd, even),
+    }
+    print(f"\n{args.archs} held-out archs of {space.name} on {device.name}, {args.rounds} "
+          f"interleaved rounds; correction: {(lut.correction or {}).get('form', 'linear')}")
+    print(f"{'':34} {'within 10 %':>11} {'within 5 %':>10} {'tau':>6} {'mean |err|':>10}")
+    for name, m in rows.items():
+        print(f"{name:34} {100 * m['within_10pct']:10.1f}% {100 * m['within_5pct']:9.1f}% "
+              f"{m['kendall_tau']:6.3f} {m['mean_abs_pct_error']:9.1f}%")
+    result = {"device": device.name, "space": space.name, "archs": args.archs,
+              "rounds": args.rounds, "table": str(path), "profiling_s": profiling_s,
+              "correction": lut.correction, "table_validation": lut.validation,
+              "results": rows, "round_medians_ms": times.tolist(),
+              "date": time.strftime("%Y-%m-%d %H:%M")}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
