@@ -303,3 +303,31 @@ def test_the_correction_is_never_a_line_that_loses_to_the_plain_sum() -> None:
     assert fitted["form"] in ("scale+per_unit", "linear")
     assert fitted["per_unit_ms"] == pytest.approx(-0.01, abs=1e-6)
     assert fitted["cv"][fitted["form"]]["within_10pct"] >= fitted["cv"]["none"]["within_10pct"]
+
+
+def test_a_space_too_large_to_time_is_sampled_and_the_rest_predicted(tmp_path) -> None:
+    from tiny_space import tiny_space as small_space  # ~800 units, ~100 kinds of unit
+
+    space, budget = small_space(), 200
+    path = tmp_path / "host-cpu" / "tiny.json"
+    lut = profile(fast_device(), space, calibrate=8, max_units=budget,
+                  checkpoint=lambda table: save_lut(table, path))
+    keys = set(space_units(space))
+    assert set(lut.entries) == keys  # every unit has an entry: a search never meets a hole
+    predicted = {k for k, e in lut.entries.items() if e.get("predicted")}
+    assert len(keys) - len(predicted) == budget == lut.sampling["measured"]
+    assert all(lut.entries[k]["median_ms"] > 0 and "log_std" in lut.entries[k] for k in predicted)
+    assert 0 <= lut.sampling["cross_validated"]["within_20pct"] <= 1
+    # the kinds of unit are all covered before any kind is timed twice
+    from edgenas.profile.sampling import structure
+
+    timed_kinds = {structure(k) for k in keys - predicted}
+    assert timed_kinds == {structure(k) for k in keys}
+    assert load_lut(path).sampling["predicted"] == len(predicted)
+    LatencyModel(lut).predict(space.sample(3))
+    # a later run without a budget times exactly the predicted units, and nothing else
+    counted = []
+    progress = Progress(start=lambda stage, total: counted.append((stage, total)))
+    profile(fast_device(), space, lut, calibrate=8, progress=progress)
+    assert counted == [("units", len(predicted))]
+    assert not any(e.get("predicted") for e in lut.entries.values()) and lut.sampling is None

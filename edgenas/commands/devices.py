@@ -14,6 +14,7 @@ from edgenas.device.descriptor import (Connection, Device, Runtime, device_dirs,
 from edgenas.errors import DeviceError, ProfileError
 from edgenas.profile.lut import load_lut, lut_path, save_lut
 from edgenas.profile.profiler import Progress, profile, validation_report
+from edgenas.profile.sampling import SAMPLE_ABOVE
 from edgenas.space import SPACES, get_space
 
 PROFILES_DIR = "profiles"
@@ -98,11 +99,19 @@ def cmd_profile(args: argparse.Namespace) -> None:
     lut = profile(device, space, existing, checkpoint=lambda table: save_lut(table, path),
                   calibrate=args.calibrate, validate=validate, chunk=args.chunk,
                   allow_stale=args.allow_stale, revalidate=args.revalidate,
-                  recalibrate=args.recalibrate, progress=console_progress())
+                  recalibrate=args.recalibrate, progress=console_progress(),
+                  max_units=args.max_units,
+                  time_budget_s=None if args.max_units else 60 * args.time_budget)
     save_lut(lut, path)
     elapsed = time.perf_counter() - start
     print(f"{path}: {len(lut.entries)} unit entries, {len(lut.networks.get('calibration', []))} "
           f"table-fitting (calibration) networks ({elapsed:.0f} s this run)")
+    if lut.sampling:
+        cv = lut.sampling["cross_validated"]
+        print(f"sampled: {lut.sampling['measured']:,} units timed, {lut.sampling['predicted']:,} "
+              f"predicted by a regressor that puts {100 * cv['within_10pct']:.0f} % of held-out "
+              f"timed units within +-10 % ({100 * cv['within_20pct']:.0f} % within +-20 %); "
+              "'--max-units N' times more")
     if lut.correction:
         c = lut.correction
         print(f"correction ({c.get('form', 'linear')}): {c['intercept_ms']:+.4f} ms + "
@@ -160,6 +169,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     prof.add_argument("--calibrate", type=int, default=100, metavar="M",
                       help="whole networks timed to choose and fit the correction (default 100)")
     prof.add_argument("--chunk", type=int, default=100, help="models per device round trip")
+    prof.add_argument("--max-units", type=int, metavar="N",
+                      help="time at most N units in all (a covering sample, then the least "
+                           "certain) and predict the rest; default: every unit, or for a space "
+                           f"of more than {SAMPLE_ABOVE:,} units as many as --time-budget allows")
+    prof.add_argument("--time-budget", type=float, default=8.0, metavar="MIN",
+                      help="minutes of unit timing for a space too large to time unit by unit "
+                           "(the first chunk's rate sets how many units; default 8)")
     prof.add_argument("--allow-stale", action="store_true",
                       help="add to a table measured under other conditions instead of starting anew")
     prof.add_argument("--profiles-dir", default=PROFILES_DIR)

@@ -52,6 +52,9 @@ class LUT:
     validation: dict[str, Any] | None = None
     created: str = field(default_factory=now)
     updated: str = field(default_factory=now)
+    #: a sampled table (a space too large to time unit by unit): how many entries were
+    #: timed and predicted, and the unit regressor's cross-validated accuracy
+    sampling: dict[str, Any] | None = None
 
     @classmethod
     def new(cls, device: Device, space: SearchSpace, fingerprint: dict[str, Any]) -> "LUT":
@@ -63,7 +66,7 @@ class LUT:
                 "space_hash": self.space_hash, "runtime": self.runtime, "timing": self.timing,
                 "fingerprint": self.fingerprint, "created": self.created, "updated": self.updated,
                 "correction": self.correction, "validation": self.validation,
-                "networks": self.networks, "entries": self.entries}
+                "networks": self.networks, "sampling": self.sampling, "entries": self.entries}
 
     @classmethod
     def from_dict(cls, data: Any, source: str) -> "LUT":
@@ -84,7 +87,8 @@ class LUT:
         return cls(data["device"], data["space"], data["space_hash"], data["runtime"],
                    data["timing"], data["fingerprint"], data["entries"],
                    data.get("networks") or {}, data.get("correction"), data.get("validation"),
-                   data.get("created", now()), data.get("updated", now()))
+                   data.get("created", now()), data.get("updated", now()),
+                   data.get("sampling"))
 
 
 def lut_path(profiles_dir: str | os.PathLike[str], device: str, space: str) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -23,7 +24,10 @@ from edgenas.errors import ProfileError
 from edgenas.profile.keys import space_units
 from edgenas.profile.lut import LUT, now, stale_reasons
 from edgenas.profile.onnx_graph import network_model, unit_model
+from edgenas.profile.sampling import (ACTIVE_ROUNDS, FIRST_SAMPLE, SAMPLE_ABOVE, UnitRegressor,
+                                      cross_validated_error, first_sample, unit_features)
 from edgenas.space.arch import Arch
+from edgenas.space.plan import Unit
 from edgenas.space.search_space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -135,11 +139,89 @@ def noise_floor(items: list[dict[str, Any]]) -> dict[str, Any] | None:
             "median_gap_pct": float(100 * np.median(gap))}
 
 
+def _time_sample(session: DeviceSession, lut: LUT, units: dict[str, tuple[Unit, int]],
+                 missing: list[str], max_units: int | None, time_budget_s: float | None,
+                 chunk: int, checkpoint: Checkpoint, progress: Progress) -> None:
+    """Time a covering sample of the missing units, then the least certain ones; predict the rest."""
+    def store(key: str, stats: dict[str, Any]) -> None:
+        lut.entries[key] = stats
+
+    def time_keys(keys: list[str], label: str) -> None:
+        progress.start(label, len(keys))
+        time_batch(session, {key: unit_model(*units[key]) for key in keys}, store, chunk,
+                   lambda: checkpoint(lut), progress)
+        progress.finish()
+
+    order = first_sample(missing, len(missing))
+    if max_units is None:
+        pilot = order[:chunk]
+        started = time.perf_counter()
+        time_keys(pilot, "units (pilot)")
+        per_unit = (time.perf_counter() - started) / max(1, len(pilot))
+        max_units = max(len(pilot), int(0.75 * float(time_budget_s or 0) / per_unit))
+        log.warning("%s/%s: timing all %d units would take about %s here; timing %d of them "
+                    "(about %s) and predicting the rest", lut.device, lut.space, len(units),
+                    _duration(per_unit * len(missing)), max_units,
+                    _duration(per_unit * max_units))
+        order = order[len(pilot):]
+        max_units -= len(pilot)
+    first = order[:int(FIRST_SAMPLE * max_units)]
+    time_keys(first, "units (covering sample)")
+    todo = max_units - len(first)
+    keys = list(units)
+    features = np.array([unit_features(*units[key]) for key in keys])
+    for round_index in range(ACTIVE_ROUNDS):
+        timed = np.array([key in lut.entries and not lut.entries[key].get("predicted")
+                          for key in keys])
+        count = todo // (ACTIVE_ROUNDS - round_index)
+        if not count or timed.all():
+            break
+        regressor = _fit_units(lut, keys, features, timed)
+        _, spread = regressor.predict(features[~timed])
+        untimed = [key for key, done in zip(keys, timed) if not done]
+        doubtful = [untimed[i] for i in np.argsort(-spread)[:count]]
+        time_keys(doubtful, f"units (least certain, round {round_index + 1})")
+        todo -= len(doubtful)
+    timed = np.array([key in lut.entries and not lut.entries[key].get("predicted")
+                      for key in keys])
+    regressor = _fit_units(lut, keys, features, timed)
+    if not timed.all():
+        ms, spread = regressor.predict(features[~timed])
+        for key, value, doubt in zip((k for k, d in zip(keys, timed) if not d), ms, spread):
+            lut.entries[key] = {"median_ms": float(value), "predicted": True,
+                                "log_std": float(doubt)}
+    measured_ms = np.array([lut.entries[k]["median_ms"] for k, d in zip(keys, timed) if d])
+    lut.sampling = {"units": len(keys), "measured": int(timed.sum()),
+                    "predicted": int((~timed).sum()),
+                    "regressor": "random forest on log ms over unit features",
+                    "cross_validated": cross_validated_error(features[timed], measured_ms)}
+    log.info("%s/%s: %d units timed, %d predicted (regressor on held-out timed units: %.0f %% "
+             "within +-10 %%)", lut.device, lut.space, lut.sampling["measured"],
+             lut.sampling["predicted"], 100 * lut.sampling["cross_validated"]["within_10pct"])
+    checkpoint(lut)
+
+
+def _fit_units(lut: LUT, keys: list[str], features: np.ndarray,
+               timed: np.ndarray) -> UnitRegressor:
+    ms = np.array([lut.entries[k]["median_ms"] for k, done in zip(keys, timed) if done])
+    return UnitRegressor().fit(features[timed], ms)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
 def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
             checkpoint: Checkpoint = lambda lut: None, calibrate: int = 100, validate: int = 0,
             chunk: int = 100, allow_stale: bool = False, revalidate: bool = False,
-            recalibrate: bool = False, progress: Progress | None = None) -> LUT:
+            recalibrate: bool = False, progress: Progress | None = None,
+            max_units: int | None = None, time_budget_s: float | None = None) -> LUT:
     """Measure what ``lut`` lacks for ``device`` and ``space``; returns the completed table.
+
+    A space with more units than ``max_units`` is sampled (`edgenas.profile.sampling`):
+    ``max_units`` of them are timed and the rest predicted, marked as predicted in the
+    table. With ``time_budget_s`` instead, a space above `SAMPLE_ABOVE` units is sampled
+    with as many units as the first timed chunk says fit into three quarters of that time.
 
     ``calibrate`` whole networks are timed to fit the correction, ``validate`` held-out
     networks to measure how well predictions hold; both are stored in the table. A stale
@@ -169,15 +251,24 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
             lut.networks["calibration"], lut.correction = [], None
             revalidate = True
         units = space_units(space)
-        missing = {key: unit_model(unit, size) for key, (unit, size) in units.items()
-                   if key not in lut.entries}
+        missing = [key for key in units
+                   if key not in lut.entries or lut.entries[key].get("predicted")]
         log.info("%s/%s: %d units, %d to measure", device.name, space.name, len(units),
                  len(missing))
-        if missing:
+        measured = len(units) - len(missing)
+        sampled = (max_units is not None and len(units) > max_units) or (
+            max_units is None and time_budget_s is not None and len(units) > SAMPLE_ABOVE)
+        if sampled and missing:  # max_units counts every timed unit, those of earlier runs too
+            _time_sample(session, lut, units, missing,
+                         None if max_units is None else max(0, max_units - measured),
+                         time_budget_s, chunk, checkpoint, progress)
+        elif missing:
             progress.start("units", len(missing))
-            time_batch(session, missing, lambda key, stats: lut.entries.__setitem__(key, stats),
-                        chunk, lambda: checkpoint(lut), progress)
+            time_batch(session, {key: unit_model(*units[key]) for key in missing},
+                       lambda key, stats: lut.entries.__setitem__(key, stats),
+                       chunk, lambda: checkpoint(lut), progress)
             progress.finish()
+            lut.sampling = None
 
         calibration = _arch_stream(space, CALIBRATION_SEED, calibrate)
         _time_networks(session, lut, "calibration", calibration, chunk, checkpoint, progress)

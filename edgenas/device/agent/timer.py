@@ -41,7 +41,7 @@ def summarize(samples_ms: list[float]) -> dict[str, float]:
 
 #: Warm-up runs last at least this long as well as ``--warmup`` calls: a tiny model's ten
 #: calls take well under a millisecond, too short for caches and clocks to settle.
-WARMUP_MS = 20.0
+WARMUP_MS = 10.0
 
 
 def measure(run: Callable[[], Any], warmup: int, repeats: int, min_time_ms: float) -> list[float]:
