@@ -23,9 +23,15 @@ from edgenas.space.arch import Arch
 from edgenas.space.plan import sites
 
 
-def unit_sum(lut: LUT, arch: Arch) -> tuple[float, int]:
-    """(sum of table entries in ms, number of timed units) for the units of ``arch``."""
-    total, units = 0.0, 0
+#: What a per-kind correction weighs separately: a unit's role, or its block's op.
+UNIT_KINDS: tuple[str, ...] = ("stem", "pool", "head", "conv", "basic", "bottleneck", "dwsep",
+                               "mbconv")
+
+
+def kind_sums(lut: LUT, arch: Arch) -> tuple[np.ndarray, int]:
+    """(table ms summed per `UNIT_KINDS`, number of timed units) for the units of ``arch``."""
+    sums = np.zeros(len(UNIT_KINDS))
+    units = 0
     entries = lut.entries
     for site in sites(arch):
         unit = site.unit
@@ -37,9 +43,16 @@ def unit_sum(lut: LUT, arch: Arch) -> tuple[float, int]:
             raise ProfileError(f"latency table {lut.device}/{lut.space} has no entry for unit "
                                f"{key!r}; is the arch outside space {lut.space!r}? Re-run "
                                f"'edgenas profile {lut.device} --space {lut.space}'")
-        total += entry["median_ms"]
+        kind = site.block.op if site.block is not None else site.role
+        sums[UNIT_KINDS.index(kind)] += entry["median_ms"]
         units += 1
-    return total, units
+    return sums, units
+
+
+def unit_sum(lut: LUT, arch: Arch) -> tuple[float, int]:
+    """(sum of table entries in ms, number of timed units) for the units of ``arch``."""
+    sums, units = kind_sums(lut, arch)
+    return float(sums.sum()), units
 
 
 #: The correction's candidate forms, each a constrained ``intercept + scale * sum +
@@ -69,8 +82,27 @@ def _apply(coef: dict[str, float], sums: np.ndarray, units: np.ndarray) -> np.nd
     return coef["intercept_ms"] + coef["scale"] * sums + coef["per_unit_ms"] * units
 
 
+def _fit_per_kind(kinds: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """intercept + sum over kinds of weight x kind's unit time, on relative error, with the
+    weights pulled gently towards 1 (a kind that few networks contain keeps its table time)."""
+    x = np.column_stack([np.ones_like(y), kinds]) / y[:, None]
+    prior = np.hstack([np.zeros((kinds.shape[1], 1)), np.eye(kinds.shape[1])])
+    fitted, *_ = np.linalg.lstsq(np.vstack([x, prior]),
+                                 np.hstack([np.ones_like(y), np.ones(kinds.shape[1])]),
+                                 rcond=None)
+    return {"intercept_ms": float(fitted[0]), "scale": 1.0, "per_unit_ms": 0.0,
+            "kind_scale": dict(zip(UNIT_KINDS, map(float, fitted[1:])))}
+
+
+def predict_corrected(coef: dict[str, Any], kinds: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """A correction applied to per-kind unit sums (rows: networks)."""
+    weights = np.array([coef.get("kind_scale", {}).get(k, 1.0) for k in UNIT_KINDS])
+    return coef["intercept_ms"] + coef["scale"] * (kinds @ weights) + coef["per_unit_ms"] * units
+
+
 def fit_correction(sums: Sequence[float], units: Sequence[int],
-                   measured: Sequence[float], folds: int = 5) -> dict[str, Any]:
+                   measured: Sequence[float], folds: int = 5,
+                   kinds: np.ndarray | None = None) -> dict[str, Any]:
     """The correction from unit sums to whole-network time that predicts held-out networks best.
 
     Each form of `CORRECTION_FORMS` (the plain sum among them) is scored by k-fold
@@ -85,22 +117,35 @@ def fit_correction(sums: Sequence[float], units: Sequence[int],
     x_sum, x_units = np.asarray(sums, np.float64), np.asarray(units, np.float64)
     order = np.random.default_rng(0).permutation(len(y))
     k = min(folds, len(y))
+    forms = list(CORRECTION_FORMS) + (["per_kind"] if kinds is not None else [])
+
+    def fit(form: str, rows: np.ndarray) -> dict[str, Any]:
+        if form == "per_kind":
+            assert kinds is not None
+            return _fit_per_kind(kinds[rows], y[rows])
+        return _fit_form(form, x_sum[rows], x_units[rows], y[rows])
+
+    def apply(coef: dict[str, Any], rows: np.ndarray) -> np.ndarray:
+        if "kind_scale" in coef:
+            assert kinds is not None
+            return predict_corrected(coef, kinds[rows], x_units[rows])
+        return _apply(coef, x_sum[rows], x_units[rows])
+
     scores: dict[str, dict[str, float]] = {}
-    for form in CORRECTION_FORMS:
+    for form in forms:
         predicted = np.empty_like(y)
         for fold in range(k):
             test = order[fold::k]
             train = np.setdiff1d(order, test)
-            coef = _fit_form(form, x_sum[train], x_units[train], y[train])
-            predicted[test] = _apply(coef, x_sum[test], x_units[test])
+            predicted[test] = apply(fit(form, train), test)
         error = np.abs(predicted - y) / y
         scores[form] = {"within_10pct": float(np.mean(error <= 0.10)),
                         "within_5pct": float(np.mean(error <= 0.05)),
                         "mean_abs_pct_error": float(100 * np.mean(error))}
     best = max(scores, key=lambda f: (scores[f]["within_10pct"],
                                       -scores[f]["mean_abs_pct_error"]))
-    return {**_fit_form(best, x_sum, x_units, y), "form": best, "networks": len(y),
-            "cv_folds": k, "cv": scores}
+    return {**fit(best, order), "form": best, "networks": len(y), "cv_folds": k,
+            "cv": scores}
 
 
 class LatencyModel:
@@ -113,9 +158,8 @@ class LatencyModel:
 
     def predict(self, arch: Arch) -> float:
         """Predicted batch-1 latency in ms."""
-        total, units = unit_sum(self.lut, arch)
-        c = self.correction
-        return c["intercept_ms"] + c["scale"] * total + c["per_unit_ms"] * units
+        kinds, units = kind_sums(self.lut, arch)
+        return float(predict_corrected(self.correction, kinds[None, :], np.array([units]))[0])
 
 
 def accuracy_metrics(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:

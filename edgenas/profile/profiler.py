@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import onnx
 
-from edgenas.profile.latency import LatencyModel, accuracy_metrics, fit_correction, unit_sum
+from edgenas.profile.latency import (LatencyModel, accuracy_metrics, fit_correction, kind_sums,
+                                     unit_sum)
 from edgenas.device.descriptor import Device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import ProfileError
@@ -290,8 +291,10 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
 
 def fit_on(lut: LUT, archs: list[Arch], measured: list[float]) -> None:
     """Fit and store the table's correction on timed whole networks."""
-    sums, counts = zip(*(unit_sum(lut, arch) for arch in archs))
-    lut.correction = {**fit_correction(sums, counts, measured), "fitted": now()}
+    kinds, counts = zip(*(kind_sums(lut, arch) for arch in archs))
+    matrix = np.array(kinds)
+    lut.correction = {**fit_correction(matrix.sum(axis=1), counts, measured, kinds=matrix),
+                      "fitted": now()}
 
 
 def validation_report(lut: LUT, count: int | None = None) -> dict[str, Any]:
