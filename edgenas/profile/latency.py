@@ -106,8 +106,8 @@ def fit_correction(sums: Sequence[float], units: Sequence[int],
     """The correction from unit sums to whole-network time that predicts held-out networks best.
 
     Each form of `CORRECTION_FORMS` (the plain sum among them) is scored by k-fold
-    cross-validation on the timed networks: share within ±10 % first, mean |error| to break
-    ties. A correction is kept only where it beats the plain sum out of sample; on a host
+    cross-validation on the timed networks: mean |relative error| first, the share within
+    ±10 % to break ties. A correction is kept only where it beats the plain sum out of sample; on a host
     where isolated units add up differently from networks, a fitted line can be worse than
     no line at all.
     """
@@ -142,8 +142,10 @@ def fit_correction(sums: Sequence[float], units: Sequence[int],
         scores[form] = {"within_10pct": float(np.mean(error <= 0.10)),
                         "within_5pct": float(np.mean(error <= 0.05)),
                         "mean_abs_pct_error": float(100 * np.mean(error))}
-    best = max(scores, key=lambda f: (scores[f]["within_10pct"],
-                                      -scores[f]["mean_abs_pct_error"]))
+    # mean |error| decides: on a noisy host the share within 10 % moves by a network or two
+    # between forms, while a systematic error (a per-call cost, a fused kind) shows in the mean
+    best = min(scores, key=lambda f: (scores[f]["mean_abs_pct_error"],
+                                      -scores[f]["within_10pct"]))
     return {**fit(best, order), "form": best, "networks": len(y), "cv_folds": k,
             "cv": scores}
 
