@@ -130,7 +130,7 @@ class Stage:
 def _table(state: RunState) -> dict[str, Any]:
     config = state.config
     lut, drift = _latency_table(config)
-    path = lut_path(config.profiles_dir, get_device(config.device).name, config.space)
+    path = lut_path(config.profiles_dir, lut.device, lut.space)
     return {"path": str(path), "validation": lut.validation, "check": drift}
 
 

@@ -107,9 +107,9 @@ def fit_correction(sums: Sequence[float], units: Sequence[int],
 
     Each form of `CORRECTION_FORMS` (the plain sum among them) is scored by k-fold
     cross-validation on the timed networks: mean |relative error| first, the share within
-    ±10 % to break ties. A correction is kept only where it beats the plain sum out of sample; on a host
-    where isolated units add up differently from networks, a fitted line can be worse than
-    no line at all.
+    ±10 % to break ties. A correction is kept only where it beats the plain sum out of
+    sample; on a host where isolated units add up differently from networks, a fitted line
+    can be worse than no line at all.
     """
     if len(measured) < 4:
         raise ProfileError(f"need at least 4 timed networks to fit the correction, got {len(measured)}")

@@ -143,7 +143,8 @@ def noise_floor(items: list[dict[str, Any]]) -> dict[str, Any] | None:
 def _time_sample(session: DeviceSession, lut: LUT, units: dict[str, tuple[Unit, int]],
                  missing: list[str], max_units: int | None, time_budget_s: float | None,
                  chunk: int, checkpoint: Checkpoint, progress: Progress) -> None:
-    """Time a covering sample of the missing units, then the least certain ones; predict the rest."""
+    """Time a covering sample of the missing units, then the least certain ones; predict the
+    rest."""
     def store(key: str, stats: dict[str, Any]) -> None:
         lut.entries[key] = stats
 
@@ -171,41 +172,38 @@ def _time_sample(session: DeviceSession, lut: LUT, units: dict[str, tuple[Unit, 
     todo = max_units - len(first)
     keys = list(units)
     features = np.array([unit_features(*units[key]) for key in keys])
+
+    def timed_now() -> tuple[np.ndarray, np.ndarray]:
+        """(mask of the units timed so far, their times in ms)."""
+        mask = np.array([key in lut.entries and not lut.entries[key].get("predicted")
+                         for key in keys])
+        return mask, np.array([lut.entries[k]["median_ms"] for k, d in zip(keys, mask) if d])
+
     for round_index in range(ACTIVE_ROUNDS):
-        timed = np.array([key in lut.entries and not lut.entries[key].get("predicted")
-                          for key in keys])
+        timed, ms = timed_now()
         count = todo // (ACTIVE_ROUNDS - round_index)
         if not count or timed.all():
             break
-        regressor = _fit_units(lut, keys, features, timed)
-        _, spread = regressor.predict(features[~timed])
+        _, spread = UnitRegressor().fit(features[timed], ms).predict(features[~timed])
         untimed = [key for key, done in zip(keys, timed) if not done]
         doubtful = [untimed[i] for i in np.argsort(-spread)[:count]]
         time_keys(doubtful, f"units (least certain, round {round_index + 1})")
         todo -= len(doubtful)
-    timed = np.array([key in lut.entries and not lut.entries[key].get("predicted")
-                      for key in keys])
-    regressor = _fit_units(lut, keys, features, timed)
+    timed, ms = timed_now()
     if not timed.all():
-        ms, spread = regressor.predict(features[~timed])
-        for key, value, doubt in zip((k for k, d in zip(keys, timed) if not d), ms, spread):
+        guess, spread = UnitRegressor().fit(features[timed], ms).predict(features[~timed])
+        untimed = (key for key, done in zip(keys, timed) if not done)
+        for key, value, doubt in zip(untimed, guess, spread):
             lut.entries[key] = {"median_ms": float(value), "predicted": True,
                                 "log_std": float(doubt)}
-    measured_ms = np.array([lut.entries[k]["median_ms"] for k, d in zip(keys, timed) if d])
     lut.sampling = {"units": len(keys), "measured": int(timed.sum()),
                     "predicted": int((~timed).sum()),
                     "regressor": "random forest on log ms over unit features",
-                    "cross_validated": cross_validated_error(features[timed], measured_ms)}
+                    "cross_validated": cross_validated_error(features[timed], ms)}
     log.info("%s/%s: %d units timed, %d predicted (regressor on held-out timed units: %.0f %% "
              "within +-10 %%)", lut.device, lut.space, lut.sampling["measured"],
              lut.sampling["predicted"], 100 * lut.sampling["cross_validated"]["within_10pct"])
     checkpoint(lut)
-
-
-def _fit_units(lut: LUT, keys: list[str], features: np.ndarray,
-               timed: np.ndarray) -> UnitRegressor:
-    ms = np.array([lut.entries[k]["median_ms"] for k, done in zip(keys, timed) if done])
-    return UnitRegressor().fit(features[timed], ms)
 
 
 def _duration(seconds: float) -> str:

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgenas.cost.count import unit_cost
-from edgenas.space.plan import Conv, Pool, SqueezeExcite, Unit
+from edgenas.space.plan import Conv, Pool, SqueezeExcite, Unit, unit_output_size
 
 #: Above this many units a space is sampled unless told otherwise (`cifar` has ~7,000).
 SAMPLE_ABOVE = 20_000
@@ -41,11 +41,7 @@ def unit_features(unit: Unit, size: int) -> list[float]:
     """What a unit's time depends on: its shapes and work (log scale) and its op structure."""
     cost = unit_cost(unit, size)
     convs = [layer for layer in unit.layers if isinstance(layer, Conv)]
-    out_size = size
-    for conv in convs:
-        out_size = (out_size + 2 * (conv.kernel // 2) - conv.kernel) // conv.stride + 1
-    if any(isinstance(layer, Pool) for layer in unit.layers):
-        out_size = size // 2
+    out_size = unit_output_size(unit, size)
     return [
         math.log1p(cost.macs), math.log1p(cost.params), math.log1p(cost.peak_elements),
         math.log1p(unit.in_channels * size * size), math.log1p(unit.out_channels * out_size ** 2),
