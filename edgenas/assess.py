@@ -45,13 +45,14 @@ def slug(name: str) -> str:
 
 def assess(archs: Mapping[str, Arch], device: Device, lut: LUT | None, data_spec: str,
            out: Path, train_config: Any, *,
-           on_trained: Callable[[str, dict[str, Any]], None] | None = None
-           ) -> list[dict[str, Any]]:
+           on_trained: Callable[[str, dict[str, Any]], None] | None = None,
+           run_dirs: Mapping[str, Path] | None = None) -> list[dict[str, Any]]:
     """One record per arch (in order): counts, latencies, stand-alone validation accuracy.
 
     ``train_config`` is a `edgenas.train.loop.TrainConfig`; every arch is trained with it
-    into ``out/<slug>``, so an interrupted call resumes each training where it stopped and
-    a finished one is not trained again.
+    into ``out/<slug>`` (or ``run_dirs[name]``: an arch a search already trained with the
+    same recipe), so an interrupted call resumes each training where it stopped and a
+    finished one is not trained again.
     """
     measured = measure_latency(device, archs)
     data = open_dataset(data_spec)
@@ -59,11 +60,12 @@ def assess(archs: Mapping[str, Arch], device: Device, lut: LUT | None, data_spec
     for name, arch in archs.items():
         counts = count(arch)
         log.info("training %s (%.1f M MACs) with the shared recipe", name, counts.macs / 1e6)
-        result = train_arch(arch, data_spec, out / slug(name), train_config, data=data)
+        run_dir = Path((run_dirs or {}).get(name) or out / slug(name))
+        result = train_arch(arch, data_spec, run_dir, train_config, data=data)
         record = {"name": name, "arch": arch.to_dict(), "macs": counts.macs,
                   "params": counts.params, "memory_bytes_fp32": counts.memory_bytes("fp32"),
                   "predicted_ms": predict_latency(lut, arch), "measured_ms": measured[name],
-                  "val_accuracy": result["val_accuracy"], "run_dir": str(out / slug(name)),
+                  "val_accuracy": result["val_accuracy"], "run_dir": str(run_dir),
                   "train_seconds": sum(e.get("seconds", 0.0) for e in result["history"])}
         records.append(record)
         if on_trained is not None:

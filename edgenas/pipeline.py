@@ -1,5 +1,6 @@
-"""The main job as a list of named stages: latency table, supernet, search, training of the
-picks and the hand-designed baselines with one recipe, export, deploy, report.
+"""The main job as a list of named stages: latency table, supernet (only for the
+``supernet`` estimator), search, training of the hand-designed baselines with the search's
+recipe (the picks were trained by the search), export, deploy, report.
 
 One loop drives them. A stage that finished wrote its result into the run directory
 (``stages/<name>.json``, with the settings it ran under); a re-run of the same command
@@ -32,12 +33,19 @@ from edgenas.report import write_report
 from edgenas.search.engine import SearchConfig, completed, run_search
 from edgenas.search.objectives import Budgets, Evaluator, check_budgets_reachable
 from edgenas.search.results import load_front, pick, write_results
+from edgenas.search.surrogate import (SurrogateConfig, run_surrogate_search, surrogate_summary,
+                                      trained_trials)
 from edgenas.space import Arch, get_space
 from edgenas.space.baselines import baseline_archs
 from edgenas.train.loop import TrainConfig
+from edgenas.train.standalone import recipe_trainer
 from edgenas.train.supernet_training import supernet_evaluator, train_supernet
 
 log = logging.getLogger(__name__)
+
+
+#: Networks the main job times to fit and to judge a table it measures itself.
+MAIN_CALIBRATE, MAIN_VALIDATE = 60, 30
 
 
 @dataclass(frozen=True)
@@ -49,15 +57,21 @@ class RunConfig:
     data: str = "digits"
     out: str = "runs/main"
     profiles_dir: str = "profiles"
+    estimator: str = "trained"  # or "supernet": the weight-sharing estimate (for a GPU)
     supernet_epochs: int = 15
-    train_epochs: int = 4
-    trials: int = 40
-    population: int = 10
+    train_epochs: int = 2
+    train_budget: int = 14      # archs trained by the surrogate-assisted search
+    per_round: int = 2          # of which 10 first, then this many per round
+    trials: int = 300           # inner-search trials per round (supernet: trials in all)
+    population: int = 20
     val_limit: int = 200
+    train_batch: int = 32       # the recipe's batch size and learning rate (digits: 2
+    train_lr: float = 0.1       # epochs reach 80-90 %, ~15 s per arch on 2 cores)
     max_latency_ms: float | None = None
     max_memory_mb: float | None = None
     seed: int = 0
     check_table: bool = True  # re-time a few of the table's networks before trusting it
+    table_minutes: float = 1.5  # unit timing when the table is measured anew (then sampled)
 
 
 def _latency_table(config: RunConfig) -> tuple[LUT, dict[str, Any] | None]:
@@ -71,14 +85,19 @@ def _latency_table(config: RunConfig) -> tuple[LUT, dict[str, Any] | None]:
     def save(table: LUT) -> None:
         save_lut(table, path)
 
+    def measure_anew(existing: LUT | None) -> LUT:
+        # the main job's budget: a sample of units, the rest predicted, a smaller held-out
+        # set; 'edgenas profile' times every unit of a space this size
+        lut = profile(device, space, existing, checkpoint=save, calibrate=MAIN_CALIBRATE,
+                      validate=MAIN_VALIDATE, time_budget_s=60 * config.table_minutes)
+        save(lut)
+        return lut
+
     try:
         lut = open_lut(device, space, config.profiles_dir)
     except ProfileError as err:
         log.info("profiling %s for space %s (%s)", device.name, space.name, err)
-        existing = load_lut(path) if path.exists() else None
-        lut = profile(device, space, existing, checkpoint=save, validate=20)
-        save(lut)
-        return lut, None
+        return measure_anew(load_lut(path) if path.exists() else None), None
     if not config.check_table:
         return lut, None
     drift = check_drift(device, lut)
@@ -101,8 +120,7 @@ def _latency_table(config: RunConfig) -> tuple[LUT, dict[str, Any] | None]:
                     "had %.0f %% where it was measured, this host's noise floor is %.0f %%); "
                     "measuring the table anew", device.name,
                     100 * lut.validation["within_10pct"], 100 * recorded, 100 * floor)
-        lut = profile(device, space, None, checkpoint=save, validate=held_out)
-        save(lut)
+        lut = measure_anew(None)
     return lut, drift
 
 
@@ -136,6 +154,8 @@ def _table(state: RunState) -> dict[str, Any]:
 
 def _supernet(state: RunState) -> dict[str, Any]:
     config = state.config
+    if config.estimator != "supernet":
+        return {"skipped": f"the {config.estimator!r} estimator needs no supernet"}
     record = train_supernet(get_space(config.space), config.data, state.out / "supernet",
                             TrainConfig(epochs=config.supernet_epochs, seed=config.seed,
                                         val_fraction=0.3))
@@ -144,25 +164,42 @@ def _supernet(state: RunState) -> dict[str, Any]:
 
 def _search(state: RunState) -> dict[str, Any]:
     config, space = state.config, get_space(state.config.space)
-    evaluator = Evaluator(("accuracy", "latency", "memory"),
-                          Budgets(config.max_latency_ms, config.max_memory_mb),
-                          LatencyModel(state.lut()),
-                          supernet_evaluator(state.out / "supernet",
-                                             val_limit=config.val_limit).evaluate)
-    check_budgets_reachable(space, evaluator)
     search_dir = state.out / "search"
     search_dir.mkdir(exist_ok=True)
-    study = run_search(space, evaluator,
-                       SearchConfig("nsga2", config.trials, config.population, config.seed),
-                       storage=f"sqlite:///{(search_dir / 'study.db').resolve()}")
-    write_results(search_dir, completed(study), evaluator.objectives, config.population,
-                  {"space": space.name, "device": config.device, "strategy": "nsga2",
-                   "seed": config.seed, "supernet": str(state.out / "supernet")})
+    storage = f"sqlite:///{(search_dir / 'study.db').resolve()}"
+    budgets = Budgets(config.max_latency_ms, config.max_memory_mb)
+    latency = LatencyModel(state.lut())
+    info: dict[str, Any] = {"space": space.name, "device": config.device, "seed": config.seed}
+    if config.estimator == "supernet":
+        evaluator = Evaluator(("accuracy", "latency", "memory"), budgets, latency,
+                              supernet_evaluator(state.out / "supernet",
+                                                 val_limit=config.val_limit).evaluate)
+        check_budgets_reachable(space, evaluator)
+        study = run_search(space, evaluator,
+                           SearchConfig("nsga2", config.trials, config.population, config.seed),
+                           storage=storage)
+        trials = completed(study)
+        info.update(strategy="nsga2", supernet=str(state.out / "supernet"))
+        surrogate = None
+    else:
+        evaluator = Evaluator(("accuracy", "latency", "memory"), budgets, latency,
+                              lambda arch: 0.0)  # accuracy comes from training, not from here
+        check_budgets_reachable(space, evaluator)
+        recipe = _recipe(state)
+        search = SurrogateConfig(config.train_budget, per_round=config.per_round, seed=config.seed,
+                                 inner_trials=config.trials, population=config.population)
+        study = run_surrogate_search(space, evaluator,
+                                     recipe_trainer(config.data, search_dir / "trained", recipe),
+                                     search, recipe.to_dict(), storage=storage)
+        trials = trained_trials(study)
+        surrogate = surrogate_summary(study, config.seed)
+        info.update(strategy="surrogate-nsga2", recipe=recipe.to_dict(), surrogate=surrogate)
+    write_results(search_dir, trials, evaluator.objectives, config.population, info)
     front = load_front(search_dir)
     chosen = {"knee": pick(front, "knee"),
               "fastest": min(front["front"], key=lambda r: r["latency"])}
     return {"trials": front["trials"], "hypervolume": front["hypervolume"],
-            "front": front["front"], "chosen": chosen}
+            "front": front["front"], "chosen": chosen, "surrogate": surrogate}
 
 
 def _picks(state: RunState) -> dict[str, Arch]:
@@ -171,15 +208,19 @@ def _picks(state: RunState) -> dict[str, Arch]:
 
 
 def _recipe(state: RunState) -> TrainConfig:
-    return TrainConfig(epochs=state.config.train_epochs, seed=state.config.seed,
-                       val_fraction=0.3)
+    config = state.config
+    return TrainConfig(epochs=config.train_epochs, batch_size=config.train_batch,
+                       lr=config.train_lr, seed=config.seed, val_fraction=0.3)
 
 
 def _train(state: RunState) -> dict[str, Any]:
     recipe = _recipe(state)
+    trained = {name: Path(record["run_dir"])  # the search trained these with this recipe
+               for name, record in state.results["search"]["chosen"].items()
+               if record.get("run_dir")}
     assessed = assess({**_picks(state), **baseline_archs(get_space(state.config.space))},
                       get_device(state.config.device), state.lut(), state.config.data,
-                      state.out / "standalone", recipe)
+                      state.out / "standalone", recipe, run_dirs=trained)
     result = {"recipe": recipe.to_dict(), "networks": assessed}
     write_json_atomic(result, state.out / "standalone" / "assessment.json")
     return result
@@ -234,7 +275,8 @@ def _report(state: RunState) -> dict[str, Any]:
     baselines = [r for r in results["train"]["networks"] if r["name"] not in picks]
     summary = {"config": asdict(state.config), "lut_validation": results["table"]["validation"],
                "lut_check": results["table"]["check"], "supernet": results["supernet"],
-               "search": {k: results["search"][k] for k in ("trials", "hypervolume")},
+               "search": {k: results["search"].get(k)
+                          for k in ("trials", "hypervolume", "surrogate")},
                "front_size": len(results["search"]["front"]), "models": models,
                "baselines": baselines, "recipe": results["train"]["recipe"]}
     write_json_atomic(summary, state.out / "summary.json")

@@ -32,12 +32,12 @@ def _pyplot():  # noqa: ANN202
 
 def comparison_figure(path: Path, front: Sequence[dict[str, Any]],
                       models: Sequence[dict[str, Any]], baselines: Sequence[dict[str, Any]],
-                      device: str) -> None:
+                      device: str, front_label: str) -> None:
     """Accuracy against latency, MACs and peak memory: front, picks and baselines.
 
-    The front's accuracies are supernet estimates and its latencies the table's
-    predictions; the picks and baselines are trained with one recipe and timed on the
-    device, so only those two are compared like for like (the markers say which is which).
+    The front's latencies are the table's predictions and its accuracies what
+    ``front_label`` says (trained, or supernet estimates); the picks and baselines are
+    trained with one recipe and timed on the device (the markers say which is which).
     """
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), dpi=110, sharey=True)
@@ -47,7 +47,7 @@ def comparison_figure(path: Path, front: Sequence[dict[str, Any]],
     for ax, (label, front_key, key) in zip(axes, panels):
         scale = 1e6 if key in ("macs", "memory_bytes_fp32") else 1.0
         ax.scatter([r[front_key] for r in front], [100 * r["accuracy"] for r in front],
-                   s=16, c=FRONT_COLOR, label="Pareto front (supernet estimate, predicted)")
+                   s=16, c=FRONT_COLOR, label=front_label)
         ax.scatter([m[key] / scale for m in models],
                    [100 * m["accuracy_exported"] for m in models], s=60, marker="*",
                    c=PICK_COLOR, label="exported picks (trained, measured)", zorder=3)
@@ -134,6 +134,29 @@ def _table_check(check: dict[str, Any] | None, validation: dict[str, Any] | None
     return "".join(parts)
 
 
+def _surrogate(surrogate: dict[str, Any] | None) -> str:
+    """How far the search's accuracy predictions held, in words."""
+    if not surrogate:
+        return ""
+    parts = [f"<p>Every arch on the front was trained: the search trained "
+             f"{surrogate['trained_archs']} archs in {surrogate['rounds']} rounds, choosing "
+             f"each round's candidates with an accuracy surrogate fitted on those already "
+             f"trained."]
+    final = surrogate.get("final")
+    if final:
+        parts.append(f" The final surrogate ({html.escape(final['model'])}) ranks the trained "
+                     f"archs with a cross-validated Kendall tau of "
+                     f"{final['cv_kendall_tau']:.2f} (mean error "
+                     f"{100 * final['cv_mean_abs_error']:.1f} points).")
+    proposals = surrogate.get("proposals")
+    if proposals:
+        parts.append(f" Predicted before training, the {proposals['n']} proposed candidates "
+                     f"reached a Kendall tau of {proposals['kendall_tau']:.2f} against their "
+                     f"trained accuracies (mean error "
+                     f"{100 * proposals['mean_abs_error']:.1f} points).")
+    return "".join(parts) + "</p>"
+
+
 def _image(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -142,7 +165,12 @@ def write_report(out: Path, summary: dict[str, Any], lut: Any,
                  front: Sequence[dict[str, Any]]) -> Path:
     """``out/report.html`` plus ``comparison.png`` and ``latency.png`` beside it."""
     config, models, baselines = summary["config"], summary["models"], summary["baselines"]
-    comparison_figure(out / "comparison.png", front, models, baselines, config["device"])
+    surrogate = summary["search"].get("surrogate")
+    trained = surrogate is not None
+    front_label = ("Pareto front (trained, latency predicted)" if trained
+                   else "Pareto front (supernet estimate, latency predicted)")
+    comparison_figure(out / "comparison.png", front, models, baselines, config["device"],
+                      front_label)
     latency_figure(out / "latency.png", lut, models, baselines)
     model_rows = "".join(_row([
         m["name"], f"{100 * m['accuracy_estimate']:.1f} %", f"{100 * m['accuracy_exported']:.1f} %",
@@ -159,15 +187,18 @@ def write_report(out: Path, summary: dict[str, Any], lut: Any,
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}td,th{{padding:3px 10px;border-bottom:1px solid #ddd;text-align:right}}td:first-child,th:first-child{{text-align:left}}table{{border-collapse:collapse}}img{{max-width:100%}}</style></head><body>
 <h1>edgenas: {html.escape(config['space'])} on {html.escape(config['device'])}</h1>
 <p>Data: {html.escape(config['data'])}; every accuracy is on a seeded validation split carved
-from the training images (there is no separate test set). Search: {search['trials']} trials,
-{summary['front_size']} Pareto-optimal archs, hypervolume {search['hypervolume']:.4g}.
-The picks and the hand-designed baselines were all trained from scratch with one recipe
-({recipe['epochs']} epochs, batch {recipe['batch_size']}, lr {recipe['lr']} cosine) and
-timed on the device as whole networks.</p>
+from the training images (there is no separate test set; the search chose on the same
+split, so the front's accuracies are slightly optimistic). Search: {search['trials']}
+{'archs trained' if trained else 'trials'}, {summary['front_size']} Pareto-optimal archs,
+hypervolume {search['hypervolume']:.4g}. The picks and the hand-designed baselines were all
+trained from scratch with one recipe ({recipe['epochs']} epochs, batch
+{recipe['batch_size']}, lr {recipe['lr']} cosine) and timed on the device as whole
+networks.</p>
+{_surrogate(surrogate)}
 <h2>Searched models against hand-designed ones</h2>
 <img src="{_image(out / 'comparison.png')}" alt="accuracy against latency, MACs and memory">
 <h2>Exported models</h2>
-<table><tr><th>model</th><th>supernet estimate</th><th>trained (val.)</th><th>MACs</th><th>params</th><th>peak memory</th><th>predicted</th><th>measured</th><th>formats</th></tr>{model_rows}</table>
+<table><tr><th>model</th><th>{'in the search' if trained else 'supernet estimate'}</th><th>trained (val.)</th><th>MACs</th><th>params</th><th>peak memory</th><th>predicted</th><th>measured</th><th>formats</th></tr>{model_rows}</table>
 <h2>Hand-designed baselines (same recipe)</h2>
 <table><tr><th>network</th><th>trained (val.)</th><th>MACs</th><th>params</th><th>peak memory</th><th>predicted</th><th>measured</th></tr>{baseline_rows}</table>
 <h2>Latency: predicted vs measured</h2>

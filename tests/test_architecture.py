@@ -19,8 +19,9 @@ LAYERS = (
     {"space"},
     {"cost", "data", "device"},
     {"nn", "profile"},
-    {"train", "search"},
+    {"train"},
     {"estimate", "export"},
+    {"search"},   # the surrogate-assisted search fits estimate's predictor
     {"deploy", "assess", "report"},
     {"pipeline"},
     {"commands"},

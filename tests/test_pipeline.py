@@ -17,11 +17,16 @@ def test_main_job_profiles_trains_searches_exports_deploys_and_reports(tmp_path,
     # the drift check and its repairs are tested in test_profile.py; here the stored table is
     # trusted so that the test does not depend on how fast this host is today
     argv = ["run", "--out", str(out), "--profiles-dir", str(PROFILES), "--skip-table-check",
-            "--supernet-epochs", "1",
-            "--train-epochs", "1", "--trials", "8", "--population", "4", "--val-limit", "100"]
+            "--train-epochs", "1", "--train-budget", "11", "--trials", "40", "--population", "8"]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert [m["name"] for m in summary["models"]] == ["knee", "fastest"]
+    # the search trained every arch on its front; the picks are not trained a second time
+    front = json.loads((out / "search" / "front.json").read_text())
+    assert front["trials"] == 11 and all(r.get("run_dir") for r in front["front"])
+    assert summary["supernet"] == {"skipped": "the 'trained' estimator needs no supernet"}
+    surrogate = summary["search"]["surrogate"]
+    assert surrogate["trained_archs"] == 11 and -1 <= surrogate["final"]["cv_kendall_tau"] <= 1
     for model in summary["models"]:
         bundle = load_bundle(Path(model["bundle"]))
         assert "onnx" in model["formats"] and bundle["metrics"]["verification"]["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
@@ -38,12 +43,30 @@ def test_main_job_profiles_trains_searches_exports_deploys_and_reports(tmp_path,
     assert baselines["ResNet-56"]["macs"] > 3 * baselines["ResNet-20"]["macs"]
     assessment = json.loads((out / "standalone" / "assessment.json").read_text())
     assert assessment["recipe"]["epochs"] == 1 and len(assessment["networks"]) == 5
+    trained = {r["name"]: r for r in assessment["networks"]}
+    for model in summary["models"]:
+        assert Path(trained[model["name"]]["run_dir"]).parent == out / "search" / "trained"
+        assert model["accuracy_estimate"] == trained[model["name"]]["val_accuracy"]
     report = (out / "report.html").read_text()
     assert "Exported models" in report and "data:image/png;base64," in report
     assert "Hand-designed baselines" in report and "ResNet-56" in report
+    assert "Every arch on the front was trained" in report and "Kendall tau" in report
     assert (out / "comparison.png").stat().st_size > 10_000
     assert "report:" in capsys.readouterr().out
     start = time.perf_counter()  # a re-run finds every stage done and only re-exports
     assert main(argv) == 0
-    assert json.loads((out / "summary.json").read_text())["search"]["trials"] == 8
+    assert json.loads((out / "summary.json").read_text())["search"]["trials"] == 11
     assert time.perf_counter() - start < 120
+
+
+def test_main_job_with_the_supernet_estimator(tmp_path) -> None:
+    """The weight-sharing path stays available for users with a GPU."""
+    out = tmp_path / "main"
+    assert main(["run", "--out", str(out), "--profiles-dir", str(PROFILES),
+                 "--skip-table-check", "--estimator", "supernet", "--supernet-epochs", "1",
+                 "--train-epochs", "1", "--trials", "6", "--population", "3",
+                 "--val-limit", "50"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["supernet"]["val_accuracy_largest"] is not None
+    assert summary["search"]["trials"] == 6 and summary["search"]["surrogate"] is None
+    assert "supernet estimate" in (out / "report.html").read_text()

@@ -9,24 +9,29 @@ from edgenas.errors import EdgenasError
 from edgenas.space import Arch
 
 
-def _resolve(target: str, how: str | None, max_latency_ms: float | None) -> Arch:
-    """An arch from a search run (with --pick) or a preset / arch JSON file."""
+def _resolve(target: str, how: str | None, max_latency_ms: float | None,
+             device: str | None = None) -> tuple[Arch, str | None]:
+    """An arch from a search run (with --pick) or a preset / arch JSON file, and the run
+    that trained it when the search did (a surrogate-assisted search trains its front)."""
     from edgenas.space.presets import resolve_arch
 
     if (Path(target) / "front.json").exists():
         from edgenas.search.results import load_front, pick
 
-        chosen = pick(load_front(Path(target)), how or "knee", max_latency_ms)
-        return Arch.from_dict(chosen["arch"], f"{target}/front.json")
+        chosen = pick(load_front(Path(target)), how or "knee", max_latency_ms, device)
+        return Arch.from_dict(chosen["arch"], f"{target}/front.json"), chosen.get("run_dir")
     if how:
         raise EdgenasError(f"--pick needs a search run directory; {target} has no front.json")
-    return resolve_arch(target)
+    return resolve_arch(target), None
 
 
 def cmd_export(args: argparse.Namespace) -> None:
     from edgenas.export.export_arch import export_arch
 
-    arch = _resolve(args.target, args.pick, args.max_latency_ms)
+    arch, trained = _resolve(args.target, args.pick, args.max_latency_ms, args.device)
+    if args.weights is None and trained is not None:
+        print(f"weights: {trained} (trained by the search)")
+        args.weights = trained
     formats = tuple(f.strip() for f in args.formats.split(","))
     metrics = export_arch(arch, Path(args.out), formats, args.weights, args.data, args.profiles_dir)
     v = metrics["verification"]
@@ -62,9 +67,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     """Add `export` and `deploy`."""
     export = commands.add_parser("export", help="export an arch as a verified ONNX/FP16/INT8 bundle")
     export.add_argument("target", help="search run directory (with --pick) or arch preset/JSON")
-    export.add_argument("--pick", help="knee, best, or a front index (search runs)")
+    export.add_argument("--pick", help="knee, best, fastest, or a front index (search runs)")
     export.add_argument("--max-latency-ms", type=float, help="with --pick best")
-    export.add_argument("--weights", metavar="RUN", help="stand-alone or supernet training run dir")
+    export.add_argument("--device", help="with --pick best/fastest after a search over several "
+                                         "devices: whose latency the pick is judged on")
+    export.add_argument("--weights", metavar="RUN",
+                        help="stand-alone or supernet training run dir (default: the run that "
+                             "trained the picked arch, when the search trained it)")
     export.add_argument("--data", default="digits", help="dataset when no --weights (default digits)")
     export.add_argument("--formats", default="onnx,fp16,int8")
     export.add_argument("--out", required=True)

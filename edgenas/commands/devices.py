@@ -11,11 +11,12 @@ from pathlib import Path
 
 from edgenas.device.descriptor import (Connection, Device, Runtime, device_dirs, get_device,
                                        list_devices, parse_device)
-from edgenas.errors import DeviceError, ProfileError
+from edgenas.errors import DeviceError, EdgenasError, ProfileError
+from edgenas.profile.keys import space_units
 from edgenas.profile.lut import load_lut, lut_path, save_lut
 from edgenas.profile.profiler import Progress, profile, validation_report
 from edgenas.profile.sampling import SAMPLE_ABOVE
-from edgenas.space import SPACES, get_space
+from edgenas.space import SPACES, SearchSpace, get_space
 
 PROFILES_DIR = "profiles"
 
@@ -86,6 +87,17 @@ def _print_validation(report: dict) -> None:
     print(f"  Kendall tau    {report['kendall_tau']:.3f}")
 
 
+def _time_budget_s(args: argparse.Namespace, space: SearchSpace) -> float | None:
+    """Seconds of unit timing: as asked, else 8 minutes for a space too large to time whole."""
+    if args.max_units:
+        return None
+    if args.time_budget is not None:
+        if not args.time_budget > 0:
+            raise EdgenasError(f"--time-budget {args.time_budget}: give minutes above 0")
+        return 60 * args.time_budget
+    return 8 * 60.0 if len(space_units(space)) > SAMPLE_ABOVE else None
+
+
 def cmd_profile(args: argparse.Namespace) -> None:
     device = get_device(args.device)
     space = get_space(args.space)
@@ -101,7 +113,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
                   allow_stale=args.allow_stale, revalidate=args.revalidate,
                   recalibrate=args.recalibrate, progress=console_progress(),
                   max_units=args.max_units,
-                  time_budget_s=None if args.max_units else 60 * args.time_budget)
+                  time_budget_s=_time_budget_s(args, space))
     save_lut(lut, path)
     elapsed = time.perf_counter() - start
     print(f"{path}: {len(lut.entries)} unit entries, {len(lut.networks.get('calibration', []))} "
@@ -173,9 +185,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                       help="time at most N units in all (a covering sample, then the least "
                            "certain) and predict the rest; default: every unit, or for a space "
                            f"of more than {SAMPLE_ABOVE:,} units as many as --time-budget allows")
-    prof.add_argument("--time-budget", type=float, default=8.0, metavar="MIN",
-                      help="minutes of unit timing for a space too large to time unit by unit "
-                           "(the first chunk's rate sets how many units; default 8)")
+    prof.add_argument("--time-budget", type=float, metavar="MIN",
+                      help="minutes of unit timing: the first chunk's rate says how many units "
+                           "fit, the rest are predicted (default: every unit, or 8 minutes for "
+                           f"a space of more than {SAMPLE_ABOVE:,} units)")
     prof.add_argument("--allow-stale", action="store_true",
                       help="add to a table measured under other conditions instead of starting anew")
     prof.add_argument("--profiles-dir", default=PROFILES_DIR)

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from edgenas.errors import EdgenasError
 from edgenas.search.engine import STRATEGIES, SearchConfig, completed, run_search
@@ -16,14 +17,29 @@ from edgenas.search.results import default_storage, front_status, load_front, pi
 from edgenas.space import SPACES, get_space
 
 
-def _latency_model(device_name: str | None, space, profiles_dir: str, allow_stale: bool):
-    if device_name is None:
-        return None
-    from edgenas.profile.latency import LatencyModel
+def _latency(args: argparse.Namespace, space, objectives: tuple[str, ...]
+             ) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Evaluator arguments for ``--device`` (one device, or several: A,B) and the objectives
+    with ``latency`` expanded to one objective per device."""
+    if args.device is None:
+        return {}, objectives
     from edgenas.device.descriptor import get_device
+    from edgenas.profile.latency import LatencyModel
     from edgenas.profile.lut import open_lut
+    from edgenas.search.objectives import latency_metric
 
-    return LatencyModel(open_lut(get_device(device_name), space, profiles_dir, allow_stale))
+    names = [n.strip() for n in args.device.split(",")]
+    if not all(names) or len(set(names)) != len(names):
+        raise EdgenasError(f"--device {args.device!r}: give one device or distinct devices "
+                           f"separated by commas (A,B)")
+    models = {name: LatencyModel(open_lut(get_device(name), space, args.profiles_dir,
+                                          args.allow_stale)) for name in names}
+    if len(models) == 1:
+        return {"latency_model": models[names[0]]}, objectives
+    expanded: list[str] = []
+    for objective in objectives:
+        expanded += map(latency_metric, names) if objective == "latency" else [objective]
+    return {"latency_models": models}, tuple(expanded)
 
 
 def _estimator(args: argparse.Namespace, objectives: tuple[str, ...]):
@@ -38,18 +54,85 @@ def _estimator(args: argparse.Namespace, objectives: tuple[str, ...]):
                           args.data)
 
 
-def _progress(total: int, objectives: tuple[str, ...]):
+def _progress(total: int, objectives: tuple[str, ...], unit: str = "trial",
+              trials_of=completed):
     """A bar on a terminal (plain lines in a log) with the front's size and hypervolume."""
     from edgenas.progress import Progress
 
-    bar = Progress(total, "search", "trial")
+    bar = Progress(total, "search", unit)
 
     def callback(study, trial) -> None:  # noqa: ANN001
-        trials = completed(study)
+        trials = trials_of(study)
         size, hv = front_status(trials, objectives)
         bar.update(min(total, len(trials)), note=f"front {size}, hv {hv:.4g}")
 
     return bar, callback
+
+
+def _recipe(args: argparse.Namespace):
+    """The training recipe: ``--recipe FILE`` (a ground truth's, or a JSON object), else
+    ``--train-epochs`` on top of the defaults."""
+    from edgenas.train.loop import TrainConfig
+
+    if args.recipe is None:
+        return TrainConfig(epochs=args.train_epochs, seed=args.seed, val_fraction=0.3)
+    from edgenas.jsonio import read_json
+
+    data = read_json(Path(args.recipe), "give a ground-truth table or a JSON recipe")
+    return TrainConfig.from_dict(data.get("recipe", data) if isinstance(data, dict) else data,
+                                 args.recipe)
+
+
+def cmd_search_trained(args: argparse.Namespace, space, objectives: tuple[str, ...],
+                       budgets: Budgets) -> None:
+    """The surrogate-assisted search: every arch on its front trained with one recipe."""
+    from edgenas.search.surrogate import (SurrogateConfig, join_surrogate_search,
+                                          run_surrogate_search, surrogate_summary,
+                                          trained_trials)
+    from edgenas.train.standalone import recipe_trainer
+
+    if "accuracy" not in objectives:
+        raise EdgenasError("--estimator trained scores accuracy; keep it among --objectives")
+    if not args.data:
+        raise EdgenasError("--estimator trained needs --data (digits, cifar10:DIR or an "
+                           "ImageFolder tree) to train candidates on")
+    latency, objectives = _latency(args, space, objectives)
+    evaluator = Evaluator(objectives, budgets, accuracy_fn=lambda arch: 0.0,  # from training
+                          **latency)
+    check_budgets_reachable(space, evaluator)
+    recipe = _recipe(args)
+    config = SurrogateConfig(args.train_budget, args.initial, args.per_round, args.strategy,
+                             args.trials, args.population, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    storage = args.storage or default_storage(out)
+    trainer = recipe_trainer(args.data, out / "trained", recipe)
+    bar, callback = _progress(args.train_budget, objectives, "trained", trained_trials)
+    start = time.perf_counter()
+    role = join_surrogate_search if args.worker else run_surrogate_search
+    try:
+        study = role(space, evaluator, trainer, config, recipe.to_dict(), storage=storage,
+                     study_name=args.study_name, on_trained=callback)
+    finally:
+        bar.close()
+    if args.worker:
+        print(f"worker done: the leader finished the search in {storage}")
+        return
+    trials = trained_trials(study)
+    surrogate = surrogate_summary(study, args.seed)
+    info = {"space": space.name, "device": args.device, "strategy": f"surrogate-{args.strategy}",
+            "seed": args.seed, "storage": storage, "study_name": args.study_name,
+            "budgets": {k: v for k, v in vars(budgets).items() if v is not None},
+            "recipe": recipe.to_dict(), "data": args.data, "surrogate": surrogate}
+    summary = write_results(out, trials, objectives, args.per_round, info)
+    print(f"{out}: {len(trials)} archs trained in {time.perf_counter() - start:.0f} s; "
+          f"{len(summary['front'])} on the Pareto front (all trained), hypervolume "
+          f"{summary['hypervolume']:.4g}")
+    final = surrogate.get("final")
+    if final:
+        print(f"surrogate: {final['model']}, cross-validated Kendall tau "
+              f"{final['cv_kendall_tau']:.2f} on {final['trained_archs']} trained archs")
+    print(f"see {out / 'pareto.png'}, {out / 'pareto.html'}; 'edgenas pareto {out}'")
 
 
 def cmd_search(args: argparse.Namespace) -> None:
@@ -59,10 +142,17 @@ def cmd_search(args: argparse.Namespace) -> None:
     space = get_space(args.space)
     objectives = tuple(o.strip() for o in args.objectives.split(","))
     budgets = Budgets(args.max_latency_ms, args.max_memory_mb, args.max_mmacs, args.max_params)
+    if args.estimator == "trained":
+        cmd_search_trained(args, space, objectives, budgets)
+        return
+    if args.worker:
+        raise EdgenasError("--worker is for --estimator trained; other searches share a "
+                           "study by starting the same command again with --storage")
     estimator = _estimator(args, objectives)
+    latency, objectives = _latency(args, space, objectives)
     evaluator = Evaluator(objectives, budgets,
-                          _latency_model(args.device, space, args.profiles_dir, args.allow_stale),
-                          estimator.score if estimator is not None else None)
+                          accuracy_fn=estimator.score if estimator is not None else None,
+                          **latency)
     check_budgets_reachable(space, evaluator)
     config = SearchConfig(args.strategy, args.trials, args.population, args.seed,
                           parse_weights(args.weights))
@@ -97,7 +187,7 @@ def cmd_pareto(args: argparse.Namespace) -> None:
     summary = load_front(Path(args.run))
     objectives = tuple(summary["objectives"])
     if args.pick:
-        chosen = pick(summary, args.pick, args.max_latency_ms)
+        chosen = pick(summary, args.pick, args.max_latency_ms, args.device)
         print(json.dumps(chosen, indent=2) if args.json else json.dumps(chosen["arch"], indent=2))
         return
     if args.json:
@@ -119,11 +209,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     """Add `search` and `pareto` to the top-level parser."""
     search = commands.add_parser("search", help="multi-objective search for a device")
     search.add_argument("--space", default="cifar", choices=sorted(SPACES))
-    search.add_argument("--device", help="device whose latency table predicts latency")
+    search.add_argument("--device", help="device whose latency table predicts latency; several "
+                                         "(A,B): one latency objective per device")
     search.add_argument("--estimator", metavar="NAME",
                         help="accuracy estimator: params, macs, naswot, synflow, supernet:DIR, "
                              "predictor[:TABLE] (default: predictor on the committed "
-                             "CIFAR-10 ground truth); see 'edgenas estimate -h'")
+                             "CIFAR-10 ground truth), or trained: train candidates with one "
+                             "recipe, a surrogate choosing them (the front holds trained "
+                             "archs); see 'edgenas estimate -h'")
     search.add_argument("--supernet", metavar="DIR",
                         help="short for --estimator supernet:DIR")
     search.add_argument("--data", help="images for the zero-cost proxies (naswot, predictor)")
@@ -131,7 +224,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help=f"comma-separated, from {', '.join(OBJECTIVES)}")
     search.add_argument("--strategy", default="nsga2", choices=STRATEGIES)
     search.add_argument("--weights", help="weighted-sum lambdas, e.g. latency=0.5,memory=0.1")
-    search.add_argument("--trials", type=int, default=100)
+    search.add_argument("--trials", type=int, default=100,
+                        help="trials in all (--estimator trained: surrogate evaluations per "
+                             "round)")
     search.add_argument("--population", type=int, default=20)
     search.add_argument("--seed", type=int, default=0)
     search.add_argument("--max-latency-ms", type=float)
@@ -143,13 +238,30 @@ def register(commands: argparse._SubParsersAction) -> None:
                                           "postgresql://... to share a study between workers")
     search.add_argument("--study-name", default="edgenas")
     search.add_argument("--resume", action="store_true", help="continue a stopped run")
+    trained = search.add_argument_group("--estimator trained (surrogate-assisted search)")
+    trained.add_argument("--train-budget", type=int, default=30,
+                         help="archs trained in all (default 30)")
+    trained.add_argument("--initial", type=int, default=10,
+                         help="archs trained before the first surrogate (default 10)")
+    trained.add_argument("--per-round", type=int, default=4,
+                         help="candidates trained per round (default 4)")
+    trained.add_argument("--train-epochs", type=int, default=4,
+                         help="epochs of the training recipe (default 4)")
+    trained.add_argument("--recipe", metavar="FILE",
+                         help="the recipe as JSON, e.g. a ground truth's "
+                              "(tools/groundtruth/cifar-c10-cpu.json)")
+    trained.add_argument("--worker", action="store_true",
+                         help="only train candidates for a leader on the same --storage "
+                              "(start the same command without --worker once)")
     search.add_argument("--profiles-dir", default="profiles")
     search.add_argument("--allow-stale", action="store_true")
     search.set_defaults(func=cmd_search)
 
     pareto = commands.add_parser("pareto", help="print a search's Pareto front or pick a point")
     pareto.add_argument("run", help="search run directory")
-    pareto.add_argument("--pick", help="knee, best, or a front index")
+    pareto.add_argument("--pick", help="knee, best, fastest, or a front index")
     pareto.add_argument("--max-latency-ms", type=float, help="with --pick best")
+    pareto.add_argument("--device", help="with --pick best/fastest after a search over several "
+                                         "devices: whose latency the pick is judged on")
     pareto.add_argument("--json", action="store_true")
     pareto.set_defaults(func=cmd_pareto)

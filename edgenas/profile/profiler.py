@@ -161,6 +161,10 @@ def _time_sample(session: DeviceSession, lut: LUT, units: dict[str, tuple[Unit, 
         time_keys(pilot, "units (pilot)")
         per_unit = (time.perf_counter() - started) / max(1, len(pilot))
         max_units = max(len(pilot), int(0.75 * float(time_budget_s or 0) / per_unit))
+        if max_units >= len(missing):  # everything fits: time it all
+            time_keys(order[len(pilot):], "units")
+            lut.sampling = None
+            return
         log.warning("%s/%s: timing all %d units would take about %s here; timing %d of them "
                     "(about %s) and predicting the rest", lut.device, lut.space, len(units),
                     _duration(per_unit * len(missing)), max_units,
@@ -219,8 +223,8 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
 
     A space with more units than ``max_units`` is sampled (`edgenas.profile.sampling`):
     ``max_units`` of them are timed and the rest predicted, marked as predicted in the
-    table. With ``time_budget_s`` instead, a space above `SAMPLE_ABOVE` units is sampled
-    with as many units as the first timed chunk says fit into three quarters of that time.
+    table. With ``time_budget_s`` instead, the first timed chunk says how many units fit
+    into three quarters of that time; the space is sampled only if that is fewer than all.
 
     ``calibrate`` whole networks are timed to fit the correction, ``validate`` held-out
     networks to measure how well predictions hold; both are stored in the table. A stale
@@ -256,7 +260,7 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
                  len(missing))
         measured = len(units) - len(missing)
         sampled = (max_units is not None and len(units) > max_units) or (
-            max_units is None and time_budget_s is not None and len(units) > SAMPLE_ABOVE)
+            max_units is None and time_budget_s is not None)
         if sampled and missing:  # max_units counts every timed unit, those of earlier runs too
             _time_sample(session, lut, units, missing,
                          None if max_units is None else max(0, max_units - measured),

@@ -32,7 +32,7 @@ from optuna.storages import RDBStorage, RetryFailedTrialCallback
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from edgenas.search.objectives import OBJECTIVES, Evaluator, SearchError
+from edgenas.search.objectives import Evaluator, SearchError, objective_direction
 from edgenas.search.pareto import hypervolume, non_dominated, to_minimization
 from edgenas.search.variation import HierarchicalVariation
 from edgenas.space.arch import Arch
@@ -147,7 +147,7 @@ def make_objective(space: SearchSpace, evaluator: Evaluator, config: SearchConfi
         trial.set_user_attr("metrics", result["metrics"])
         trial.set_user_attr("constraints", result["constraints"])
         trial.set_user_attr("feasible", result["feasible"])
-        for name, value in zip(evaluator.budgets.limits(), result["constraints"]):
+        for name, value in zip(evaluator.limits(), result["constraints"]):
             trial.set_constraint(name, value)  # <= 0: within budget
         if config.strategy == "weighted-sum":
             penalty = 10.0 * sum(max(0.0, c) for c in result["constraints"])
@@ -201,7 +201,7 @@ def _identity(space: SearchSpace, evaluator: Evaluator, config: SearchConfig) ->
     """What must agree between the workers of one study (seeds and trial counts may differ:
     workers with distinct seeds explore different archs; a resumed run may ask for more)."""
     identity = {"space": space.name, "space_hash": space.space_hash(),
-                "objectives": list(evaluator.objectives), "budgets": evaluator.budgets.limits(),
+                "objectives": list(evaluator.objectives), "budgets": evaluator.limits(),
                 "strategy": config.strategy, "population": config.population}
     return json.loads(json.dumps(identity))  # as the storage returns it: lists, not tuples
 
@@ -254,7 +254,7 @@ def objective_matrix(trials: list[FrozenTrial], objectives: tuple[str, ...]) -> 
     """Objectives of trials in minimisation form."""
     values = [[t.user_attrs["metrics"][name] for name in objectives] for t in trials]
     return to_minimization(np.asarray(values).reshape(-1, len(objectives)),
-                           [OBJECTIVES[name][0] for name in objectives])
+                           [objective_direction(name) for name in objectives])
 
 
 def hypervolume_history(trials: list[FrozenTrial], objectives: tuple[str, ...],

@@ -28,6 +28,16 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
 DEFAULT_OBJECTIVES = ("accuracy", "latency", "memory")
 
 
+def latency_metric(device: str) -> str:
+    """The latency objective of one of several devices: ``latency@<device>``."""
+    return f"latency@{device}"
+
+
+def objective_direction(name: str) -> str:
+    """"maximize" or "minimize" for an objective, per-device latencies included."""
+    return OBJECTIVES[name.split("@", 1)[0]][0]
+
+
 class SearchError(EdgenasError):
     """A search request cannot be carried out as asked (objectives, budgets, storage)."""
 
@@ -62,7 +72,12 @@ class Budgets:
 
 @dataclass
 class Evaluator:
-    """Scores archs; ``accuracy_fn`` is only called for archs within budget."""
+    """Scores archs; ``accuracy_fn`` is only called for archs within budget.
+
+    One device's table goes in ``latency_model`` (metric ``latency``); several devices'
+    tables go in ``latency_models`` by device name (metrics ``latency@<device>``, one
+    objective each, and a latency budget applies to every device).
+    """
 
     objectives: tuple[str, ...]
     budgets: Budgets = field(default_factory=Budgets)
@@ -70,14 +85,22 @@ class Evaluator:
     accuracy_fn: Callable[[Arch], float] | None = None
     cache: dict[str, dict[str, Any]] = field(default_factory=dict)
     accuracy_calls: int = 0
+    latency_models: dict[str, LatencyModel] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = [o for o in self.objectives if o not in OBJECTIVES]
+        if self.latency_model is not None and self.latency_models:
+            raise SearchError("give one device's table (latency_model) or several "
+                              "(latency_models), not both")
+        known = set(OBJECTIVES) | {latency_metric(d) for d in self.latency_models}
+        unknown = [o for o in self.objectives if o not in known]
         if unknown or not self.objectives or len(set(self.objectives)) != len(self.objectives):
             raise SearchError(f"objectives {self.objectives}: choose distinct names from "
-                              f"{tuple(OBJECTIVES)}")
+                              f"{tuple(sorted(known))}")
+        if self.latency_models and "latency" in self.objectives:
+            raise SearchError(f"objectives {self.objectives}: with several devices, name each "
+                              f"latency ({', '.join(map(latency_metric, self.latency_models))})")
         needs_latency = "latency" in self.objectives or "latency" in self.budgets.limits()
-        if needs_latency and self.latency_model is None:
+        if needs_latency and self.latency_model is None and not self.latency_models:
             raise SearchError("latency is an objective or a budget but no device table was "
                               "given; pass --device DEVICE (profiled with 'edgenas profile')")
         if "accuracy" in self.objectives and self.accuracy_fn is None:
@@ -88,7 +111,20 @@ class Evaluator:
 
     @property
     def directions(self) -> list[str]:
-        return [OBJECTIVES[name][0] for name in self.objectives]
+        return [objective_direction(name) for name in self.objectives]
+
+    def limits(self) -> dict[str, tuple[str, float]]:
+        """metric -> (budget name, limit); a latency budget holds for every device."""
+        limits = self.budgets.limits()
+        if self.latency_models and "latency" in limits:
+            name, limit = limits.pop("latency")
+            limits.update({latency_metric(d): (f"{name}@{d}", limit)
+                           for d in self.latency_models})
+        return limits
+
+    def violations(self, metrics: dict[str, float]) -> list[float]:
+        """Optuna constraint values: <= 0 where a budget is met (relative excess otherwise)."""
+        return [metrics[metric] / limit - 1.0 for metric, (_, limit) in self.limits().items()]
 
     def cheap_metrics(self, arch: Arch) -> dict[str, float]:
         """Everything but accuracy: microseconds per arch."""
@@ -97,6 +133,8 @@ class Evaluator:
                    "memory": counts.memory_bytes("fp32") / 1e6}
         if self.latency_model is not None:
             metrics["latency"] = self.latency_model.predict(arch)
+        for device, model in self.latency_models.items():
+            metrics[latency_metric(device)] = model.predict(arch)
         return metrics
 
     def evaluate(self, arch: Arch) -> dict[str, Any]:
@@ -106,7 +144,7 @@ class Evaluator:
         if cached is not None:
             return cached
         metrics: dict[str, Any] = self.cheap_metrics(arch)
-        constraints = self.budgets.violations(metrics)
+        constraints = self.violations(metrics)
         feasible = all(c <= 0 for c in constraints)
         if "accuracy" in self.objectives:
             if feasible:
@@ -156,13 +194,14 @@ def smallest_achievable(space: SearchSpace, evaluator: Evaluator, samples: int =
 
 def check_budgets_reachable(space: SearchSpace, evaluator: Evaluator) -> None:
     """Raise before searching when a budget is below anything the space can do."""
-    limits = evaluator.budgets.limits()
+    limits = evaluator.limits()
     if not limits:
         return
     smallest = smallest_achievable(space, evaluator)
     scale = {"params": 1e6}  # budgets take a parameter count, metrics hold millions
-    out_of_reach = [f"--{name.replace('_', '-')} {limit * scale.get(metric, 1):g} (smallest in "
-                    f"space {space.name!r}: {smallest[metric] * scale.get(metric, 1):.4g})"
+    out_of_reach = [f"--{name.replace('_', '-').replace('@', ' on ', 1)} "
+                    f"{limit * scale.get(metric, 1):g} (smallest in space {space.name!r}: "
+                    f"{smallest[metric] * scale.get(metric, 1):.4g})"
                     for metric, (name, limit) in limits.items() if smallest[metric] > limit]
     if out_of_reach:
         raise SearchError("no arch can meet the budgets: " + "; ".join(out_of_reach)

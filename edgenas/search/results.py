@@ -18,12 +18,21 @@ from optuna.trial import FrozenTrial
 from edgenas.errors import EdgenasError
 from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.search.engine import front, hypervolume_history, objective_matrix
-from edgenas.search.objectives import OBJECTIVES
+from edgenas.search.objectives import objective_direction
 from edgenas.search.pareto import hypervolume, knee_index, to_minimization
 
 SCHEMA_VERSION = 1
-LABELS = {"accuracy": "accuracy (val.)", "latency": "latency (ms)", "memory": "peak memory (MB)",
+#: What a surrogate-assisted search adds to a front point: where its trained weights are,
+#: its training round and the accuracy the surrogate predicted before it was trained.
+TRAINED_ATTRS = ("run_dir", "round", "predicted_accuracy")
+_LABELS = {"accuracy": "accuracy (val.)", "latency": "latency (ms)", "memory": "peak memory (MB)",
           "macs": "MACs (M)", "params": "params (M)"}
+
+
+def label(name: str) -> str:
+    """An axis label for an objective (``latency@jetson`` -> "latency on jetson (ms)")."""
+    base, _, device = name.partition("@")
+    return f"latency on {device} (ms)" if device else _LABELS.get(base, base)
 
 
 def default_storage(out: Path) -> str:
@@ -54,10 +63,11 @@ def reference_point(objectives: tuple[str, ...], trials: list[FrozenTrial]) -> l
 def front_records(trials: list[FrozenTrial], objectives: tuple[str, ...]) -> list[dict[str, Any]]:
     """One record per front point: trial number, metrics, arch JSON."""
     records = [{"trial": t.number, **{k: float(v) for k, v in t.user_attrs["metrics"].items()},
-                "feasible": bool(t.user_attrs["feasible"]), "arch": json.loads(t.user_attrs["arch"])}
+                "feasible": bool(t.user_attrs["feasible"]), "arch": json.loads(t.user_attrs["arch"]),
+                **{k: t.user_attrs[k] for k in TRAINED_ATTRS if k in t.user_attrs}}
                for t in front(trials, objectives)]
     first = objectives[0]
-    records.sort(key=lambda r: -r[first] if OBJECTIVES[first][0] == "maximize" else r[first])
+    records.sort(key=lambda r: -r[first] if objective_direction(first) == "maximize" else r[first])
     return records
 
 
@@ -108,23 +118,28 @@ def _plot_png(path: Path, trials: list[FrozenTrial], records: list[dict[str, Any
     import matplotlib.pyplot as plt
 
     x, y = _xy(objectives)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    # several devices: one panel per device, the same front seen on each one's latency
+    panels = [o for o in objectives if o.startswith("latency@")] or [x]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.4), dpi=120,
+                             squeeze=False)
     feasible = [t for t in trials if t.user_attrs["feasible"]]
     other = [t for t in trials if not t.user_attrs["feasible"]]
-    for group, style in ((other, dict(c="#cccccc", label="over budget")),
-                         (feasible, dict(c="#7aa6c2", label="evaluated"))):
-        if group:
-            ax.scatter([t.user_attrs["metrics"][x] for t in group],
-                       [t.user_attrs["metrics"][y] for t in group], s=12, alpha=0.7, **style)
-    if records:
-        pts = sorted((r[x], r[y]) for r in records)
-        ax.scatter(*zip(*pts), s=28, c="#d1495b", label="Pareto front", zorder=3)
-    ax.set_xlabel(LABELS[x])
-    ax.set_ylabel(LABELS[y])
-    ax.set_title(f"{len(records)} Pareto-optimal archs of {len(trials)} trials "
-                 f"({', '.join(objectives)})", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    for ax, x in zip(axes[0], panels):
+        for group, style in ((other, dict(c="#cccccc", label="over budget")),
+                             (feasible, dict(c="#7aa6c2", label="evaluated"))):
+            if group:
+                ax.scatter([t.user_attrs["metrics"][x] for t in group],
+                           [t.user_attrs["metrics"][y] for t in group], s=12, alpha=0.7,
+                           **style)
+        if records:
+            pts = sorted((r[x], r[y]) for r in records)
+            ax.scatter(*zip(*pts), s=28, c="#d1495b", label="Pareto front", zorder=3)
+        ax.set_xlabel(label(x))
+        ax.set_ylabel(label(y))
+        ax.set_title(f"{len(records)} Pareto-optimal archs of {len(trials)} trials "
+                     f"({', '.join(objectives)})", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -164,8 +179,8 @@ def _plot_html(path: Path, trials: list[FrozenTrial], records: list[dict[str, An
 </head><body><h2>Pareto front: {len(records)} of {len(trials)} trials</h2>
 <p>Hover a point for its metrics. Red: Pareto-optimal and within budget; blue: evaluated; grey: over budget.</p>
 <svg width="{width}" height="{height}" style="border:1px solid #eee">
-<text x="{width / 2}" y="{height - 15}" text-anchor="middle">{html.escape(LABELS[x])} ({x0:.4g} – {x1:.4g})</text>
-<text x="15" y="{height / 2}" transform="rotate(-90 15 {height / 2})" text-anchor="middle">{html.escape(LABELS[y])} ({y0:.4g} – {y1:.4g})</text>
+<text x="{width / 2}" y="{height - 15}" text-anchor="middle">{html.escape(label(x))} ({x0:.4g} – {x1:.4g})</text>
+<text x="15" y="{height / 2}" transform="rotate(-90 15 {height / 2})" text-anchor="middle">{html.escape(label(y))} ({y0:.4g} – {y1:.4g})</text>
 {''.join(dots)}</svg>
 <h3>Front</h3><table><tr>{''.join(f'<th>{html.escape(k)}</th>' for k in ('trial', *objectives))}</tr>{rows}</table>
 </body></html>"""
@@ -182,8 +197,26 @@ def load_front(run_dir: Path) -> dict[str, Any]:
     return data
 
 
-def pick(summary: dict[str, Any], how: str, max_latency_ms: float | None = None) -> dict[str, Any]:
-    """One front point: ``knee``, ``best`` (most accurate within --max-latency-ms), or an index."""
+def latency_key(summary: dict[str, Any], device: str | None) -> str:
+    """The front's latency metric for ``device``: ``latency`` for a one-device search,
+    ``latency@<device>`` when it searched several (then the device must be named)."""
+    objectives = summary["objectives"]
+    devices = [o.split("@", 1)[1] for o in objectives if o.startswith("latency@")]
+    if not devices:
+        if device is not None and device != summary.get("device"):
+            raise EdgenasError(f"--device {device}: this search had one device "
+                               f"({summary.get('device')})")
+        return "latency"
+    if device is None or device not in devices:
+        raise EdgenasError(f"{'--device ' + device + ': not' if device else 'name'} one of "
+                           f"the searched devices ({', '.join(devices)}) with --device")
+    return f"latency@{device}"
+
+
+def pick(summary: dict[str, Any], how: str, max_latency_ms: float | None = None,
+         device: str | None = None) -> dict[str, Any]:
+    """One front point: ``knee``, ``best`` (most accurate within --max-latency-ms on
+    ``device``), ``fastest`` (on ``device``), or an index."""
     records = summary["front"]
     objectives = tuple(summary["objectives"])
     if not records:
@@ -191,11 +224,15 @@ def pick(summary: dict[str, Any], how: str, max_latency_ms: float | None = None)
     if how == "knee":
         values = [[r[o] for o in objectives] for r in records]
         return records[knee_index(to_minimization(np.asarray(values),
-                                                  [OBJECTIVES[o][0] for o in objectives]))]
+                                                  [objective_direction(o) for o in objectives]))]
+    if how == "fastest":
+        key = latency_key(summary, device)
+        return min(records, key=lambda r: r[key])
     if how == "best":
-        pool = [r for r in records if max_latency_ms is None or r.get("latency", 0) <= max_latency_ms]
+        key = latency_key(summary, device) if max_latency_ms is not None else "latency"
+        pool = [r for r in records if max_latency_ms is None or r.get(key, 0) <= max_latency_ms]
         if not pool:
-            fastest = min(r.get("latency", float("inf")) for r in records)
+            fastest = min(r.get(key, float("inf")) for r in records)
             raise EdgenasError(f"no front point is within {max_latency_ms} ms; the fastest takes "
                                f"{fastest:.4g} ms")
         key = "accuracy" if "accuracy" in records[0] else objectives[0]
@@ -203,5 +240,6 @@ def pick(summary: dict[str, Any], how: str, max_latency_ms: float | None = None)
     try:
         return records[int(how)]
     except (ValueError, IndexError):
-        raise EdgenasError(f"--pick {how!r}: use knee, best, or an index 0..{len(records) - 1}") from None
+        raise EdgenasError(f"--pick {how!r}: use knee, best, fastest, or an index "
+                           f"0..{len(records) - 1}") from None
 

@@ -12,7 +12,7 @@ import io
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -64,6 +64,28 @@ class TrainConfig:
     def data_seed(self) -> int:
         """The split's seed: runs that differ only in ``seed`` can share validation images."""
         return self.seed if self.split_seed is None else self.split_seed
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> "TrainConfig":
+        """A recipe from JSON (a ground truth's ``recipe``); errors name ``source`` and field."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: a recipe is a JSON object of TrainConfig fields")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"{source}: unknown recipe field(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(known)}")
+        for name, value in data.items():
+            default = getattr(cls, name)
+            if default is None and value is None:
+                continue
+            # None-defaulted fields are counts and seeds; floats take ints too (JSON "1")
+            kinds = int if default is None else (int, float) if isinstance(default, float) \
+                else type(default)
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                raise ConfigError(f"{source}: recipe field {name!r} is {value!r}; expected "
+                                  f"{'a number' if kinds == (int, float) else kinds.__name__}")
+        return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON; settings added later appear only when not at their

@@ -7,14 +7,16 @@ training of a searched arch. Under torchrun the network is wrapped in
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgenas.data import open_dataset
 from edgenas.data.images import ImageSet
 from edgenas.nn.model import build_model
 from edgenas.space.arch import Arch
@@ -83,3 +85,23 @@ def train_arch(arch: Arch, data_spec: str, out_dir: str | Path, config: TrainCon
         result["split"] = run_data.split.to_dict()
         write_json_atomic(result, out / RESULT_FILE)
     return result
+
+
+def arch_folder(arch: Arch) -> str:
+    """A short, stable folder name for an arch's training run."""
+    return hashlib.sha256(arch.to_json().encode()).hexdigest()[:16]
+
+
+def recipe_trainer(data_spec: str, root: str | Path, config: TrainConfig,
+                   cache_dir: str | Path | None = None) -> Callable[[Arch], dict[str, Any]]:
+    """Train any arch with one recipe into ``root/<arch_folder>``: what a surrogate-assisted
+    search calls per candidate. A killed training resumes from its epoch checkpoint, and a
+    finished one is only evaluated again, never retrained."""
+    data = open_dataset(data_spec, cache_dir=cache_dir)
+
+    def train(arch: Arch) -> dict[str, Any]:
+        run_dir = Path(root) / arch_folder(arch)
+        result = train_arch(arch, data_spec, run_dir, config, data=data, cache_dir=cache_dir)
+        return {"accuracy": result["val_accuracy"], "run_dir": str(run_dir)}
+
+    return train

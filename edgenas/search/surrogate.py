@@ -1,0 +1,438 @@
+"""Surrogate-assisted search: the archs on the front are trained ones (NSGANetV2's loop).
+
+Rounds of: fit an accuracy surrogate on every arch trained so far (the regressor chosen by
+cross-validated Kendall tau, `estimate.predictor`); run the inner search (NSGA-II with the
+hierarchical variation by default) on the surrogate and the cheap objectives; train the
+few candidates that most enlarge the front's hypervolume under the surrogate's
+predictions (which also keeps them spread out); add them to the archive.
+
+The archive is an Optuna study with one trial per training: every process on the study
+(the leader, which also proposes, and any number of ``--worker`` processes) pops
+candidates from it and trains them, so a PostgreSQL study trains candidates in parallel.
+Each round's proposal is stored in the study before any of it is enqueued, so a leader
+killed at any moment proposes nothing twice; a killed worker's trial is failed by its
+heartbeat and its arch enqueued again, and training resumes from the arch's own epoch
+checkpoints. An arch completed once is never trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import optuna
+from optuna.storages import InMemoryStorage, RDBStorage, fail_stale_trials
+from optuna.trial import FrozenTrial, TrialState
+
+from edgenas.estimate.features import arch_features
+from edgenas.estimate.predictor import Predictor, fit_predictor
+from edgenas.estimate.rank import kendall
+from edgenas.search.engine import (SearchConfig, arch_of, completed, create_study,
+                                   objective_matrix, open_storage, reference_costs, run_search,
+                                   weighted_sum)
+from edgenas.search.objectives import Evaluator, SearchError
+from edgenas.search.pareto import hypervolume, non_dominated
+from edgenas.space.arch import Arch
+from edgenas.space.search_space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+#: A trainer trains one arch with the run's recipe: (arch) -> {"accuracy", "run_dir"}.
+Trainer = Callable[[Arch], Mapping[str, Any]]
+#: Folds of the surrogate's cross-validation; it needs twice as many trained archs.
+FOLDS = 5
+
+
+@dataclass(frozen=True)
+class SurrogateConfig:
+    """How many archs to train, in which rounds, and how hard to search the surrogate."""
+
+    train_budget: int = 16        # archs trained in all
+    initial: int = 10             # trained before the first surrogate (>= 2 * FOLDS)
+    per_round: int = 3            # candidates trained per round
+    strategy: str = "nsga2"       # the inner search (STRATEGIES of search.engine)
+    inner_trials: int = 400       # surrogate evaluations per round
+    population: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.initial < 2 * FOLDS and self.strategy != "random":
+            raise SearchError(f"--initial {self.initial}: the surrogate's {FOLDS}-fold "
+                              f"cross-validation needs at least {2 * FOLDS} trained archs")
+        if self.train_budget < self.initial:
+            raise SearchError(f"--train-budget {self.train_budget} is below the "
+                              f"{self.initial} archs trained before the first surrogate; "
+                              f"raise it or lower --initial")
+        if self.per_round < 1:
+            raise SearchError(f"--per-round {self.per_round}: train at least 1 arch per round")
+        SearchConfig(self.strategy, self.inner_trials, self.population, self.seed)  # validates
+
+
+# -- the surrogate and the proposals ----------------------------------------------------------
+
+def fit_surrogate(archs: list[Arch], accuracies: list[float], seed: int) -> Predictor:
+    """The regressor with the best cross-validated Kendall tau on the trained archs."""
+    x = np.vstack([arch_features(a) for a in archs])
+    return fit_predictor(x, np.asarray(accuracies, float), k=FOLDS, seed=seed)
+
+
+def describe(surrogate: Predictor) -> dict[str, Any]:
+    """What a result records about a surrogate: how far its predictions can be trusted."""
+    return {"model": surrogate.name, "cv_kendall_tau": surrogate.cv_tau,
+            "cv_mean_abs_error": surrogate.cv_mae, "trained_archs": surrogate.n,
+            "candidates": surrogate.candidates}
+
+
+def initial_archs(space: SearchSpace, evaluator: Evaluator, n: int, seed: int,
+                  exclude: set[str]) -> list[Arch]:
+    """``n`` feasible random archs spread evenly over MACs (one per quantile bin), so the
+    first surrogate sees small and large networks alike."""
+    pool: dict[str, tuple[float, Arch]] = {}
+    for i in range(40 * n):
+        arch = space.sample(seed * 1_000_003 + i)
+        key = arch.to_json()
+        if key in exclude or key in pool:
+            continue
+        result = _cheap(evaluator, arch)
+        if result["feasible"]:
+            pool[key] = (result["metrics"]["macs"], arch)
+        if len(pool) >= 20 * n:
+            break
+    ranked = [arch for _, arch in sorted(pool.values(), key=lambda item: item[0])]
+    if len(ranked) < n:
+        raise SearchError(f"only {len(ranked)} distinct archs within the budgets in "
+                          f"{40 * n} samples; relax the budgets")
+    # the middle of n equal quantile bins: the extremes of a random pool are rarely worth a
+    # training (the largest costs several times the median)
+    picks = ((np.arange(n) + 0.5) / n * len(ranked)).astype(int)
+    return [ranked[i] for i in dict.fromkeys(picks.tolist())]
+
+
+def _cheap(evaluator: Evaluator, arch: Arch) -> dict[str, Any]:
+    metrics = evaluator.cheap_metrics(arch)
+    constraints = evaluator.violations(metrics)
+    return {"metrics": metrics, "constraints": constraints,
+            "feasible": all(c <= 0 for c in constraints)}
+
+
+def propose(space: SearchSpace, evaluator: Evaluator, surrogate: Predictor | None,
+            trained: list[FrozenTrial], k: int, config: SurrogateConfig, round_: int,
+            exclude: set[str]) -> list[tuple[Arch, float | None]]:
+    """The next ``k`` archs to train, each with its predicted accuracy.
+
+    The inner search scores archs with the surrogate; from its feasible, untrained archs
+    the ones chosen greedily add the most hypervolume to the trained front (predicted
+    accuracy, exact costs). Strategy ``random`` skips the surrogate (the baseline).
+    """
+    seed = config.seed * 1000 + round_
+    if config.strategy == "random" or surrogate is None:
+        return [(a, None) for a in initial_archs(space, evaluator, k, seed, exclude)]
+    model = surrogate
+
+    def predicted(arch: Arch) -> float:
+        return float(model.predict(arch_features(arch))[0])
+
+    inner = replace(evaluator, accuracy_fn=predicted, cache={}, accuracy_calls=0)
+    search = SearchConfig(config.strategy, config.inner_trials, config.population, seed)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = run_search(space, inner, search, storage=InMemoryStorage())  # type: ignore[arg-type]
+    pool: dict[str, FrozenTrial] = {}
+    for trial in completed(study):
+        key = trial.user_attrs["arch"]
+        if trial.user_attrs["feasible"] and key not in exclude:
+            pool.setdefault(key, trial)
+    candidates = list(pool.values())
+    if not candidates:
+        return []
+    if config.strategy == "weighted-sum":  # the scalar is what this baseline optimises
+        references = reference_costs(space, inner)
+        candidates.sort(key=lambda t: weighted_sum(t.user_attrs["metrics"], inner.objectives,
+                                                   {}, references))
+        chosen = candidates[:k]
+    else:
+        chosen = _greedy_hypervolume(candidates, trained, evaluator.objectives, k)
+    return [(arch_of(t), float(t.user_attrs["metrics"]["accuracy"])) for t in chosen]
+
+
+def _greedy_hypervolume(candidates: list[FrozenTrial], trained: list[FrozenTrial],
+                        objectives: tuple[str, ...], k: int) -> list[FrozenTrial]:
+    """Pick ``k`` candidates one at a time, each adding the most hypervolume to the trained
+    front plus those already picked; ties (no gain) go to the candidate farthest from
+    everything picked, so the proposal stays spread out."""
+    cand = objective_matrix(candidates, objectives)
+    base = objective_matrix(trained, objectives) if trained else np.empty((0, len(objectives)))
+    everything = np.vstack([cand, base])
+    low, high = everything.min(axis=0), everything.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    cand, base = (cand - low) / span, (base - low) / span
+    reference = np.full(len(objectives), 1.1)
+    keep = non_dominated(cand)  # dominated candidates cannot add hypervolume first
+    order = list(np.flatnonzero(keep)) + list(np.flatnonzero(~keep))
+    chosen: list[int] = []
+    current = base
+    for _ in range(min(k, len(candidates))):
+        level = hypervolume(current, reference) if len(current) else 0.0
+        best, best_gain, best_spread = -1, -1.0, -1.0
+        for i in order:
+            if i in chosen:
+                continue
+            gain = hypervolume(np.vstack([current, cand[i]]), reference) - level
+            spread = (np.min(np.linalg.norm(current - cand[i], axis=1)) if len(current)
+                      else 0.0)
+            if gain > best_gain + 1e-12 or (abs(gain - best_gain) <= 1e-12
+                                             and spread > best_spread):
+                best, best_gain, best_spread = i, gain, spread
+        chosen.append(best)
+        current = np.vstack([current, cand[best]])
+    return [candidates[i] for i in chosen]
+
+
+# -- the archive: an Optuna study of trainings --------------------------------------------------
+
+def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """One completed trial per trained arch (the first), by trial number."""
+    unique: dict[str, FrozenTrial] = {}
+    for trial in completed(study):
+        unique.setdefault(trial.user_attrs["arch"], trial)
+    return sorted(unique.values(), key=lambda t: t.number)
+
+
+def _proposals(study: optuna.Study) -> list[dict[str, Any]]:
+    attrs = study.user_attrs
+    out = []
+    while f"proposal_{len(out)}" in attrs:
+        out.append(attrs[f"proposal_{len(out)}"])
+    return out
+
+
+def _pending_keys(study: optuna.Study) -> set[str]:
+    """Archs waiting in the queue or being trained now."""
+    keys = set()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)):
+        if "arch" in trial.user_attrs:
+            keys.add(trial.user_attrs["arch"])
+    return keys
+
+
+def _enqueue_missing(study: optuna.Study, space: SearchSpace, proposal: dict[str, Any],
+                     trained: set[str]) -> list[str]:
+    """Enqueue the proposal's archs that are neither trained nor queued; returns the untrained."""
+    pending = _pending_keys(study)
+    missing = []
+    for entry in proposal["archs"]:
+        key = entry["arch"]
+        if key in trained:
+            continue
+        missing.append(key)
+        if key not in pending:
+            study.enqueue_trial(space.encode(Arch.from_json(key)),
+                                user_attrs={"arch": key, "round": proposal["round"],
+                                            "predicted_accuracy": entry["predicted"]})
+    return missing
+
+
+def training_objective(space: SearchSpace, evaluator: Evaluator, trainer: Trainer
+                       ) -> Callable[[optuna.Trial], list[float]]:
+    """What a process runs per popped trial: train the queued arch (or reuse its result)."""
+    genes = space.genes()
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        if "arch" not in trial.user_attrs:  # nothing was queued: not ours to sample
+            raise optuna.TrialPruned("no queued arch")
+        params = {name: trial.suggest_categorical(name, choices) for name, choices in genes.items()}
+        arch = space.decode(params)
+        key = arch.to_json()
+        trial.set_user_attr("arch", key)
+        for other in trial.study.get_trials(deepcopy=False):
+            if other.number == trial.number or other.user_attrs.get("arch") != key:
+                continue
+            if other.state == TrialState.COMPLETE:  # trained already: reuse, never retrain
+                _record(trial, other.user_attrs["metrics"], other.user_attrs["constraints"],
+                        other.user_attrs["feasible"], other.user_attrs.get("run_dir"))
+                trial.set_user_attr("repeat_of", other.number)
+                return evaluator.values({"metrics": other.user_attrs["metrics"]})
+            if other.state == TrialState.RUNNING and other.number < trial.number:
+                # another process trains this arch (into the same folder): leave it to it
+                raise optuna.TrialPruned(f"arch is being trained by trial {other.number}")
+        result = _cheap(evaluator, arch)
+        trained = trainer(arch)
+        metrics = {**result["metrics"], "accuracy": float(trained["accuracy"])}
+        _record(trial, metrics, result["constraints"], result["feasible"],
+                str(trained.get("run_dir")))
+        for name, value in zip(evaluator.limits(), result["constraints"]):
+            trial.set_constraint(name, value)
+        return evaluator.values({"metrics": metrics})
+
+    return objective
+
+
+def _record(trial: optuna.Trial, metrics: Mapping[str, float], constraints: list[float],
+            feasible: bool, run_dir: str | None) -> None:
+    trial.set_user_attr("metrics", dict(metrics))
+    trial.set_user_attr("constraints", list(constraints))
+    trial.set_user_attr("feasible", bool(feasible))
+    if run_dir is not None:
+        trial.set_user_attr("run_dir", run_dir)
+
+
+def _train_queued(study: optuna.Study, objective: Callable[[optuna.Trial], list[float]],
+                  done: Callable[[], bool], callbacks: list[Callable[..., None]],
+                  poll_s: float) -> None:
+    """Train queued archs until ``done()``; while others train the rest, wait for them
+    (and fail the trials of workers that stopped beating, which queues them again)."""
+    while not done():
+        with warnings.catch_warnings():  # experimental since Optuna 2.9, still there in 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fail_stale_trials(study)  # a no-op without heartbeats
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if waiting:
+            study.optimize(objective, n_trials=1, gc_after_trial=False, callbacks=callbacks)
+        else:
+            time.sleep(poll_s)
+
+
+def _identity(space: SearchSpace, evaluator: Evaluator, config: SurrogateConfig,
+              recipe: Mapping[str, Any]) -> dict[str, Any]:
+    identity = {"space": space.name, "space_hash": space.space_hash(),
+                "objectives": list(evaluator.objectives), "budgets": evaluator.limits(),
+                "surrogate_search": {k: v for k, v in asdict(config).items()
+                                     if k != "train_budget"},
+                "recipe": dict(recipe)}
+    return json.loads(json.dumps(identity))
+
+
+def open_archive(space: SearchSpace, evaluator: Evaluator, config: SurrogateConfig,
+                 recipe: Mapping[str, Any], storage: str | RDBStorage,
+                 study_name: str) -> optuna.Study:
+    """Create or load the study of trainings; refuses one started with other settings
+    (the training recipe included: accuracies under two recipes are not comparable)."""
+    if isinstance(storage, str):
+        storage = open_storage(storage)
+    mine = _identity(space, evaluator, config, recipe)
+    sampler = optuna.samplers.RandomSampler(seed=config.seed)  # only queued trials are used
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+    except KeyError:
+        study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
+                                    directions=evaluator.directions, load_if_exists=True)
+        study.set_user_attr("edgenas", mine)
+        return study
+    recorded = study.user_attrs.get("edgenas")
+    if recorded != mine:
+        changed = sorted(k for k in set(recorded or {}) | set(mine)
+                         if (recorded or {}).get(k) != mine.get(k))
+        raise SearchError(f"study {study_name!r} was started with other settings "
+                          f"({', '.join(changed) or 'not a surrogate-assisted search'}); "
+                          f"use another --out, --storage or --study-name")
+    return study
+
+
+# -- the two roles ------------------------------------------------------------------------------
+
+def run_surrogate_search(space: SearchSpace, evaluator: Evaluator, trainer: Trainer,
+                         config: SurrogateConfig, recipe: Mapping[str, Any], *,
+                         storage: str | RDBStorage, study_name: str = "edgenas-trained",
+                         on_trained: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+                         poll_s: float = 2.0, warm_start: Sequence[Arch] = ()) -> optuna.Study:
+    """Lead the search (proposing each round and training, like every worker) until
+    ``config.train_budget`` archs are trained; re-running it resumes where it stopped.
+
+    ``warm_start``: the first round's archs instead of a random sample (archs trained
+    before with the same recipe, e.g. a ground truth's, which a caching trainer returns
+    without training)."""
+    study = open_archive(space, evaluator, config, recipe, storage, study_name)
+    study.set_user_attr("finished", False)
+    objective = training_objective(space, evaluator, trainer)
+    callbacks = [on_trained] if on_trained is not None else []
+    while True:
+        proposals = _proposals(study)
+        trained = {t.user_attrs["arch"] for t in trained_trials(study)}
+        if proposals:
+            last = proposals[-1]
+            if _enqueue_missing(study, space, last, trained):
+                keys = {entry["arch"] for entry in last["archs"]}
+
+                def round_done() -> bool:
+                    return keys <= {t.user_attrs["arch"] for t in trained_trials(study)}
+
+                _train_queued(study, objective, round_done, callbacks, poll_s)
+                continue
+        if len(trained) >= config.train_budget:
+            break
+        round_ = len(proposals)
+        archs = trained_trials(study)
+        want = min(config.initial if round_ == 0 else config.per_round,
+                   config.train_budget - len(trained))
+        exclude = trained | _pending_keys(study)
+        surrogate = None
+        if round_ > 0 and config.strategy != "random":
+            surrogate = fit_surrogate([arch_of(t) for t in archs],
+                                      [t.user_attrs["metrics"]["accuracy"] for t in archs],
+                                      config.seed)
+            log.info("round %d: surrogate %s, cross-validated Kendall tau %.3f on %d trained "
+                     "archs", round_, surrogate.name, surrogate.cv_tau, surrogate.n)
+        if round_ == 0:
+            first = list(warm_start) or initial_archs(space, evaluator, want, config.seed,
+                                                      exclude)
+            picks = [(a, None) for a in first]
+        else:
+            picks = propose(space, evaluator, surrogate, archs, want, config, round_, exclude)
+        if not picks:
+            log.warning("round %d: the inner search found no untrained arch within the "
+                        "budgets; stopping with %d trained", round_, len(trained))
+            break
+        study.set_user_attr(f"proposal_{round_}", {
+            "round": round_, "surrogate": describe(surrogate) if surrogate else None,
+            "archs": [{"arch": a.to_json(), "predicted": p} for a, p in picks]})
+    study.set_user_attr("finished", True)
+    return study
+
+
+def join_surrogate_search(space: SearchSpace, evaluator: Evaluator, trainer: Trainer,
+                          config: SurrogateConfig, recipe: Mapping[str, Any], *,
+                          storage: str | RDBStorage, study_name: str = "edgenas-trained",
+                          on_trained: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+                          poll_s: float = 2.0, wait_for_leader_s: float = 600.0) -> optuna.Study:
+    """Work for a leader: train queued candidates until the leader says the search is done."""
+    if isinstance(storage, str):
+        storage = open_storage(storage)
+    started = time.monotonic()
+    while True:  # the leader creates the study; a worker may start first
+        try:
+            optuna.load_study(study_name=study_name, storage=storage)
+            break
+        except KeyError:
+            if time.monotonic() - started > wait_for_leader_s:
+                raise SearchError(f"no study {study_name!r} appeared in {wait_for_leader_s:.0f} s;"
+                                  f" start the leader (the same command without --worker)")
+            time.sleep(poll_s)
+    study = open_archive(space, evaluator, config, recipe, storage, study_name)
+    objective = training_objective(space, evaluator, trainer)
+    _train_queued(study, objective, lambda: bool(study.user_attrs.get("finished")),
+                  [on_trained] if on_trained is not None else [], poll_s)
+    return study
+
+
+def surrogate_summary(study: optuna.Study, seed: int = 0) -> dict[str, Any]:
+    """How far the search's accuracy predictions held: the final surrogate's cross-validated
+    tau on every trained arch, and the tau of each proposal's predictions against the
+    accuracies its archs then reached (out of sample: predicted before training)."""
+    trials = trained_trials(study)
+    archs = [arch_of(t) for t in trials]
+    accuracies = [t.user_attrs["metrics"]["accuracy"] for t in trials]
+    summary: dict[str, Any] = {"trained_archs": len(trials),
+                               "rounds": len(_proposals(study))}
+    if len(trials) >= 2 * FOLDS:
+        summary["final"] = describe(fit_surrogate(archs, accuracies, seed))
+    pairs = [(t.user_attrs["predicted_accuracy"], t.user_attrs["metrics"]["accuracy"])
+             for t in trials if t.user_attrs.get("predicted_accuracy") is not None]
+    if len(pairs) >= 3:
+        predicted, measured = map(np.asarray, zip(*pairs))
+        summary["proposals"] = {"n": len(pairs), "kendall_tau": kendall(measured, predicted),
+                                "mean_abs_error": float(np.mean(np.abs(predicted - measured)))}
+    return summary
