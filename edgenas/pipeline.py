@@ -20,11 +20,12 @@ from typing import Any, Callable
 
 from edgenas.assess import assess
 from edgenas.deploy.deploy import deploy
-from edgenas.device.descriptor import get_device
+from edgenas.device.descriptor import Device, get_device
 from edgenas.errors import ProfileError
 from edgenas.export.export_arch import export_arch
 from edgenas.export.onnx_export import FormatRejected
 from edgenas.jsonio import write_json_atomic
+from edgenas.locking import folder_lock
 from edgenas.profile.drift import MAX_VALIDATION_LOSS, check_drift
 from edgenas.profile.latency import LatencyModel
 from edgenas.profile.lut import LUT, load_lut, lut_path, open_lut, save_lut
@@ -35,7 +36,7 @@ from edgenas.search.objectives import Budgets, Evaluator, check_budgets_reachabl
 from edgenas.search.results import load_front, pick, write_results
 from edgenas.search.surrogate import (SurrogateConfig, run_surrogate_search, surrogate_summary,
                                       trained_trials)
-from edgenas.space import Arch, get_space
+from edgenas.space import Arch, SearchSpace, get_space
 from edgenas.space.baselines import baseline_archs
 from edgenas.train.loop import TrainConfig
 from edgenas.train.standalone import recipe_trainer
@@ -81,6 +82,12 @@ def _latency_table(config: RunConfig) -> tuple[LUT, dict[str, Any] | None]:
     """
     device, space = get_device(config.device), get_space(config.space)
     path = lut_path(config.profiles_dir, device.name, space.name)
+    with folder_lock(path.parent, f"profiling of {space.name}", name=f".{space.name}.lock"):
+        return _check_or_measure(config, device, space, path)
+
+
+def _check_or_measure(config: RunConfig, device: Device, space: SearchSpace, path: Path
+                      ) -> tuple[LUT, dict[str, Any] | None]:
 
     def save(table: LUT) -> None:
         save_lut(table, path)
@@ -297,6 +304,11 @@ STAGES: tuple[Stage, ...] = (
 
 def run_pipeline(config: RunConfig) -> dict[str, Any]:
     """Run (or continue) the main job; returns the summary written to ``summary.json``."""
+    with folder_lock(config.out, "edgenas run"):
+        return _run_stages(config)
+
+
+def _run_stages(config: RunConfig) -> dict[str, Any]:
     state = RunState(config, Path(config.out))
     state.out.mkdir(parents=True, exist_ok=True)
     settings = asdict(config)

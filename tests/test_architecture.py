@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "edgenas"
 #: the layers, bottom-up; a package may import its own layer's leaves and anything below
 LAYERS = (
-    {"errors", "jsonio", "progress"},
+    {"errors", "jsonio", "locking", "progress"},
     {"space"},
     {"cost", "data", "device"},
     {"nn", "profile"},

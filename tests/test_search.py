@@ -245,14 +245,15 @@ evaluator = make_evaluator(LatencyModel(load_lut(LUT_FILE)))
 evaluator.accuracy_fn = accuracy
 run_search(get_space("cifar"), evaluator, SearchConfig(strategy="nsga2", trials={trials},
            population=8, seed=int(sys.argv[1])), storage=open_storage({url!r}, heartbeat_s=1),
-           study_name="shared")
+           study_name={study!r})
 """
 
 
 def test_two_workers_share_a_postgres_study_and_survive_a_kill_9(postgres, tmp_path) -> None:
     trials = 30
     log = tmp_path / "evaluations.log"
-    script = WORKER.format(tests=str(Path(__file__).parent), log=str(log), trials=trials, url=postgres)
+    script = WORKER.format(tests=str(Path(__file__).parent), log=str(log), trials=trials,
+                           url=postgres, study="shared")
     workers = [subprocess.Popen([sys.executable, "-c", script, str(seed)]) for seed in (1, 2)]
     deadline = time.time() + 60
     while time.time() < deadline and (not log.exists() or len(log.read_text().split()) < 6):
@@ -270,6 +271,39 @@ def test_two_workers_share_a_postgres_study_and_survive_a_kill_9(postgres, tmp_p
     survivor = [arch for worker, arch in evaluated if worker == "2"]
     assert len(survivor) == len(set(survivor))
     assert repeats <= 1
+    fresh = [t for t in done if "repeat_of" not in t.user_attrs]
+    assert len({t.user_attrs["arch"] for t in fresh}) == len(fresh)
+
+
+def test_four_workers_one_killed_and_one_restarted_finish_exactly(postgres, tmp_path) -> None:
+    trials = 40
+    log = tmp_path / "evaluations.log"
+    script = WORKER.format(tests=str(Path(__file__).parent), log=str(log), trials=trials,
+                           url=postgres, study="four")
+
+    def start(seed: int) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", script, str(seed)])
+
+    def evaluated() -> list[list[str]]:
+        return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+
+    workers = {seed: start(seed) for seed in (1, 2, 3, 4)}
+    deadline = time.time() + 90
+    while time.time() < deadline and len(evaluated()) < 8:
+        time.sleep(0.1)
+    os.kill(workers[1].pid, signal.SIGKILL)          # one killed mid-search
+    workers[1].wait()
+    os.kill(workers[2].pid, signal.SIGTERM)          # one stopped, then started again
+    workers[2].wait()
+    workers[5] = start(5)
+    for seed in (3, 4, 5):
+        assert workers[seed].wait(timeout=300) == 0
+    study = optuna.load_study(study_name="four", storage=postgres)
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(done) == trials
+    # a stopped worker may have been scoring one arch when it went: at most one repeat each
+    records = evaluated()
+    assert len(records) - len({arch for _, arch in records}) <= 2
     fresh = [t for t in done if "repeat_of" not in t.user_attrs]
     assert len({t.user_attrs["arch"] for t in fresh}) == len(fresh)
 

@@ -55,6 +55,8 @@ from edgenas.train.rundata import prepare_data
 from edgenas.train.standalone import recipe_trainer
 from strategies import compare_trained, jsonable
 
+#: Runs finished so far, committed: a comparison continues from them anywhere.
+RECORDED = Path(__file__).resolve().parent / "results" / "hypotheses-runs.jsonl"
 #: H1/H2's objectives: exact and host-independent (a resumed run proposes the same archs)
 OBJECTIVES = ("accuracy", "macs", "memory")
 #: where the CIFAR-10 ImageFolder tree is, when not given: the environment, never a fixed path
@@ -84,15 +86,33 @@ def log_run(path: Path, run: dict[str, Any]) -> None:
               "trained": [{"arch": t.user_attrs["arch"], "round": t.user_attrs.get("round"),
                            "predicted_accuracy": t.user_attrs.get("predicted_accuracy"),
                            **t.user_attrs["metrics"]} for t in run["trials"]]}
+    if path.exists() and any(
+            (old["strategy"], old["seed"], len(old["trained"]))
+            == (record["strategy"], record["seed"], len(record["trained"]))
+            for old in map(json.loads, path.read_text(encoding="utf-8").splitlines())):
+        return  # recorded by an earlier call (a resumed comparison passes finished runs)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
 
 
-def ground_truth_trainer(gt: GroundTruth, data: str, out: Path,
-                         recipe: TrainConfig) -> Callable[[Arch], dict[str, Any]]:
-    """Trains with the ground truth's recipe; an arch the ground truth trained (seed 0) is
-    looked up instead, and every training is kept in ``out`` (trained once, resumable)."""
-    known = {e.arch.to_json(): e.accuracy[0] for e in gt.finished if 0 in e.accuracy}
+def recorded_accuracies(path: Path) -> dict[str, float]:
+    """Accuracies of archs earlier comparisons trained with this recipe (``--known``)."""
+    known: dict[str, float] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            for record in json.loads(line)["trained"] if line.strip() else []:
+                known[record["arch"]] = record["accuracy"]
+    return known
+
+
+def ground_truth_trainer(gt: GroundTruth, data: str, out: Path, recipe: TrainConfig,
+                         recorded: dict[str, float]) -> Callable[[Arch], dict[str, Any]]:
+    """Trains with the ground truth's recipe; an arch the ground truth trained (seed 0) or
+    an earlier comparison recorded is looked up instead, and every training is kept in
+    ``out`` (trained once, resumable)."""
+    known = {**recorded, **{e.arch.to_json(): e.accuracy[0] for e in gt.finished
+                            if 0 in e.accuracy}}
     train = recipe_trainer(data, out / "trained", recipe, cache_dir=out / "cache")
 
     def trainer(arch: Arch) -> dict[str, Any]:
@@ -139,6 +159,10 @@ def main() -> None:
     parser.add_argument("--data", default=f"cifar10:{CIFAR_TREE}" if CIFAR_TREE != "digits"
                         else None, help="the ground truth's images (default: "
                                         "cifar10:$EDGENAS_CIFAR10)")
+    parser.add_argument("--known", default=str(RECORDED),
+                        help="finished runs, one JSON line each (appended to as runs finish; "
+                             "their archs are not trained again, so a comparison resumes on "
+                             "another machine from this committed file)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--strategies", nargs="+",
                         default=["nsga2", "nsga2-flat", "weighted-sum", "random"])
@@ -173,7 +197,8 @@ def main() -> None:
     if split["hash"] != gt.data["split"]["hash"]:  # its accuracies would not be comparable
         parser.error(f"--data {args.data}: its validation split ({split['hash']}) is not the "
                      f"ground truth's ({gt.data['split']['hash']}); give the same images")
-    trainer = ground_truth_trainer(gt, args.data, out, recipe)
+    known = Path(args.known)
+    trainer = ground_truth_trainer(gt, args.data, out, recipe, recorded_accuracies(known))
 
     def warm_start(seed: int) -> list[Arch]:
         order = np.random.default_rng(seed).permutation(len(samples))[:args.initial]
@@ -186,7 +211,7 @@ def main() -> None:
         summary = compare_trained(
             space, evaluator, args.strategies, args.seeds, config, trainer, recipe.to_dict(),
             out / "studies", warm_start,
-            on_run=lambda r: log_run(out / "runs.jsonl", r))
+            on_run=lambda r: log_run(known, r))
         write_json_atomic([{"arch": t.user_attrs["arch"], **t.user_attrs["metrics"],
                             "feasible": t.user_attrs["feasible"], "seed": run["seed"]}
                            for run in summary["runs"] if run["strategy"] == "nsga2"

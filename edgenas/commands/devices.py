@@ -12,6 +12,7 @@ from pathlib import Path
 from edgenas.device.descriptor import (Connection, Device, Runtime, device_dirs, get_device,
                                        list_devices, parse_device)
 from edgenas.errors import DeviceError, EdgenasError, ProfileError
+from edgenas.locking import folder_lock
 from edgenas.profile.keys import space_units
 from edgenas.profile.lut import load_lut, lut_path, save_lut
 from edgenas.profile.profiler import Progress, profile, validation_report
@@ -108,13 +109,14 @@ def cmd_profile(args: argparse.Namespace) -> None:
         # re-timing means re-judging: as many held-out archs as the table was judged on
         validate = len((existing.networks if existing else {}).get("validation", [])) or 20
     start = time.perf_counter()
-    lut = profile(device, space, existing, checkpoint=lambda table: save_lut(table, path),
-                  calibrate=args.calibrate, validate=validate, chunk=args.chunk,
-                  allow_stale=args.allow_stale, revalidate=args.revalidate,
-                  recalibrate=args.recalibrate, progress=console_progress(),
-                  max_units=args.max_units,
-                  time_budget_s=_time_budget_s(args, space))
-    save_lut(lut, path)
+    with folder_lock(path.parent, f"profiling of {space.name}", name=f".{space.name}.lock"):
+        lut = profile(device, space, existing, checkpoint=lambda table: save_lut(table, path),
+                      calibrate=args.calibrate, validate=validate, chunk=args.chunk,
+                      allow_stale=args.allow_stale, revalidate=args.revalidate,
+                      recalibrate=args.recalibrate, progress=console_progress(),
+                      max_units=args.max_units,
+                      time_budget_s=_time_budget_s(args, space))
+        save_lut(lut, path)
     elapsed = time.perf_counter() - start
     print(f"{path}: {len(lut.entries)} unit entries, {len(lut.networks.get('calibration', []))} "
           f"table-fitting (calibration) networks ({elapsed:.0f} s this run)")

@@ -109,10 +109,13 @@ def cmd_search_trained(args: argparse.Namespace, space, objectives: tuple[str, .
     trainer = recipe_trainer(args.data, out / "trained", recipe)
     bar, callback = _progress(args.train_budget, objectives, "trained", trained_trials)
     start = time.perf_counter()
+    from edgenas.locking import folder_lock
+
     role = join_surrogate_search if args.worker else run_surrogate_search
-    try:
-        study = role(space, evaluator, trainer, config, recipe.to_dict(), storage=storage,
-                     study_name=args.study_name, on_trained=callback)
+    try:  # one leader per run folder; workers cooperate through the study
+        with folder_lock(out, "search leader", name=".leader.lock", enabled=not args.worker):
+            study = role(space, evaluator, trainer, config, recipe.to_dict(), storage=storage,
+                         study_name=args.study_name, on_trained=callback)
     finally:
         bar.close()
     if args.worker:

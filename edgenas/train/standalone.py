@@ -18,6 +18,7 @@ from torch import nn
 
 from edgenas.data import open_dataset
 from edgenas.data.images import ImageSet
+from edgenas.locking import folder_lock
 from edgenas.nn.model import build_model
 from edgenas.space.arch import Arch
 from edgenas.train.checkpoint import RESULT_FILE, write_json_atomic
@@ -38,7 +39,14 @@ def train_arch(arch: Arch, data_spec: str, out_dir: str | Path, config: TrainCon
     ones the supernet trained on.
     """
     runtime = runtime or setup_runtime()
-    out = Path(out_dir)
+    with folder_lock(out_dir, "training", enabled=runtime.is_main):
+        return _train_arch(arch, data_spec, Path(out_dir), config, init_from, data, runtime,
+                           cache_dir)
+
+
+def _train_arch(arch: Arch, data_spec: str, out: Path, config: TrainConfig,
+                init_from: str | Path | None, data: ImageSet | None, runtime: Placement,
+                cache_dir: str | Path | None) -> dict[str, Any]:
     if init_from is not None:
         from edgenas.train.supernet_training import load_supernet
 

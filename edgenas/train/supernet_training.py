@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from edgenas.data.images import ImageSet
+from edgenas.locking import folder_lock
 from edgenas.nn.supernet import SuperNet
 from edgenas.space.arch import Arch
 from edgenas.space.search_space import SearchSpace
@@ -85,7 +86,13 @@ def train_supernet(space: SearchSpace, data_spec: str, out_dir: str | Path,
     subnet after BN recalibration.
     """
     runtime = runtime or setup_runtime()
-    out = Path(out_dir)
+    with folder_lock(out_dir, "supernet training", enabled=runtime.is_main):
+        return _train_supernet(space, data_spec, Path(out_dir), config, data, runtime, cache_dir)
+
+
+def _train_supernet(space: SearchSpace, data_spec: str, out: Path, config: TrainConfig,
+                    data: ImageSet | None, runtime: Placement,
+                    cache_dir: str | Path | None) -> dict[str, Any]:
     run_data = prepare_data(data_spec, space.num_classes, config.val_fraction, config.data_seed,
                             config.limit, data, cache_dir)
     identity = {"kind": "supernet", "space": space_to_json(space),

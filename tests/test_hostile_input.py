@@ -1,0 +1,158 @@
+"""Hostile input, property-based (hypothesis): every invalid arch JSON, device descriptor,
+budget, recipe or weight string gets edgenas's own error, naming the field where it is a
+field's fault, never a traceback; every valid arch round-trips."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgenas.device.descriptor import parse_device
+from edgenas.errors import EdgenasError
+from edgenas.search.objectives import Budgets, parse_weights
+from edgenas.space import get_space
+from edgenas.space.arch import Arch
+from edgenas.train.loop import TrainConfig
+
+SPACES = [get_space("cifar"), get_space("imagenet")]
+VALID_ARCH = get_space("cifar").sample(0).to_dict()
+VALID_DEVICE = {"name": "board", "notes": "n",
+                "connection": {"kind": "ssh", "host": "b.local", "user": "u", "port": 22,
+                               "workdir": "/tmp/edgenas", "python": "python3"},
+                "runtime": {"name": "onnxruntime", "providers": ["CPUExecutionProvider"],
+                            "threads": 1, "precision": "fp32"},
+                "timing": {"warmup": 10, "repeats": 50, "min_time_ms": 40.0}}
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats()
+                    | st.text(max_size=12),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+SETTINGS = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def paths(value, prefix=()):  # noqa: ANN001, ANN201
+    """Every (path, leaf-or-node) inside a JSON value."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from paths(item, (*prefix, index))
+
+
+def replaced(document, path, value):  # noqa: ANN001, ANN201
+    out = copy.deepcopy(document)
+    if not path:
+        return value
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return out
+
+
+ARCH_PATHS = [p for p in paths(VALID_ARCH) if p]
+DEVICE_PATHS = [p for p in paths(VALID_DEVICE) if p]
+
+
+@SETTINGS
+@given(JSON)
+def test_any_json_is_an_arch_or_an_arch_error(document) -> None:  # noqa: ANN001
+    try:
+        Arch.from_dict(document, "arch.json")
+    except EdgenasError as err:
+        assert "arch.json" in str(err)
+
+
+def kind(value) -> str:  # noqa: ANN001
+    """A JSON value's type as a reader sees it (true is not a number, 3 and 3.5 both are)."""
+    if isinstance(value, bool):
+        return "boolean"
+    return "number" if isinstance(value, (int, float)) else type(value).__name__
+
+
+def _at(document, path):  # noqa: ANN001, ANN202
+    for key in path:
+        document = document[key]
+    return document
+
+
+@SETTINGS
+@given(st.sampled_from(ARCH_PATHS), JSON)
+def test_a_corrupted_arch_field_is_named(path, value) -> None:  # noqa: ANN001
+    try:
+        Arch.from_dict(replaced(VALID_ARCH, path, value), "arch.json")
+    except EdgenasError as err:
+        message = str(err)
+        assert "arch.json" in message
+        if kind(value) != kind(_at(VALID_ARCH, path)) and isinstance(path[-1], str):
+            # a value of the wrong JSON type is reported at its own field
+            assert path[-1] in message, (path, value, message)
+
+
+@SETTINGS
+@given(st.sampled_from(SPACES), st.integers(0, 2**32 - 1))
+def test_every_sampled_arch_round_trips(space, seed: int) -> None:  # noqa: ANN001
+    arch = space.sample(seed)
+    assert Arch.from_json(arch.to_json()) == arch
+    assert Arch.from_dict(json.loads(json.dumps(arch.to_dict()))) == arch
+    assert space.decode(space.encode(arch)) == arch
+
+
+@SETTINGS
+@given(st.sampled_from(DEVICE_PATHS), JSON)
+def test_a_corrupted_device_descriptor_is_a_device_error(path, value) -> None:  # noqa: ANN001
+    try:
+        parse_device(replaced(VALID_DEVICE, path, value), "devices/board.toml")
+    except EdgenasError as err:
+        assert "devices/board.toml" in str(err)
+
+
+@SETTINGS
+@given(st.dictionaries(st.text(max_size=10), JSON, max_size=4))
+def test_unknown_device_tables_are_refused(extra) -> None:  # noqa: ANN001
+    document = {**VALID_DEVICE, **extra}
+    try:
+        parse_device(document, "devices/board.toml")
+    except EdgenasError as err:
+        assert "devices/board.toml" in str(err)
+
+
+@SETTINGS
+@given(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-10**6, 10**6))
+def test_budgets_are_positive_finite_numbers(limit) -> None:  # noqa: ANN001
+    for name in ("max_latency_ms", "max_memory_mb", "max_mmacs", "max_params"):
+        budgets = Budgets(**{name: limit})
+        if limit > 0 and math.isfinite(limit):
+            assert len(budgets.limits()) == 1
+        else:
+            with pytest.raises(EdgenasError, match=name):
+                budgets.limits()
+
+
+@SETTINGS
+@given(st.text(max_size=40))
+def test_weight_strings_parse_or_name_the_item(text: str) -> None:
+    try:
+        weights = parse_weights(text)
+    except EdgenasError as err:
+        assert "--weights" in str(err)
+    else:
+        assert all(isinstance(v, float) for v in weights.values())
+
+
+@SETTINGS
+@given(st.dictionaries(st.sampled_from(["epochs", "lr", "batch_size", "limit", "sampling",
+                                        "val_fraction", "split_seed", "bogus"]), JSON,
+                       max_size=3))
+def test_recipes_are_checked_field_by_field(recipe) -> None:  # noqa: ANN001
+    try:
+        TrainConfig.from_dict(recipe, "recipe.json")
+    except EdgenasError as err:
+        assert "recipe.json" in str(err)
