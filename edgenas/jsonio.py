@@ -43,5 +43,6 @@ def read_json(path: str | os.PathLike[str], missing_hint: str,
             return json.load(handle)
     except OSError as err:
         raise error(f"{path}: cannot read ({err.strerror}); {missing_hint}") from None
-    except json.JSONDecodeError as err:
-        raise error(f"{path}: not valid JSON ({err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:  # truncated or not text at all
+        raise error(f"{path}: not valid JSON ({err}); it is damaged: restore or rebuild "
+                    f"it") from None

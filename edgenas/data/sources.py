@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -109,10 +110,17 @@ def load_image_folder(root: str | os.PathLike[str], image_size: int | None = Non
     if cache_dir is not None:
         cache = Path(cache_dir) / f"imagefolder-{_tree_key(root, files, image_size)}.npz"
         if cache.exists():
-            with np.load(cache, allow_pickle=False) as stored:
+            try:
+                with np.load(cache, allow_pickle=False) as stored:
+                    cached = ImageSet(torch.from_numpy(stored["images"]),
+                                      torch.from_numpy(stored["labels"]), classes, str(root))
+                if len(cached.labels) != len(files):
+                    raise ValueError(f"{len(cached.labels)} images for {len(files)} files")
                 log.info("decoded images from cache %s", cache)
-                return ImageSet(torch.from_numpy(stored["images"]),
-                                torch.from_numpy(stored["labels"]), classes, str(root))
+                return cached
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+                # truncated, corrupt or foreign: a cache is derived data, decoding is safe
+                log.warning("%s: unreadable cache (%s); decoding the images again", cache, err)
     images, shape = [], None
     for path, _ in tqdm(files, desc=f"decoding {root.name}", unit="img", mininterval=1.0):
         try:

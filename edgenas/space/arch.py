@@ -341,4 +341,6 @@ def load_arch(path: str | os.PathLike[str]) -> Arch:
         raise ArchError("", f"cannot read arch file ({err.strerror}); pass a preset name or "
                             "the path of a JSON file written by 'edgenas arch show/sample'",
                         source) from None
+    except UnicodeDecodeError as err:
+        raise ArchError("", f"not a text file ({err})", source) from None
     return Arch.from_json(text, source)
