@@ -154,12 +154,15 @@ def _start_worker(url: str, log: Path, delay_s: float,
     return worker
 
 
-def test_a_worker_shares_the_training_and_no_arch_is_trained_twice(tmp_path: Path) -> None:
-    log, url = tmp_path / "trained.jsonl", storage(tmp_path)
-    worker = _start_worker(url, log, 0.3)
+def test_a_worker_shares_the_training_and_no_arch_is_trained_twice(tmp_path: Path,
+                                                                   postgres: str) -> None:
+    # several processes on one study need a server database: SQLite can hand one queued
+    # trial to two processes on a loaded host (seen in CI), PostgreSQL cannot
+    log, url, name = tmp_path / "trained.jsonl", postgres, f"shares-{tmp_path.name}"
+    worker = _start_worker(url, log, 0.3, name)
     try:
         study = run_surrogate_search(SPACE, evaluator(), Trainer(log=log, delay_s=0.3), CONFIG,
-                                     RECIPE, storage=url, poll_s=0.05)
+                                     RECIPE, storage=url, poll_s=0.05, study_name=name)
         worker.join(timeout=60)
     finally:
         if worker.is_alive():
@@ -172,11 +175,8 @@ def test_a_worker_shares_the_training_and_no_arch_is_trained_twice(tmp_path: Pat
     assert len(trained_trials(study)) == CONFIG.train_budget
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgres"])
-def test_a_killed_workers_candidate_is_trained_again(tmp_path: Path, database: str,
-                                                     request: pytest.FixtureRequest) -> None:
-    log = tmp_path / "trained.jsonl"
-    url = storage(tmp_path) if database == "sqlite" else request.getfixturevalue("postgres")
+def test_a_killed_workers_candidate_is_trained_again(tmp_path: Path, postgres: str) -> None:
+    log, url = tmp_path / "trained.jsonl", postgres
     name = f"killed-{tmp_path.name}"  # one PostgreSQL database serves every test
     worker = _start_worker(url, log, 600.0, name)  # never finishes on its own
 

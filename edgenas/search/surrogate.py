@@ -291,7 +291,14 @@ def _train_queued(study: optuna.Study, objective: Callable[[optuna.Trial], list[
             fail_stale_trials(study)  # a no-op without heartbeats
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if waiting:
-            study.optimize(objective, n_trials=1, gc_after_trial=False, callbacks=callbacks)
+            try:
+                study.optimize(objective, n_trials=1, gc_after_trial=False,
+                               callbacks=callbacks)
+            except ValueError as err:  # another process finished this trial first
+                if "Cannot tell" not in str(err):
+                    raise
+                log.warning("%s; another process reported it first (use PostgreSQL, not "
+                            "SQLite, for several processes)", err)
         else:
             time.sleep(poll_s)
 
