@@ -143,18 +143,23 @@ class Evaluator:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        metrics: dict[str, Any] = self.cheap_metrics(arch)
-        constraints = self.violations(metrics)
-        feasible = all(c <= 0 for c in constraints)
+        result = self.cheap_result(arch)
+        metrics, feasible = result["metrics"], result["feasible"]
         if "accuracy" in self.objectives:
             if feasible:
                 self.accuracy_calls += 1
                 metrics["accuracy"] = float(self.accuracy_fn(arch))  # type: ignore[misc]
             else:
                 metrics["accuracy"] = 0.0  # never computed: the arch is outside the budgets
-        result = {"metrics": metrics, "constraints": constraints, "feasible": feasible}
         self.cache[key] = result
         return result
+
+    def cheap_result(self, arch: Arch) -> dict[str, Any]:
+        """Metrics without accuracy, constraint values and feasibility (uncached)."""
+        metrics: dict[str, Any] = self.cheap_metrics(arch)
+        constraints = self.violations(metrics)
+        return {"metrics": metrics, "constraints": constraints,
+                "feasible": all(c <= 0 for c in constraints)}
 
     def values(self, result: dict[str, Any]) -> list[float]:
         """The objective vector in the order of ``objectives``."""

@@ -98,7 +98,7 @@ def initial_archs(space: SearchSpace, evaluator: Evaluator, n: int, seed: int,
         key = arch.to_json()
         if key in exclude or key in pool:
             continue
-        result = _cheap(evaluator, arch)
+        result = evaluator.cheap_result(arch)
         if result["feasible"]:
             pool[key] = (result["metrics"]["macs"], arch)
         if len(pool) >= 20 * n:
@@ -111,13 +111,6 @@ def initial_archs(space: SearchSpace, evaluator: Evaluator, n: int, seed: int,
     # training (the largest costs several times the median)
     picks = ((np.arange(n) + 0.5) / n * len(ranked)).astype(int)
     return [ranked[i] for i in dict.fromkeys(picks.tolist())]
-
-
-def _cheap(evaluator: Evaluator, arch: Arch) -> dict[str, Any]:
-    metrics = evaluator.cheap_metrics(arch)
-    constraints = evaluator.violations(metrics)
-    return {"metrics": metrics, "constraints": constraints,
-            "feasible": all(c <= 0 for c in constraints)}
 
 
 def propose(space: SearchSpace, evaluator: Evaluator, surrogate: Predictor | None,
@@ -259,7 +252,7 @@ def training_objective(space: SearchSpace, evaluator: Evaluator, trainer: Traine
             if other.state == TrialState.RUNNING and other.number < trial.number:
                 # another process trains this arch (into the same folder): leave it to it
                 raise optuna.TrialPruned(f"arch is being trained by trial {other.number}")
-        result = _cheap(evaluator, arch)
+        result = evaluator.cheap_result(arch)
         trained = trainer(arch)
         metrics = {**result["metrics"], "accuracy": float(trained["accuracy"])}
         _record(trial, metrics, result["constraints"], result["feasible"],
