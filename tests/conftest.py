@@ -176,3 +176,24 @@ def postgres(tmp_path_factory: pytest.TempPathFactory):
     finally:
         subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)
+
+
+# -- the checkout stays as committed -------------------------------------------------------
+
+COMMITTED = Path(__file__).resolve().parents[1] / "profiles"
+
+
+def _tables() -> dict[str, bytes]:
+    return {str(p.relative_to(COMMITTED)): p.read_bytes() for p in sorted(COMMITTED.rglob("*.json"))}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def committed_tables_untouched():
+    """Tests read the committed tables; one that re-measured them in place (as `edgenas run`
+    does on a host whose fingerprint differs) changed what later tests saw, so that a test
+    passed on one host and failed on another. Any such write fails the session here."""
+    before = _tables()
+    yield
+    changed = sorted(name for name, data in _tables().items() if before.get(name) != data)
+    assert not changed, (f"tests wrote into the checkout's profiles/: {changed}; give the "
+                         "command a copy (--profiles-dir tmp_path/...)")

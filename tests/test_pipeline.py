@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
+
+import pytest
 
 from edgenas.cli import main
 from edgenas.export.bundle import load_bundle
@@ -12,11 +15,22 @@ from edgenas.export.bundle import load_bundle
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 
 
-def test_main_job_profiles_trains_searches_exports_deploys_and_reports(tmp_path, capsys) -> None:
+@pytest.fixture
+def profiles(tmp_path) -> Path:
+    """A copy of the committed tables: on a host whose fingerprint differs the main job
+    measures its table anew, and it must do so in the copy, not in the checkout that later
+    tests read."""
+    copy = tmp_path / "profiles"
+    shutil.copytree(PROFILES, copy, ignore=shutil.ignore_patterns(".*.lock"))
+    return copy
+
+
+def test_main_job_profiles_trains_searches_exports_deploys_and_reports(tmp_path, profiles,
+                                                                       capsys) -> None:
     out = tmp_path / "main"
     # the drift check and its repairs are tested in test_profile.py; here the stored table is
     # trusted so that the test does not depend on how fast this host is today
-    argv = ["run", "--out", str(out), "--profiles-dir", str(PROFILES), "--skip-table-check",
+    argv = ["run", "--out", str(out), "--profiles-dir", str(profiles), "--skip-table-check",
             "--train-epochs", "1", "--train-budget", "11", "--trials", "40", "--population", "8"]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -59,10 +73,10 @@ def test_main_job_profiles_trains_searches_exports_deploys_and_reports(tmp_path,
     assert time.perf_counter() - start < 120
 
 
-def test_main_job_with_the_supernet_estimator(tmp_path) -> None:
+def test_main_job_with_the_supernet_estimator(tmp_path, profiles) -> None:
     """The weight-sharing path stays available for users with a GPU."""
     out = tmp_path / "main"
-    assert main(["run", "--out", str(out), "--profiles-dir", str(PROFILES),
+    assert main(["run", "--out", str(out), "--profiles-dir", str(profiles),
                  "--skip-table-check", "--estimator", "supernet", "--supernet-epochs", "1",
                  "--train-epochs", "1", "--trials", "6", "--population", "3",
                  "--val-limit", "50"]) == 0

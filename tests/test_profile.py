@@ -307,6 +307,36 @@ def test_the_correction_is_never_a_line_that_loses_to_the_plain_sum() -> None:
             < fitted["cv"]["none"]["mean_abs_pct_error"])
 
 
+def test_a_network_smaller_than_every_fitted_one_is_never_predicted_negative() -> None:
+    """A line with a negative intercept crosses zero below the timed networks; CI found a
+    re-measured table predicting -0.01 ms for the space's leanest arch."""
+    from edgenas.profile.latency import UNIT_KINDS, fit_correction, predict_corrected
+
+    rng = np.random.default_rng(1)
+    sums = rng.uniform(1.0, 3.0, 40)
+    units = rng.integers(10, 30, 40).astype(float)
+    measured = 0.95 * sums - 0.004 * units - 0.07  # the committed table's kind of line
+    fitted = fit_correction(sums, units, measured)
+    assert fitted["intercept_ms"] < 0 and fitted["min_sum_ms"] == pytest.approx(sums.min())
+    conv = UNIT_KINDS.index("conv")
+    kinds = np.zeros((3, len(UNIT_KINDS)))
+    kinds[:, conv] = [0.02, 0.5 * sums.min(), sums.min()]
+    predicted = predict_corrected(fitted, kinds, np.array([6.0, 6.0, 6.0]))
+    assert (predicted > 0).all()
+    # below the edge a network is scaled up to it along its own mix (units too) and keeps
+    # the ratio to the unit sum that the line gives there
+    scaled = fitted["intercept_ms"] + fitted["scale"] * sums.min() + fitted["per_unit_ms"] * 12
+    assert predicted[1] == pytest.approx(scaled / 2, rel=1e-9)
+    # inside the fitted range the line is applied as fitted
+    inside = np.zeros((1, len(UNIT_KINDS)))
+    inside[0, conv] = 2.0
+    line = fitted["intercept_ms"] + fitted["scale"] * 2.0 + fitted["per_unit_ms"] * 20
+    assert predict_corrected(fitted, inside, np.array([20.0]))[0] == pytest.approx(line)
+    # a table without a recorded edge still never predicts a time at or below zero
+    legacy = {k: v for k, v in fitted.items() if k != "min_sum_ms"}
+    assert (predict_corrected(legacy, kinds, np.array([6.0, 6.0, 6.0])) > 0).all()
+
+
 def test_a_space_too_large_to_time_is_sampled_and_the_rest_predicted(tmp_path) -> None:
     from tiny_space import tiny_space as small_space  # ~800 units, ~100 kinds of unit
 

@@ -94,10 +94,27 @@ def _fit_per_kind(kinds: np.ndarray, y: np.ndarray) -> dict[str, Any]:
             "kind_scale": dict(zip(UNIT_KINDS, map(float, fitted[1:])))}
 
 
-def predict_corrected(coef: dict[str, Any], kinds: np.ndarray, units: np.ndarray) -> np.ndarray:
-    """A correction applied to per-kind unit sums (rows: networks)."""
+def _line(coef: dict[str, Any], kinds: np.ndarray, units: np.ndarray) -> np.ndarray:
     weights = np.array([coef.get("kind_scale", {}).get(k, 1.0) for k in UNIT_KINDS])
     return coef["intercept_ms"] + coef["scale"] * (kinds @ weights) + coef["per_unit_ms"] * units
+
+
+def predict_corrected(coef: dict[str, Any], kinds: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """A correction applied to per-kind unit sums (rows: networks).
+
+    The correction is a line fitted on the timed networks; a network smaller than all of
+    them would extrapolate it, and a negative intercept then predicts a negative time. Below
+    the smallest fitted sum the prediction keeps the ratio to the unit sum that the line has
+    at that edge (the network is scaled up to the edge along its own mix of kinds), and a
+    prediction that still is not positive falls back to the plain sum.
+    """
+    kinds = np.asarray(kinds, dtype=np.float64)
+    units = np.asarray(units, dtype=np.float64)
+    raw = kinds.sum(axis=1)
+    edge = float(coef.get("min_sum_ms") or 0.0)
+    stretch = np.where((raw > 0) & (raw < edge), edge / np.where(raw > 0, raw, 1.0), 1.0)
+    predicted = _line(coef, kinds * stretch[:, None], units * stretch) / stretch
+    return np.where(predicted > 0, predicted, raw)
 
 
 def fit_correction(sums: Sequence[float], units: Sequence[int],
@@ -147,7 +164,7 @@ def fit_correction(sums: Sequence[float], units: Sequence[int],
     best = min(scores, key=lambda f: (scores[f]["mean_abs_pct_error"],
                                       -scores[f]["within_10pct"]))
     return {**fit(best, order), "form": best, "networks": len(y), "cv_folds": k,
-            "cv": scores}
+            "cv": scores, "min_sum_ms": float(x_sum.min())}
 
 
 class LatencyModel:
@@ -157,6 +174,11 @@ class LatencyModel:
         self.lut = lut
         self.correction = lut.correction or {"intercept_ms": 0.0, "scale": 1.0,
                                              "per_unit_ms": 0.0}
+        calibration = lut.networks.get("calibration") or []
+        if lut.correction and "min_sum_ms" not in self.correction and calibration:
+            # tables fitted before the edge was recorded: it is the smallest calibration sum
+            sums = [kind_sums(lut, Arch.from_json(item["arch"]))[0].sum() for item in calibration]
+            self.correction = {**self.correction, "min_sum_ms": float(min(sums))}
 
     def predict(self, arch: Arch) -> float:
         """Predicted batch-1 latency in ms."""
