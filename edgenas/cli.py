@@ -6,6 +6,7 @@ No logic lives here that a Python user could not reach through the library.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
@@ -15,6 +16,7 @@ from typing import Sequence
 from edgenas.commands import deploy, devices, estimate, groundtruth, run, search, training
 from edgenas.cost import count
 from edgenas.errors import EdgenasError
+from edgenas.jsonio import write_hint
 from edgenas.space import SPACES, Arch, get_space
 from edgenas.space.presets import resolve_arch
 
@@ -142,6 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as err:  # a full disk, a folder we may not write: name it, keep it short
+        where = f"{err.filename}: " if err.filename else ""
+        full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+        print(f"edgenas: error: {where}{err.strerror or err}"
+              f"{'; ' + write_hint(err) if full else ''}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("edgenas: interrupted; finished work is saved, re-run the same command to resume",
               file=sys.stderr)

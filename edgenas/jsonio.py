@@ -7,6 +7,7 @@ one `EdgenasError` that names the file and says what would fix it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -29,10 +30,20 @@ def write_json_atomic(data: Any, path: str | os.PathLike[str]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise EdgenasError(f"{path}: cannot write ({err.strerror}); {write_hint(err)}") from None
         raise
+
+
+def write_hint(err: OSError) -> str:
+    """What a user does about a failed write (a full disk is the usual one)."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ("the disk is full; the previous file is kept: free space and re-run the same "
+                "command (finished work is saved)")
+    return "the previous file is kept: fix the folder's permissions or choose another"
 
 
 def read_json(path: str | os.PathLike[str], missing_hint: str,

@@ -154,6 +154,53 @@ def test_deploy_over_ssh(bundle, sshd, tmp_path) -> None:
     report = deploy(out, device)
     assert report["latency_ms"]["n"] >= 10
     assert (tmp_path / "remote" / "bundle" / "model.onnx").exists()  # it really travelled
+    # only the verified model travels, as a plain file, whatever else lies in the bundle
+    assert sorted(p.name for p in (tmp_path / "remote" / "bundle").iterdir()) == ["model.onnx"]
+
+
+def _copy_bundle(out: Path, to: Path) -> Path:
+    import shutil
+
+    shutil.copytree(out, to, ignore=shutil.ignore_patterns("deploy"))
+    return to
+
+
+def test_crafted_bundles_cannot_reach_outside_their_folder(bundle, tmp_path) -> None:
+    """Bundles come from elsewhere: entries naming absolute paths or links out of the folder
+    are refused, and deploying never writes through a link or a hard link."""
+    import hashlib
+    import os
+
+    out, _ = bundle
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim.txt"
+    victim.write_text("keep")
+    absolute = _copy_bundle(out, tmp_path / "absolute")
+    manifest = json.loads((absolute / "manifest.json").read_text())
+    manifest["files"][str(victim)] = hashlib.sha256(b"keep").hexdigest()
+    (absolute / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(EdgenasError, match="points outside the bundle"):
+        load_bundle(absolute)
+    linked = _copy_bundle(out, tmp_path / "linked")  # the model: a link to a file outside
+    (outside / "model.onnx").write_bytes((linked / "model.onnx").read_bytes())
+    (linked / "model.onnx").unlink()
+    (linked / "model.onnx").symlink_to(outside / "model.onnx")
+    with pytest.raises(EdgenasError, match="points outside the bundle"):
+        load_bundle(linked)
+    device = get_device("host-cpu")
+    device = replace(device, timing=replace(device.timing, repeats=5, min_time_ms=1))
+    redirected = _copy_bundle(out, tmp_path / "redirected")  # deploy/ links elsewhere
+    (redirected / "deploy").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(EdgenasError, match="not a folder of the bundle"):
+        deploy(redirected, device)
+    hard = _copy_bundle(out, tmp_path / "hard")  # the report's path hard-links a file outside
+    (hard / "deploy").mkdir()
+    os.link(victim, hard / "deploy" / "host-cpu.json")
+    deploy(hard, device)
+    assert victim.read_text() == "keep" and sorted(p.name for p in outside.iterdir()) == [
+        "model.onnx", "victim.txt"]
+    assert json.loads((hard / "deploy" / "host-cpu.json").read_text())["device"] == "host-cpu"
 
 
 def test_int8_device_runs_the_quantised_model(bundle) -> None:

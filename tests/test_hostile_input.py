@@ -115,6 +115,33 @@ def test_a_corrupted_device_descriptor_is_a_device_error(path, value) -> None:  
 
 
 @SETTINGS
+@given(st.sampled_from(["host", "user", "serial"]),
+       st.text(min_size=0, max_size=20).map(lambda t: "-" + t))
+def test_a_connection_field_that_ssh_would_read_as_an_option_is_refused(field, value) -> None:  # noqa: ANN001
+    # host = "-oProxyCommand=touch x" would have ssh run a local command
+    document = replaced(VALID_DEVICE, ("connection", field), value)
+    with pytest.raises(EdgenasError, match=f"connection.{field}"):
+        parse_device(document, "devices/board.toml")
+
+
+@SETTINGS
+@given(st.text(min_size=1, max_size=20), st.sampled_from(["\n", "\r", "\t", "\x00", "\x1b"]))
+def test_a_workdir_with_control_characters_is_refused(name, control) -> None:  # noqa: ANN001
+    document = replaced(VALID_DEVICE, ("connection", "workdir"), f"/tmp/{name}{control}x")
+    with pytest.raises(EdgenasError, match="connection.workdir"):
+        parse_device(document, "devices/board.toml")
+
+
+def test_a_workdir_with_shell_syntax_is_accepted_as_a_folder_name() -> None:
+    # quoting makes these plain characters on the device (tests/test_ssh.py runs one)
+    hostile = "/tmp/w $(touch pwned); `id` 'q' \"x\" -rf"
+    device = parse_device(replaced(VALID_DEVICE, ("connection", "workdir"), hostile), "b.toml")
+    assert device.connection.workdir == hostile
+    with pytest.raises(EdgenasError, match="absolute path"):
+        parse_device(replaced(VALID_DEVICE, ("connection", "workdir"), "-rf"), "b.toml")
+
+
+@SETTINGS
 @given(st.dictionaries(st.text(max_size=10), JSON, max_size=4))
 def test_unknown_device_tables_are_refused(extra) -> None:  # noqa: ANN001
     document = {**VALID_DEVICE, **extra}
@@ -156,3 +183,19 @@ def test_recipes_are_checked_field_by_field(recipe) -> None:  # noqa: ANN001
         TrainConfig.from_dict(recipe, "recipe.json")
     except EdgenasError as err:
         assert "recipe.json" in str(err)
+
+
+def test_hostile_file_and_folder_names_are_never_executed(tmp_path, monkeypatch) -> None:
+    """Paths with spaces, quotes, `$(...)`, ';', backticks and leading dashes are data: the
+    command works on them as named and runs nothing (no shell is ever involved)."""
+    from edgenas.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "d $(touch pwned); `touch pwned` 'q' \"x\""
+    folder.mkdir()
+    arch_file = folder / "-arch; $(touch pwned).json"
+    arch_file.write_text(json.dumps(get_space("cifar").sample(3).to_dict()))
+    out = "-out; $(touch pwned) `touch pwned`"
+    assert main(["export", "--formats", "onnx", f"--out={out}", "--", str(arch_file)]) == 0
+    assert (tmp_path / out / "model.onnx").is_file()
+    assert not any(p.name == "pwned" for p in tmp_path.rglob("*"))

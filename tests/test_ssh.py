@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,35 @@ def test_profiling_over_ssh_fills_the_table(sshd, tmp_path) -> None:
     assert set(lut.entries) == set(space_units(tiny_space()))
     assert lut.fingerprint["onnxruntime"]
     assert lut.correction["networks"] == 4
+
+
+def test_hostile_names_are_data_on_both_sides(sshd, tmp_path) -> None:
+    """A workdir and file names full of shell syntax are created literally on the device;
+    a host that looks like an ssh option is a host name, never an option."""
+    marker = tmp_path / "pwned"
+    workdir = tmp_path / f"w $(touch {marker}); `touch {marker}` 'q' \"x\" -rf"
+    connection = replace(_connection(sshd, tmp_path), workdir=str(workdir))
+    connector = SSHConnector(connection)
+    try:
+        # a file name cannot hold '/': if this ran, 'pwned' would appear in a shell's cwd
+        local = tmp_path / "-n; $(touch pwned) `touch pwned` 'a'.txt"
+        local.write_text("payload")
+        remote = connector.push(local, local.name)
+        assert (workdir / local.name).read_text() == "payload"
+        back = tmp_path / "back.txt"
+        connector.pull(remote, back)
+        assert back.read_text() == "payload"
+    finally:
+        connector.close()
+    # the descriptor refuses such a host; the connector holds even when handed one (a
+    # one-word remote command is where ssh would otherwise run the ProxyCommand)
+    connector = SSHConnector(connection)
+    try:
+        connector.target = f"-oProxyCommand=touch {marker}"
+        with pytest.raises(DeviceError):
+            connector.run(["true"])
+    finally:
+        connector.target = sshd.alias
+        connector.close()
+    assert not marker.exists()
+    assert not any((folder / "pwned").exists() for folder in (Path.home(), Path.cwd(), workdir))

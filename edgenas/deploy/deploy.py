@@ -36,18 +36,34 @@ def model_for(device: Device, files: dict[str, str]) -> str:
     return name
 
 
+def _deploy_folder(bundle_dir: Path) -> Path:
+    """``<bundle>/deploy``, where reports and engines are written: a real folder inside the
+    bundle, never a link that would send those writes elsewhere."""
+    out_dir = bundle_dir / "deploy"
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise EdgenasError(f"{out_dir}: not a folder of the bundle (a link or a file); remove "
+                           "it and deploy again")
+    out_dir.mkdir(exist_ok=True)
+    return out_dir
+
+
 def deploy(bundle_dir: Path, device: Device) -> dict[str, Any]:
     """Benchmark the bundle on ``device``; returns (and stores) the report."""
     bundle = load_bundle(bundle_dir)
     model_name = model_for(device, bundle["manifest"]["files"])
     report: dict[str, Any] = {"device": device.name, "runtime": device.runtime_settings(),
                               "model": model_name, "measured": now()}
-    out_dir = Path(bundle_dir) / "deploy"
-    out_dir.mkdir(exist_ok=True)
+    out_dir = _deploy_folder(Path(bundle_dir))
     with DeviceSession(device) as session:
         report["fingerprint"] = session.fingerprint()
-        remote = (str(Path(bundle_dir).resolve()) if session.local
-                  else session.connector.push(Path(bundle_dir), "bundle"))
+        if session.local:
+            remote = str(Path(bundle_dir).resolve())
+        else:
+            # only the verified model travels: whatever else lies in the folder (links, files
+            # outside the manifest) never reaches the device
+            remote = f"{session.connector.workdir}/bundle"
+            session.connector.run(["mkdir", "-p", "--", remote])
+            session.connector.push(Path(bundle_dir) / model_name, f"bundle/{model_name}")
         target = f"{remote}/{model_name}"
         if device.runtime.name == "tensorrt":
             engine = f"{remote}/deploy/{device.name}.engine"

@@ -9,13 +9,15 @@ checked as the user's configuration says (never disabled).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 from edgenas.device.descriptor import Connection
 from edgenas.errors import DeviceError
@@ -64,6 +66,20 @@ def _stream(argv: list[str], on_line: LineHandler | None, what: str) -> str:
     return "".join(lines)
 
 
+@contextlib.contextmanager
+def _replacing(local: Path) -> Iterator[Path]:
+    """A temporary path next to ``local`` that replaces it on success: a failed copy leaves
+    the previous file, and a link or hard link at ``local`` is replaced, never written
+    through (a file fetched into a bundle cannot land outside it)."""
+    partial = local.with_name(f".{local.name}.partial")
+    partial.unlink(missing_ok=True)
+    try:
+        yield partial
+        os.replace(partial, local)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 class LocalConnector:
     """This machine: commands run in a private temporary folder."""
 
@@ -90,7 +106,8 @@ class LocalConnector:
         return str(target)
 
     def pull(self, remote_path: str, local: Path) -> None:
-        shutil.copy2(remote_path, local)
+        with _replacing(Path(local)) as partial:
+            shutil.copy2(remote_path, partial)
 
     def run_setup(self, command: str) -> None:
         _stream(shlex.split(command), None, "local setup")
@@ -115,11 +132,12 @@ class SSHConnector:
             self.options += ["-o", f"User={connection.user}"]
         self.target = connection.host
         self.workdir = connection.workdir or "/tmp/edgenas"
-        self.run(["mkdir", "-p", self.workdir])
+        self.run(["mkdir", "-p", "--", self.workdir])
 
     def _ssh(self, remote_command: str) -> list[str]:
         port = ["-p", str(self.connection.port)] if self.connection.port else []
-        return ["ssh", *self.options, *port, self.target, remote_command]
+        # '--': whatever the target is, ssh never reads it as an option
+        return ["ssh", *self.options, *port, "--", self.target, remote_command]
 
     def run(self, argv: list[str], on_line: LineHandler | None = None) -> str:
         return _stream(self._ssh(shlex.join(argv)), on_line, f"ssh {self.target}")
@@ -133,7 +151,8 @@ class SSHConnector:
                                    stderr=subprocess.PIPE)
         assert process.stdin is not None and process.stderr is not None
         try:
-            with tarfile.open(fileobj=process.stdin, mode="w|") as archive:
+            # dereference: links travel as the files they point to, never as links
+            with tarfile.open(fileobj=process.stdin, mode="w|", dereference=True) as archive:
                 archive.add(str(local), arcname=remote_name)
         except BrokenPipeError:
             pass  # the error is in stderr
@@ -145,21 +164,21 @@ class SSHConnector:
         return f"{self.workdir}/{remote_name}"
 
     def pull(self, remote_path: str, local: Path) -> None:
-        argv = self._ssh(shlex.join(["cat", remote_path]))
-        with open(local, "wb") as handle:
-            result = subprocess.run(argv, stdout=handle, stderr=subprocess.PIPE,
-                                    stdin=subprocess.DEVNULL, check=False)
-        if result.returncode != 0:
-            Path(local).unlink(missing_ok=True)
-            raise DeviceError(f"ssh {self.target}: fetching {remote_path} failed: "
-                              f"{result.stderr.decode(errors='replace').strip()[-2000:]}")
+        argv = self._ssh(shlex.join(["cat", "--", remote_path]))
+        with _replacing(Path(local)) as partial:
+            with open(partial, "wb") as handle:
+                result = subprocess.run(argv, stdout=handle, stderr=subprocess.PIPE,
+                                        stdin=subprocess.DEVNULL, check=False)
+            if result.returncode != 0:
+                raise DeviceError(f"ssh {self.target}: fetching {remote_path} failed: "
+                                  f"{result.stderr.decode(errors='replace').strip()[-2000:]}")
 
     def run_setup(self, command: str) -> None:
         _stream(self._ssh(command), None, f"ssh {self.target} setup")
 
     def close(self) -> None:
         port = ["-p", str(self.connection.port)] if self.connection.port else []
-        subprocess.run(["ssh", *self.options, *port, "-O", "exit", self.target],
+        subprocess.run(["ssh", *self.options, *port, "-O", "exit", "--", self.target],
                        capture_output=True, stdin=subprocess.DEVNULL, check=False)
         self._control.cleanup()
 
@@ -170,7 +189,7 @@ class ADBConnector:
     def __init__(self, connection: Connection) -> None:
         self.base = [connection.adb, *(["-s", connection.serial] if connection.serial else [])]
         self.workdir = connection.workdir or "/data/local/tmp/edgenas"
-        self.run(["mkdir", "-p", self.workdir])
+        self.run(["mkdir", "-p", "--", self.workdir])
 
     def run(self, argv: list[str], on_line: LineHandler | None = None) -> str:
         return _stream([*self.base, "shell", shlex.join(argv)], on_line, "adb")
@@ -181,7 +200,8 @@ class ADBConnector:
         return remote
 
     def pull(self, remote_path: str, local: Path) -> None:
-        _stream([*self.base, "pull", remote_path, str(local)], None, "adb pull")
+        with _replacing(Path(local)) as partial:
+            _stream([*self.base, "pull", remote_path, str(partial)], None, "adb pull")
 
     def run_setup(self, command: str) -> None:
         _stream([*self.base, "shell", command], None, "adb setup")

@@ -144,6 +144,28 @@ class _Reader:
         return value
 
 
+def _check_remote_fields(read: _Reader, connection: Connection) -> None:
+    """Fields that reach ssh/adb as arguments: a value starting with '-' would be read as an
+    option (``host = "-oProxyCommand=..."`` runs a local command), and whitespace or control
+    characters are never part of a real host, user or serial."""
+    for field in ("host", "user", "serial"):
+        value = getattr(connection, field)
+        if value.startswith("-"):
+            raise read.error(f"connection.{field}", f"{value!r} starts with '-', which ssh and "
+                                                     "adb would read as an option; give the "
+                                                     f"{field} itself")
+        if any(ch.isspace() or not ch.isprintable() for ch in value):
+            raise read.error(f"connection.{field}", f"{value!r} contains whitespace or control "
+                                                     "characters")
+    workdir = connection.workdir
+    if any(not ch.isprintable() for ch in workdir):
+        raise read.error("connection.workdir", f"{workdir!r} contains control characters "
+                                               "(a newline, a tab); choose a plain folder name")
+    if connection.kind in ("ssh", "adb") and workdir and not workdir.startswith("/"):
+        raise read.error("connection.workdir", f"{workdir!r} must be an absolute path on the "
+                                               "device (e.g. /tmp/edgenas)")
+
+
 def parse_device(data: Mapping[str, Any], source: str) -> Device:
     """Validate a parsed TOML document into a `Device`."""
     read = _Reader(source)
@@ -169,6 +191,7 @@ def parse_device(data: Mapping[str, Any], source: str) -> Device:
         ssh_config=read.get(conn, "connection.ssh_config", str, ""),
         adb=read.get(conn, "connection.adb", str, "adb"),
     )
+    _check_remote_fields(read, connection)
     if kind == "ssh" and not connection.host:
         raise read.error("connection.host", "missing; an ssh device needs a host "
                                             "(a name, an address or an ~/.ssh/config alias)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,56 @@ def export_bundle(arch: Arch, model: torch.nn.Module, out: Path, *, val_inputs: 
     if len(val_inputs) < 500 and ("fp16" in formats or "int8" in formats):
         raise ExportError(f"FP16/INT8 verification needs at least 500 validation images, "
                           f"got {len(val_inputs)}")
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in ("manifest.json", *MODEL_FILES.values()):  # a re-export must not keep old models
-        (out / stale).unlink(missing_ok=True)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
+        raise ExportError(f"{out}: exists and is not a bundle; export into a new folder (a "
+                          "re-export replaces a bundle, never other files)")
+    # built beside the bundle and swapped in whole: a failed export (a full disk, a rejected
+    # format) leaves the previous bundle as it was
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        metrics = _write_bundle(arch, model, staging, val_inputs, val_labels, calibration,
+                                preprocess, labels, formats, provenance, predicted_latency)
+        _swap_in(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return metrics
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Replace the bundle at ``out`` (if any) by ``staging``.
+
+    Deploy reports of the previous bundle stay when its models are byte for byte the ones
+    exported now (a re-run of the main job re-exports the same weights); otherwise they
+    describe another model and go with it.
+    """
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        if (out / "deploy").is_dir() and not (out / "deploy").is_symlink() and \
+                _models(out) == _models(staging):
+            os.replace(out / "deploy", staging / "deploy")
+        os.replace(out, old)
+    os.replace(staging, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _models(folder: Path) -> dict[str, str]:
+    """The model files' digests listed in a bundle's manifest ({} when unreadable)."""
+    try:
+        files = json.loads((folder / "manifest.json").read_text())["files"]
+        return {name: files[name] for name in MODEL_FILES.values() if name in files}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _write_bundle(arch: Arch, model: torch.nn.Module, out: Path, val_inputs: np.ndarray,
+                  val_labels: np.ndarray, calibration: np.ndarray, preprocess: dict[str, Any],
+                  labels: list[str], formats: tuple[str, ...],
+                  provenance: dict[str, Any] | None,
+                  predicted_latency: dict[str, Any] | None) -> dict[str, Any]:
     labelled = val_labels >= 0  # callers may add unlabelled images for the agreement checks
     fp32_path = out / MODEL_FILES["onnx"]
     export_onnx(model, arch.resolution, fp32_path, arch.in_channels)

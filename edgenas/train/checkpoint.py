@@ -10,6 +10,7 @@ either the previous or the new checkpoint, never half of one.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import fields
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 
 from edgenas.errors import CheckpointError
-from edgenas.jsonio import write_json_atomic
+from edgenas.jsonio import write_hint, write_json_atomic
 from edgenas.space.arch import Head, Stem
 from edgenas.space.search_space import SearchSpace, StageChoices
 
@@ -28,13 +29,24 @@ RUN_FILE, CHECKPOINT_FILE, RESULT_FILE = "run.json", "checkpoint.pt", "result.js
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary file, fsync, then atomically replace ``path``."""
+    """``torch.save`` to a temporary file, fsync, then atomically replace ``path``.
+
+    The state is serialised in memory first: on a full disk ``torch.save`` into a file
+    fails with an internal assertion ("unexpected pos"), a plain write with ENOSPC.
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as handle:
-        torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+    try:
+        with open(partial, "wb") as handle:
+            handle.write(buffer.getbuffer())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise CheckpointError(f"{path}: cannot save the checkpoint ({err.strerror}); "
+                              f"{write_hint(err)}") from None
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
