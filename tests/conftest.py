@@ -36,6 +36,7 @@ def tiny_space() -> SearchSpace:
 import getpass  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -66,6 +67,9 @@ class SSHServer:
     alias: str
     config: Path  # an ssh_config file that reaches the server by ``alias``
     folder: Path
+    sshd_path: str = ""
+    port: int = 0
+    process: subprocess.Popen | None = None
 
     def config_without_known_host(self) -> Path:
         """The same client config, but the server's host key is not known."""
@@ -75,14 +79,57 @@ class SSHServer:
         path.write_text(self.config.read_text().replace(str(self.folder / "known_hosts"), str(empty)))
         return path
 
+    def start(self) -> None:
+        """Start sshd (again, on the same port and keys); returns once it accepts."""
+        self.process = subprocess.Popen(
+            [self.sshd_path, "-D", "-e", "-f", str(self.folder / "sshd_config")],
+            stdout=subprocess.DEVNULL, stderr=open(self.folder / "sshd.log", "a"))
+        deadline = time.time() + 10
+        while time.time() < deadline and self.process.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.process.kill()
+        skip_or_fail(f"sshd did not start: {(self.folder / 'sshd.log').read_text()[-500:]}")
 
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory):
-    """A real OpenSSH server on a loopback port with throw-away keys."""
+    def stop(self) -> None:
+        """The device goes away: the listener and every open connection are killed."""
+        if self.process is None:
+            return
+        for pid in [*_descendants(self.process.pid), self.process.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(timeout=10)
+        self.process = None
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (sshd forks one per connection), children first."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: list[int] = []
+    stack = list(children.get(pid, []))
+    while stack:
+        child = stack.pop()
+        found.append(child)
+        stack.extend(children.get(child, []))
+    return found[::-1]
+
+
+def make_sshd(folder: Path) -> SSHServer:
+    """A real OpenSSH server on a loopback port with throw-away keys, in ``folder``."""
     sshd_path = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
     if sshd_path is None or shutil.which("ssh") is None:
         skip_or_fail("OpenSSH server/client not installed (apt-get install openssh-server)")
-    folder = tmp_path_factory.mktemp("sshd")
     for name in ("host_key", "client_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)],
                        check=True)
@@ -117,32 +164,45 @@ Subsystem sftp internal-sftp
 """)
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", exist_ok=True)  # privilege separation directory
-    process = subprocess.Popen([sshd_path, "-D", "-e", "-f", str(folder / "sshd_config")],
-                               stdout=subprocess.DEVNULL, stderr=open(folder / "sshd.log", "w"))
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if process.poll() is not None:
-                break
-            time.sleep(0.05)
-    else:
-        process.kill()
-    if process.poll() is not None:
-        skip_or_fail(f"sshd did not start: {(folder / 'sshd.log').read_text()[-500:]}")
-    yield SSHServer("edgenas-test", folder / "ssh_config", folder)
-    process.terminate()
-    process.wait(timeout=10)
+    server = SSHServer("edgenas-test", folder / "ssh_config", folder, sshd_path, port)
+    server.start()
+    return server
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory):
+def sshd(tmp_path_factory: pytest.TempPathFactory):
+    """A real OpenSSH server on a loopback port, shared by the session's tests."""
+    server = make_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_sshd(tmp_path_factory: pytest.TempPathFactory):
+    """A server of the test's own, which it may stop and start (a device going away)."""
+    server = make_sshd(tmp_path_factory.mktemp("own-sshd"))
+    yield server
+    server.stop()
+
+
+@dataclass
+class PostgresServer:
+    url: str  # a SQLAlchemy URL
+    pg_ctl: list[str]  # pg_ctl -D <data> (as the postgres user when we are root)
+    options: list[str]
+
+    def restart(self) -> None:
+        """Restart the server (every open connection is dropped), waiting until it is back."""
+        subprocess.run([*self.pg_ctl, *self.options, "-m", "fast", "-w", "restart"], check=True,
+                       capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory):
     """A real PostgreSQL server on a loopback port, in a throw-away data directory.
 
-    Yields a SQLAlchemy URL. As root the server runs as the ``postgres`` system user
-    (PostgreSQL refuses to run as root).
+    As root the server runs as the ``postgres`` system user (PostgreSQL refuses to run as
+    root).
     """
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     initdb = shutil.which("initdb") or (str(bins[-1]) if bins else None)
@@ -165,17 +225,23 @@ def postgres(tmp_path_factory: pytest.TempPathFactory):
     port = _free_port()
     subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
                     "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
-    log = folder / "postgres.log"
-    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w",
-                    "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
-                   check=True, capture_output=True)
+    pg_ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(data)]
+    options = ["-l", str(folder / "postgres.log"),
+               "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"]
+    subprocess.run([*pg_ctl, *options, "-w", "start"], check=True, capture_output=True)
     try:
         subprocess.run([*prefix, str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port),
                         "-U", "postgres", "edgenas"], check=True, capture_output=True)
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/edgenas"
+        yield PostgresServer(f"postgresql+psycopg2://postgres@127.0.0.1:{port}/edgenas", pg_ctl,
+                             options)
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_server: PostgresServer) -> str:
+    """The shared server's SQLAlchemy URL."""
+    return postgres_server.url
 
 
 # -- the checkout stays as committed -------------------------------------------------------

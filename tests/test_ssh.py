@@ -90,3 +90,60 @@ def test_hostile_names_are_data_on_both_sides(sshd, tmp_path) -> None:
         connector.close()
     assert not marker.exists()
     assert not any((folder / "pwned").exists() for folder in (Path.home(), Path.cwd(), workdir))
+
+
+def test_device_gone_mid_profile_is_an_error_and_the_rerun_continues(own_sshd, tmp_path) -> None:
+    """sshd and every connection killed after the first chunk is saved: a DeviceError; with
+    sshd back, the same call times only what is missing and keeps every finished unit."""
+    from edgenas.profile.lut import load_lut, save_lut
+
+    device = get_device("host-cpu")
+    device = replace(device, name="loopback-ssh", connection=_connection(own_sshd, tmp_path),
+                     timing=replace(device.timing, warmup=1, repeats=5, min_time_ms=1.0))
+    path = tmp_path / "profiles" / "loopback-ssh" / "tiny.json"
+    saved: list[int] = []
+
+    def save_then_pull_the_plug(table) -> None:  # noqa: ANN001
+        save_lut(table, path)
+        saved.append(len(table.entries))
+        if len(table.entries) and own_sshd.process is not None:
+            own_sshd.stop()
+
+    with pytest.raises(DeviceError, match="lost the connection: finished work is saved"):
+        profile(device, tiny_space(), calibrate=4, chunk=8, checkpoint=save_then_pull_the_plug)
+    before = load_lut(path)
+    assert 0 < len(before.entries) < len(space_units(tiny_space()))
+    own_sshd.start()
+    after = profile(device, tiny_space(), before, calibrate=4, chunk=8,
+                    checkpoint=lambda table: save_lut(table, path))
+    assert set(after.entries) == set(space_units(tiny_space()))
+    for key, entry in before.entries.items():  # finished units kept, not timed again
+        assert after.entries[key] == entry
+
+
+def test_device_gone_mid_deploy_is_an_error_and_the_rerun_deploys(own_sshd, tmp_path,
+                                                                  monkeypatch) -> None:
+    from edgenas.cli import main
+    from edgenas.deploy.deploy import deploy
+    from edgenas.device.session import DeviceSession
+
+    bundle = tmp_path / "bundle"
+    assert main(["export", "mobilenetv2-cifar", "--formats", "onnx", "--out", str(bundle),
+                 "--data", "digits"]) == 0
+    device = get_device("host-cpu")
+    device = replace(device, name="loopback-ssh", connection=_connection(own_sshd, tmp_path),
+                     timing=replace(device.timing, warmup=1, repeats=5, min_time_ms=1.0))
+    time_paths = DeviceSession.time_paths
+
+    def pull_the_plug_then_time(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        own_sshd.stop()  # the model has travelled; the device goes away before timing it
+        return time_paths(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeviceSession, "time_paths", pull_the_plug_then_time)
+    with pytest.raises(DeviceError, match="ssh edgenas-test"):
+        deploy(bundle, device)
+    assert not (bundle / "deploy" / "loopback-ssh.json").exists()  # no half report
+    monkeypatch.setattr(DeviceSession, "time_paths", time_paths)
+    own_sshd.start()
+    report = deploy(bundle, device)
+    assert report["latency_ms"]["n"] >= 5 and (bundle / "deploy" / "loopback-ssh.json").exists()

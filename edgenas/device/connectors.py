@@ -61,8 +61,10 @@ def _stream(argv: list[str], on_line: LineHandler | None, what: str) -> str:
             on_line(line.rstrip("\n"))
     stderr = process.stderr.read()
     if process.wait() != 0:
+        lost = _lost(process.returncode) if Path(argv[0]).name == "ssh" else ""
         raise DeviceError(f"{what}: {shlex.join(argv[:6])}{' ...' if len(argv) > 6 else ''} "
-                          f"failed with exit code {process.returncode}: {stderr.strip()[-2000:]}")
+                          f"failed with exit code {process.returncode}{lost}: "
+                          f"{stderr.strip()[-2000:]}")
     return "".join(lines)
 
 
@@ -78,6 +80,12 @@ def _replacing(local: Path) -> Iterator[Path]:
         os.replace(partial, local)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _lost(returncode: int) -> str:
+    """ssh exits 255 when it cannot reach the device or the connection drops."""
+    return (" (ssh could not reach the device or lost the connection: finished work is "
+            "saved, re-run the same command once the device is back)" if returncode == 255 else "")
 
 
 class LocalConnector:
@@ -160,7 +168,8 @@ class SSHConnector:
             process.stdin.close()
         stderr = process.stderr.read().decode(errors="replace")
         if process.wait() != 0:
-            raise DeviceError(f"ssh {self.target}: copying {local} failed: {stderr.strip()[-2000:]}")
+            raise DeviceError(f"ssh {self.target}: copying {local} failed"
+                              f"{_lost(process.returncode)}: {stderr.strip()[-2000:]}")
         return f"{self.workdir}/{remote_name}"
 
     def pull(self, remote_path: str, local: Path) -> None:
@@ -170,7 +179,8 @@ class SSHConnector:
                 result = subprocess.run(argv, stdout=handle, stderr=subprocess.PIPE,
                                         stdin=subprocess.DEVNULL, check=False)
             if result.returncode != 0:
-                raise DeviceError(f"ssh {self.target}: fetching {remote_path} failed: "
+                raise DeviceError(f"ssh {self.target}: fetching {remote_path} failed"
+                                  f"{_lost(result.returncode)}: "
                                   f"{result.stderr.decode(errors='replace').strip()[-2000:]}")
 
     def run_setup(self, command: str) -> None:

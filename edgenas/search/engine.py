@@ -76,8 +76,10 @@ def open_storage(url: str, heartbeat_s: int = 10) -> RDBStorage:
                     retry = {"heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(3)}
                 else:
                     retry = {"failed_trial_callback": RetryFailedTrialCallback(max_retry=3)}
+                # a pooled connection to a restarted server is dead: test it on checkout
+                engine = {} if url.startswith("sqlite") else {"engine_kwargs": {"pool_pre_ping": True}}
                 return RDBStorage(url, heartbeat_interval=heartbeat_s,
-                                  grace_period=3 * heartbeat_s, **retry)
+                                  grace_period=3 * heartbeat_s, **retry, **engine)
         except Exception as err:  # sqlalchemy raises many kinds; the URL is what the user can fix
             # workers started together race to create the schema on an empty database;
             # the loser finds it created a moment later
@@ -220,13 +222,67 @@ def run_search(space: SearchSpace, evaluator: Evaluator, config: SearchConfig, *
         storage = open_storage(storage)
     study = create_study(space, evaluator, config, storage, study_name, resume)
     references = (reference_costs(space, evaluator) if config.strategy == "weighted-sum" else None)
-    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    if done < config.trials:
-        study.optimize(make_objective(space, evaluator, config, references), n_trials=None,
-                       timeout=timeout_s, gc_after_trial=False,
-                       callbacks=[MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE,)),
-                                  *(callbacks or [])])
-    return study
+    objective = make_objective(space, evaluator, config, references)
+    started, lost_since, done_when_lost = time.monotonic(), None, -1
+    while True:
+        try:
+            done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            if done > done_when_lost:  # progress since the last loss: a new loss waits anew
+                lost_since = None
+            if done < config.trials:
+                left = None if timeout_s is None else timeout_s - (time.monotonic() - started)
+                if left is not None and left <= 0:
+                    return study
+                study.optimize(objective, n_trials=None, timeout=left, gc_after_trial=False,
+                               callbacks=[MaxTrialsCallback(config.trials,
+                                                            states=(TrialState.COMPLETE,)),
+                                          *(callbacks or [])])
+            return study
+        except Exception as err:  # noqa: BLE001 - only a lost connection is retried
+            if not _connection_lost(err):
+                raise
+            if lost_since is None:
+                lost_since, done_when_lost = time.monotonic(), _count_or(study, done_when_lost)
+            waited = time.monotonic() - lost_since
+            if waited > RECONNECT_S:
+                raise SearchError(f"the study storage has been unreachable for {waited:.0f} s "
+                                  f"({_root(err)}); every finished trial is stored: re-run the "
+                                  "same command once the database is back") from None
+            log.warning("lost the study storage (%s); retrying (%.0f s of %d)", _root(err),
+                        waited, RECONNECT_S)
+            time.sleep(min(5.0, 0.5 + waited / 4))
+
+
+def _count_or(study: optuna.Study, fallback: int) -> int:
+    """Completed trials, or ``fallback`` while the storage cannot say."""
+    try:
+        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    except Exception:  # noqa: BLE001 - the storage is down; the caller retries later
+        return fallback
+
+
+#: How long a worker waits for its database to come back (a restart, a failover).
+RECONNECT_S = 120
+
+
+def _root(err: BaseException) -> str:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _connection_lost(err: BaseException) -> bool:
+    """A dropped or refused database connection, as opposed to a bad query or bad data."""
+    import sqlalchemy.exc
+
+    chain: BaseException | None = err
+    while chain is not None:
+        if isinstance(chain, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            return True
+        if isinstance(chain, sqlalchemy.exc.DBAPIError) and chain.connection_invalidated:
+            return True
+        chain = chain.__cause__ or chain.__context__
+    return False
 
 
 # -- results --------------------------------------------------------------------------------
