@@ -100,3 +100,22 @@ def test_no_checkpoint_is_ever_loaded_without_weights_only() -> None:
             if "torch.load(" in line and "weights_only=True" not in line:
                 loads.append(f"{path}: {line.strip()}")
     assert not loads
+
+
+def test_a_run_resumes_whatever_the_spelling_of_its_data_path(tmp_path, monkeypatch) -> None:
+    """A run recorded as a relative path resumes when named absolutely, or from elsewhere
+    with the path that reaches the same images (the identity holds absolute paths)."""
+    from edgenas.data import canonical_spec
+    from edgenas.train.checkpoint import start_or_resume
+
+    images = tmp_path / "images"
+    images.mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert canonical_spec("cifar10:images") == f"cifar10:{images}"
+    assert canonical_spec("images") == str(images) and canonical_spec("digits") == "digits"
+    assert canonical_spec("digits (scikit-learn)") == "digits (scikit-learn)"
+    run = tmp_path / "run"
+    start_or_resume(run, {"data": {"spec": "cifar10:images", "source": "cifar10:images"}})
+    # an older run.json with the relative spelling, resumed with the absolute one
+    assert start_or_resume(run, {"data": {"spec": f"cifar10:{images}",
+                                          "source": f"cifar10:{images}"}}) is None

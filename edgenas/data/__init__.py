@@ -20,7 +20,19 @@ from edgenas.data.split import Split, split_dataset
 from edgenas.errors import DataError
 
 __all__ = ["ImageSet", "Normalize", "Split", "load_cifar10", "load_digits",
-           "load_image_folder", "open_dataset", "prepare_batch", "split_dataset"]
+           "canonical_spec", "load_image_folder", "open_dataset", "prepare_batch", "split_dataset"]
+
+
+def canonical_spec(spec: str) -> str:
+    """``spec`` with its path made absolute: a run recorded as ``cifar10:../data`` is the
+    same run when resumed as ``cifar10:/work/data`` or from another folder."""
+    if spec == "digits" or not spec:
+        return spec
+    for prefix in ("cifar10:", "folder:"):
+        if spec.startswith(prefix):
+            path = spec[len(prefix):]
+            return prefix + os.path.abspath(path) if path else spec
+    return os.path.abspath(spec) if os.path.exists(spec) else spec  # not a path: as given
 
 
 def open_dataset(spec: str, download: bool = False, image_size: int | None = None,

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from edgenas.data import canonical_spec
 from edgenas.errors import CheckpointError
 from edgenas.jsonio import write_hint, write_json_atomic
 from edgenas.space.arch import Head, Stem
@@ -87,6 +88,11 @@ def start_or_resume(run_dir: Path, identity: dict[str, Any]) -> dict[str, Any] |
     identity = {"schema_version": SCHEMA_VERSION, **identity}
     if run_path.exists():
         recorded = read_run(run_dir)
+        data = recorded.get("data")
+        for key in ("spec", "source"):
+            if isinstance(data, dict) and isinstance(data.get(key), str):
+                # runs recorded before paths were made absolute: relative to where we run now
+                data[key] = canonical_spec(data[key])
         if recorded != json.loads(json.dumps(identity)):
             changed = sorted(k for k in set(recorded) | set(identity)
                              if recorded.get(k) != json.loads(json.dumps(identity.get(k))))

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from edgenas.data import ImageSet, Normalize, Split, open_dataset, split_dataset
+from edgenas.data import ImageSet, Normalize, Split, canonical_spec, open_dataset, split_dataset
 from edgenas.errors import CheckpointError
 
 
@@ -26,7 +26,7 @@ class RunData:
 
     def to_dict(self) -> dict[str, Any]:
         """What ``run.json`` records about the data."""
-        return {"spec": self.spec, "source": self.data.source, "size": len(self.data),
+        return {"spec": self.spec, "source": canonical_spec(self.data.source), "size": len(self.data),
                 "num_classes": self.data.num_classes, "split": self.split.to_dict(),
                 "mean": list(self.normalize.mean), "std": list(self.normalize.std)}
 
@@ -40,7 +40,7 @@ def prepare_data(spec: str, num_classes: int, val_fraction: float = 0.1, seed: i
     data.check_classes(num_classes, "the search space")
     split = split_dataset(data.labels, val_fraction, seed, limit)
     mean, std = data.mean_std(split.train)
-    return RunData(spec, data, split, Normalize(tuple(mean), tuple(std)))
+    return RunData(canonical_spec(spec), data, split, Normalize(tuple(mean), tuple(std)))
 
 
 def reopen_data(recorded: dict[str, Any], data: ImageSet | None = None,
