@@ -60,3 +60,10 @@ class ProfileError(EdgenasError):
 
 class ConfigError(EdgenasError, ValueError):
     """A run setting is outside what is accepted; names the setting and the choices."""
+
+
+class WriteError(EdgenasError, OSError):
+    """A file could not be written (a full disk, no permission); the message names it.
+
+    Also an OSError, so that code which skips an optional write on OSError still does.
+    """

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgenas.errors import EdgenasError
+from edgenas.errors import EdgenasError, WriteError
 
 
 def write_json_atomic(data: Any, path: str | os.PathLike[str]) -> None:
@@ -34,7 +34,7 @@ def write_json_atomic(data: Any, path: str | os.PathLike[str]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(err, OSError):
-            raise EdgenasError(f"{path}: cannot write ({err.strerror}); {write_hint(err)}") from None
+            raise WriteError(f"{path}: cannot write ({err.strerror}); {write_hint(err)}") from None
         raise
 
 

@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from edgenas.assess import assess
+from edgenas.assess import assess, slug
 from edgenas.deploy.deploy import deploy
 from edgenas.device.descriptor import Device, get_device
-from edgenas.errors import ProfileError
+from edgenas.errors import ConfigError, ProfileError
 from edgenas.export.export_arch import export_arch
 from edgenas.export.onnx_export import FormatRejected
 from edgenas.jsonio import write_json_atomic
@@ -73,6 +73,7 @@ class RunConfig:
     seed: int = 0
     check_table: bool = True  # re-time a few of the table's networks before trusting it
     table_minutes: float = 1.5  # unit timing when the table is measured anew (then sampled)
+    baselines: str = "all"  # hand-designed networks to train and compare: all, none, or names
 
 
 def _latency_table(config: RunConfig) -> tuple[LUT, dict[str, Any] | None]:
@@ -225,12 +226,30 @@ def _train(state: RunState) -> dict[str, Any]:
     trained = {name: Path(record["run_dir"])  # the search trained these with this recipe
                for name, record in state.results["search"]["chosen"].items()
                if record.get("run_dir")}
-    assessed = assess({**_picks(state), **baseline_archs(get_space(state.config.space))},
+    assessed = assess({**_picks(state), **chosen_baselines(state.config)},
                       get_device(state.config.device), state.lut(), state.config.data,
                       state.out / "standalone", recipe, run_dirs=trained)
     result = {"recipe": recipe.to_dict(), "networks": assessed}
     write_json_atomic(result, state.out / "standalone" / "assessment.json")
     return result
+
+
+def chosen_baselines(config: RunConfig) -> dict[str, Arch]:
+    """The hand-designed networks ``config.baselines`` names (display names or their folder
+    names, e.g. resnet-20), checked before any work starts."""
+    available = baseline_archs(get_space(config.space))
+    if config.baselines == "all":
+        return available
+    if config.baselines == "none":
+        return {}
+    by_key = {key: name for name in available for key in (name.lower(), slug(name))}
+    wanted = [item.strip() for item in config.baselines.split(",") if item.strip()]
+    unknown = [item for item in wanted if item.lower() not in by_key]
+    if unknown or not wanted:
+        raise ConfigError(f"--baselines {config.baselines!r}: {', '.join(unknown) or 'empty'} "
+                          f"unknown; choose all, none, or from "
+                          f"{', '.join(slug(n) for n in available)}")
+    return {by_key[item.lower()]: available[by_key[item.lower()]] for item in wanted}
 
 
 def _export(state: RunState) -> dict[str, Any]:
@@ -304,6 +323,7 @@ STAGES: tuple[Stage, ...] = (
 
 def run_pipeline(config: RunConfig) -> dict[str, Any]:
     """Run (or continue) the main job; returns the summary written to ``summary.json``."""
+    chosen_baselines(config)  # a misspelt name fails now, not after the search
     with folder_lock(config.out, "edgenas run"):
         return _run_stages(config)
 

@@ -18,7 +18,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         train_budget=args.train_budget, trials=args.trials, population=args.population,
         val_limit=args.val_limit, max_latency_ms=args.max_latency_ms,
         max_memory_mb=args.max_memory_mb, seed=args.seed,
-        check_table=not args.skip_table_check, table_minutes=args.table_minutes)
+        check_table=not args.skip_table_check, table_minutes=args.table_minutes,
+        baselines=args.baselines)
     summary = run_pipeline(config)
     for m in summary["models"]:
         print(f"{m['name']:>8}: val. accuracy {100 * m['accuracy_exported']:.1f} %, "
@@ -60,6 +61,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                      help="minutes of unit timing when the device's table must be measured "
                           "anew (a sample of units, the rest predicted; 'edgenas profile' "
                           "times them all)")
+    run.add_argument("--baselines", default="all",
+                     help="hand-designed networks trained with the same recipe for comparison: "
+                          "all (default), none, or a comma list (resnet-20, resnet-56, "
+                          "mobilenetv2-in-space for the cifar space)")
     run.add_argument("--skip-table-check", action="store_true",
                      help="trust the stored latency table without re-timing 10 of its "
                           "networks first (a table that no longer holds is otherwise "

@@ -188,11 +188,18 @@ def _greedy_hypervolume(candidates: list[FrozenTrial], trained: list[FrozenTrial
 # -- the archive: an Optuna study of trainings --------------------------------------------------
 
 def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """One completed trial per trained arch (the first), by trial number."""
+    """One completed trial per trained arch (the first), in the order the archs were
+    proposed: a candidate retried after a crash gets a later trial number, and the
+    surrogate fitted on this archive must not depend on that (a killed and resumed search
+    ends with the archs an uninterrupted one trains)."""
     unique: dict[str, FrozenTrial] = {}
     for trial in completed(study):
         unique.setdefault(trial.user_attrs["arch"], trial)
-    return sorted(unique.values(), key=lambda t: t.number)
+    order = {item["arch"]: (r, i) for r, proposal in enumerate(_proposals(study))
+             for i, item in enumerate(proposal["archs"])}
+    unproposed = (len(order) + 1, 0)  # archs of older studies: after, by trial number
+    return sorted(unique.values(), key=lambda t: (order.get(t.user_attrs["arch"], unproposed),
+                                                  t.number))
 
 
 def _proposals(study: optuna.Study) -> list[dict[str, Any]]:

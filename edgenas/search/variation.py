@@ -79,8 +79,11 @@ class HierarchicalVariation:
         first = self._tournament(study, parent_population)
         if self.rng.random() < self.crossover_prob:
             second = self._tournament(study, parent_population)
-            donor = {group: self.rng.random() < 0.5 for group in
-                     {gene_group(name) for name in search_space}}
+            # groups in a fixed order: a set's order follows Python's per-process string
+            # hashing, and each group takes the next random draw, so the same seed gave
+            # other children in another process (a resumed search proposed other archs)
+            groups = dict.fromkeys(gene_group(name) for name in search_space)
+            donor = {group: self.rng.random() < 0.5 for group in groups}
             child = {name: (second if donor[gene_group(name)] else first).params[name]
                      for name in search_space}
         else:
