@@ -56,7 +56,7 @@ def export_bundle(arch: Arch, model: torch.nn.Module, out: Path, *, val_inputs: 
     if len(val_inputs) < 500 and ("fp16" in formats or "int8" in formats):
         raise ExportError(f"FP16/INT8 verification needs at least 500 validation images, "
                           f"got {len(val_inputs)}")
-    out = Path(out)
+    out = Path(out).absolute()  # '.' has no name to stage beside
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
         raise ExportError(f"{out}: exists and is not a bundle; export into a new folder (a "
                           "re-export replaces a bundle, never other files)")
