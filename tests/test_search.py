@@ -386,3 +386,26 @@ def test_strategies_are_compared_at_equal_evaluations_on_one_reference(latency_m
     assert evaluator.accuracy_calls == len(distinct)
     assert len(searched_trials(summary, "nsga2")) == 24
     json.dumps(jsonable(summary))  # what tools write
+
+
+def test_a_lost_connection_is_waited_out_then_reported(monkeypatch) -> None:
+    """The retry both searches use (run_search, and the trained search's workers): a lost
+    connection sleeps and returns, any other error is raised as it is, and a storage gone
+    longer than RECONNECT_S is a SearchError saying that finished trials are stored."""
+    import sqlalchemy.exc
+
+    from edgenas.search import engine
+
+    monkeypatch.setattr(engine.time, "sleep", lambda s: None)
+    lost = optuna.exceptions.StorageInternalError("commit failed")
+    lost.__cause__ = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed"))
+    watch = engine.Reconnect()
+    watch.lost(lost)  # returns: the caller tries again
+    with pytest.raises(ValueError, match="bad data"):
+        watch.lost(ValueError("bad data"))
+    monkeypatch.setattr(engine, "RECONNECT_S", -1)
+    with pytest.raises(SearchError, match="unreachable .*every finished trial is stored"):
+        watch.lost(lost)
+    watch.ok()
+    monkeypatch.setattr(engine, "RECONNECT_S", 120)
+    watch.lost(lost)  # a new loss after progress waits anew

@@ -223,12 +223,12 @@ def run_search(space: SearchSpace, evaluator: Evaluator, config: SearchConfig, *
     study = create_study(space, evaluator, config, storage, study_name, resume)
     references = (reference_costs(space, evaluator) if config.strategy == "weighted-sum" else None)
     objective = make_objective(space, evaluator, config, references)
-    started, lost_since, done_when_lost = time.monotonic(), None, -1
+    started, watch, done_when_lost = time.monotonic(), Reconnect(), -1
     while True:
         try:
             done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
             if done > done_when_lost:  # progress since the last loss: a new loss waits anew
-                lost_since = None
+                watch.ok()
             if done < config.trials:
                 left = None if timeout_s is None else timeout_s - (time.monotonic() - started)
                 if left is not None and left <= 0:
@@ -239,18 +239,9 @@ def run_search(space: SearchSpace, evaluator: Evaluator, config: SearchConfig, *
                                           *(callbacks or [])])
             return study
         except Exception as err:  # noqa: BLE001 - only a lost connection is retried
-            if not _connection_lost(err):
-                raise
-            if lost_since is None:
-                lost_since, done_when_lost = time.monotonic(), _count_or(study, done_when_lost)
-            waited = time.monotonic() - lost_since
-            if waited > RECONNECT_S:
-                raise SearchError(f"the study storage has been unreachable for {waited:.0f} s "
-                                  f"({_root(err)}); every finished trial is stored: re-run the "
-                                  "same command once the database is back") from None
-            log.warning("lost the study storage (%s); retrying (%.0f s of %d)", _root(err),
-                        waited, RECONNECT_S)
-            time.sleep(min(5.0, 0.5 + waited / 4))
+            if watch.since is None:
+                done_when_lost = _count_or(study, done_when_lost)
+            watch.lost(err)
 
 
 def _count_or(study: optuna.Study, fallback: int) -> int:
@@ -259,6 +250,34 @@ def _count_or(study: optuna.Study, fallback: int) -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     except Exception:  # noqa: BLE001 - the storage is down; the caller retries later
         return fallback
+
+
+class Reconnect:
+    """Waits out a lost database connection (a restart, a failover) for up to
+    `RECONNECT_S` without progress, then gives up with a clear error; any other error is
+    raised as it is."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def ok(self) -> None:
+        """Work went through: a later loss waits anew."""
+        self.since = None
+
+    def lost(self, err: Exception) -> None:
+        """Sleep a little and return (the caller retries), or raise."""
+        if not _connection_lost(err):
+            raise err
+        if self.since is None:
+            self.since = time.monotonic()
+        waited = time.monotonic() - self.since
+        if waited > RECONNECT_S:
+            raise SearchError(f"the study storage has been unreachable for {waited:.0f} s "
+                              f"({_root(err)}); every finished trial is stored: re-run the "
+                              "same command once the database is back") from None
+        log.warning("lost the study storage (%s); retrying (%.0f s of %d)", _root(err),
+                    waited, RECONNECT_S)
+        time.sleep(min(5.0, 0.5 + waited / 4))
 
 
 #: How long a worker waits for its database to come back (a restart, a failover).

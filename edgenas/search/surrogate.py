@@ -32,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 from edgenas.estimate.features import arch_features
 from edgenas.estimate.predictor import Predictor, fit_predictor
 from edgenas.estimate.rank import kendall
-from edgenas.search.engine import (SearchConfig, arch_of, completed, create_study,
+from edgenas.search.engine import (Reconnect, SearchConfig, arch_of, completed, create_study,
                                    objective_matrix, open_storage, reference_costs, run_search,
                                    weighted_sum)
 from edgenas.search.objectives import Evaluator, SearchError
@@ -285,22 +285,33 @@ def _train_queued(study: optuna.Study, objective: Callable[[optuna.Trial], list[
                   poll_s: float) -> None:
     """Train queued archs until ``done()``; while others train the rest, wait for them
     (and fail the trials of workers that stopped beating, which queues them again)."""
-    while not done():
-        with warnings.catch_warnings():  # experimental since Optuna 2.9, still there in 5
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            fail_stale_trials(study)  # a no-op without heartbeats
-        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        if waiting:
-            try:
-                study.optimize(objective, n_trials=1, gc_after_trial=False,
-                               callbacks=callbacks)
-            except ValueError as err:  # another process finished this trial first
-                if "Cannot tell" not in str(err):
-                    raise
-                log.warning("%s; another process reported it first (use PostgreSQL, not "
-                            "SQLite, for several processes)", err)
-        else:
-            time.sleep(poll_s)
+    watch = Reconnect()  # a database restart is waited out, as in run_search
+    while True:
+        try:
+            if done():
+                return
+            _train_one_queued(study, objective, callbacks, poll_s)
+            watch.ok()
+        except Exception as err:  # noqa: BLE001 - only a lost connection is retried
+            watch.lost(err)
+
+
+def _train_one_queued(study: optuna.Study, objective: Callable[[optuna.Trial], list[float]],
+                      callbacks: list[Callable[..., None]], poll_s: float) -> None:
+    with warnings.catch_warnings():  # experimental since Optuna 2.9, still there in 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        fail_stale_trials(study)  # a no-op without heartbeats
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    if not waiting:
+        time.sleep(poll_s)
+        return
+    try:
+        study.optimize(objective, n_trials=1, gc_after_trial=False, callbacks=callbacks)
+    except ValueError as err:  # another process finished this trial first
+        if "Cannot tell" not in str(err):
+            raise
+        log.warning("%s; another process reported it first (use PostgreSQL, not "
+                    "SQLite, for several processes)", err)
 
 
 def _identity(space: SearchSpace, evaluator: Evaluator, config: SurrogateConfig,
