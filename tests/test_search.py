@@ -197,6 +197,23 @@ def test_resume_continues_a_stopped_study(tmp_path, latency_model) -> None:
     assert evaluator.accuracy_calls == 0
 
 
+def test_a_trial_orphaned_before_its_first_heartbeat_does_not_hold_the_budget(
+        tmp_path, latency_model, monkeypatch) -> None:
+    """A worker killed between creating a trial and its first heartbeat leaves it running for
+    ever (Optuna fails only trials that beat once); the others must not wait for it."""
+    from edgenas.search import engine
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    _run(tmp_path, latency_model, name="o", trials=10)
+    optuna.load_study(study_name="o", storage=url).ask()  # the killed worker's trial
+    monkeypatch.setattr(engine, "ORPHAN_S", 0.5)
+    time.sleep(0.6)
+    study = run_search(get_space("cifar"), make_evaluator(latency_model),
+                       SearchConfig(trials=15, population=10), storage=url, study_name="o",
+                       resume=True, timeout_s=60)
+    assert len(completed(study)) == 15
+
+
 @pytest.mark.parametrize("strategy", ["nsga2-flat", "weighted-sum", "random"])
 def test_baselines_run_on_the_same_evaluator(tmp_path, latency_model, strategy) -> None:
     study, evaluator = _run(tmp_path, latency_model, strategy=strategy, name=strategy, trials=25)

@@ -46,9 +46,9 @@ class Trainer:
     """Counts its calls; ``fail_at`` raises on that call (a crash mid-search)."""
 
     def __init__(self, fail_at: int | None = None, log: Path | None = None,
-                 delay_s: float = 0.0) -> None:
+                 delay_s: float = 0.0, hold: threading.Event | None = None) -> None:
         self.calls: list[str] = []
-        self.fail_at, self.log, self.delay_s = fail_at, log, delay_s
+        self.fail_at, self.log, self.delay_s, self.hold = fail_at, log, delay_s, hold
 
     def __call__(self, arch: Arch) -> dict[str, object]:
         self.calls.append(arch.to_json())
@@ -56,6 +56,8 @@ class Trainer:
         if self.fail_at is not None and len(self.calls) == self.fail_at:
             raise KeyboardInterrupt("killed mid-training")
         time.sleep(self.delay_s)
+        if self.hold is not None:  # until another process has taken a candidate too
+            self.hold.wait(timeout=120)
         self._write({"event": "done", "arch": arch.to_json()})
         return {"accuracy": fake_accuracy(arch), "run_dir": f"/runs/{len(self.calls)}"}
 
@@ -118,11 +120,53 @@ def test_a_search_killed_mid_training_resumes_without_retraining(tmp_path: Path)
         {t.user_attrs["arch"] for t in trained_trials(uninterrupted)}
 
 
+def test_a_candidate_orphaned_before_its_first_heartbeat_is_trained_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed between taking a queued candidate and its first heartbeat leaves the
+    trial running for ever (Optuna's stale check needs one heartbeat); the leader waited."""
+    import optuna
+
+    from edgenas.search import engine
+
+    with pytest.raises(KeyboardInterrupt):
+        run_surrogate_search(SPACE, evaluator(), Trainer(fail_at=12), CONFIG, RECIPE,
+                             storage=storage(tmp_path), poll_s=0.05)
+    study = optuna.load_study(study_name="edgenas-trained", storage=storage(tmp_path))
+    failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))[-1]
+    study.enqueue_trial(SPACE.encode(Arch.from_json(failed.user_attrs["arch"])),
+                        user_attrs={"arch": failed.user_attrs["arch"]})
+    taken = study.ask()  # and its worker killed at once
+    assert taken.user_attrs["arch"] == failed.user_attrs["arch"]
+    monkeypatch.setattr(engine, "ORPHAN_S", 0.5)
+    result: list[optuna.Study] = []
+    leader = threading.Thread(daemon=True, target=lambda: result.append(run_surrogate_search(
+        SPACE, evaluator(), Trainer(), CONFIG, RECIPE, storage=storage(tmp_path), poll_s=0.05)))
+    leader.start()
+    leader.join(timeout=120)
+    assert result, "the search waited for the dead worker's candidate"
+    assert len(trained_trials(result[0])) == CONFIG.train_budget
+
+
 def test_budgets_hold_for_every_trained_arch(tmp_path: Path) -> None:
     limit = 1.0
     study = run_surrogate_search(SPACE, evaluator(max_memory_mb=limit), Trainer(), CONFIG,
                                  RECIPE, storage=storage(tmp_path), poll_s=0.05)
     assert all(t.user_attrs["metrics"]["memory"] <= limit for t in trained_trials(study))
+
+
+def test_a_study_created_but_never_stamped_is_taken_over(tmp_path: Path) -> None:
+    """Creating a study and recording its settings are two writes; a worker joining between
+    them was refused in CI, and so was a leader killed between them and run again."""
+    import optuna
+
+    optuna.create_study(study_name="edgenas-trained", storage=storage(tmp_path),
+                        directions=evaluator().directions)
+    study = run_surrogate_search(SPACE, evaluator(), Trainer(), CONFIG, RECIPE,
+                                 storage=storage(tmp_path), poll_s=0.05)
+    assert len(trained_trials(study)) == CONFIG.train_budget
+    with pytest.raises(SearchError, match="recipe"):  # and now it is stamped
+        run_surrogate_search(SPACE, evaluator(), Trainer(), CONFIG, {"epochs": 2},
+                             storage=storage(tmp_path), poll_s=0.05)
 
 
 def test_a_changed_recipe_is_refused(tmp_path: Path) -> None:
@@ -180,17 +224,22 @@ def test_a_killed_workers_candidate_is_trained_again(tmp_path: Path, postgres: s
     name = f"killed-{tmp_path.name}"  # one PostgreSQL database serves every test
     worker = _start_worker(url, log, 600.0, name)  # never finishes on its own
 
+    killed = threading.Event()  # the leader keeps its first training open until then, so
+    # that a slow start of the worker on a loaded host cannot leave it nothing to take
+
     def kill_once_it_trains() -> None:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if any(r["pid"] == worker.pid for r in events(log, "start")):
                 os.kill(worker.pid, signal.SIGKILL)
-                return
+                break
             time.sleep(0.05)
+        killed.set()
 
     killer = threading.Thread(target=kill_once_it_trains)
     killer.start()
-    study = run_surrogate_search(SPACE, evaluator(), Trainer(log=log, delay_s=0.05), CONFIG,
+    study = run_surrogate_search(SPACE, evaluator(), Trainer(log=log, delay_s=0.05, hold=killed),
+                                 CONFIG,
                                  RECIPE, storage=open_storage(url, heartbeat_s=1), poll_s=0.05,
                                  study_name=name)
     killer.join()

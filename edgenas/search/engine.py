@@ -16,6 +16,7 @@ asked for, and an arch is never evaluated twice: a repeat reuses the earlier res
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import json
 import logging
@@ -113,7 +114,25 @@ def reference_costs(space: SearchSpace, evaluator: Evaluator, samples: int = 200
 def _completed_ahead(study: optuna.Study, number: int) -> int:
     """Trials numbered below ``number`` that have completed or may still complete."""
     alive = (TrialState.COMPLETE, TrialState.RUNNING)
-    return sum(1 for t in study.get_trials(deepcopy=False, states=alive) if t.number < number)
+    now = datetime.datetime.now()
+    return sum(1 for t in study.get_trials(deepcopy=False, states=alive)
+               if t.number < number and not orphaned(t, now, "arch"))
+
+
+#: A live trial's objective marks it within moments of the trial being started; one still
+#: unmarked after this long belongs to a worker killed in between.
+ORPHAN_S = 30.0
+
+
+def orphaned(trial: FrozenTrial, now: datetime.datetime, marker: str) -> bool:
+    """A running trial whose worker died before its objective set the user attribute
+    ``marker``. Optuna's heartbeat fails only trials that recorded a heartbeat, and a worker
+    killed between starting a trial and its first heartbeat leaves one running for ever:
+    counted as alive, it held a four-worker search one trial short of its budget, every
+    worker pruning, until the test timed out."""
+    return (trial.state == TrialState.RUNNING and marker not in trial.user_attrs
+            and trial.datetime_start is not None
+            and (now - trial.datetime_start).total_seconds() > ORPHAN_S)
 
 
 def _previous_result(study: optuna.Study, key: str) -> FrozenTrial | None:
@@ -183,9 +202,9 @@ def create_study(space: SearchSpace, evaluator: Evaluator, config: SearchConfig,
         exists = True
     except KeyError:
         exists = False
+    mine = _identity(space, evaluator, config)
     if exists:
-        recorded = study.user_attrs.get("edgenas")
-        mine = _identity(space, evaluator, config)
+        recorded = identity_on_record(study, mine)
         if recorded is not None and recorded != mine:
             raise SearchError(f"study {study_name!r} was started with other settings "
                               f"({_diff(recorded, mine)}); use another --study-name or run directory")
@@ -195,8 +214,20 @@ def create_study(space: SearchSpace, evaluator: Evaluator, config: SearchConfig,
         return study
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
                                 directions=directions, load_if_exists=True)
-    study.set_user_attr("edgenas", _identity(space, evaluator, config))
+    study.set_user_attr("edgenas", mine)
     return study
+
+
+def identity_on_record(study: optuna.Study, mine: dict[str, Any]) -> dict[str, Any] | None:
+    """The settings a study was started with. Creating a study and recording its settings
+    are two writes: a worker that joins between them (seen in CI), or a study whose creator
+    was killed between them, has none yet; while it has no trial either, ours are recorded,
+    the same as its creator's would have been had they agreed."""
+    recorded = study.user_attrs.get("edgenas")
+    if recorded is None and not study.get_trials(deepcopy=False):
+        study.set_user_attr("edgenas", mine)
+        recorded = study.user_attrs.get("edgenas")  # read back: another may have won
+    return recorded
 
 
 def _identity(space: SearchSpace, evaluator: Evaluator, config: SearchConfig) -> dict[str, Any]:

@@ -17,7 +17,10 @@ checkpoints. An arch completed once is never trained again.
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
+import socket
 import logging
 import time
 import warnings
@@ -33,8 +36,8 @@ from edgenas.estimate.features import arch_features
 from edgenas.estimate.predictor import Predictor, fit_predictor
 from edgenas.estimate.rank import kendall
 from edgenas.search.engine import (Reconnect, SearchConfig, arch_of, completed, create_study,
-                                   objective_matrix, open_storage, reference_costs, run_search,
-                                   weighted_sum)
+                                   identity_on_record, objective_matrix, open_storage, orphaned,
+                                   reference_costs, run_search, weighted_sum)
 from edgenas.search.objectives import Evaluator, SearchError
 from edgenas.search.pareto import hypervolume, non_dominated
 from edgenas.space.arch import Arch
@@ -242,6 +245,7 @@ def training_objective(space: SearchSpace, evaluator: Evaluator, trainer: Traine
     genes = space.genes()
 
     def objective(trial: optuna.Trial) -> list[float]:
+        trial.set_user_attr(TAKEN, f"{socket.gethostname()}:{os.getpid()}")  # alive, see orphaned
         if "arch" not in trial.user_attrs:  # nothing was queued: not ours to sample
             raise optuna.TrialPruned("no queued arch")
         params = {name: trial.suggest_categorical(name, choices) for name, choices in genes.items()}
@@ -301,6 +305,7 @@ def _train_one_queued(study: optuna.Study, objective: Callable[[optuna.Trial], l
     with warnings.catch_warnings():  # experimental since Optuna 2.9, still there in 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         fail_stale_trials(study)  # a no-op without heartbeats
+    _requeue_orphans(study)
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     if not waiting:
         time.sleep(poll_s)
@@ -312,6 +317,25 @@ def _train_one_queued(study: optuna.Study, objective: Callable[[optuna.Trial], l
             raise
         log.warning("%s; another process reported it first (use PostgreSQL, not "
                     "SQLite, for several processes)", err)
+
+
+#: The user attribute a process sets on a queued trial as it starts training it.
+TAKEN = "taken_by"
+
+
+def _requeue_orphans(study: optuna.Study) -> None:
+    """Queue again the candidates of workers killed before their first heartbeat, which
+    Optuna's stale-trial check never fails: without this the search waits for them for ever.
+    Two processes may both queue one; the objective trains a queued arch once."""
+    now = datetime.datetime.now()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not orphaned(trial, now, TAKEN) or "arch" not in trial.user_attrs:
+            continue
+        log.warning("trial %d was taken by a worker that died before starting it; queued "
+                    "again", trial.number)
+        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        study.enqueue_trial(trial.system_attrs.get("fixed_params", {}),
+                            user_attrs=dict(trial.user_attrs))
 
 
 def _identity(space: SearchSpace, evaluator: Evaluator, config: SurrogateConfig,
@@ -340,7 +364,7 @@ def open_archive(space: SearchSpace, evaluator: Evaluator, config: SurrogateConf
                                     directions=evaluator.directions, load_if_exists=True)
         study.set_user_attr("edgenas", mine)
         return study
-    recorded = study.user_attrs.get("edgenas")
+    recorded = identity_on_record(study, mine)
     if recorded != mine:
         changed = sorted(k for k in set(recorded or {}) | set(mine)
                          if (recorded or {}).get(k) != mine.get(k))
