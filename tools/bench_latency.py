@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,30 +27,53 @@ import numpy as np
 
 from edgenas.device.descriptor import get_device
 from edgenas.device.session import DeviceSession
-from edgenas.profile.latency import LatencyModel, accuracy_metrics, unit_sum
+from edgenas.errors import ProfileError
+from edgenas.profile.latency import (CORRECTION_FORMS, LatencyModel, accuracy_metrics,
+                                     arch_features, fit_correction, kind_sums, unit_sum)
 from edgenas.profile.lut import load_lut, lut_path, save_lut
 from edgenas.profile.onnx_graph import network_model
-from edgenas.profile.profiler import Progress, profile, time_batch
+from edgenas.profile.profiler import Progress, load_guard, profile, time_batch
 from edgenas.space import get_space
+from edgenas.space.arch import Arch
 
 #: far from the table's own streams (calibration 1e6, validation 2e6)
 BENCH_SEED = 3_000_000
 
 
-def timed_rounds(device_name: str, archs: list, rounds: int) -> np.ndarray:
+def timed_rounds(device_name: str, space: Any, archs: list, rounds: int) -> np.ndarray:
     """(rounds, archs) round medians in ms, one round over all archs after another."""
     models = {str(i): network_model(arch) for i, arch in enumerate(archs)}
     times = np.zeros((rounds, len(archs)))
-    with DeviceSession(get_device(device_name)) as session:
+    device = get_device(device_name)
+    guard = load_guard(device, space)  # measured like the table: a loaded round is redone
+    with DeviceSession(device) as session:
         for r in range(rounds):
             def store(key: str, stats: dict[str, Any], r: int = r) -> None:
                 times[r, int(key)] = stats["median_ms"]
 
             time_batch(session, models, store, chunk=len(models), checkpoint=lambda: None,
-                       progress=Progress())
+                       progress=Progress(), guard=guard)
             print(f"round {r + 1}/{rounds}: median of medians {np.median(times[r]):.3f} ms",
                   flush=True)
     return times
+
+
+def every_form(lut: Any) -> dict[str, dict[str, Any]]:
+    """Each correction form the table could have chosen, fitted on its calibration networks."""
+    items = lut.networks.get("calibration") or []
+    archs = [Arch.from_json(item["arch"]) for item in items]
+    measured = [item["measured_ms"] for item in items]
+    kinds = np.array([kind_sums(lut, a)[0] for a in archs])
+    units = [kind_sums(lut, a)[1] for a in archs]
+    features = np.array([arch_features(lut, a) for a in archs])
+    forms = {}
+    for form in (*CORRECTION_FORMS, "per_kind", "log_ratio", "boosted"):
+        try:
+            forms[form] = fit_correction(kinds.sum(axis=1), units, measured, kinds=kinds,
+                                         features=features, only=[form])
+        except ProfileError:  # e.g. too few networks for trees
+            continue
+    return forms
 
 
 def main() -> None:
@@ -61,6 +85,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="even, at least 2")
     parser.add_argument("--reprofile", action="store_true",
                         help="measure the table anew first (written to --profiles-dir)")
+    parser.add_argument("--calibrate", type=int, default=100,
+                        help="table-fitting networks when profiling anew")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     if args.rounds < 2 or args.rounds % 2:
@@ -71,13 +97,13 @@ def main() -> None:
     if args.reprofile or not path.exists():
         started = time.perf_counter()
         lut = profile(device, space, None, checkpoint=lambda table: save_lut(table, path),
-                      validate=20)
+                      validate=20, calibrate=args.calibrate)
         save_lut(lut, path)
         profiling_s = time.perf_counter() - started
         print(f"profiled {path} in {profiling_s:.0f} s")
     lut = load_lut(path)
     archs = [space.sample(BENCH_SEED + i) for i in range(args.archs)]
-    times = timed_rounds(args.device, archs, args.rounds)
+    times = timed_rounds(args.device, space, archs, args.rounds)
     measured = np.median(times, axis=0)
     odd, even = np.median(times[0::2], axis=0), np.median(times[1::2], axis=0)
     model = LatencyModel(lut)
@@ -87,6 +113,9 @@ def main() -> None:
         "plain sum of units": accuracy_metrics([unit_sum(lut, a)[0] for a in archs], measured),
         "noise floor (odd vs even rounds)": accuracy_metrics(odd, even),
     }
+    for form, coef in every_form(lut).items():  # each candidate, as if it had been chosen
+        other = LatencyModel(replace(lut, correction=coef))
+        rows[f"  form {form}"] = accuracy_metrics([other.predict(a) for a in archs], measured)
     print(f"\n{args.archs} held-out archs of {space.name} on {device.name}, {args.rounds} "
           f"interleaved rounds; correction: {(lut.correction or {}).get('form', 'linear')}")
     print(f"{'':34} {'within 10 %':>11} {'within 5 %':>10} {'tau':>6} {'mean |err|':>10}")
@@ -95,7 +124,8 @@ def main() -> None:
               f"{m['kendall_tau']:6.3f} {m['mean_abs_pct_error']:9.1f}%")
     result = {"device": device.name, "space": space.name, "archs": args.archs,
               "rounds": args.rounds, "table": str(path), "profiling_s": profiling_s,
-              "correction": lut.correction, "table_validation": lut.validation,
+              "correction": {k: v for k, v in (lut.correction or {}).items() if k != "boosted"},
+              "protocol": lut.timing.get("protocol"), "table_validation": lut.validation,
               "results": rows, "round_medians_ms": times.tolist(),
               "date": time.strftime("%Y-%m-%d %H:%M")}
     if args.json:

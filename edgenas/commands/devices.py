@@ -14,6 +14,7 @@ from edgenas.device.descriptor import (Connection, Device, Runtime, device_dirs,
 from edgenas.errors import DeviceError, EdgenasError, ProfileError
 from edgenas.locking import folder_lock
 from edgenas.profile.keys import space_units
+from edgenas.profile.latency import describe_correction
 from edgenas.profile.lut import load_lut, lut_path, save_lut
 from edgenas.profile.profiler import Progress, profile, validation_report
 from edgenas.profile.sampling import SAMPLE_ABOVE
@@ -128,13 +129,18 @@ def cmd_profile(args: argparse.Namespace) -> None:
               "'--max-units N' times more")
     if lut.correction:
         c = lut.correction
-        print(f"correction ({c.get('form', 'linear')}): {c['intercept_ms']:+.4f} ms + "
-              f"{c['scale']:.3f} x sum {c['per_unit_ms']:+.5f} ms x units")
+        print(f"correction: {describe_correction(c)}")
         if "cv" in c:
             print(f"  chosen by {c['cv_folds']}-fold cross-validation on {c['networks']} "
                   "networks (within +-10 %): " + ", ".join(
                       f"{form} {100 * score['within_10pct']:.0f} %"
                       for form, score in c["cv"].items()))
+    protocol = lut.timing.get("protocol")
+    if protocol and protocol.get("chunks"):
+        print(f"load guard: {protocol['retimed']} of {protocol['chunks']} chunks timed again "
+              f"(reference network more than {100 * protocol['tolerance']:.0f} % above its "
+              f"fastest, {protocol['reference_ms']:.3f} ms); {protocol['kept_loaded']} still "
+              "loaded after the retries")
     if args.validate:
         _print_validation(lut.validation)
     elif lut.validation:

@@ -16,22 +16,23 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from edgenas.device.descriptor import Device
+from edgenas.cost.count import UnitCost, unit_cost
 from edgenas.errors import ProfileError
+from edgenas.profile.boosted import (UNIT_KINDS, BoostedModel, fit_boosted,
+                                     network_features)
 from edgenas.profile.keys import unit_key
 from edgenas.profile.lut import LUT, find_lut
 from edgenas.space.arch import Arch
 from edgenas.space.plan import sites
 
 
-#: What a per-kind correction weighs separately: a unit's role, or its block's op.
-UNIT_KINDS: tuple[str, ...] = ("stem", "pool", "head", "conv", "basic", "bottleneck", "dwsep",
-                               "mbconv")
 
 
-def kind_sums(lut: LUT, arch: Arch) -> tuple[np.ndarray, int]:
-    """(table ms summed per `UNIT_KINDS`, number of timed units) for the units of ``arch``."""
-    sums = np.zeros(len(UNIT_KINDS))
-    units = 0
+def unit_rows(lut: LUT, arch: Arch, costs: dict[str, UnitCost] | None = None
+              ) -> list[tuple[int, float, UnitCost | None]]:
+    """(index in `UNIT_KINDS`, table ms, counted cost or None) per timed unit of ``arch``;
+    costs are counted only when a ``costs`` cache is given (the whole-network model's)."""
+    rows = []
     entries = lut.entries
     for site in sites(arch):
         unit = site.unit
@@ -43,10 +44,23 @@ def kind_sums(lut: LUT, arch: Arch) -> tuple[np.ndarray, int]:
             raise ProfileError(f"latency table {lut.device}/{lut.space} has no entry for unit "
                                f"{key!r}; is the arch outside space {lut.space!r}? Re-run "
                                f"'edgenas profile {lut.device} --space {lut.space}'")
-        kind = site.block.op if site.block is not None else site.role
-        sums[UNIT_KINDS.index(kind)] += entry["median_ms"]
-        units += 1
-    return sums, units
+        kind = UNIT_KINDS.index(site.block.op if site.block is not None else site.role)
+        work = None
+        if costs is not None:
+            work = costs.get(key)
+            if work is None:
+                work = costs[key] = unit_cost(unit, site.height)
+        rows.append((kind, entry["median_ms"], work))
+    return rows
+
+
+def kind_sums(lut: LUT, arch: Arch) -> tuple[np.ndarray, int]:
+    """(table ms summed per `UNIT_KINDS`, number of timed units) for the units of ``arch``."""
+    sums = np.zeros(len(UNIT_KINDS))
+    rows = unit_rows(lut, arch)
+    for kind, ms, _ in rows:
+        sums[kind] += ms
+    return sums, len(rows)
 
 
 def unit_sum(lut: LUT, arch: Arch) -> tuple[float, int]:
@@ -94,6 +108,48 @@ def _fit_per_kind(kinds: np.ndarray, y: np.ndarray) -> dict[str, Any]:
             "kind_scale": dict(zip(UNIT_KINDS, map(float, fitted[1:])))}
 
 
+def _ratio_features(kinds: np.ndarray, units: np.ndarray,
+                    log_sum_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Per network: each kind's share of the unit sum, log unit sum, log unit count (the
+    log sum clipped to the fitted range: outside it the model would extrapolate)."""
+    total = kinds.sum(axis=1)
+    safe = np.where(total > 0, total, 1.0)
+    log_sum = np.log(safe)
+    if log_sum_range is not None:
+        log_sum = np.clip(log_sum, *log_sum_range)
+    return np.column_stack([kinds / safe[:, None], log_sum, np.log(np.maximum(units, 1.0))])
+
+
+#: The log-ratio model's ridge penalty (features are shares and logs, all of order one).
+RATIO_RIDGE = 0.1
+
+
+def _fit_log_ratio(kinds: np.ndarray, units: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """log(measured / unit sum) as a ridge regression on `_ratio_features`: how much a
+    network's mix of kinds, size and unit count make it faster or slower than the sum of its
+    isolated units. Fitted on log ratios, so every network weighs by its relative error."""
+    total = kinds.sum(axis=1)
+    x = _ratio_features(kinds, units)
+    target = np.log(y / total)
+    centre = x.mean(axis=0)
+    xc = x - centre
+    weights = np.linalg.solve(xc.T @ xc + RATIO_RIDGE * len(y) * np.eye(x.shape[1]),
+                              xc.T @ (target - target.mean()))
+    intercept = float(target.mean() - centre @ weights)
+    names = [f"share_{k}" for k in UNIT_KINDS] + ["log_sum", "log_units"]
+    log_sum = np.log(total)
+    return {"intercept_ms": 0.0, "scale": 1.0, "per_unit_ms": 0.0,
+            "log_ratio": {"intercept": intercept, "weights": dict(zip(names, map(float, weights))),
+                          "log_sum_range": [float(log_sum.min()), float(log_sum.max())]}}
+
+
+def _predict_log_ratio(model: dict[str, Any], kinds: np.ndarray, units: np.ndarray) -> np.ndarray:
+    names = [f"share_{k}" for k in UNIT_KINDS] + ["log_sum", "log_units"]
+    weights = np.array([model["weights"].get(n, 0.0) for n in names])
+    x = _ratio_features(kinds, units, tuple(model["log_sum_range"]))
+    return kinds.sum(axis=1) * np.exp(model["intercept"] + x @ weights)
+
+
 def _line(coef: dict[str, Any], kinds: np.ndarray, units: np.ndarray) -> np.ndarray:
     weights = np.array([coef.get("kind_scale", {}).get(k, 1.0) for k in UNIT_KINDS])
     return coef["intercept_ms"] + coef["scale"] * (kinds @ weights) + coef["per_unit_ms"] * units
@@ -111,6 +167,8 @@ def predict_corrected(coef: dict[str, Any], kinds: np.ndarray, units: np.ndarray
     kinds = np.asarray(kinds, dtype=np.float64)
     units = np.asarray(units, dtype=np.float64)
     raw = kinds.sum(axis=1)
+    if "log_ratio" in coef:  # multiplicative and clipped: positive, no edge needed
+        return _predict_log_ratio(coef["log_ratio"], kinds, units)
     edge = float(coef.get("min_sum_ms") or 0.0)
     stretch = np.where((raw > 0) & (raw < edge), edge / np.where(raw > 0, raw, 1.0), 1.0)
     predicted = _line(coef, kinds * stretch[:, None], units * stretch) / stretch
@@ -119,14 +177,18 @@ def predict_corrected(coef: dict[str, Any], kinds: np.ndarray, units: np.ndarray
 
 def fit_correction(sums: Sequence[float], units: Sequence[int],
                    measured: Sequence[float], folds: int = 5,
-                   kinds: np.ndarray | None = None) -> dict[str, Any]:
+                   kinds: np.ndarray | None = None,
+                   features: np.ndarray | None = None,
+                   only: Sequence[str] | None = None) -> dict[str, Any]:
     """The correction from unit sums to whole-network time that predicts held-out networks best.
 
-    Each form of `CORRECTION_FORMS` (the plain sum among them) is scored by k-fold
+    Each form of `CORRECTION_FORMS` (the plain sum among them), the per-kind and log-ratio
+    forms given ``kinds``, and whole-network boosted trees (`edgenas.profile.boosted`) given
+    ``features`` (enough networks: `BOOSTED_MIN`) are scored by k-fold
     cross-validation on the timed networks: mean |relative error| first, the share within
     ±10 % to break ties. A correction is kept only where it beats the plain sum out of
     sample; on a host where isolated units add up differently from networks, a fitted line
-    can be worse than no line at all.
+    can be worse than no line at all. ``only`` restricts the candidates (to compare forms).
     """
     if len(measured) < 4:
         raise ProfileError(f"need at least 4 timed networks to fit the correction, got {len(measured)}")
@@ -134,16 +196,32 @@ def fit_correction(sums: Sequence[float], units: Sequence[int],
     x_sum, x_units = np.asarray(sums, np.float64), np.asarray(units, np.float64)
     order = np.random.default_rng(0).permutation(len(y))
     k = min(folds, len(y))
-    forms = list(CORRECTION_FORMS) + (["per_kind"] if kinds is not None else [])
+    forms = list(CORRECTION_FORMS) + (["per_kind", "log_ratio"] if kinds is not None else [])
+    if features is not None and len(y) >= BOOSTED_MIN:
+        forms.append("boosted")
+    if only is not None:
+        forms = [form for form in forms if form in only]
+        if not forms:
+            raise ProfileError(f"none of the forms {list(only)} can be fitted on these networks")
 
     def fit(form: str, rows: np.ndarray) -> dict[str, Any]:
         if form == "per_kind":
             assert kinds is not None
             return _fit_per_kind(kinds[rows], y[rows])
+        if form == "log_ratio":
+            assert kinds is not None
+            return _fit_log_ratio(kinds[rows], x_units[rows], y[rows])
+        if form == "boosted":
+            assert features is not None
+            return {"intercept_ms": 0.0, "scale": 1.0, "per_unit_ms": 0.0,
+                    "boosted": fit_boosted(features[rows], y[rows])}
         return _fit_form(form, x_sum[rows], x_units[rows], y[rows])
 
     def apply(coef: dict[str, Any], rows: np.ndarray) -> np.ndarray:
-        if "kind_scale" in coef:
+        if "boosted" in coef:
+            assert features is not None
+            return BoostedModel(coef["boosted"]).predict(features[rows])
+        if "kind_scale" in coef or "log_ratio" in coef:
             assert kinds is not None
             return predict_corrected(coef, kinds[rows], x_units[rows])
         return _apply(coef, x_sum[rows], x_units[rows])
@@ -167,6 +245,32 @@ def fit_correction(sums: Sequence[float], units: Sequence[int],
             "cv": scores, "min_sum_ms": float(x_sum.min())}
 
 
+def describe_correction(coef: dict[str, Any]) -> str:
+    """The chosen correction in one line, in its own form's terms."""
+    form = coef.get("form", "linear")
+    if "boosted" in coef:
+        return (f"{form}: {len(coef['boosted']['trees'])} boosted trees over whole-network "
+                f"features, fitted on {coef['boosted']['networks']} timed networks")
+    if "log_ratio" in coef:
+        return (f"{form}: unit sum x exp(ridge over kind shares, log sum, log units), "
+                f"intercept {coef['log_ratio']['intercept']:+.3f}")
+    if "kind_scale" in coef:
+        scales = ", ".join(f"{k} {v:.2f}" for k, v in coef["kind_scale"].items())
+        return f"{form}: {coef['intercept_ms']:+.4f} ms + per-kind scales ({scales})"
+    return (f"{form}: {coef['intercept_ms']:+.4f} ms + {coef['scale']:.3f} x sum "
+            f"{coef['per_unit_ms']:+.5f} ms x units")
+
+
+#: Boosted trees are a candidate only with this many timed networks (fewer overfit).
+BOOSTED_MIN = 60
+
+
+def arch_features(lut: LUT, arch: Arch, costs: dict[str, UnitCost] | None = None) -> np.ndarray:
+    """The whole-network features of ``arch`` with the table's unit times."""
+    rows = unit_rows(lut, arch, {} if costs is None else costs)
+    return network_features(rows, arch.resolution)  # type: ignore[arg-type]
+
+
 class LatencyModel:
     """Predicts milliseconds for archs of the table's space on the table's device."""
 
@@ -174,6 +278,9 @@ class LatencyModel:
         self.lut = lut
         self.correction = lut.correction or {"intercept_ms": 0.0, "scale": 1.0,
                                              "per_unit_ms": 0.0}
+        self.boosted = (BoostedModel(self.correction["boosted"])
+                        if "boosted" in self.correction else None)
+        self._costs: dict[str, UnitCost] = {}  # a unit's counted cost, by table key
         calibration = lut.networks.get("calibration") or []
         if lut.correction and "min_sum_ms" not in self.correction and calibration:
             # tables fitted before the edge was recorded: it is the smallest calibration sum
@@ -182,6 +289,9 @@ class LatencyModel:
 
     def predict(self, arch: Arch) -> float:
         """Predicted batch-1 latency in ms."""
+        if self.boosted is not None:
+            features = arch_features(self.lut, arch, self._costs)
+            return float(self.boosted.predict(features)[0])
         kinds, units = kind_sums(self.lut, arch)
         return float(predict_corrected(self.correction, kinds[None, :], np.array([units]))[0])
 
