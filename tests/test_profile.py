@@ -368,3 +368,19 @@ def test_a_space_too_large_to_time_is_sampled_and_the_rest_predicted(tmp_path) -
     profile(fast_device(), space, lut, calibrate=8, progress=progress)
     assert counted == [("units", len(predicted))]
     assert not any(e.get("predicted") for e in lut.entries.values()) and lut.sampling is None
+
+
+def test_a_tensorrt_device_is_profiled_within_a_time_budget_by_default() -> None:
+    """Every unit is an engine build of seconds on a Jetson: the `cifar` space whole would
+    take hours, so unless told otherwise its first chunk decides whether to sample."""
+    import argparse
+
+    from edgenas.commands.devices import TENSORRT_BUDGET_MIN, _time_budget_s
+
+    args = argparse.Namespace(max_units=None, time_budget=None)
+    jetson = get_device("jetson-orin-nano")
+    assert jetson.runtime.name == "tensorrt"
+    assert _time_budget_s(args, get_space("cifar"), jetson) == 60 * TENSORRT_BUDGET_MIN
+    assert _time_budget_s(args, get_space("cifar"), get_device("host-cpu")) is None
+    assert _time_budget_s(argparse.Namespace(max_units=None, time_budget=2.0),
+                          get_space("cifar"), jetson) == 120.0

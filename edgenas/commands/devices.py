@@ -89,14 +89,23 @@ def _print_validation(report: dict) -> None:
     print(f"  Kendall tau    {report['kendall_tau']:.3f}")
 
 
-def _time_budget_s(args: argparse.Namespace, space: SearchSpace) -> float | None:
-    """Seconds of unit timing: as asked, else 8 minutes for a space too large to time whole."""
+#: Default minutes of unit timing on a TensorRT device, where every unit is an engine build
+#: of seconds: the `cifar` space whole would take hours on a Jetson.
+TENSORRT_BUDGET_MIN = 30.0
+
+
+def _time_budget_s(args: argparse.Namespace, space: SearchSpace, device: Device) -> float | None:
+    """Seconds of unit timing: as asked, else 8 minutes for a space too large to time whole
+    and `TENSORRT_BUDGET_MIN` on a TensorRT device (its first chunk, builds included, says
+    whether every unit fits; if not, the space is sampled)."""
     if args.max_units:
         return None
     if args.time_budget is not None:
         if not args.time_budget > 0:
             raise EdgenasError(f"--time-budget {args.time_budget}: give minutes above 0")
         return 60 * args.time_budget
+    if device.runtime.name == "tensorrt":
+        return 60 * TENSORRT_BUDGET_MIN
     return 8 * 60.0 if len(space_units(space)) > SAMPLE_ABOVE else None
 
 
@@ -116,7 +125,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
                       allow_stale=args.allow_stale, revalidate=args.revalidate,
                       recalibrate=args.recalibrate, progress=console_progress(),
                       max_units=args.max_units,
-                      time_budget_s=_time_budget_s(args, space))
+                      time_budget_s=_time_budget_s(args, space, device))
         save_lut(lut, path)
     elapsed = time.perf_counter() - start
     print(f"{path}: {len(lut.entries)} unit entries, {len(lut.networks.get('calibration', []))} "
@@ -196,7 +205,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     prof.add_argument("--time-budget", type=float, metavar="MIN",
                       help="minutes of unit timing: the first chunk's rate says how many units "
                            "fit, the rest are predicted (default: every unit, or 8 minutes for "
-                           f"a space of more than {SAMPLE_ABOVE:,} units)")
+                           f"a space of more than {SAMPLE_ABOVE:,} units, or "
+                           f"{TENSORRT_BUDGET_MIN:.0f} minutes on a TensorRT device)")
     prof.add_argument("--allow-stale", action="store_true",
                       help="add to a table measured under other conditions instead of starting anew")
     prof.add_argument("--profiles-dir", default=PROFILES_DIR)
