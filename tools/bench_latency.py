@@ -40,22 +40,27 @@ from edgenas.space.arch import Arch
 BENCH_SEED = 3_000_000
 
 
-def timed_rounds(device_name: str, space: Any, archs: list, rounds: int) -> np.ndarray:
-    """(rounds, archs) round medians in ms, one round over all archs after another."""
+def timed_rounds(device_name: str, space: Any, archs: list, rounds: int
+                 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:
+    """(rounds, archs) round medians in ms, one round over all archs after another: relative
+    to the reference network as the table's are, and as timed (raw); and the guard's
+    record."""
     models = {str(i): network_model(arch) for i, arch in enumerate(archs)}
     times = np.zeros((rounds, len(archs)))
+    raw = np.zeros((rounds, len(archs)))
     device = get_device(device_name)
-    guard = load_guard(device, space)  # measured like the table: a loaded round is redone
+    guard = load_guard(device)  # measured like the table: relative to the reference
     with DeviceSession(device) as session:
         for r in range(rounds):
             def store(key: str, stats: dict[str, Any], r: int = r) -> None:
                 times[r, int(key)] = stats["median_ms"]
+                raw[r, int(key)] = stats.get("raw_median_ms", stats["median_ms"])
 
             time_batch(session, models, store, chunk=len(models), checkpoint=lambda: None,
                        progress=Progress(), guard=guard)
-            print(f"round {r + 1}/{rounds}: median of medians {np.median(times[r]):.3f} ms",
-                  flush=True)
-    return times
+            print(f"round {r + 1}/{rounds}: median of medians {np.median(times[r]):.3f} ms "
+                  f"(as timed {np.median(raw[r]):.3f} ms)", flush=True)
+    return times, raw, guard.summary() if guard is not None else None
 
 
 def every_form(lut: Any) -> dict[str, dict[str, Any]]:
@@ -103,7 +108,7 @@ def main() -> None:
         print(f"profiled {path} in {profiling_s:.0f} s")
     lut = load_lut(path)
     archs = [space.sample(BENCH_SEED + i) for i in range(args.archs)]
-    times = timed_rounds(args.device, space, archs, args.rounds)
+    times, raw, guard = timed_rounds(args.device, space, archs, args.rounds)
     measured = np.median(times, axis=0)
     odd, even = np.median(times[0::2], axis=0), np.median(times[1::2], axis=0)
     model = LatencyModel(lut)
@@ -112,6 +117,8 @@ def main() -> None:
                                                       measured),
         "plain sum of units": accuracy_metrics([unit_sum(lut, a)[0] for a in archs], measured),
         "noise floor (odd vs even rounds)": accuracy_metrics(odd, even),
+        "noise floor, as timed (no reference)": accuracy_metrics(
+            np.median(raw[0::2], axis=0), np.median(raw[1::2], axis=0)),
     }
     for form, coef in every_form(lut).items():  # each candidate, as if it had been chosen
         other = LatencyModel(replace(lut, correction=coef))
@@ -125,8 +132,10 @@ def main() -> None:
     result = {"device": device.name, "space": space.name, "archs": args.archs,
               "rounds": args.rounds, "table": str(path), "profiling_s": profiling_s,
               "correction": {k: v for k, v in (lut.correction or {}).items() if k != "boosted"},
-              "protocol": lut.timing.get("protocol"), "table_validation": lut.validation,
+              "protocol": lut.timing.get("protocol"), "benchmark_guard": guard,
+              "table_validation": lut.validation,
               "results": rows, "round_medians_ms": times.tolist(),
+              "round_medians_as_timed_ms": raw.tolist(),
               "date": time.strftime("%Y-%m-%d %H:%M")}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

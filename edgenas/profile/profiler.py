@@ -52,32 +52,79 @@ class Progress:
 
 
 class LoadGuard:
-    """Detects a chunk measured while the device was busy, so that it is timed again.
+    """Times relative to a reference network, so that a busy spell of a shared host does not
+    enter the table.
 
-    A shared host slows down by 30-40 % for seconds at a time; a chunk of units timed in
-    such a spell enters the table too slow, and no correction can undo it. The guard times
-    a fixed reference network before and after every chunk; the chunk counts as loaded
-    when the slower of the two is more than ``tolerance`` above the fastest reference time
-    seen so far (the uncontended time), and is timed again, up to ``retries`` times, keeping
-    the least loaded attempt. What the table then predicts is the uncontended time.
+    A shared host slows down by 30-40 % for seconds at a time (measured here: one reference
+    network timed 1.35-2.0 ms within a minute on an otherwise idle machine). The guard
+    times a fixed reference network before the first model and after every ``every``
+    models; a model's time is scaled by the uncontended reference time (``reference_ms``:
+    the fastest of a burst of reference timings at the start of the run) over the mean of
+    its two neighbouring reference times. What the table then predicts is the time at the
+    uncontended level, what a user sees on a dedicated device. The yardstick is measured
+    afresh by every run, never carried over from a table: on another host of the same
+    kind that is uniformly slower, a carried-over one would scale the slowdown away.
     """
 
-    def __init__(self, reference: onnx.ModelProto, tolerance: float = 0.10,
-                 retries: int = 2) -> None:
-        self.reference, self.tolerance, self.retries = reference, tolerance, retries
-        self.best_ms: float | None = None
-        self.chunks = self.retimed = self.kept_loaded = 0
+    def __init__(self, reference: onnx.ModelProto, reference_ms: float | None = None,
+                 every: int = 10) -> None:
+        self.reference, self.reference_ms, self.every = reference, reference_ms, every
+        self.local: list[float] = []  # the neighbouring reference means models were scaled by
 
-    def load(self, reference_ms: list[float]) -> float:
-        """This chunk's load: its slower reference time over the fastest ever seen."""
-        self.best_ms = min([*reference_ms, *([self.best_ms] if self.best_ms else [])])
-        return max(reference_ms) / self.best_ms
+    def start(self, session: DeviceSession, burst: int = 20) -> None:
+        """Time the reference ``burst`` times for its uncontended time, unless known."""
+        if self.reference_ms is not None:
+            return
+        times: list[float] = []
+        with tempfile.TemporaryDirectory(prefix="edgenas-reference-") as folder:
+            files = [Path(folder) / f"ref{i:03d}.onnx" for i in range(burst)]
+            for file in files:
+                onnx.save(self.reference, file)
+            session.time_models(files, lambda r: times.append(r["median_ms"])
+                                if "median_ms" in r else None)
+        if not times:
+            raise ProfileError(f"{session.device.name}: the reference network could not be "
+                               "timed; see the device's agent output")
+        self.reference_ms = min(times)
+
+    def layout(self, names: list[str]) -> list[str]:
+        """The timing order: a reference before the first model and after every ``every``."""
+        order = []
+        for i, name in enumerate(names):
+            if i % self.every == 0:
+                order.append(f"ref{i // self.every:05d}")
+            order.append(name)
+        order.append(f"ref{(len(names) + self.every - 1) // self.every:05d}")
+        return order
+
+    def scale(self, results: dict[str, dict[str, Any]], names: list[str]) -> None:
+        """Rescale each model's result in place by its neighbouring reference times."""
+        assert self.reference_ms is not None
+        for i, name in enumerate(names):
+            if name not in results or "median_ms" not in results[name]:
+                continue
+            refs = [results.get(f"ref{i // self.every + k:05d}", {}).get("median_ms")
+                    for k in (0, 1)]
+            refs = [r for r in refs if r]
+            if not refs:
+                continue  # no yardstick around it: kept as timed
+            local = float(np.mean(refs))
+            factor = self.reference_ms / local
+            result = results[name]
+            result["raw_median_ms"] = result["median_ms"]
+            result["reference_ms"] = local
+            for key in ("median_ms", "p10_ms", "p90_ms", "mean_ms"):
+                if key in result:
+                    result[key] = result[key] * factor
+            self.local.append(local)
 
     def summary(self) -> dict[str, Any]:
         """What the table records of the protocol."""
-        return {"reference_ms": self.best_ms, "tolerance": self.tolerance,
-                "retries": self.retries, "chunks": self.chunks, "retimed": self.retimed,
-                "kept_loaded": self.kept_loaded}
+        local = np.array(self.local) if self.local else None
+        return {"reference_ms": self.reference_ms, "every": self.every,
+                "load_p50": None if local is None else float(np.median(local) / self.reference_ms),
+                "load_p90": None if local is None
+                else float(np.percentile(local, 90) / self.reference_ms)}
 
 
 def time_batch(session: DeviceSession, models: dict[str, onnx.ModelProto],
@@ -86,57 +133,44 @@ def time_batch(session: DeviceSession, models: dict[str, onnx.ModelProto],
                guard: LoadGuard | None = None) -> None:
     """Time models in chunks; ``store(key, stats)`` each result, checkpoint per chunk.
 
-    With a ``guard``, a chunk timed under load is timed again (`LoadGuard`)."""
+    With a ``guard``, times are taken relative to its reference network (`LoadGuard`)."""
     keys = list(models)
     failures: list[str] = []
+    if guard is not None:
+        guard.start(session)
     for start in range(0, len(keys), chunk):
         batch = keys[start:start + chunk]
         with tempfile.TemporaryDirectory(prefix="edgenas-models-") as folder:
-            files, names = [], {}
-            for i, key in enumerate(batch):
-                path = Path(folder) / f"m{start + i:06d}.onnx"
-                onnx.save(models[key], path)
+            names = {f"m{start + i:06d}": key for i, key in enumerate(batch)}
+            order = guard.layout(list(names)) if guard is not None else list(names)
+            files = []
+            for name in order:
+                path = Path(folder) / f"{name}.onnx"
+                onnx.save(models[names[name]] if name in names else guard.reference, path)  # type: ignore[union-attr]
                 files.append(path)
-                names[path.name] = key
-            if guard is not None:
-                for name in ("ref-before.onnx", "ref-after.onnx"):
-                    onnx.save(guard.reference, Path(folder) / name)
-                files = [Path(folder) / "ref-before.onnx", *files, Path(folder) / "ref-after.onnx"]
-            kept: tuple[float, dict[str, dict[str, Any]]] | None = None
-            for attempt in range(1 + (guard.retries if guard is not None else 0)):
-                results: dict[str, dict[str, Any]] = {}
+            results: dict[str, dict[str, Any]] = {}
 
-                def handle(result: dict[str, Any]) -> None:
-                    results[result.pop("model")] = result
-                    if guard is None:  # kept as it is: the bar moves as results arrive
-                        progress.advance(1)
+            def handle(result: dict[str, Any]) -> None:
+                name = result.pop("model")[: -len(".onnx")]
+                results[name] = result
+                if guard is None:  # as timed: the bar moves as results arrive
+                    deliver(name, result)
 
-                session.time_models(files, handle)
-                if guard is None:
-                    kept = (1.0, results)
-                    break
-                refs = [results.pop(n, {}).get("median_ms") for n in ("ref-before.onnx",
-                                                                        "ref-after.onnx")]
-                load = guard.load([r for r in refs if r]) if all(refs) else float("inf")
-                if kept is None or load < kept[0]:
-                    kept = (load, results)
-                if load <= 1 + guard.tolerance:
-                    break
-                log.info("chunk of %d timed under load (reference %.0f %% above its best); "
-                         "timing it again", len(batch), 100 * (load - 1))
-            assert kept is not None
-            if guard is not None:
-                guard.chunks += 1
-                guard.retimed += attempt
-                guard.kept_loaded += kept[0] > 1 + guard.tolerance
-            for name, result in kept[1].items():
-                key = names[name]
+            def deliver(name: str, result: dict[str, Any]) -> None:
+                if name not in names:
+                    return
                 if "error" in result:
-                    failures.append(f"{key}: {result['error']}")
+                    failures.append(f"{names[name]}: {result['error']}")
                 else:
-                    store(key, result)
-                if guard is not None:
-                    progress.advance(1)
+                    store(names[name], result)
+                progress.advance(1)
+
+            session.time_models(files, handle)
+            if guard is not None:
+                guard.scale(results, list(names))
+                for name in names:
+                    if name in results:
+                        deliver(name, results[name])
         checkpoint()
         if failures:
             raise ProfileError(f"{len(failures)} model(s) failed on {session.device.name}; "
@@ -317,8 +351,9 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
         if recalibrate:
             lut.networks["calibration"], lut.correction = [], None
             revalidate = True
-        guard = load_guard(device, space)
-        if guard is not None:  # the protocol is part of what the table records
+        guard = load_guard(device)
+        if guard is not None:  # the yardstick first: every time in the table is relative to it
+            guard.start(session)
             lut.timing["protocol"] = {**guard.summary(), **PROTOCOL}
         units = space_units(space)
         missing = [key for key in units
@@ -356,7 +391,7 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
                            rounds=VALIDATION_ROUNDS, guard=guard)
             lut.validation = validation_report(lut, validate)
             checkpoint(lut)
-        if guard is not None and guard.chunks:
+        if guard is not None and guard.local:
             lut.timing["protocol"] = {**guard.summary(), **PROTOCOL}
             checkpoint(lut)
     return lut
@@ -367,20 +402,24 @@ PROTOCOL = {
     "warm_up": "by time as well as by count (the agent's WARMUP_MS), per model",
     "statistic": "median of each model's timed calls; networks: median of interleaved rounds",
     "pinning": "one core when ONNX Runtime uses one thread",
-    "load": "a reference network timed before and after every chunk; a chunk whose reference "
-            "is more than the tolerance above its fastest time is timed again",
+    "load": "a reference network timed before the first model and after every 'every' "
+            "models; each time scaled by reference_ms over the mean of its two neighbouring "
+            "reference times (load_p50/p90: that mean over reference_ms, this run)",
 }
-#: The reference network of the load guard: one fixed arch of the space, mid-sized.
+#: The reference network of the load guard: one fixed, mid-sized arch of the `cifar` space.
 REFERENCE_SEED = 4_000_000
 
 
-def load_guard(device: Device, space: SearchSpace) -> LoadGuard | None:
-    """The load guard for a device: ONNX Runtime devices (CPUs, boards, phones) only; a
-    TensorRT reference would cost two engine builds per chunk on a device that is rarely
-    shared."""
+def load_guard(device: Device) -> LoadGuard | None:
+    """The load guard for timing on ``device``: ONNX Runtime devices (CPUs, boards, phones)
+    only; on TensorRT every reference would be an engine build, on a device that is rarely
+    shared. The reference is the same network whatever the space (one of `cifar`'s, about
+    1.5 ms on a 2-core x86 host): a yardstick, not a sample."""
     if device.runtime.name != "onnxruntime":
         return None
-    return LoadGuard(network_model(space.sample(REFERENCE_SEED)))
+    from edgenas.space import get_space
+
+    return LoadGuard(network_model(get_space("cifar").sample(REFERENCE_SEED)))
 
 
 def fit_on(lut: LUT, archs: list[Arch], measured: list[float]) -> None:
