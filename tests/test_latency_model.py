@@ -121,3 +121,18 @@ def test_a_model_between_a_quiet_and_a_busy_reference_is_scaled_by_their_mean() 
     assert stored["k0"]["reference_ms"] == pytest.approx(1.5)
     assert stored["k0"]["median_ms"] == pytest.approx(0.1 / 1.5)
     assert stored["k1"]["median_ms"] == pytest.approx(0.2 / 1.5)
+
+
+def test_timings_against_a_table_use_its_reference_level_and_a_new_table_measures_one() -> None:
+    """The host ran the reference at 1.25 ms in one 10-minute stretch and 1.83 ms in the
+    next: a benchmark or resumed profile must scale to the table's level, not its own."""
+    from edgenas.device.descriptor import get_device
+    from edgenas.profile.profiler import load_guard
+
+    lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
+    device = get_device("host-cpu")
+    lut.timing.pop("protocol", None)
+    assert load_guard(device, lut).reference_ms is None  # type: ignore[union-attr]
+    lut.timing["protocol"] = {"reference_ms": 1.83}
+    assert load_guard(device, lut).reference_ms == 1.83  # type: ignore[union-attr]
+    assert load_guard(device).reference_ms is None  # type: ignore[union-attr]

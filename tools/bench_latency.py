@@ -40,7 +40,7 @@ from edgenas.space.arch import Arch
 BENCH_SEED = 3_000_000
 
 
-def timed_rounds(device_name: str, space: Any, archs: list, rounds: int
+def timed_rounds(device_name: str, lut: Any, archs: list, rounds: int
                  ) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:
     """(rounds, archs) round medians in ms, one round over all archs after another: relative
     to the reference network as the table's are, and as timed (raw); and the guard's
@@ -49,7 +49,7 @@ def timed_rounds(device_name: str, space: Any, archs: list, rounds: int
     times = np.zeros((rounds, len(archs)))
     raw = np.zeros((rounds, len(archs)))
     device = get_device(device_name)
-    guard = load_guard(device)  # measured like the table: relative to the reference
+    guard = load_guard(device, lut)  # measured like the table: at its reference level
     with DeviceSession(device) as session:
         for r in range(rounds):
             def store(key: str, stats: dict[str, Any], r: int = r) -> None:
@@ -108,7 +108,7 @@ def main() -> None:
         print(f"profiled {path} in {profiling_s:.0f} s")
     lut = load_lut(path)
     archs = [space.sample(BENCH_SEED + i) for i in range(args.archs)]
-    times, raw, guard = timed_rounds(args.device, space, archs, args.rounds)
+    times, raw, guard = timed_rounds(args.device, lut, archs, args.rounds)
     measured = np.median(times, axis=0)
     odd, even = np.median(times[0::2], axis=0), np.median(times[1::2], axis=0)
     model = LatencyModel(lut)
@@ -117,6 +117,8 @@ def main() -> None:
                                                       measured),
         "plain sum of units": accuracy_metrics([unit_sum(lut, a)[0] for a in archs], measured),
         "noise floor (odd vs even rounds)": accuracy_metrics(odd, even),
+        "table, against times as timed": accuracy_metrics(
+            [model.predict(a) for a in archs], np.median(raw, axis=0)),
         "noise floor, as timed (no reference)": accuracy_metrics(
             np.median(raw[0::2], axis=0), np.median(raw[1::2], axis=0)),
     }

@@ -145,11 +145,11 @@ def cmd_profile(args: argparse.Namespace) -> None:
                       f"{form} {100 * score['within_10pct']:.0f} %"
                       for form, score in c["cv"].items()))
     protocol = lut.timing.get("protocol")
-    if protocol and protocol.get("chunks"):
-        print(f"load guard: {protocol['retimed']} of {protocol['chunks']} chunks timed again "
-              f"(reference network more than {100 * protocol['tolerance']:.0f} % above its "
-              f"fastest, {protocol['reference_ms']:.3f} ms); {protocol['kept_loaded']} still "
-              "loaded after the retries")
+    if protocol and protocol.get("load_p50"):
+        print(f"timed relative to a reference network (the table's level: "
+              f"{protocol['reference_ms']:.3f} ms): this run's load was "
+              f"{protocol['load_p50']:.2f}x that at the median, {protocol['load_p90']:.2f}x at "
+              "the 90th percentile, scaled out")
     if args.validate:
         _print_validation(lut.validation)
     elif lut.validation:
