@@ -340,7 +340,9 @@ def test_postgres_restarted_mid_search_two_workers_finish_exactly(postgres_serve
         time.sleep(0.1)
     postgres_server.restart()
     outputs = [worker.communicate(timeout=300)[1] for worker in workers]
-    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    for seed, out in zip((1, 2), outputs):  # whole, in the captured output of a failure
+        print(f"--- worker {seed} stderr ---\n{out}")
+    assert [worker.returncode for worker in workers] == [0, 0], "a worker failed: see its stderr"
     assert any("lost the study storage" in out for out in outputs)  # the restart was felt
     study = optuna.load_study(study_name="restarted", storage=postgres_server.url)
     done = study.get_trials(states=(TrialState.COMPLETE,))
@@ -426,3 +428,12 @@ def test_a_lost_connection_is_waited_out_then_reported(monkeypatch) -> None:
     watch.ok()
     monkeypatch.setattr(engine, "RECONNECT_S", 120)
     watch.lost(lost)  # a new loss after progress waits anew
+    # cut off long enough for a peer to fail our trial as stale: what Optuna then raises
+    # (an assertion over "Cannot tell a FAIL trial", or a write to a finished trial) is
+    # retried too, with a new trial
+    taken = AssertionError("Should not reach.")
+    taken.__context__ = ValueError("Cannot tell a FAIL trial.")
+    watch.lost(taken)
+    watch.lost(optuna.exceptions.UpdateFinishedTrialError("Trial#3 has already finished"))
+    with pytest.raises(ValueError, match="Cannot tell with state"):
+        watch.lost(ValueError("Cannot tell with state RUNNING."))
