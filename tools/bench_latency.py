@@ -68,8 +68,9 @@ def every_form(lut: Any) -> dict[str, dict[str, Any]]:
     items = lut.networks.get("calibration") or []
     archs = [Arch.from_json(item["arch"]) for item in items]
     measured = [item["measured_ms"] for item in items]
-    kinds = np.array([kind_sums(lut, a)[0] for a in archs])
-    units = [kind_sums(lut, a)[1] for a in archs]
+    per_arch = [kind_sums(lut, a) for a in archs]
+    kinds = np.array([sums for sums, _ in per_arch])
+    units = [count for _, count in per_arch]
     features = np.array([arch_features(lut, a) for a in archs])
     forms = {}
     for form in (*CORRECTION_FORMS, "per_kind", "log_ratio", "boosted"):

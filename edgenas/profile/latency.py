@@ -26,8 +26,6 @@ from edgenas.space.arch import Arch
 from edgenas.space.plan import sites
 
 
-
-
 def unit_rows(lut: LUT, arch: Arch, costs: dict[str, UnitCost] | None = None
               ) -> list[tuple[int, float, UnitCost | None]]:
     """(index in `UNIT_KINDS`, table ms, counted cost or None) per timed unit of ``arch``;
@@ -122,6 +120,8 @@ def _ratio_features(kinds: np.ndarray, units: np.ndarray,
 
 #: The log-ratio model's ridge penalty (features are shares and logs, all of order one).
 RATIO_RIDGE = 0.1
+#: The names of `_ratio_features`' columns, as the log-ratio model stores its weights.
+RATIO_FEATURES = [f"share_{k}" for k in UNIT_KINDS] + ["log_sum", "log_units"]
 
 
 def _fit_log_ratio(kinds: np.ndarray, units: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -136,16 +136,15 @@ def _fit_log_ratio(kinds: np.ndarray, units: np.ndarray, y: np.ndarray) -> dict[
     weights = np.linalg.solve(xc.T @ xc + RATIO_RIDGE * len(y) * np.eye(x.shape[1]),
                               xc.T @ (target - target.mean()))
     intercept = float(target.mean() - centre @ weights)
-    names = [f"share_{k}" for k in UNIT_KINDS] + ["log_sum", "log_units"]
     log_sum = np.log(total)
     return {"intercept_ms": 0.0, "scale": 1.0, "per_unit_ms": 0.0,
-            "log_ratio": {"intercept": intercept, "weights": dict(zip(names, map(float, weights))),
+            "log_ratio": {"intercept": intercept,
+                          "weights": dict(zip(RATIO_FEATURES, map(float, weights))),
                           "log_sum_range": [float(log_sum.min()), float(log_sum.max())]}}
 
 
 def _predict_log_ratio(model: dict[str, Any], kinds: np.ndarray, units: np.ndarray) -> np.ndarray:
-    names = [f"share_{k}" for k in UNIT_KINDS] + ["log_sum", "log_units"]
-    weights = np.array([model["weights"].get(n, 0.0) for n in names])
+    weights = np.array([model["weights"].get(n, 0.0) for n in RATIO_FEATURES])
     x = _ratio_features(kinds, units, tuple(model["log_sum_range"]))
     return kinds.sum(axis=1) * np.exp(model["intercept"] + x @ weights)
 
