@@ -32,7 +32,7 @@ from edgenas.profile.lut import LUT, load_lut, lut_path, open_lut, save_lut
 from edgenas.profile.profiler import profile
 from edgenas.report import write_report
 from edgenas.search.engine import SearchConfig, completed, run_search
-from edgenas.search.objectives import Budgets, Evaluator, check_budgets_reachable
+from edgenas.search.objectives import Budgets, Evaluator, SearchError, check_budgets_reachable
 from edgenas.search.results import load_front, pick, write_results
 from edgenas.search.surrogate import (SurrogateConfig, run_surrogate_search, surrogate_summary,
                                       trained_trials)
@@ -74,6 +74,30 @@ class RunConfig:
     check_table: bool = True  # re-time a few of the table's networks before trusting it
     table_minutes: float = 1.5  # unit timing when the table is measured anew (then sampled)
     baselines: str = "all"  # hand-designed networks to train and compare: all, none, or names
+    data_limit: int | None = None  # a class-balanced subset of this many images (quick runs)
+
+    def check(self) -> None:
+        """Refuse settings no stage could run with, naming the flag, before any work: a bad
+        number found by the search stage would cost the user the table check first."""
+        at_least = {"--supernet-epochs": (self.supernet_epochs, 1, ""),
+                    "--train-epochs": (self.train_epochs, 1, ""),
+                    "--trials": (self.trials, 1, ""), "--population": (self.population, 2, ""),
+                    "--val-limit": (self.val_limit, 1, ""), "--seed": (self.seed, 0, "")}
+        if self.estimator == "trained":
+            at_least["--train-budget"] = (self.train_budget, SurrogateConfig.initial,
+                                          " (the archs trained before the first surrogate)")
+        if self.data_limit is not None:
+            at_least["--data-limit"] = (self.data_limit, 20, " (both splits hold every class)")
+        for flag, (value, low, why) in at_least.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{flag} {value!r}: must be a whole number >= {low}{why}")
+        if not (isinstance(self.table_minutes, (int, float)) and 0 < self.table_minutes < 1e6):
+            raise ConfigError(f"--table-minutes {self.table_minutes!r}: must be a positive "
+                              "number of minutes")
+        try:
+            Budgets(self.max_latency_ms, self.max_memory_mb).limits()
+        except SearchError as err:
+            raise ConfigError(f"--{str(err).replace('_', '-')}") from None
 
 
 def _latency_table(config: RunConfig) -> tuple[LUT, dict[str, Any] | None]:
@@ -166,7 +190,7 @@ def _supernet(state: RunState) -> dict[str, Any]:
         return {"skipped": f"the {config.estimator!r} estimator needs no supernet"}
     record = train_supernet(get_space(config.space), config.data, state.out / "supernet",
                             TrainConfig(epochs=config.supernet_epochs, seed=config.seed,
-                                        val_fraction=0.3))
+                                        val_fraction=0.3, limit=config.data_limit))
     return {k: record.get(k) for k in ("val_accuracy_largest", "val_accuracy_smallest", "split")}
 
 
@@ -218,7 +242,8 @@ def _picks(state: RunState) -> dict[str, Arch]:
 def _recipe(state: RunState) -> TrainConfig:
     config = state.config
     return TrainConfig(epochs=config.train_epochs, batch_size=config.train_batch,
-                       lr=config.train_lr, seed=config.seed, val_fraction=0.3)
+                       lr=config.train_lr, seed=config.seed, val_fraction=0.3,
+                       limit=config.data_limit)
 
 
 def _train(state: RunState) -> dict[str, Any]:
@@ -323,6 +348,7 @@ STAGES: tuple[Stage, ...] = (
 
 def run_pipeline(config: RunConfig) -> dict[str, Any]:
     """Run (or continue) the main job; returns the summary written to ``summary.json``."""
+    config.check()
     chosen_baselines(config)  # a misspelt name fails now, not after the search
     with folder_lock(config.out, "edgenas run"):
         return _run_stages(config)

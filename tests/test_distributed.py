@@ -45,7 +45,8 @@ def test_standalone_training_on_two_processes_matches_one(tmp_path: Path) -> Non
     arch.write_text(subprocess.run([sys.executable, "-m", "edgenas.cli", "arch", "sample",
                                     "--space", "cifar", "--seed", "5"], capture_output=True,
                                    text=True, check=True).stdout)
-    common = ["train", str(arch), "--data", "digits", "--epochs", "2", "--torch-device", "cpu"]
+    common = ["train", str(arch), "--data", "digits", "--epochs", "2", "--limit", "600",
+              "--torch-device", "cpu"]
     assert main([*common, "--batch-size", "64", "--out", str(tmp_path / "one")]) == 0
     torchrun([*common, "--batch-size", "32", "--out", str(tmp_path / "two")], tmp_path)
     one, two = tmp_path / "one", tmp_path / "two"
@@ -57,7 +58,7 @@ def test_standalone_training_on_two_processes_matches_one(tmp_path: Path) -> Non
 
 def test_supernet_training_on_two_processes_matches_one(tmp_path: Path) -> None:
     common = ["supernet", "train", "--space", "cifar", "--data", "digits", "--epochs", "1",
-              "--limit", "400", "--val-limit", "100", "--torch-device", "cpu"]
+              "--limit", "240", "--val-limit", "60", "--torch-device", "cpu"]
     assert main([*common, "--batch-size", "32", "--out", str(tmp_path / "one")]) == 0
     torchrun([*common, "--batch-size", "16", "--out", str(tmp_path / "two")], tmp_path)
     one, two = tmp_path / "one", tmp_path / "two"

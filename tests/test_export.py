@@ -250,3 +250,16 @@ def test_export_takes_weights_from_supernet_and_standalone_runs(tmp_path) -> Non
     assert "stand-alone" in alone["weights"]
     with pytest.raises(EdgenasError, match="trained another arch"):
         export_arch(get_space("cifar").sample(99), tmp_path / "b3", ("onnx",), str(tmp_path / "alone"))
+
+
+@pytest.mark.parametrize("images", [70, 20])
+def test_int8_calibration_takes_any_number_of_images(tmp_path, images) -> None:
+    """A small training set leaves a ragged last calibration batch (70 = 2 x 32 + 6), which
+    ONNX Runtime's histogram calibrator cannot stack; fewer than one batch is one batch."""
+    from edgenas.export.onnx_export import export_onnx, run_onnx, to_int8
+
+    torch.manual_seed(0)
+    export_onnx(build_model(ARCH), ARCH.resolution, tmp_path / "model.onnx")
+    inputs = np.random.default_rng(0).normal(size=(images, 3, ARCH.resolution, ARCH.resolution))
+    to_int8(tmp_path / "model.onnx", tmp_path / "int8.onnx", inputs.astype(np.float32))
+    assert run_onnx(tmp_path / "int8.onnx", inputs[:4].astype(np.float32)).shape == (4, 10)

@@ -1,5 +1,5 @@
 """Hostile input, property-based (hypothesis): every invalid arch JSON, device descriptor,
-budget, recipe or weight string gets edgenas's own error, naming the field where it is a
+budget, recipe, weight string or main-job number gets edgenas's own error, naming the field where it is a
 field's fault, never a traceback; every valid arch round-trips."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from edgenas.device.descriptor import parse_device
 from edgenas.errors import EdgenasError
+from edgenas.pipeline import RunConfig
 from edgenas.search.objectives import Budgets, parse_weights
 from edgenas.space import get_space
 from edgenas.space.arch import Arch
@@ -183,6 +184,28 @@ def test_recipes_are_checked_field_by_field(recipe) -> None:  # noqa: ANN001
         TrainConfig.from_dict(recipe, "recipe.json")
     except EdgenasError as err:
         assert "recipe.json" in str(err)
+
+
+#: The main job's numeric settings and their flags.
+RUN_NUMBERS = {"supernet_epochs": "--supernet-epochs", "train_epochs": "--train-epochs",
+               "train_budget": "--train-budget", "trials": "--trials",
+               "population": "--population", "val_limit": "--val-limit", "seed": "--seed",
+               "table_minutes": "--table-minutes", "max_latency_ms": "--max-latency-ms",
+               "max_memory_mb": "--max-memory-mb", "data_limit": "--data-limit"}
+
+
+@SETTINGS
+@given(st.sampled_from(sorted(RUN_NUMBERS)),
+       st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True))
+def test_main_job_numbers_are_checked_before_any_work(name, value) -> None:  # noqa: ANN001
+    config = RunConfig(**{name: value})
+    try:
+        config.check()
+    except EdgenasError as err:
+        assert str(err).startswith(RUN_NUMBERS[name]), err
+    else:  # what passed is a number every stage can use
+        assert value >= 0 and math.isfinite(value)
+        assert name in ("table_minutes", "max_latency_ms", "max_memory_mb") or value == int(value)
 
 
 def test_hostile_file_and_folder_names_are_never_executed(tmp_path, monkeypatch) -> None:

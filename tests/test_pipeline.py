@@ -35,6 +35,9 @@ def main_job_argv(out: Path, profiles: Path) -> list[str]:
     # trusted so that the test does not depend on how fast this host is today
     return ["run", "--out", str(out), "--profiles-dir", str(profiles), "--skip-table-check",
             "--train-epochs", "1", "--train-budget", "11", "--trials", "40", "--population", "8",
+            # 500 of the 1,797 digits: every training takes seconds (accuracies near chance,
+            # which is fine for a test of the job's plumbing and resume)
+            "--data-limit", "500",
             # ResNet-56 alone would take longer than the rest of the job
             "--baselines", "resnet-20,mobilenetv2-in-space"]
 
@@ -96,7 +99,7 @@ def test_main_job_with_the_supernet_estimator(tmp_path, profiles) -> None:
     assert main(["run", "--out", str(out), "--profiles-dir", str(profiles),
                  "--skip-table-check", "--estimator", "supernet", "--supernet-epochs", "1",
                  "--train-epochs", "1", "--trials", "6", "--population", "3",
-                 "--val-limit", "50", "--baselines", "none"]) == 0
+                 "--val-limit", "50", "--data-limit", "500", "--baselines", "none"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["supernet"]["val_accuracy_largest"] is not None
     assert summary["search"]["trials"] == 6 and summary["search"]["surrogate"] is None
@@ -172,4 +175,10 @@ def test_main_job_killed_at_every_stage_ends_as_an_uninterrupted_run(uninterrupt
 def test_a_misspelt_baseline_is_refused_before_any_work(tmp_path, capsys) -> None:
     assert main(["run", "--out", str(tmp_path / "main"), "--baselines", "resnet-20,resnet-99"]) == 2
     assert "--baselines 'resnet-20,resnet-99': resnet-99 unknown" in capsys.readouterr().err
+    assert not (tmp_path / "main").exists()
+
+
+def test_a_bad_number_is_refused_before_any_work(tmp_path, capsys) -> None:
+    assert main(["run", "--out", str(tmp_path / "main"), "--train-epochs", "0"]) == 2
+    assert "--train-epochs 0: must be a whole number >= 1" in capsys.readouterr().err
     assert not (tmp_path / "main").exists()

@@ -19,7 +19,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         val_limit=args.val_limit, max_latency_ms=args.max_latency_ms,
         max_memory_mb=args.max_memory_mb, seed=args.seed,
         check_table=not args.skip_table_check, table_minutes=args.table_minutes,
-        baselines=args.baselines)
+        baselines=args.baselines, data_limit=args.data_limit)
     summary = run_pipeline(config)
     for m in summary["models"]:
         print(f"{m['name']:>8}: val. accuracy {100 * m['accuracy_exported']:.1f} %, "
@@ -65,6 +65,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                      help="hand-designed networks trained with the same recipe for comparison: "
                           "all (default), none, or a comma list (resnet-20, resnet-56, "
                           "mobilenetv2-in-space for the cifar space)")
+    run.add_argument("--data-limit", type=int, metavar="N",
+                     help="train and validate on a class-balanced subset of N images (quick "
+                          "trial runs; the default uses them all)")
     run.add_argument("--skip-table-check", action="store_true",
                      help="trust the stored latency table without re-timing 10 of its "
                           "networks first (a table that no longer holds is otherwise "

@@ -62,13 +62,16 @@ def export_arch(arch: Arch, out: Path, formats: tuple[str, ...], weights: str | 
     images, labels = run_data.data.images, run_data.data.labels
     val = run_data.split.val
     calibration = run_data.split.train[:CALIBRATION_IMAGES]
-    # agreement needs >= 500 images; top up a small validation split with training images
-    # the INT8 calibration did not see (accuracy is still reported on validation only)
-    extra = run_data.split.train[CALIBRATION_IMAGES:
-                                 CALIBRATION_IMAGES + max(0, AGREEMENT_IMAGES - len(val))]
+    # agreement needs >= 500 images; top up a small validation split, first with images a
+    # subset-trained run never saw, then with training images the INT8 calibration did not
+    # see (accuracy is still reported on validation only)
+    seen = torch.zeros(len(labels), dtype=torch.bool)
+    seen[run_data.split.train], seen[val] = True, True
+    pool = torch.cat([torch.nonzero(~seen).flatten(), run_data.split.train[CALIBRATION_IMAGES:]])
+    extra = pool[:max(0, AGREEMENT_IMAGES - len(val))]
     if extra.numel():
-        log.info("validation split has %d images; %d unseen training images were added for "
-                 "the agreement checks", len(val), len(extra))
+        log.info("validation split has %d images; %d images the network was not trained or "
+                 "calibrated on were added for the agreement checks", len(val), len(extra))
 
     def batch(index: torch.Tensor) -> np.ndarray:
         return torch.cat([prepare_batch(images[index[i:i + 256]], run_data.normalize, False,

@@ -82,10 +82,17 @@ def to_fp16(source: Path, target: Path) -> None:
 
 
 class _Calibration:
-    """onnxruntime.quantization's CalibrationDataReader over float32 batches."""
+    """onnxruntime.quantization's CalibrationDataReader over float32 batches of one size.
+
+    ONNX Runtime's histogram calibrators stack the batches' outputs into one array, which
+    fails on a shorter last batch (a small training set, e.g. ``--data-limit``), so the
+    ragged tail is left out; fewer images than one batch make a single batch.
+    """
 
     def __init__(self, inputs: np.ndarray, batch: int = 32) -> None:
-        self.batches: Iterator[np.ndarray] = iter(inputs[i:i + batch] for i in range(0, len(inputs), batch))
+        whole = len(inputs) // batch * batch or len(inputs)
+        self.batches: Iterator[np.ndarray] = iter(inputs[i:i + batch]
+                                                  for i in range(0, whole, batch))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self.batches, None)
