@@ -1,7 +1,8 @@
 """Latency prediction accuracy of a device's table, next to the host's own noise floor.
 
     python tools/bench_latency.py [--device host-cpu] [--space cifar] [--archs 50] \
-        [--rounds 4] [--reprofile] [--json runs/bench_latency.json]
+        [--rounds 4] [--reprofile] [--calibrate 100] [--subsets 50,100] \
+        [--json runs/bench_latency.json]
 
 Times ``--archs`` archs of the space that neither fitted nor validated the table, end to
 end, in ``--rounds`` interleaved rounds (one round over all archs, then the next), so that
@@ -28,11 +29,10 @@ import numpy as np
 from edgenas.device.descriptor import get_device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import ProfileError
-from edgenas.profile.latency import (CORRECTION_FORMS, LatencyModel, accuracy_metrics,
-                                     arch_features, fit_correction, kind_sums, unit_sum)
-from edgenas.profile.lut import load_lut, lut_path, save_lut
+from edgenas.profile.latency import CORRECTION_FORMS, LatencyModel, accuracy_metrics, unit_sum
+from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
 from edgenas.profile.onnx_graph import network_model
-from edgenas.profile.profiler import Progress, load_guard, profile, time_batch
+from edgenas.profile.profiler import Progress, fit_on, load_guard, profile, time_batch
 from edgenas.space import get_space
 from edgenas.space.arch import Arch
 
@@ -63,20 +63,23 @@ def timed_rounds(device_name: str, lut: Any, archs: list, rounds: int
     return times, raw, guard.summary() if guard is not None else None
 
 
-def every_form(lut: Any) -> dict[str, dict[str, Any]]:
-    """Each correction form the table could have chosen, fitted on its calibration networks."""
-    items = lut.networks.get("calibration") or []
-    archs = [Arch.from_json(item["arch"]) for item in items]
-    measured = [item["measured_ms"] for item in items]
-    per_arch = [kind_sums(lut, a) for a in archs]
-    kinds = np.array([sums for sums, _ in per_arch])
-    units = [count for _, count in per_arch]
-    features = np.array([arch_features(lut, a) for a in archs])
+def refit(lut: LUT, first: int | None = None, only: list[str] | None = None) -> LUT:
+    """A copy of the table with its correction fitted on its first ``first`` calibration
+    networks (all by default) as profiling fits it, choosing among ``only`` (every form)."""
+    items = (lut.networks.get("calibration") or [])[:first]
+    table = replace(lut)
+    fit_on(table, [Arch.from_json(item["arch"]) for item in items],
+           [item["measured_ms"] for item in items], only=only)
+    return table
+
+
+def every_form(lut: LUT) -> dict[str, LUT]:
+    """The table with each correction form it could have chosen, fitted on its calibration
+    networks."""
     forms = {}
     for form in (*CORRECTION_FORMS, "per_kind", "log_ratio", "boosted"):
         try:
-            forms[form] = fit_correction(kinds.sum(axis=1), units, measured, kinds=kinds,
-                                         features=features, only=[form])
+            forms[form] = refit(lut, only=[form])
         except ProfileError:  # e.g. too few networks for trees
             continue
     return forms
@@ -93,6 +96,9 @@ def main() -> None:
                         help="measure the table anew first (written to --profiles-dir)")
     parser.add_argument("--calibrate", type=int, default=100,
                         help="table-fitting networks when profiling anew")
+    parser.add_argument("--subsets", default="",
+                        help="also refit the correction on the first N table-fitting networks, "
+                             "for each N of this comma list (how many networks are worth it)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     if args.rounds < 2 or args.rounds % 2:
@@ -123,9 +129,14 @@ def main() -> None:
         "noise floor, as timed (no reference)": accuracy_metrics(
             np.median(raw[0::2], axis=0), np.median(raw[1::2], axis=0)),
     }
-    for form, coef in every_form(lut).items():  # each candidate, as if it had been chosen
-        other = LatencyModel(replace(lut, correction=coef))
+    for form, table in every_form(lut).items():  # each candidate, as if it had been chosen
+        other = LatencyModel(table)
         rows[f"  form {form}"] = accuracy_metrics([other.predict(a) for a in archs], measured)
+    for first in (int(n) for n in args.subsets.split(",") if n.strip()):
+        table = refit(lut, first)
+        other = LatencyModel(table)
+        rows[f"  first {first} networks ({table.correction['form']})"] = accuracy_metrics(
+            [other.predict(a) for a in archs], measured)
     print(f"\n{args.archs} held-out archs of {space.name} on {device.name}, {args.rounds} "
           f"interleaved rounds; correction: {(lut.correction or {}).get('form', 'linear')}")
     print(f"{'':34} {'within 10 %':>11} {'within 5 %':>10} {'tau':>6} {'mean |err|':>10}")

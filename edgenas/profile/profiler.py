@@ -425,13 +425,15 @@ def load_guard(device: Device, lut: LUT | None = None) -> LoadGuard | None:
     return LoadGuard(network_model(get_space("cifar").sample(REFERENCE_SEED)), recorded)
 
 
-def fit_on(lut: LUT, archs: list[Arch], measured: list[float]) -> None:
-    """Fit and store the table's correction on timed whole networks."""
+def fit_on(lut: LUT, archs: list[Arch], measured: list[float],
+           only: list[str] | None = None) -> None:
+    """Fit and store the table's correction on timed whole networks (the cross-validated
+    choice among the forms ``only`` names; all by default)."""
     kinds, counts = zip(*(kind_sums(lut, arch) for arch in archs))
     matrix = np.array(kinds)
     features = np.array([arch_features(lut, arch) for arch in archs])
     lut.correction = {**fit_correction(matrix.sum(axis=1), counts, measured, kinds=matrix,
-                                       features=features),
+                                       features=features, only=only),
                       "fitted": now()}
 
 
