@@ -1,7 +1,7 @@
 """Latency prediction accuracy of a device's table, next to the host's own noise floor.
 
     python tools/bench_latency.py [--device host-cpu] [--space cifar] [--archs 50] \
-        [--rounds 4] [--reprofile] [--calibrate 100] [--subsets 50,100] \
+        [--rounds 4] [--reprofile] [--calibrate 150] [--subsets 50,100] \
         [--json runs/bench_latency.json]
 
 Times ``--archs`` archs of the space that neither fitted nor validated the table, end to
@@ -32,7 +32,8 @@ from edgenas.errors import ProfileError
 from edgenas.profile.latency import CORRECTION_FORMS, LatencyModel, accuracy_metrics, unit_sum
 from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
 from edgenas.profile.onnx_graph import network_model
-from edgenas.profile.profiler import Progress, fit_on, load_guard, profile, time_batch
+from edgenas.profile.profiler import (CALIBRATE, Progress, fit_on, load_guard, profile,
+                                      time_batch)
 from edgenas.space import get_space
 from edgenas.space.arch import Arch
 
@@ -94,7 +95,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="even, at least 2")
     parser.add_argument("--reprofile", action="store_true",
                         help="measure the table anew first (written to --profiles-dir)")
-    parser.add_argument("--calibrate", type=int, default=100,
+    parser.add_argument("--calibrate", type=int, default=CALIBRATE,
                         help="table-fitting networks when profiling anew")
     parser.add_argument("--subsets", default="",
                         help="also refit the correction on the first N table-fitting networks, "

@@ -16,7 +16,7 @@ from edgenas.locking import folder_lock
 from edgenas.profile.keys import space_units
 from edgenas.profile.latency import describe_correction
 from edgenas.profile.lut import load_lut, lut_path, save_lut
-from edgenas.profile.profiler import Progress, profile, validation_report
+from edgenas.profile.profiler import CALIBRATE, Progress, profile, validation_report
 from edgenas.profile.sampling import SAMPLE_ABOVE
 from edgenas.space import SPACES, SearchSpace, get_space
 
@@ -195,8 +195,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     prof.add_argument("--recalibrate", action="store_true",
                       help="time the calibration and held-out archs again and refit the "
                            "correction (the device got faster or slower; units are kept)")
-    prof.add_argument("--calibrate", type=int, default=100, metavar="M",
-                      help="whole networks timed to choose and fit the correction (default 100)")
+    prof.add_argument("--calibrate", type=int, default=CALIBRATE, metavar="M",
+                      help="whole networks timed to choose and fit the correction (default %(default)s)")
     prof.add_argument("--chunk", type=int, default=100, help="models per device round trip")
     prof.add_argument("--max-units", type=int, metavar="N",
                       help="time at most N units in all (a covering sample, then the least "
