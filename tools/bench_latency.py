@@ -119,25 +119,26 @@ def main() -> None:
     times, raw, guard = timed_rounds(args.device, lut, archs, args.rounds)
     measured = np.median(times, axis=0)
     odd, even = np.median(times[0::2], axis=0), np.median(times[1::2], axis=0)
-    model = LatencyModel(lut)
+
+    def predictions(table: LUT) -> list[float]:
+        model = LatencyModel(table)
+        return [model.predict(a) for a in archs]
+
+    predicted = predictions(lut)
     rows = {
-        "table (chosen correction)": accuracy_metrics([model.predict(a) for a in archs],
-                                                      measured),
+        "table (chosen correction)": accuracy_metrics(predicted, measured),
         "plain sum of units": accuracy_metrics([unit_sum(lut, a)[0] for a in archs], measured),
         "noise floor (odd vs even rounds)": accuracy_metrics(odd, even),
-        "table, against times as timed": accuracy_metrics(
-            [model.predict(a) for a in archs], np.median(raw, axis=0)),
+        "table, against times as timed": accuracy_metrics(predicted, np.median(raw, axis=0)),
         "noise floor, as timed (no reference)": accuracy_metrics(
             np.median(raw[0::2], axis=0), np.median(raw[1::2], axis=0)),
     }
     for form, table in every_form(lut).items():  # each candidate, as if it had been chosen
-        other = LatencyModel(table)
-        rows[f"  form {form}"] = accuracy_metrics([other.predict(a) for a in archs], measured)
+        rows[f"  form {form}"] = accuracy_metrics(predictions(table), measured)
     for first in (int(n) for n in args.subsets.split(",") if n.strip()):
         table = refit(lut, first)
-        other = LatencyModel(table)
         rows[f"  first {first} networks ({table.correction['form']})"] = accuracy_metrics(
-            [other.predict(a) for a in archs], measured)
+            predictions(table), measured)
     print(f"\n{args.archs} held-out archs of {space.name} on {device.name}, {args.rounds} "
           f"interleaved rounds; correction: {(lut.correction or {}).get('form', 'linear')}")
     print(f"{'':34} {'within 10 %':>11} {'within 5 %':>10} {'tau':>6} {'mean |err|':>10}")
