@@ -297,11 +297,11 @@ class Reconnect:
 
     def lost(self, err: Exception) -> None:
         """Sleep a little and return (the caller retries), or raise."""
-        if not _connection_lost(err):
-            if not _taken_over(err):
-                raise err
+        if _taken_over(err) and not _connection_lost(err):
             log.warning("this worker's trial was failed as stale by another while it was cut "
                         "off; going on with a new trial")
+        elif not _connection_lost(err):
+            raise err
         if self.since is None:
             self.since = time.monotonic()
         waited = time.monotonic() - self.since
