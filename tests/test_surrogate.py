@@ -120,21 +120,25 @@ def test_a_search_killed_mid_training_resumes_without_retraining(tmp_path: Path)
         {t.user_attrs["arch"] for t in trained_trials(uninterrupted)}
 
 
+@pytest.mark.parametrize("kind", ["queued", "retried"])
 def test_a_candidate_orphaned_before_its_first_heartbeat_is_trained_again(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
     """A worker killed between taking a queued candidate and its first heartbeat leaves the
-    trial running for ever (Optuna's stale check needs one heartbeat); the leader waited."""
+    trial running for ever (Optuna's stale check needs one heartbeat); the leader waited. A
+    retried candidate carries its failed original's attributes, "taken" among them."""
     import optuna
 
     from edgenas.search import engine
+    from edgenas.search.surrogate import TAKEN
 
     with pytest.raises(KeyboardInterrupt):
         run_surrogate_search(SPACE, evaluator(), Trainer(fail_at=12), CONFIG, RECIPE,
                              storage=storage(tmp_path), poll_s=0.05)
     study = optuna.load_study(study_name="edgenas-trained", storage=storage(tmp_path))
     failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))[-1]
+    inherited = {TAKEN: "host:1"} if kind == "retried" else {}
     study.enqueue_trial(SPACE.encode(Arch.from_json(failed.user_attrs["arch"])),
-                        user_attrs={"arch": failed.user_attrs["arch"]})
+                        user_attrs={"arch": failed.user_attrs["arch"], **inherited})
     taken = study.ask()  # and its worker killed at once
     assert taken.user_attrs["arch"] == failed.user_attrs["arch"]
     monkeypatch.setattr(engine, "ORPHAN_S", 0.5)

@@ -116,30 +116,62 @@ def _completed_ahead(study: optuna.Study, number: int) -> int:
     alive = (TrialState.COMPLETE, TrialState.RUNNING)
     now = datetime.datetime.now()
     return sum(1 for t in study.get_trials(deepcopy=False, states=alive)
-               if t.number < number and not orphaned(t, now, "arch"))
+               if t.number < number and not orphaned(t, now))
 
 
 #: A live trial's objective marks it within moments of the trial being started; one still
 #: unmarked after this long belongs to a worker killed in between.
 ORPHAN_S = 30.0
 
+#: The user attribute a trial's own process sets as its objective starts. Its value is the
+#: trial's number: Optuna's retry callback copies a failed trial's user attributes into the
+#: retry, and a mark that could be inherited would vouch for a retry nobody runs.
+ALIVE = "alive"
 
-def orphaned(trial: FrozenTrial, now: datetime.datetime, marker: str) -> bool:
-    """A running trial whose worker died before its objective set the user attribute
-    ``marker``. Optuna's heartbeat fails only trials that recorded a heartbeat, and a worker
-    killed between starting a trial and its first heartbeat leaves one running for ever:
-    counted as alive, it held a four-worker search one trial short of its budget, every
-    worker pruning, until the test timed out."""
-    return (trial.state == TrialState.RUNNING and marker not in trial.user_attrs
+
+def mark_alive(trial: optuna.Trial) -> None:
+    """Beat once, then mark the trial as run by a live process.
+
+    The beat comes first so that a marked trial always has one: Optuna then fails it as
+    stale if its process dies, and `orphaned` covers the unmarked rest. Optuna's own first
+    beat comes from a thread that races the objective, so a worker killed early could leave
+    a marked trial with no beat, which nothing would ever fail."""
+    storage = trial.storage
+    if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
+        storage.record_heartbeat(trial._trial_id)  # noqa: SLF001 - Optuna's own key for it
+    trial.set_user_attr(ALIVE, trial.number)
+
+
+def orphaned(trial: FrozenTrial, now: datetime.datetime) -> bool:
+    """A running trial whose process died before `mark_alive`. Optuna's heartbeat fails only
+    trials that beat once, and a worker killed between starting a trial and its first beat
+    leaves it running for ever. Counted as alive, such a trial held a four-worker search one
+    trial short of its budget, every worker pruning, until the test timed out: first a fresh
+    trial, then (the mark once being the "arch" attribute) a retried one, which inherits
+    its failed original's attributes."""
+    return (trial.state == TrialState.RUNNING and trial.user_attrs.get(ALIVE) != trial.number
             and trial.datetime_start is not None
             and (now - trial.datetime_start).total_seconds() > ORPHAN_S)
 
 
+#: What a scored trial records, in the order written: "metrics" last, so that a trial with
+#: metrics (what readers look for) has the rest, even from a worker killed mid-write.
+RESULT = ("constraints", "feasible", "metrics")
+
+
+def record_result(trial: optuna.Trial, result: dict[str, Any]) -> None:
+    """Store a scored arch's metrics, budget margins and feasibility on its trial."""
+    for key in RESULT:
+        trial.set_user_attr(key, result[key])
+
+
 def _previous_result(study: optuna.Study, key: str) -> FrozenTrial | None:
     """An earlier trial that evaluated this arch: completed, or failed after evaluating
-    (a worker killed between scoring an arch and reporting it)."""
+    (a worker killed between scoring an arch and reporting it). A result only partly
+    written is none: a study from before `record_result` can hold one, and reusing it
+    crashed a worker of a four-worker search."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
-        if trial.user_attrs.get("arch") == key and "metrics" in trial.user_attrs:
+        if trial.user_attrs.get("arch") == key and all(k in trial.user_attrs for k in RESULT):
             return trial
     return None
 
@@ -150,6 +182,7 @@ def make_objective(space: SearchSpace, evaluator: Evaluator, config: SearchConfi
     genes = space.genes()
 
     def objective(trial: optuna.Trial) -> Any:
+        mark_alive(trial)
         if _completed_ahead(trial.study, trial.number) >= config.trials:
             time.sleep(0.5)  # the budget is taken; wait for stragglers instead of spinning
             raise optuna.TrialPruned("enough trials are complete or running")
@@ -159,15 +192,11 @@ def make_objective(space: SearchSpace, evaluator: Evaluator, config: SearchConfi
         trial.set_user_attr("arch", key)
         earlier = _previous_result(trial.study, key)
         if earlier is not None:  # evaluated by this or another worker: reuse, don't re-run
-            result = {"metrics": earlier.user_attrs["metrics"],
-                      "constraints": earlier.user_attrs.get("constraints", []),
-                      "feasible": earlier.user_attrs["feasible"]}
+            result = {k: earlier.user_attrs[k] for k in RESULT}
             trial.set_user_attr("repeat_of", earlier.number)
         else:
             result = evaluator.evaluate(arch)
-        trial.set_user_attr("metrics", result["metrics"])
-        trial.set_user_attr("constraints", result["constraints"])
-        trial.set_user_attr("feasible", result["feasible"])
+        record_result(trial, result)
         for name, value in zip(evaluator.limits(), result["constraints"]):
             trial.set_constraint(name, value)  # <= 0: within budget
         if config.strategy == "weighted-sum":

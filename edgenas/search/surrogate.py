@@ -36,8 +36,9 @@ from edgenas.estimate.features import arch_features
 from edgenas.estimate.predictor import Predictor, fit_predictor
 from edgenas.estimate.rank import kendall
 from edgenas.search.engine import (Reconnect, SearchConfig, arch_of, completed, create_study,
-                                   identity_on_record, objective_matrix, open_storage, orphaned,
-                                   reference_costs, run_search, weighted_sum)
+                                   identity_on_record, mark_alive, objective_matrix,
+                                   open_storage, orphaned, record_result, reference_costs,
+                                   run_search, weighted_sum)
 from edgenas.search.objectives import Evaluator, SearchError
 from edgenas.search.pareto import hypervolume, non_dominated
 from edgenas.space.arch import Arch
@@ -245,7 +246,8 @@ def training_objective(space: SearchSpace, evaluator: Evaluator, trainer: Traine
     genes = space.genes()
 
     def objective(trial: optuna.Trial) -> list[float]:
-        trial.set_user_attr(TAKEN, f"{socket.gethostname()}:{os.getpid()}")  # alive, see orphaned
+        mark_alive(trial)
+        trial.set_user_attr(TAKEN, f"{socket.gethostname()}:{os.getpid()}")  # who, for people
         if "arch" not in trial.user_attrs:  # nothing was queued: not ours to sample
             raise optuna.TrialPruned("no queued arch")
         params = {name: trial.suggest_categorical(name, choices) for name, choices in genes.items()}
@@ -277,11 +279,10 @@ def training_objective(space: SearchSpace, evaluator: Evaluator, trainer: Traine
 
 def _record(trial: optuna.Trial, metrics: Mapping[str, float], constraints: list[float],
             feasible: bool, run_dir: str | None) -> None:
-    trial.set_user_attr("metrics", dict(metrics))
-    trial.set_user_attr("constraints", list(constraints))
-    trial.set_user_attr("feasible", bool(feasible))
     if run_dir is not None:
         trial.set_user_attr("run_dir", run_dir)
+    record_result(trial, {"metrics": dict(metrics), "constraints": list(constraints),
+                          "feasible": bool(feasible)})
 
 
 def _train_queued(study: optuna.Study, objective: Callable[[optuna.Trial], list[float]],
@@ -329,7 +330,7 @@ def _requeue_orphans(study: optuna.Study) -> None:
     Two processes may both queue one; the objective trains a queued arch once."""
     now = datetime.datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not orphaned(trial, now, TAKEN) or "arch" not in trial.user_attrs:
+        if not orphaned(trial, now) or "arch" not in trial.user_attrs:
             continue
         log.warning("trial %d was taken by a worker that died before starting it; queued "
                     "again", trial.number)
