@@ -23,6 +23,12 @@ def format_seconds(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+#: No estimate before this share of the items is done: the first of 6,966 units arrives
+#: after the reference burst and a whole chunk's timing, and its rate said "ETA 64h59m" for
+#: a stage that took 11 minutes.
+ETA_AFTER = 0.01
+
+
 class Progress:
     """done/total of one job, drawn as a bar or as plain lines depending on the stream."""
 
@@ -59,7 +65,7 @@ class Progress:
         elapsed = time.monotonic() - self._started
         finished_here = self.done - self._start_done
         rate = finished_here / elapsed if elapsed > 0 else 0.0
-        if eta_seconds is None and rate > 0:
+        if eta_seconds is None and rate > 0 and finished_here >= self.total * ETA_AFTER:
             eta_seconds = (self.total - self.done) / rate
         share = 100.0 * self.done / self.total if self.total else 100.0
         eta = format_seconds(eta_seconds) if eta_seconds is not None else "?"

@@ -136,3 +136,64 @@ def test_timings_against_a_table_use_its_reference_level_and_a_new_table_measure
     lut.timing["protocol"] = {"reference_ms": 1.83}
     assert load_guard(device, lut).reference_ms == 1.83  # type: ignore[union-attr]
     assert load_guard(device).reference_ms is None  # type: ignore[union-attr]
+
+
+def _network(raw: list[float], local: list[float], chunk: list[float]) -> dict[str, Any]:
+    """A table-fitting network's record: its rounds as timed and their references (the
+    table's yardstick is 1 ms), its rounds at the default level (neighbours)."""
+    timed = [{"raw_median_ms": r, "reference_ms": n, "chunk_reference_ms": c, "yardstick_ms": 1.0}
+             for r, n, c in zip(raw, local, chunk)]
+    rounds = [r / n for r, n in zip(raw, local)]
+    return {"arch": "{}", "rounds": rounds, "measured_ms": float(np.median(rounds)),
+            "timed": timed}
+
+
+def test_the_level_is_the_one_under_which_repeated_rounds_agree() -> None:
+    """Two stretches seen on host F: the host twice as slow in the second round with the
+    references slowed alike (scaling repairs it), and steady networks beside references
+    that jitter on their own (scaling only adds the jitter)."""
+    from edgenas.profile.level import choose
+
+    rng = np.random.default_rng(0)
+    true = rng.uniform(0.5, 3.0, 40)
+    shifted = [_network([t, 2 * t], [1.0, 2.0], [1.0, 2.0]) for t in true]
+    assert choose(shifted)[0] == "neighbours"
+    jitter = rng.uniform(0.8, 1.25, (40, 2))
+    steady = [_network([t, t], list(j), [1.0, 1.0]) for t, j in zip(true, jitter)]
+    level, scores = choose(steady)
+    assert level == "chunk" and scores["none"]["median_gap_pct"] == 0.0
+    slow_jitter = [_network([t, 2 * t], list(j), [1.0, 2.0]) for t, j in zip(true, jitter)]
+    assert choose(slow_jitter)[0] == "chunk"  # the shift without the jitter
+    assert choose([{"arch": "{}", "rounds": [1.0, 1.1], "measured_ms": 1.05}]) == ("neighbours", {})
+
+
+def test_a_chosen_level_expresses_every_unit_and_network_by_it_and_refits() -> None:
+    from edgenas.profile.profiler import set_level
+
+    lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
+    key = next(iter(lut.entries))
+    lut.entries = {key: {"median_ms": 0.5, "p10_ms": 0.45, "raw_median_ms": 1.0,
+                         "reference_ms": 2.0, "chunk_reference_ms": 1.0, "yardstick_ms": 1.0}}
+    rng = np.random.default_rng(1)
+    lut.networks = {"calibration": [_network([t, t], list(j), [1.0, 1.0]) for t, j in
+                                    zip(rng.uniform(0.5, 3, 30), rng.uniform(0.8, 1.25, (30, 2)))]}
+    guard = LoadGuard(_reference(), reference_ms=1.0)
+    set_level(lut, guard)
+    assert guard.level == "chunk" and lut.correction is None
+    assert lut.entries[key]["median_ms"] == pytest.approx(1.0)  # raw x 1 ms / 1 ms
+    assert lut.entries[key]["p10_ms"] == pytest.approx(0.9)
+    item = lut.networks["calibration"][0]
+    assert item["rounds"] == pytest.approx([t["raw_median_ms"] for t in item["timed"]])
+    assert guard.summary()["level"] == "chunk" and guard.summary()["level_agreement"]
+
+
+def test_at_the_chunk_level_a_model_is_scaled_by_its_chunks_median_reference() -> None:
+    stored: dict[str, dict[str, float]] = {}
+    # after the burst: ref0 (1.0), k0, k1, ref1 (2.0), k2, k3, ref2 (2.0): chunk median 2.0
+    guard = LoadGuard(_reference(), every=2, level="chunk")
+    time_batch(_Session(lambda call: 2.0 if call >= 23 else 1.0), _models(4),
+               stored.__setitem__, chunk=4, checkpoint=lambda: None,  # type: ignore[arg-type]
+               progress=Progress(), guard=guard)
+    assert stored["k0"]["chunk_reference_ms"] == pytest.approx(2.0)
+    assert stored["k0"]["median_ms"] == pytest.approx(0.1 / 2.0)
+    assert stored["k0"]["reference_ms"] == pytest.approx(1.5)  # kept for the other levels

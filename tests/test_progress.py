@@ -37,3 +37,11 @@ def test_stage_callbacks_and_eta_override() -> None:
     line = Progress(10, "gt", "trainings", stream=io.StringIO()).line(eta_seconds=3725)
     assert "ETA 1h02m" in line
     assert format_seconds(59) == "59s" and format_seconds(61) == "1m01s"
+
+
+def test_no_estimate_from_the_first_of_thousands() -> None:
+    bar = Progress(6966, "units", "model", stream=io.StringIO())
+    bar.update(1)
+    assert "ETA ?" in bar.line()
+    bar.update(100)
+    assert "ETA ?" not in bar.line()

@@ -18,6 +18,7 @@ stale or not (``--profiles-dir`` says where, default ``profiles``).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from dataclasses import replace
@@ -30,10 +31,11 @@ from edgenas.device.descriptor import get_device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import ProfileError
 from edgenas.profile.latency import CORRECTION_FORMS, LatencyModel, accuracy_metrics, unit_sum
+from edgenas.profile.level import LEVELS, factor
 from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
 from edgenas.profile.onnx_graph import network_model
-from edgenas.profile.profiler import (CALIBRATE, Progress, fit_on, load_guard, profile,
-                                      time_batch)
+from edgenas.profile.profiler import (CALIBRATE, Progress, express_at, fit_on, load_guard,
+                                      profile, time_batch)
 from edgenas.space import get_space
 from edgenas.space.arch import Arch
 
@@ -42,26 +44,29 @@ BENCH_SEED = 3_000_000
 
 
 def timed_rounds(device_name: str, lut: Any, archs: list, rounds: int
-                 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:
-    """(rounds, archs) round medians in ms, one round over all archs after another: relative
-    to the reference network as the table's are, and as timed (raw); and the guard's
-    record."""
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any] | None]:
+    """(rounds, archs) round medians in ms, one round over all archs after another, at the
+    table's level (relative to the reference network as the table's are); the same at
+    every level (`edgenas.profile.level`, "none" being as timed); and the guard's record."""
     models = {str(i): network_model(arch) for i, arch in enumerate(archs)}
     times = np.zeros((rounds, len(archs)))
-    raw = np.zeros((rounds, len(archs)))
+    levels = {level: np.zeros((rounds, len(archs))) for level in LEVELS}
     device = get_device(device_name)
     guard = load_guard(device, lut)  # measured like the table: at its reference level
     with DeviceSession(device) as session:
         for r in range(rounds):
             def store(key: str, stats: dict[str, Any], r: int = r) -> None:
                 times[r, int(key)] = stats["median_ms"]
-                raw[r, int(key)] = stats.get("raw_median_ms", stats["median_ms"])
+                for level, values in levels.items():
+                    scale = factor(stats, level)
+                    values[r, int(key)] = (stats.get("raw_median_ms", stats["median_ms"])
+                                           * (1.0 if scale is None else scale))
 
             time_batch(session, models, store, chunk=len(models), checkpoint=lambda: None,
                        progress=Progress(), guard=guard)
             print(f"round {r + 1}/{rounds}: median of medians {np.median(times[r]):.3f} ms "
-                  f"(as timed {np.median(raw[r]):.3f} ms)", flush=True)
-    return times, raw, guard.summary() if guard is not None else None
+                  f"(as timed {np.median(levels['none'][r]):.3f} ms)", flush=True)
+    return times, levels, guard.summary() if guard is not None else None
 
 
 def refit(lut: LUT, first: int | None = None, only: list[str] | None = None) -> LUT:
@@ -72,6 +77,14 @@ def refit(lut: LUT, first: int | None = None, only: list[str] | None = None) -> 
     fit_on(table, [Arch.from_json(item["arch"]) for item in items],
            [item["measured_ms"] for item in items], only=only)
     return table
+
+
+def at_level(lut: LUT, level: str) -> LUT:
+    """A copy of the table with every time at ``level`` and its correction refitted there,
+    as profiling would have made it had it chosen that level."""
+    table = LUT.from_dict(copy.deepcopy(lut.to_dict()), "copy")
+    express_at(table, level)
+    return refit(table)
 
 
 def every_form(lut: LUT) -> dict[str, LUT]:
@@ -101,13 +114,19 @@ def main() -> None:
                         help="also refit the correction on the first N table-fitting networks, "
                              "for each N of this comma list (how many networks are worth it)")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--rescore", type=Path,
+                        help="score the table against the rounds stored in this earlier --json "
+                             "instead of timing them again (its table, archs and rounds)")
     args = parser.parse_args()
     if args.rounds < 2 or args.rounds % 2:
         parser.error("--rounds must be even and at least 2 (odd rounds against even rounds)")
     device, space = get_device(args.device), get_space(args.space)
     path = lut_path(args.profiles_dir, device.name, space.name)
     profiling_s = None
-    if args.reprofile or not path.exists():
+    earlier = json.loads(args.rescore.read_text()) if args.rescore else None
+    if earlier is not None:  # the same table and archs as the run being rescored
+        path, args.archs, args.rounds = Path(earlier["table"]), earlier["archs"], earlier["rounds"]
+    if earlier is None and (args.reprofile or not path.exists()):
         started = time.perf_counter()
         lut = profile(device, space, None, checkpoint=lambda table: save_lut(table, path),
                       validate=20, calibrate=args.calibrate)
@@ -116,7 +135,13 @@ def main() -> None:
         print(f"profiled {path} in {profiling_s:.0f} s")
     lut = load_lut(path)
     archs = [space.sample(BENCH_SEED + i) for i in range(args.archs)]
-    times, raw, guard = timed_rounds(args.device, lut, archs, args.rounds)
+    if earlier is not None:
+        times, guard = np.array(earlier["round_medians_ms"]), earlier["benchmark_guard"]
+        levels = {k: np.array(v) for k, v in earlier["round_medians_by_level_ms"].items()}
+        profiling_s = earlier["profiling_s"]
+    else:
+        times, levels, guard = timed_rounds(args.device, lut, archs, args.rounds)
+    raw = levels["none"]
     measured = np.median(times, axis=0)
     odd, even = np.median(times[0::2], axis=0), np.median(times[1::2], axis=0)
 
@@ -130,9 +155,13 @@ def main() -> None:
         "plain sum of units": accuracy_metrics([unit_sum(lut, a)[0] for a in archs], measured),
         "noise floor (odd vs even rounds)": accuracy_metrics(odd, even),
         "table, against times as timed": accuracy_metrics(predicted, np.median(raw, axis=0)),
-        "noise floor, as timed (no reference)": accuracy_metrics(
-            np.median(raw[0::2], axis=0), np.median(raw[1::2], axis=0)),
     }
+    for level, values in levels.items():  # what each way of scaling would have made of it
+        rows[f"  noise floor, level {level}"] = accuracy_metrics(
+            np.median(values[0::2], axis=0), np.median(values[1::2], axis=0))
+        if (lut.timing.get("protocol") or {}).get("level_agreement"):  # raw times recorded
+            rows[f"  table at level {level}"] = accuracy_metrics(
+                predictions(at_level(lut, level)), np.median(values, axis=0))
     for form, table in every_form(lut).items():  # each candidate, as if it had been chosen
         rows[f"  form {form}"] = accuracy_metrics(predictions(table), measured)
     for first in (int(n) for n in args.subsets.split(",") if n.strip()):
@@ -140,7 +169,8 @@ def main() -> None:
         rows[f"  first {first} networks ({table.correction['form']})"] = accuracy_metrics(
             predictions(table), measured)
     print(f"\n{args.archs} held-out archs of {space.name} on {device.name}, {args.rounds} "
-          f"interleaved rounds; correction: {(lut.correction or {}).get('form', 'linear')}")
+          f"interleaved rounds; correction: {(lut.correction or {}).get('form', 'linear')}; "
+          f"times scaled by: {(lut.timing.get('protocol') or {}).get('level', 'neighbours')}")
     print(f"{'':34} {'within 10 %':>11} {'within 5 %':>10} {'tau':>6} {'mean |err|':>10}")
     for name, m in rows.items():
         print(f"{name:34} {100 * m['within_10pct']:10.1f}% {100 * m['within_5pct']:9.1f}% "
@@ -152,6 +182,7 @@ def main() -> None:
               "table_validation": lut.validation,
               "results": rows, "round_medians_ms": times.tolist(),
               "round_medians_as_timed_ms": raw.tolist(),
+              "round_medians_by_level_ms": {k: v.tolist() for k, v in levels.items()},
               "date": time.strftime("%Y-%m-%d %H:%M")}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

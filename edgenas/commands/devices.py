@@ -146,10 +146,15 @@ def cmd_profile(args: argparse.Namespace) -> None:
                       for form, score in c["cv"].items()))
     protocol = lut.timing.get("protocol")
     if protocol and protocol.get("load_p50"):
-        print(f"timed relative to a reference network (the table's level: "
+        print(f"timed beside a reference network (the table's level: "
               f"{protocol['reference_ms']:.3f} ms): this run's load was "
               f"{protocol['load_p50']:.2f}x that at the median, {protocol['load_p90']:.2f}x at "
-              "the 90th percentile, scaled out")
+              "the 90th percentile")
+        agreement = protocol.get("level_agreement") or {}
+        if agreement:
+            print(f"  times scaled by: {protocol.get('level')} (table-fitting rounds apart at "
+                  "the median: " + ", ".join(f"{level} {score['median_gap_pct']:.1f} %"
+                                             for level, score in agreement.items()) + ")")
     if args.validate:
         _print_validation(lut.validation)
     elif lut.validation:

@@ -23,6 +23,8 @@ from edgenas.device.descriptor import Device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import ProfileError
 from edgenas.profile.keys import space_units
+from edgenas.profile.level import DEFAULT as DEFAULT_LEVEL
+from edgenas.profile.level import choose, relevel, round_times
 from edgenas.profile.lut import LUT, now, stale_reasons
 from edgenas.profile.onnx_graph import network_model, unit_model
 from edgenas.profile.sampling import (ACTIVE_ROUNDS, FIRST_SAMPLE, SAMPLE_ABOVE, UnitRegressor,
@@ -64,19 +66,24 @@ class LoadGuard:
     A shared host slows down by 30-40 % for seconds at a time (measured here: one reference
     network timed 1.35-2.0 ms within a minute on an otherwise idle machine). The guard
     times a fixed reference network before the first model and after every ``every``
-    models; a model's time is scaled by the table's reference time (``reference_ms``: the
-    fastest of a burst of reference timings when the table was started) over the mean of
-    its two neighbouring reference times. Every time in a table, and every later timing
-    judged against it (a resumed profile, a benchmark), is so expressed at one level of
-    load: the same host was measured here running the reference at 1.25 ms in one
-    10-minute stretch and at 1.83 ms in the next, a shift that no within-run statistic
-    can see. A recalibration (the host itself changed) measures the yardstick afresh.
+    models, and records for each model its raw time, the mean of its two neighbouring
+    reference times and the median reference time of its chunk. The table's ``level``
+    (`edgenas.profile.level`, chosen by measurement) says which of them the model's time
+    is expressed by, relative to the table's reference time (``reference_ms``: the fastest
+    of a burst of reference timings when the table was started). Every time in a table,
+    and every later timing judged against it (a resumed profile, a benchmark), is so
+    expressed at one level of load: the same host was measured here running the reference
+    at 1.25 ms in one 10-minute stretch and at 1.83 ms in the next, a shift that no
+    within-run statistic can see. A recalibration (the host itself changed) measures the
+    yardstick afresh.
     """
 
     def __init__(self, reference: onnx.ModelProto, reference_ms: float | None = None,
-                 every: int = 20) -> None:
+                 every: int = 20, level: str = DEFAULT_LEVEL) -> None:
         self.reference, self.reference_ms, self.every = reference, reference_ms, every
-        self.local: list[float] = []  # the neighbouring reference means models were scaled by
+        self.level = level
+        self.agreement: dict[str, Any] = {}  # how each level did on the table-fitting rounds
+        self.local: list[float] = []  # the neighbouring reference means models were timed by
 
     def start(self, session: DeviceSession, burst: int = 20) -> None:
         """Time the reference ``burst`` times for its uncontended time, unless known."""
@@ -105,8 +112,10 @@ class LoadGuard:
         return order
 
     def scale(self, results: dict[str, dict[str, Any]], names: list[str]) -> None:
-        """Rescale each model's result in place by its neighbouring reference times."""
+        """Record each model's references and express it at the table's level, in place."""
         assert self.reference_ms is not None
+        chunk = [r["median_ms"] for key, r in results.items()
+                 if key.startswith("ref") and r.get("median_ms")]
         for i, name in enumerate(names):
             if name not in results or "median_ms" not in results[name]:
                 continue
@@ -115,20 +124,18 @@ class LoadGuard:
             refs = [r for r in refs if r]
             if not refs:
                 continue  # no yardstick around it: kept as timed
-            local = float(np.mean(refs))
-            factor = self.reference_ms / local
             result = results[name]
-            result["raw_median_ms"] = result["median_ms"]
-            result["reference_ms"] = local
-            for key in ("median_ms", "p10_ms", "p90_ms", "mean_ms"):
-                if key in result:
-                    result[key] = result[key] * factor
-            self.local.append(local)
+            result.update(raw_median_ms=result["median_ms"], reference_ms=float(np.mean(refs)),
+                          chunk_reference_ms=float(np.median(chunk)),
+                          yardstick_ms=self.reference_ms)
+            relevel(result, self.level)
+            self.local.append(result["reference_ms"])
 
     def summary(self) -> dict[str, Any]:
         """What the table records of the protocol."""
         local = np.array(self.local) if self.local else None
-        return {"reference_ms": self.reference_ms, "every": self.every,
+        return {"reference_ms": self.reference_ms, "every": self.every, "level": self.level,
+                "level_agreement": self.agreement,
                 "load_p50": None if local is None else float(np.median(local) / self.reference_ms),
                 "load_p90": None if local is None
                 else float(np.percentile(local, 90) / self.reference_ms)}
@@ -220,12 +227,48 @@ def _time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable
             if not item["rounds"]:
                 items.append(item)
             item["rounds"].append(stats["median_ms"])
+            if "raw_median_ms" in stats:  # what another level would make of it
+                item.setdefault("timed", []).append({key: stats[key] for key in TIMED})
             item["measured_ms"] = float(np.median(item["rounds"]))
             item["spread"] = item["spread"] or stats.get("spread")
 
         if todo:
             time_batch(session, todo, store, chunk, lambda: checkpoint(lut), progress, guard)
     progress.finish()
+
+
+#: What a network's round keeps of its timing, to be expressed at another level later.
+TIMED = ("raw_median_ms", "reference_ms", "chunk_reference_ms", "yardstick_ms")
+
+
+def set_level(lut: LUT, guard: LoadGuard) -> None:
+    """Choose the table's level on its table-fitting networks' rounds and express every
+    unit and network at it (from their raw times, so whatever level they were at before, as
+    after a recalibration); a level other than the guard's drops the correction, to be
+    fitted anew."""
+    level, scores = choose(lut.networks.get("calibration", []))
+    guard.agreement = scores
+    if not scores:
+        return
+    if level != guard.level:
+        log.info("%s/%s: times at level %r (table-fitting rounds apart by %s at the median)",
+                 lut.device, lut.space, level,
+                 ", ".join(f"{k} {v['median_gap_pct']:.1f} %" for k, v in scores.items()))
+        lut.correction = None
+    guard.level = level
+    express_at(lut, level)
+
+
+def express_at(lut: LUT, level: str) -> None:
+    """Every unit and network of the table at ``level``, from its raw times and references
+    (those timed without a record are left as they are); the correction is not refitted."""
+    for entry in lut.entries.values():
+        relevel(entry, level)
+    for items in lut.networks.values():
+        for item in items:
+            times = round_times(item, level)
+            if times is not None:
+                item["rounds"], item["measured_ms"] = times, float(np.median(times))
 
 
 def noise_floor(items: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -385,6 +428,9 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
         calibration = _arch_stream(space, CALIBRATION_SEED, calibrate)
         _time_networks(session, lut, "calibration", calibration, chunk, checkpoint, progress,
                        rounds=CALIBRATION_ROUNDS, guard=guard)
+        if guard is not None:
+            set_level(lut, guard)
+            lut.timing["protocol"] = {**guard.summary(), **PROTOCOL}
         if calibrate and (lut.correction is None or lut.correction["networks"] != calibrate):
             fit_on(lut, [Arch.from_json(item["arch"]) for item in lut.networks["calibration"]],
                    [item["measured_ms"] for item in lut.networks["calibration"]])
@@ -410,8 +456,11 @@ PROTOCOL = {
     "statistic": "median of each model's timed calls; networks: median of interleaved rounds",
     "pinning": "one core when ONNX Runtime uses one thread",
     "load": "a reference network timed before the first model and after every 'every' "
-            "models; each time scaled by reference_ms over the mean of its two neighbouring "
-            "reference times (load_p50/p90: that mean over reference_ms, this run)",
+            "models; each time at the table's 'level': scaled by reference_ms over the mean "
+            "of its two neighbouring reference times (neighbours) or over its chunk's median "
+            "reference time (chunk), or as timed (none), whichever makes the table-fitting "
+            "networks' two rounds agree best (level_agreement; load_p50/p90: the "
+            "neighbouring mean over reference_ms, this run)",
 }
 #: The reference network of the load guard: one fixed, mid-sized arch of the `cifar` space.
 REFERENCE_SEED = 4_000_000
@@ -427,8 +476,11 @@ def load_guard(device: Device, lut: LUT | None = None) -> LoadGuard | None:
         return None
     from edgenas.space import get_space
 
-    recorded = (lut.timing.get("protocol") or {}).get("reference_ms") if lut else None
-    return LoadGuard(network_model(get_space("cifar").sample(REFERENCE_SEED)), recorded)
+    protocol = (lut.timing.get("protocol") or {}) if lut else {}
+    guard = LoadGuard(network_model(get_space("cifar").sample(REFERENCE_SEED)),
+                      protocol.get("reference_ms"), level=protocol.get("level", DEFAULT_LEVEL))
+    guard.agreement = protocol.get("level_agreement") or {}
+    return guard
 
 
 def fit_on(lut: LUT, archs: list[Arch], measured: list[float],

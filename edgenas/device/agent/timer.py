@@ -31,10 +31,11 @@ SCHEMA_VERSION = 1
 # -- statistics ----------------------------------------------------------------------------
 
 def summarize(samples_ms: list[float]) -> dict[str, float]:
-    """Median, p10, p90, mean, relative spread ((p90 - p10) / median) and count."""
+    """Median, p10, p90, min, mean, relative spread ((p90 - p10) / median) and count."""
     values = np.asarray(samples_ms, dtype=np.float64)
     p10, median, p90 = np.percentile(values, [10, 50, 90])
     return {"median_ms": float(median), "p10_ms": float(p10), "p90_ms": float(p90),
+            "min_ms": float(values.min()),
             "mean_ms": float(values.mean()), "spread": float((p90 - p10) / median) if median else 0.0,
             "n": int(values.size)}
 

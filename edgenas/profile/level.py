@@ -1,0 +1,91 @@
+"""How a timing is brought to the table's level of load: the choice made by measurement.
+
+A shared host's speed moves in two ways. Slowly (one reference network timed 1.25 ms in
+one 10-minute stretch and 1.83 ms in the next), which dividing by a reference network
+timed alongside repairs; and from one timing to the next, which no reference can repair,
+since its own timings jitter as much and independently (measured on host F, 2026-12-01:
+correlation 0.05 between a network's and its neighbouring reference's deviations; scaling
+by them cut the share of 50 networks whose repeated timings agreed within 10 % from 68 %
+to 28 %). Which dominates changes with the stretch. So every timing keeps what it was
+measured as and its references, and the table uses the level that makes its own
+table-fitting networks' two rounds agree best:
+
+* ``neighbours``: scaled by the mean of the two reference timings around the model;
+* ``chunk``: scaled by the median reference timing of its chunk (6 for 100 models): slow
+  shifts without most of the jitter;
+* ``none``: as timed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+LEVELS = ("neighbours", "chunk", "none")
+#: Tables made before the choice existed were scaled by neighbouring references.
+DEFAULT = "neighbours"
+#: The statistics a level rescales (the median is the one predictions use).
+STATISTICS = ("median_ms", "p10_ms", "p90_ms", "min_ms", "mean_ms")
+
+
+def factor(timing: dict[str, Any], level: str) -> float | None:
+    """What multiplies a raw time to bring it to ``level``; None without the record."""
+    if level == "none":
+        return 1.0
+    reference = timing.get("reference_ms" if level == "neighbours" else "chunk_reference_ms")
+    yardstick = timing.get("yardstick_ms")
+    if not reference or not yardstick:
+        return None
+    return float(yardstick) / float(reference)
+
+
+def relevel(stats: dict[str, Any], level: str) -> None:
+    """Express a unit's or network's statistics at ``level``, in place (from its record of
+    the raw time and references; a timing without one is left as it is)."""
+    scale = factor(stats, level)
+    raw = stats.get("raw_median_ms")
+    if scale is None or not raw:
+        return
+    ratio = raw * scale / stats["median_ms"]
+    for key in STATISTICS:
+        if key in stats:
+            stats[key] = stats[key] * ratio
+
+
+def round_times(item: dict[str, Any], level: str) -> list[float] | None:
+    """A timed network's round medians at ``level``; None unless every round was recorded."""
+    timed = item.get("timed") or []
+    if not timed or len(timed) != len(item.get("rounds", [])):
+        return None
+    values = []
+    for timing in timed:
+        scale = factor(timing, level)
+        if scale is None or not timing.get("raw_median_ms"):
+            return None
+        values.append(timing["raw_median_ms"] * scale)
+    return values
+
+
+def agreement(items: Iterable[dict[str, Any]], level: str) -> dict[str, Any] | None:
+    """How well the first two rounds of the same networks agree at ``level``."""
+    pairs = [times[:2] for item in items
+             if (times := round_times(item, level)) is not None and len(times) >= 2]
+    if not pairs:
+        return None
+    values = np.array(pairs)
+    gap = np.abs(values[:, 0] - values[:, 1]) / values.min(axis=1)
+    return {"n": len(pairs), "median_gap_pct": float(100 * np.median(gap)),
+            "within_10pct": float(np.mean(gap <= 0.10)),
+            "within_5pct": float(np.mean(gap <= 0.05))}
+
+
+def choose(items: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The level whose rounds agree best (smallest median gap), and every level's record.
+    Ties go to the earlier of `LEVELS`; without recorded rounds, `DEFAULT`."""
+    scores = {level: agreement(items, level) for level in LEVELS}
+    known = {level: score for level, score in scores.items() if score is not None}
+    if not known:
+        return DEFAULT, {}
+    best = min(known, key=lambda level: (known[level]["median_gap_pct"], LEVELS.index(level)))
+    return best, known
