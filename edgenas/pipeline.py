@@ -72,7 +72,7 @@ class RunConfig:
     max_memory_mb: float | None = None
     seed: int = 0
     check_table: bool = True  # re-time a few of the table's networks before trusting it
-    table_minutes: float = 1.5  # unit timing when the table is measured anew (then sampled)
+    table_minutes: float = 1.5  # timing when the table is measured anew (then sampled)
     baselines: str = "all"  # hand-designed networks to train and compare: all, none, or names
     data_limit: int | None = None  # a class-balanced subset of this many images (quick runs)
 
@@ -140,8 +140,11 @@ def _check_or_measure(config: RunConfig, device: Device, space: SearchSpace, pat
                 "(calibration) networks and refitting the correction", device.name,
                 drift["median_ratio_measured_to_predicted"], drift["kendall_tau"], drift["n"])
     recorded = (lut.validation or {}).get("within_10pct", 1.0)
-    held_out = len(lut.networks.get("validation", [])) or 20
-    lut = profile(device, space, lut, checkpoint=save, validate=held_out, recalibrate=True)
+    # the main job's sizes, as when it measures a table anew: the defaults of 'edgenas
+    # profile' (150 table-fitting networks, as many held-out ones as the table had, 50 for
+    # the committed one) took 400 network timings, about 90 s here
+    lut = profile(device, space, lut, checkpoint=save, calibrate=MAIN_CALIBRATE,
+                  validate=MAIN_VALIDATE, recalibrate=True)
     save(lut)
     # a table cannot beat the host's own noise floor: re-measuring thousands of units on a
     # host whose rounds disagree anyway would cost minutes and buy nothing

@@ -32,6 +32,8 @@ from edgenas.profile.onnx_graph import network_model, unit_model
 from edgenas.profile.profiler import Progress, profile
 from edgenas.space.plan import sites
 
+ROOT = Path(__file__).resolve().parents[1]
+
 AGENT = Path(timer.__file__)
 
 
@@ -384,3 +386,45 @@ def test_a_tensorrt_device_is_profiled_within_a_time_budget_by_default() -> None
     assert _time_budget_s(args, get_space("cifar"), get_device("host-cpu")) is None
     assert _time_budget_s(argparse.Namespace(max_units=None, time_budget=2.0),
                           get_space("cifar"), jetson) == 120.0
+
+
+class _SlowSession:
+    """Times every model as 1 ms after ``seconds`` of wall time: a device whose networks
+    are slow to time, as an `imagenet` network is (about 2 s here)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.device = type("D", (), {"name": "scripted"})()
+
+    def time_models(self, files, handle) -> None:
+        for file in files:
+            time.sleep(self.seconds)
+            handle({"model": file.name, "median_ms": 1.0})
+
+
+def test_a_budget_caps_the_table_fitting_networks_and_every_one_gets_all_rounds(
+        monkeypatch) -> None:
+    from edgenas.profile import profiler
+
+    monkeypatch.setattr(profiler, "MIN_NETWORKS", 4)
+    lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
+    lut.networks = {}
+    archs = [get_space("cifar").sample(profiler.CALIBRATION_SEED + i) for i in range(60)]
+    profiler._time_networks(_SlowSession(0.02), lut, "calibration", archs, 100,  # type: ignore[arg-type]
+                            lambda table: None, Progress(), rounds=2, budget_s=0.5)
+    timed = lut.networks["calibration"]
+    assert 4 <= len(timed) < 60  # 0.5 s fits about 12 networks of two 0.02 s timings
+    assert all(len(item["rounds"]) == 2 for item in timed)
+
+
+def test_a_budgeted_profile_times_a_pilot_then_the_networks_then_units(tmp_path) -> None:
+    """The pilot chunk's rate prints the whole space's estimate before anything long (on a
+    Jetson, before the networks' engine builds); the networks come out of the same budget."""
+    from tiny_space import tiny_space as small_space
+
+    stages: list[str] = []
+    progress = Progress(start=lambda stage, total: stages.append(stage))
+    lut = profile(fast_device(), small_space(), calibrate=8, time_budget_s=3.0,
+                  progress=progress)
+    assert stages[:2] == ["units (pilot)", "calibration networks"]
+    assert len(lut.networks["calibration"]) == 8 and lut.correction is not None

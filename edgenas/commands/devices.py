@@ -95,9 +95,10 @@ TENSORRT_BUDGET_MIN = 30.0
 
 
 def _time_budget_s(args: argparse.Namespace, space: SearchSpace, device: Device) -> float | None:
-    """Seconds of unit timing: as asked, else 8 minutes for a space too large to time whole
-    and `TENSORRT_BUDGET_MIN` on a TensorRT device (its first chunk, builds included, says
-    whether every unit fits; if not, the space is sampled)."""
+    """Seconds of timing (table-fitting networks, then units): as asked, else 8 minutes for
+    a space too large to time whole and `TENSORRT_BUDGET_MIN` on a TensorRT device (its
+    first chunk, builds included, says whether every unit fits; if not, the space is
+    sampled)."""
     if args.max_units:
         return None
     if args.time_budget is not None:
@@ -208,7 +209,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                            "certain) and predict the rest; default: every unit, or for a space "
                            f"of more than {SAMPLE_ABOVE:,} units as many as --time-budget allows")
     prof.add_argument("--time-budget", type=float, metavar="MIN",
-                      help="minutes of unit timing: the first chunk's rate says how many units "
+                      help="minutes of timing: table-fitting networks first (up to half, at "
+                           "least 60 of them), then units: the first chunk's rate says how many "
                            "fit, the rest are predicted (default: every unit, or 8 minutes for "
                            f"a space of more than {SAMPLE_ABOVE:,} units, or "
                            f"{TENSORRT_BUDGET_MIN:.0f} minutes on a TensorRT device)")

@@ -197,12 +197,16 @@ def _arch_stream(space: SearchSpace, offset: int, count: int) -> list[Arch]:
 
 def _time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable[Arch],
                    chunk: int, checkpoint: Checkpoint, progress: Progress,
-                   rounds: int = 1, guard: LoadGuard | None = None) -> None:
+                   rounds: int = 1, guard: LoadGuard | None = None,
+                   budget_s: float | None = None) -> None:
     """Time whole networks end to end, ``rounds`` times each, one round over all of them
     after another, so that a slow spell of a shared host hits every network alike.
 
     An item keeps each round's median (``rounds``) and their median (``measured_ms``);
     two rounds of the same networks are what the host's noise floor is measured from.
+    With ``budget_s``, the first round stops adding networks once all rounds of those
+    timed so far would take that long (at least `MIN_NETWORKS` are timed), and the later
+    rounds time the same networks.
     """
     items = lut.networks.setdefault(label, [])
     by_arch = {item["arch"]: item for item in items}
@@ -218,23 +222,42 @@ def _time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable
         return
     progress.start(f"{label} networks", total)
     models = {item["arch"]: network_model(Arch.from_json(item["arch"])) for item in wanted}
-    for round_index in range(rounds):
+
+    def store(arch_json: str, stats: dict[str, Any]) -> None:
+        item = by_arch[arch_json]
+        if not item["rounds"]:
+            items.append(item)
+        item["rounds"].append(stats["median_ms"])
+        if "raw_median_ms" in stats:  # what another level would make of it
+            item.setdefault("timed", []).append({key: stats[key] for key in TIMED})
+        item["measured_ms"] = float(np.median(item["rounds"]))
+        item["spread"] = item["spread"] or stats.get("spread")
+
+    started = time.perf_counter()
+    first = [key for key in models if not by_arch[key]["rounds"]]
+    step = max(1, min(chunk, MIN_NETWORKS // 2)) if budget_s is not None else chunk
+    for begin in range(0, len(first), step):  # the first round, in steps when budgeted
+        spent = time.perf_counter() - started
+        done = sum(1 for key in first[:begin] if by_arch[key]["rounds"])
+        if budget_s is not None and done >= MIN_NETWORKS and spent * rounds > budget_s:
+            log.info("%s networks: %d of %d fit into %.0f s of timing", label, done,
+                     len(first), budget_s)
+            models = {key: model for key, model in models.items() if by_arch[key]["rounds"]}
+            break
+        batch = {key: models[key] for key in first[begin:begin + step]}
+        time_batch(session, batch, store, chunk, lambda: checkpoint(lut), progress, guard)
+    for round_index in range(1, rounds):
         todo = {key: model for key, model in models.items()
                 if len(by_arch[key]["rounds"]) == round_index}
-
-        def store(arch_json: str, stats: dict[str, Any]) -> None:
-            item = by_arch[arch_json]
-            if not item["rounds"]:
-                items.append(item)
-            item["rounds"].append(stats["median_ms"])
-            if "raw_median_ms" in stats:  # what another level would make of it
-                item.setdefault("timed", []).append({key: stats[key] for key in TIMED})
-            item["measured_ms"] = float(np.median(item["rounds"]))
-            item["spread"] = item["spread"] or stats.get("spread")
-
         if todo:
             time_batch(session, todo, store, chunk, lambda: checkpoint(lut), progress, guard)
     progress.finish()
+
+
+#: Table-fitting networks timed however short the budget: the boosted trees need 60.
+MIN_NETWORKS = 60
+#: The share of a sampled profile's time budget the table-fitting networks may take.
+NETWORK_SHARE = 0.5
 
 
 #: What a network's round keeps of its timing, to be expressed at another level later.
@@ -290,9 +313,12 @@ def noise_floor(items: list[dict[str, Any]]) -> dict[str, Any] | None:
 def _time_sample(session: DeviceSession, lut: LUT, units: dict[str, tuple[Unit, int]],
                  missing: list[str], max_units: int | None, time_budget_s: float | None,
                  chunk: int, checkpoint: Checkpoint, progress: Progress,
-                 guard: LoadGuard | None) -> None:
+                 guard: LoadGuard | None, before_units: Callable[[], None] = lambda: None
+                 ) -> None:
     """Time a covering sample of the missing units, then the least certain ones; predict the
-    rest."""
+    rest. With a time budget, a pilot chunk of units is timed first (its rate prints the
+    estimate for the whole space before anything long), then ``before_units`` runs (the
+    table-fitting networks) on the same budget."""
     def store(key: str, stats: dict[str, Any]) -> None:
         lut.entries[key] = stats
 
@@ -308,15 +334,24 @@ def _time_sample(session: DeviceSession, lut: LUT, units: dict[str, tuple[Unit, 
         started = time.perf_counter()
         time_keys(pilot, "units (pilot)")
         per_unit = (time.perf_counter() - started) / max(1, len(pilot))
-        max_units = max(len(pilot), int(0.75 * float(time_budget_s or 0) / per_unit))
+        whole = per_unit * len(missing)
+        log.log(logging.WARNING if whole > float(time_budget_s or 0) else logging.INFO,
+                "%s/%s: timing all %d units would take about %s here; the budget is %s, "
+                "table-fitting networks first", lut.device, lut.space, len(units),
+                _duration(whole), _duration(float(time_budget_s or 0)))
+        networks_started = time.perf_counter()
+        before_units()
+        left = float(time_budget_s or 0) - (time.perf_counter() - started)
+        log.info("%s/%s: table-fitting networks took %s; %s left for units", lut.device,
+                 lut.space, _duration(time.perf_counter() - networks_started),
+                 _duration(max(0.0, left)))
+        max_units = max(len(pilot), int(0.75 * max(0.0, left) / per_unit))
         if max_units >= len(missing):  # everything fits: time it all
             time_keys(order[len(pilot):], "units")
             lut.sampling = None
             return
-        log.warning("%s/%s: timing all %d units would take about %s here; timing %d of them "
-                    "(about %s) and predicting the rest", lut.device, lut.space, len(units),
-                    _duration(per_unit * len(missing)), max_units,
-                    _duration(per_unit * max_units))
+        log.warning("%s/%s: timing %d of %d units (about %s) and predicting the rest",
+                    lut.device, lut.space, max_units, len(units), _duration(per_unit * max_units))
         order = order[len(pilot):]
         max_units -= len(pilot)
     first = order[:int(FIRST_SAMPLE * max_units)]
@@ -371,8 +406,11 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
 
     A space with more units than ``max_units`` is sampled (`edgenas.profile.sampling`):
     ``max_units`` of them are timed and the rest predicted, marked as predicted in the
-    table. With ``time_budget_s`` instead, the first timed chunk says how many units fit
-    into three quarters of that time; the space is sampled only if that is fewer than all.
+    table. With ``time_budget_s`` instead, a first chunk of units is timed, then the
+    table-fitting networks take up to `NETWORK_SHARE` of the budget (at least
+    `MIN_NETWORKS` of them, however long that takes), and the first chunk's rate says how
+    many units fit into three quarters of what is left; the space is sampled only if that
+    is fewer than all.
 
     ``calibrate`` whole networks are timed to fit the correction, ``validate`` held-out
     networks to measure how well predictions hold; both are stored in the table. A stale
@@ -413,10 +451,23 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
         measured = len(units) - len(missing)
         sampled = (max_units is not None and len(units) > max_units) or (
             max_units is None and time_budget_s is not None)
+        calibration = _arch_stream(space, CALIBRATION_SEED, calibrate)
+
+        def networks_first() -> None:
+            """A time budget covers the table-fitting networks too (an `imagenet` network
+            times in about 2 s here): they take up to `NETWORK_SHARE` of it before the
+            units, and units get what they leave."""
+            nonlocal calibration
+            _time_networks(session, lut, "calibration", calibration, chunk, checkpoint,
+                           progress, rounds=CALIBRATION_ROUNDS, guard=guard,
+                           budget_s=NETWORK_SHARE * float(time_budget_s or 0))
+            calibration = [Arch.from_json(item["arch"]) for item in lut.networks["calibration"]]
+
         if sampled and missing:  # max_units counts every timed unit, those of earlier runs too
             _time_sample(session, lut, units, missing,
                          None if max_units is None else max(0, max_units - measured),
-                         time_budget_s, chunk, checkpoint, progress, guard)
+                         time_budget_s, chunk, checkpoint, progress, guard,
+                         before_units=networks_first)
         elif missing:
             progress.start("units", len(missing))
             time_batch(session, {key: unit_model(*units[key]) for key in missing},
@@ -425,13 +476,13 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
             progress.finish()
             lut.sampling = None
 
-        calibration = _arch_stream(space, CALIBRATION_SEED, calibrate)
         _time_networks(session, lut, "calibration", calibration, chunk, checkpoint, progress,
                        rounds=CALIBRATION_ROUNDS, guard=guard)
         if guard is not None:
             set_level(lut, guard)
             lut.timing["protocol"] = {**guard.summary(), **PROTOCOL}
-        if calibrate and (lut.correction is None or lut.correction["networks"] != calibrate):
+        fitted = len(lut.networks.get("calibration", []))
+        if calibrate and (lut.correction is None or lut.correction["networks"] != fitted):
             fit_on(lut, [Arch.from_json(item["arch"]) for item in lut.networks["calibration"]],
                    [item["measured_ms"] for item in lut.networks["calibration"]])
             checkpoint(lut)
