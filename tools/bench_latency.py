@@ -31,7 +31,7 @@ from edgenas.device.descriptor import get_device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import ProfileError
 from edgenas.profile.latency import CORRECTION_FORMS, LatencyModel, accuracy_metrics, unit_sum
-from edgenas.profile.level import LEVELS, factor
+from edgenas.profile.level import LEVELS, value
 from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
 from edgenas.profile.onnx_graph import network_model
 from edgenas.profile.profiler import (CALIBRATE, Progress, express_at, fit_on, load_guard,
@@ -57,10 +57,9 @@ def timed_rounds(device_name: str, lut: Any, archs: list, rounds: int
         for r in range(rounds):
             def store(key: str, stats: dict[str, Any], r: int = r) -> None:
                 times[r, int(key)] = stats["median_ms"]
-                for level, values in levels.items():
-                    scale = factor(stats, level)
-                    values[r, int(key)] = (stats.get("raw_median_ms", stats["median_ms"])
-                                           * (1.0 if scale is None else scale))
+                for level, values in levels.items():  # without a guard: as timed
+                    scaled = value(stats, level)
+                    values[r, int(key)] = stats["median_ms"] if scaled is None else scaled
 
             time_batch(session, models, store, chunk=len(models), checkpoint=lambda: None,
                        progress=Progress(), guard=guard)

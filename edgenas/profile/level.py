@@ -27,6 +27,9 @@ LEVELS = ("neighbours", "chunk", "none")
 DEFAULT = "neighbours"
 #: The statistics a level rescales (the median is the one predictions use).
 STATISTICS = ("median_ms", "p10_ms", "p90_ms", "min_ms", "mean_ms")
+#: What a timing records to be expressed at any level later: its raw median, the mean of
+#: its neighbouring references, its chunk's median reference and the table's yardstick.
+RECORD = ("raw_median_ms", "reference_ms", "chunk_reference_ms", "yardstick_ms")
 
 
 def factor(timing: dict[str, Any], level: str) -> float | None:
@@ -40,14 +43,20 @@ def factor(timing: dict[str, Any], level: str) -> float | None:
     return float(yardstick) / float(reference)
 
 
+def value(timing: dict[str, Any], level: str) -> float | None:
+    """A timing's median at ``level``; None without its raw time and references."""
+    scale = factor(timing, level)
+    raw = timing.get("raw_median_ms")
+    return None if scale is None or not raw else raw * scale
+
+
 def relevel(stats: dict[str, Any], level: str) -> None:
     """Express a unit's or network's statistics at ``level``, in place (from its record of
     the raw time and references; a timing without one is left as it is)."""
-    scale = factor(stats, level)
-    raw = stats.get("raw_median_ms")
-    if scale is None or not raw:
+    median = value(stats, level)
+    if median is None:
         return
-    ratio = raw * scale / stats["median_ms"]
+    ratio = median / stats["median_ms"]
     for key in STATISTICS:
         if key in stats:
             stats[key] = stats[key] * ratio
@@ -58,13 +67,8 @@ def round_times(item: dict[str, Any], level: str) -> list[float] | None:
     timed = item.get("timed") or []
     if not timed or len(timed) != len(item.get("rounds", [])):
         return None
-    values = []
-    for timing in timed:
-        scale = factor(timing, level)
-        if scale is None or not timing.get("raw_median_ms"):
-            return None
-        values.append(timing["raw_median_ms"] * scale)
-    return values
+    values = [value(timing, level) for timing in timed]
+    return None if any(v is None for v in values) else values  # type: ignore[return-value]
 
 
 def agreement(items: Iterable[dict[str, Any]], level: str) -> dict[str, Any] | None:

@@ -24,7 +24,7 @@ from edgenas.device.session import DeviceSession
 from edgenas.errors import ProfileError
 from edgenas.profile.keys import space_units
 from edgenas.profile.level import DEFAULT as DEFAULT_LEVEL
-from edgenas.profile.level import choose, relevel, round_times
+from edgenas.profile.level import RECORD, choose, relevel, round_times
 from edgenas.profile.lut import LUT, now, stale_reasons
 from edgenas.profile.onnx_graph import network_model, unit_model
 from edgenas.profile.sampling import (ACTIVE_ROUNDS, FIRST_SAMPLE, SAMPLE_ABOVE, UnitRegressor,
@@ -229,7 +229,7 @@ def _time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable
             items.append(item)
         item["rounds"].append(stats["median_ms"])
         if "raw_median_ms" in stats:  # what another level would make of it
-            item.setdefault("timed", []).append({key: stats[key] for key in TIMED})
+            item.setdefault("timed", []).append({key: stats[key] for key in RECORD})
         item["measured_ms"] = float(np.median(item["rounds"]))
         item["spread"] = item["spread"] or stats.get("spread")
 
@@ -258,10 +258,6 @@ def _time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable
 MIN_NETWORKS = 60
 #: The share of a sampled profile's time budget the table-fitting networks may take.
 NETWORK_SHARE = 0.5
-
-
-#: What a network's round keeps of its timing, to be expressed at another level later.
-TIMED = ("raw_median_ms", "reference_ms", "chunk_reference_ms", "yardstick_ms")
 
 
 def set_level(lut: LUT, guard: LoadGuard) -> None:
