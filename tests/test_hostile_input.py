@@ -27,7 +27,8 @@ VALID_DEVICE = {"name": "board", "notes": "n",
                                "workdir": "/tmp/edgenas", "python": "python3"},
                 "runtime": {"name": "onnxruntime", "providers": ["CPUExecutionProvider"],
                             "threads": 1, "precision": "fp32"},
-                "timing": {"warmup": 10, "repeats": 50, "min_time_ms": 40.0}}
+                "timing": {"warmup": 10, "repeats": 50, "min_time_ms": 40.0,
+                           "max_time_ms": 300.0}}
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats()
                     | st.text(max_size=12),
                     lambda inner: st.lists(inner, max_size=4)

@@ -15,6 +15,7 @@ from edgenas.profile.latency import LatencyModel, arch_features, fit_correction,
 from edgenas.profile.lut import load_lut, save_lut
 from edgenas.profile.profiler import LoadGuard, Progress, fit_on, time_batch
 from edgenas.space.arch import Arch
+from edgenas.space import get_space
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,10 +133,36 @@ def test_timings_against_a_table_use_its_reference_level_and_a_new_table_measure
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
     device = get_device("host-cpu")
     lut.timing.pop("protocol", None)
-    assert load_guard(device, lut).reference_ms is None  # type: ignore[union-attr]
+    assert load_guard(device, get_space("cifar"), lut).reference_ms is None  # type: ignore[union-attr]
     lut.timing["protocol"] = {"reference_ms": 1.83}
-    assert load_guard(device, lut).reference_ms == 1.83  # type: ignore[union-attr]
-    assert load_guard(device).reference_ms is None  # type: ignore[union-attr]
+    assert load_guard(device, get_space("cifar"), lut).reference_ms == 1.83  # type: ignore[union-attr]
+    assert load_guard(device, get_space("cifar")).reference_ms is None  # type: ignore[union-attr]
+
+
+def _input_size(model: Any) -> int:
+    return model.graph.input[0].type.tensor_type.shape.dim[-1].dim_value
+
+
+def test_a_new_table_is_scaled_by_a_reference_of_its_own_space_an_old_one_keeps_cifars() -> None:
+    """Load slows a 25 ms `imagenet` network less than a 1.5 ms `cifar` one: the reference
+    must be the size of what it scales. A table that records no reference space was
+    measured against `cifar`'s, and a resumed profile must keep using that one."""
+    from edgenas.device.descriptor import get_device
+    from edgenas.profile.profiler import load_guard, reference_network
+
+    device = get_device("host-cpu")
+    big, small = (_input_size(reference_network(get_space(s))) for s in ("imagenet", "cifar"))
+    assert big > small
+    fresh = load_guard(device, get_space("imagenet"))
+    assert fresh is not None and fresh.space == "imagenet" and _input_size(fresh.reference) == big
+    assert fresh.summary()["reference_space"] == "imagenet"
+    lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
+    lut.space = "imagenet"
+    lut.timing["protocol"] = {"reference_ms": 1.83}  # written before reference spaces
+    old = load_guard(device, get_space("imagenet"), lut)
+    assert old is not None and old.space == "cifar" and _input_size(old.reference) == small
+    lut.timing["protocol"] = {"reference_ms": 24.0, "reference_space": "imagenet"}
+    assert load_guard(device, get_space("imagenet"), lut).space == "imagenet"  # type: ignore[union-attr]
 
 
 def _network(raw: list[float], local: list[float], chunk: list[float]) -> dict[str, Any]:

@@ -117,6 +117,24 @@ def test_summary_statistics_are_robust_to_outliers() -> None:
     assert stats["median_ms"] == 1.0 and stats["n"] == 20 and stats["p10_ms"] == 1.0
 
 
+def test_a_slow_model_is_timed_for_max_time_ms_not_fifty_calls() -> None:
+    """Fifty calls of a 25 ms network repeat what ten tell; a cap lets a large space's
+    table-fitting networks fit its budget. A fast model is timed as before."""
+    calls = []
+
+    def slow() -> None:  # sleeps never end early, so the count does not depend on the host
+        calls.append(1)
+        time.sleep(0.005)
+
+    samples = timer.measure(slow, warmup=10, repeats=50, min_time_ms=10.0, max_time_ms=30.0)
+    assert len(samples) == timer.MIN_TIMED_CAPPED
+    assert timer.MIN_WARMUP_CAPPED <= len(calls) - len(samples) <= 10
+    uncapped = timer.measure(slow, warmup=2, repeats=12, min_time_ms=10.0, max_time_ms=0.0)
+    assert len(uncapped) == 12
+    fast = timer.measure(lambda: None, warmup=10, repeats=50, min_time_ms=0.0, max_time_ms=30.0)
+    assert len(fast) >= 50
+
+
 def test_kendall_tau_and_accuracy_metrics() -> None:
     assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert kendall_tau([1, 2, 3, 4], [40, 30, 20, 10]) == pytest.approx(-1.0)

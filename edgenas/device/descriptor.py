@@ -7,6 +7,8 @@ a table can be checked against the descriptor it was measured with.
 
 from __future__ import annotations
 
+import math
+
 import os
 import re
 import sys
@@ -56,11 +58,13 @@ class Runtime:
 
 @dataclass(frozen=True)
 class Timing:
-    """How hard to look: warm-up runs, minimum repeats and minimum measuring time."""
+    """How hard to look: warm-up runs, minimum repeats and minimum measuring time; and
+    the most a slow model's warm-up and timed calls may each take (0: no cap)."""
 
     warmup: int = 10
     repeats: int = 50
     min_time_ms: float = 40.0
+    max_time_ms: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -216,9 +220,14 @@ def parse_device(data: Mapping[str, Any], source: str) -> Device:
         warmup=read.get(tm, "timing.warmup", int, 10),
         repeats=read.get(tm, "timing.repeats", int, 50),
         min_time_ms=float(read.get(tm, "timing.min_time_ms", (int, float), 40.0)),
+        max_time_ms=float(read.get(tm, "timing.max_time_ms", (int, float), 300.0)),
     )
     if timing.repeats < 5 or timing.warmup < 0:
         raise read.error("timing.repeats", "need repeats >= 5 and warmup >= 0 for robust statistics")
+    if not math.isfinite(timing.max_time_ms) or (
+            timing.max_time_ms and timing.max_time_ms < timing.min_time_ms):
+        raise read.error("timing.max_time_ms", f"{timing.max_time_ms} is below min_time_ms "
+                                               f"{timing.min_time_ms}; raise it, or 0 for no cap")
     setup = read.get(data, "setup", list, [])
     if not all(isinstance(cmd, str) for cmd in setup):
         raise read.error("setup", "expected a list of command strings")

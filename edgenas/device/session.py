@@ -99,6 +99,7 @@ class DeviceSession:
                 "--providers", ",".join(runtime.providers), "--precision", runtime.precision,
                 "--workspace-mb", str(runtime.workspace_mb), "--warmup", str(timing.warmup),
                 "--repeats", str(timing.repeats), "--min-time-ms", str(timing.min_time_ms),
+                "--max-time-ms", str(timing.max_time_ms),
                 *paths]
 
         def handle(line: str) -> None:

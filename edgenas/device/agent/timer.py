@@ -6,7 +6,7 @@ phone-attached host and started with the device's own Python:
 
     python3 timer.py fingerprint [--runtime onnxruntime|tensorrt]
     python3 timer.py time --runtime onnxruntime --threads 1 --warmup 10 --repeats 50 \
-        --min-time-ms 40 model1.onnx model2.onnx ...
+        --min-time-ms 40 --max-time-ms 300 model1.onnx model2.onnx ...
 
 `time` prints one JSON object per model on its own line as soon as it is measured, so
 the host can store results while the run goes on and a broken connection loses at most
@@ -45,14 +45,26 @@ def summarize(samples_ms: list[float]) -> dict[str, float]:
 WARMUP_MS = 10.0
 
 
-def measure(run: Callable[[], Any], warmup: int, repeats: int, min_time_ms: float) -> list[float]:
-    """Per-call wall times in ms: at least ``repeats`` calls and ``min_time_ms`` in total."""
+#: With a time cap, a slow model still gets this many warm-up and timed calls.
+MIN_WARMUP_CAPPED, MIN_TIMED_CAPPED = 3, 10
+
+
+def measure(run: Callable[[], Any], warmup: int, repeats: int, min_time_ms: float,
+            max_time_ms: float = 0.0) -> list[float]:
+    """Per-call wall times in ms: at least ``repeats`` calls and ``min_time_ms`` in total.
+
+    ``max_time_ms`` (0: none) caps the warm-up and the timed calls each, once a slow model
+    has had a few of each: fifty calls of a 25 ms network take 1.3 s and repeat what ten
+    already tell, while the table-fitting networks of a large space must fit a time budget.
+    """
     started = time.perf_counter()
     calls = 0
     while calls < warmup or (time.perf_counter() - started) * 1e3 < WARMUP_MS:
         run()
         calls += 1
-        if calls >= 100 * max(warmup, 1):
+        if calls >= 100 * max(warmup, 1) or (
+                max_time_ms and calls >= MIN_WARMUP_CAPPED
+                and (time.perf_counter() - started) * 1e3 >= max_time_ms):
             break
     samples: list[float] = []
     total = 0.0
@@ -63,7 +75,8 @@ def measure(run: Callable[[], Any], warmup: int, repeats: int, min_time_ms: floa
         elapsed = (clock() - start) / 1e6
         samples.append(elapsed)
         total += elapsed
-        if len(samples) >= 100 * repeats:
+        if len(samples) >= 100 * repeats or (
+                max_time_ms and total >= max_time_ms and len(samples) >= MIN_TIMED_CAPPED):
             break
     return samples
 
@@ -325,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     tm.add_argument("--warmup", type=int, default=10)
     tm.add_argument("--repeats", type=int, default=50)
     tm.add_argument("--min-time-ms", type=float, default=40.0)
+    tm.add_argument("--max-time-ms", type=float, default=0.0, help="0: no cap")
     bd = commands.add_parser("build", help="build a TensorRT engine from ONNX, on this device")
     bd.add_argument("model")
     bd.add_argument("--out", required=True)
@@ -357,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.runtime == "onnxruntime":
                 run = ort_runner(path, args.threads, args.providers.split(","))
-                samples = measure(run, args.warmup, args.repeats, args.min_time_ms)
+                samples = measure(run, args.warmup, args.repeats, args.min_time_ms,
+                                  args.max_time_ms)
             elif not have_trt_python():
                 engine = path
                 if path.endswith(".onnx"):

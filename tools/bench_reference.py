@@ -1,0 +1,159 @@
+"""How well a reference network's slow-down under load carries to the models it scales.
+
+    python tools/bench_reference.py [--device host-cpu] [--space imagenet] [--archs 16] \
+        [--units 16] [--pairs 3] [--neighbour memory] [--json runs/bench_reference.json]
+
+A table is kept at one level of load by scaling every timing by a reference network timed
+beside it (`edgenas.profile.level`). That only works if load slows the reference as much
+as the model. This benchmark tests it directly: it times the space's networks and units,
+each between candidate references (the `cifar` reference every table used so far, and the
+space's own reference), in alternating quiet and busy phases. A busy phase runs a
+neighbour process on another core (`tools/neighbour.py`: ``compute``, a cache-resident
+loop; ``memory``, a stream over a 64 MiB array), the kind of load a shared host's
+neighbours add. Per model and pair of phases, the slow-down is
+busy over quiet time; the transfer error of a reference is the model's slow-down over
+the reference's (its neighbours in the timing order). A reference is as good as the
+share of models whose transfer error is within 5 % and 10 %, next to ``none`` (no
+scaling at all). Two quiet phases (``--neighbour none``) measure the noise such a
+comparison carries by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from edgenas.device.descriptor import get_device
+from edgenas.device.session import DeviceSession
+from edgenas.profile.keys import space_units
+from edgenas.profile.onnx_graph import network_model, unit_model
+from edgenas.profile.profiler import reference_network
+from edgenas.profile.sampling import first_sample
+from edgenas.space import get_space
+from neighbour import LOADS, Neighbour  # tools/neighbour.py, beside this script
+
+#: far from the table's own streams (calibration 1e6, validation 2e6) and bench_latency's
+BENCH_SEED = 5_000_000
+
+def time_phase(session: DeviceSession, folder: Path, subjects: list[str], references: list[str]
+               ) -> dict[str, Any]:
+    """Time every subject between the references; (subject ms, its neighbouring references'
+    mean ms per reference)."""
+    order = []
+    for name in subjects:
+        order += references + [name]
+    order += references
+    results: list[dict[str, Any]] = []
+    session.time_models([folder / f"{name}.onnx" for name in order], results.append)
+    times = [r["median_ms"] for r in results]
+    width = len(references) + 1
+    out: dict[str, Any] = {}
+    for i, name in enumerate(subjects):
+        before, at, after = i * width, i * width + len(references), (i + 1) * width
+        out[name] = {"ms": times[at], "refs": {
+            ref: (times[before + k] + times[after + k]) / 2 for k, ref in enumerate(references)}}
+    return out
+
+
+def score(quiet: dict[str, Any], busy: dict[str, Any], references: list[str]
+          ) -> dict[str, dict[str, float]]:
+    """Per reference (and ``none``): the transfer errors' median and share within 5/10 %."""
+    errors: dict[str, list[float]] = {ref: [] for ref in ["none", *references]}
+    slowdowns = []
+    for name in quiet:
+        model = busy[name]["ms"] / quiet[name]["ms"]
+        slowdowns.append(model)
+        errors["none"].append(np.log(model))
+        for ref in references:
+            errors[ref].append(np.log(model / (busy[name]["refs"][ref] / quiet[name]["refs"][ref])))
+    table = {}
+    for ref, values in errors.items():
+        gap = np.abs(np.expm1(np.array(values)))
+        table[ref] = {"median_error_pct": float(100 * np.median(gap)),
+                      "within_5pct": float(np.mean(gap <= 0.05)),
+                      "within_10pct": float(np.mean(gap <= 0.10)),
+                      "bias_pct": float(100 * np.expm1(np.median(values)))}
+    table["slowdown"] = {"median": float(np.median(slowdowns))}
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="host-cpu")
+    parser.add_argument("--space", default="imagenet")
+    parser.add_argument("--archs", type=int, default=16)
+    parser.add_argument("--units", type=int, default=16)
+    parser.add_argument("--pairs", type=int, default=3, help="quiet/busy phase pairs")
+    parser.add_argument("--neighbour", choices=[*sorted(LOADS), "none"], default="memory")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    space = get_space(args.space)
+    references = {"cifar": reference_network(get_space("cifar")),
+                  args.space: reference_network(space)}
+    subjects: dict[str, onnx.ModelProto] = {
+        f"net{i:03d}": network_model(space.sample(BENCH_SEED + i)) for i in range(args.archs)}
+    units = space_units(space)
+    for i, key in enumerate(first_sample(list(units), args.units, seed=BENCH_SEED)):
+        subjects[f"unit{i:03d}"] = unit_model(*units[key])
+    names = list(references)  # one entry per space: cifar's own run has one reference
+    device = get_device(args.device)
+    phases: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="edgenas-bench-reference-") as tmp, \
+            DeviceSession(device) as session:
+        folder = Path(tmp)
+        for name, model in {**references, **subjects}.items():
+            onnx.save(model, folder / f"{name}.onnx")
+        for p in range(args.pairs):
+            pair = {}
+            for phase, kind in (("quiet", "none"), ("busy", args.neighbour)):
+                started = time.perf_counter()
+                with Neighbour(kind):
+                    pair[phase] = time_phase(session, folder, list(subjects), names)
+                print(f"pair {p + 1}/{args.pairs} {phase}: {time.perf_counter() - started:.0f} s",
+                      flush=True)
+            phases.append(pair)
+
+    rows: dict[str, Any] = {}
+    for label, prefix in (("networks", "net"), ("units", "unit")):
+        per_pair = []
+        for pair in phases:
+            keep = [n for n in pair["quiet"] if n.startswith(prefix)]
+            if keep:
+                per_pair.append(score({n: pair["quiet"][n] for n in keep},
+                                      {n: pair["busy"][n] for n in keep}, names))
+        if per_pair:
+            rows[label] = {ref: {k: float(np.mean([s[ref][k] for s in per_pair]))
+                                 for k in per_pair[0][ref]} for ref in per_pair[0]}
+    quiet_ms = {name: float(np.median([pair["quiet"][name]["ms"] for pair in phases]))
+                for name in subjects}
+    print(f"\n{args.space}: {args.archs} networks (quiet median {np.median([v for k, v in quiet_ms.items() if k.startswith('net')]):.2f} ms), "
+          f"{args.units} units; neighbour {args.neighbour}; {args.pairs} phase pairs; "
+          f"reference quiet ms: " + ", ".join(
+              f"{ref} {np.median([pair['quiet'][next(iter(subjects))]['refs'][ref] for pair in phases]):.2f}"
+              for ref in names))
+    print(f"{'subjects':10} {'scaled by':10} {'slow-down':>9} {'within 5%':>9} {'within 10%':>10} "
+          f"{'median err':>10} {'bias':>7}")
+    for label, table in rows.items():
+        for ref in ["none", *names]:
+            row = table[ref]
+            print(f"{label:10} {ref:10} {table['slowdown']['median']:9.2f} "
+                  f"{100 * row['within_5pct']:8.0f}% {100 * row['within_10pct']:9.0f}% "
+                  f"{row['median_error_pct']:9.1f}% {row['bias_pct']:+6.1f}%")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "args": vars(args) | {"json": str(args.json)}, "rows": rows, "quiet_ms": quiet_ms,
+            "phases": phases, "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+            indent=1))
+
+
+if __name__ == "__main__":
+    main()
