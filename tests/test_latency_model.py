@@ -102,9 +102,12 @@ def test_times_under_a_busy_spell_are_scaled_back_to_the_uncontended_level() -> 
         return 1.5 if call >= 20 else 1.0
 
     stored: dict[str, dict[str, float]] = {}
+    steps: list[int] = []
     guard = LoadGuard(_reference(), every=5)
     time_batch(_Session(load), _models(15), stored.__setitem__,  # type: ignore[arg-type]
-               chunk=15, checkpoint=lambda: None, progress=Progress(), guard=guard)
+               chunk=15, checkpoint=lambda: None, progress=Progress(advance=steps.append),
+               guard=guard)
+    assert steps == [15]  # a scaled batch arrives whole: one step, not fifteen at one instant
     assert guard.reference_ms == pytest.approx(1.0)
     truth = {f"k{i}": 0.1 * (1 + i) for i in range(15)}
     assert {k: v["median_ms"] for k, v in stored.items()} == pytest.approx(truth)

@@ -140,6 +140,8 @@ def test_kendall_tau_and_accuracy_metrics() -> None:
     assert kendall_tau([1, 2, 3, 4], [40, 30, 20, 10]) == pytest.approx(-1.0)
     metrics = accuracy_metrics([1.0, 1.08, 0.8, 2.0], [1.0, 1.0, 1.0, 2.0])
     assert metrics["within_10pct"] == 0.75 and metrics["within_5pct"] == 0.5
+    assert metrics["median_bias_pct"] == pytest.approx(0.0)
+    assert accuracy_metrics([0.9, 1.8], [1.0, 2.0])["median_bias_pct"] == pytest.approx(-10.0)
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +162,22 @@ def test_profile_measures_every_unit_and_records_where(tiny_lut) -> None:
     assert all(e["median_ms"] > 0 for e in on_disk.entries.values())
     assert len(on_disk.networks["calibration"]) == 8 and on_disk.correction["networks"] == 8
     assert on_disk.validation["n"] == 6 and 0 <= on_disk.validation["within_10pct"] <= 1
+
+
+def test_the_validation_printout_puts_accuracy_beside_the_floor_and_the_bias(tiny_lut, capsys
+                                                                             ) -> None:
+    """A user must see whether the method or the machine is the limit, and whether the
+    table sits at another level of load than the device (a bias) or is merely noisy."""
+    from edgenas.commands.devices import _print_validation
+
+    report = dict(tiny_lut[0].validation)
+    report["median_bias_pct"] = -11.0
+    _print_validation(report)
+    out = capsys.readouterr().out
+    assert "noise floor" in out and "median bias    -11.0 %" in out and "too fast" in out
+    del report["median_bias_pct"]  # a table validated before the bias was recorded
+    _print_validation(report)
+    assert "median bias" not in capsys.readouterr().out
 
 
 def test_prediction_is_microseconds_and_tracks_measurement(tiny_lut) -> None:

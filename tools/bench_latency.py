@@ -10,7 +10,9 @@ a slow spell of a shared host hits every arch alike. The measured time of an arc
 median of its round medians. Scored against it: the table's prediction (its chosen
 correction), the plain sum of unit times, and the noise floor, which is the median of the
 odd rounds as a "prediction" of the median of the even rounds: no table can be expected to
-beat what the host's own repeated measurements agree on. ``--reprofile`` measures the table
+beat what the host's own repeated measurements agree on. The ``bias`` column is the median
+relative error (negative: predicted too fast): a table kept at the wrong level of load
+shows there, where a noisy one does not. ``--reprofile`` measures the table
 anew first (and reports how long that took); otherwise the stored table is used as it is,
 stale or not (``--profiles-dir`` says where, default ``profiles``).
 """
@@ -119,10 +121,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 2 or args.rounds % 2:
         parser.error("--rounds must be even and at least 2 (odd rounds against even rounds)")
+    earlier = json.loads(args.rescore.read_text()) if args.rescore else None
+    if earlier is not None:  # the stored run's device and space, whatever the flags say
+        args.device, args.space = earlier["device"], earlier["space"]
     device, space = get_device(args.device), get_space(args.space)
     path = lut_path(args.profiles_dir, device.name, space.name)
     profiling_s = None
-    earlier = json.loads(args.rescore.read_text()) if args.rescore else None
     if earlier is not None:  # the same table and archs as the run being rescored
         path, args.archs, args.rounds = Path(earlier["table"]), earlier["archs"], earlier["rounds"]
     if earlier is None and (args.reprofile or not path.exists()):
@@ -170,10 +174,12 @@ def main() -> None:
     print(f"\n{args.archs} held-out archs of {space.name} on {device.name}, {args.rounds} "
           f"interleaved rounds; correction: {(lut.correction or {}).get('form', 'linear')}; "
           f"times scaled by: {(lut.timing.get('protocol') or {}).get('level', 'neighbours')}")
-    print(f"{'':34} {'within 10 %':>11} {'within 5 %':>10} {'tau':>6} {'mean |err|':>10}")
+    print(f"{'':34} {'within 10 %':>11} {'within 5 %':>10} {'tau':>6} {'mean |err|':>10} "
+          f"{'bias':>7}")
     for name, m in rows.items():
         print(f"{name:34} {100 * m['within_10pct']:10.1f}% {100 * m['within_5pct']:9.1f}% "
-              f"{m['kendall_tau']:6.3f} {m['mean_abs_pct_error']:9.1f}%")
+              f"{m['kendall_tau']:6.3f} {m['mean_abs_pct_error']:9.1f}% "
+              f"{m['median_bias_pct']:+6.1f}%")
     result = {"device": device.name, "space": space.name, "archs": args.archs,
               "rounds": args.rounds, "table": str(path), "profiling_s": profiling_s,
               "correction": {k: v for k, v in (lut.correction or {}).items() if k != "boosted"},

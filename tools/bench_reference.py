@@ -1,7 +1,8 @@
 """How well a reference network's slow-down under load carries to the models it scales.
 
     python tools/bench_reference.py [--device host-cpu] [--space imagenet] [--archs 16] \
-        [--units 16] [--pairs 3] [--neighbour memory] [--json runs/bench_reference.json]
+        [--units 16] [--pairs 3] [--neighbour compute] [--json runs/bench_reference.json] \
+        [--rescore JSON]
 
 A table is kept at one level of load by scaling every timing by a reference network timed
 beside it (`edgenas.profile.level`). That only works if load slows the reference as much
@@ -84,6 +85,69 @@ def score(quiet: dict[str, Any], busy: dict[str, Any], references: list[str]
     return table
 
 
+def movements(phases: list[dict[str, Any]], names: list[str]
+              ) -> list[dict[str, dict[str, float]]]:
+    """Per phase pair and kind of subject, the median busy/quiet ratio of the subjects
+    (``self``) and of each reference beside them: how far each moved from one phase to the
+    next."""
+    out = []
+    for pair in phases:
+        quiet, busy = pair["quiet"], pair["busy"]
+        row = {}
+        for label, prefix in (("networks", "net"), ("units", "unit")):
+            keep = [n for n in quiet if n.startswith(prefix)]
+            if keep:
+                row[label] = {"self": float(np.median([busy[n]["ms"] / quiet[n]["ms"]
+                                                       for n in keep]))}
+                for ref in names:
+                    row[label][ref] = float(np.median(
+                        [busy[n]["refs"][ref] / quiet[n]["refs"][ref] for n in keep]))
+        out.append(row)
+    return out
+
+
+def report(phases: list[dict[str, Any]], names: list[str], args: argparse.Namespace
+           ) -> dict[str, Any]:
+    """Print the table and return what the JSON keeps of it."""
+    rows: dict[str, Any] = {}
+    for label, prefix in (("networks", "net"), ("units", "unit")):
+        per_pair = []
+        for pair in phases:
+            keep = [n for n in pair["quiet"] if n.startswith(prefix)]
+            if keep:
+                per_pair.append(score({n: pair["quiet"][n] for n in keep},
+                                      {n: pair["busy"][n] for n in keep}, names))
+        if per_pair:  # the mean over phase pairs
+            rows[label] = {ref: {k: float(np.mean([s[ref][k] for s in per_pair]))
+                                 for k in per_pair[0][ref]} for ref in per_pair[0]}
+    subjects = list(phases[0]["quiet"])
+    quiet_ms = {name: float(np.median([pair["quiet"][name]["ms"] for pair in phases]))
+                for name in subjects}
+    networks_ms = [v for k, v in quiet_ms.items() if k.startswith("net")]
+    references_ms = {ref: float(np.median([pair["quiet"][subjects[0]]["refs"][ref]
+                                           for pair in phases])) for ref in names}
+    print(f"\n{args.space}: {len(networks_ms)} networks (quiet median "
+          f"{np.median(networks_ms):.2f} ms), {len(subjects) - len(networks_ms)} units; "
+          f"neighbour {args.neighbour}; {len(phases)} phase pairs; references (quiet): "
+          + ", ".join(f"{ref} {ms:.2f} ms" for ref, ms in references_ms.items()))
+    moved = movements(phases, names)
+    for p, row in enumerate(moved):
+        print(f"pair {p + 1}, busy/quiet: " + "; ".join(
+            f"{label} {r['self']:.3f}x (references beside them: "
+            + ", ".join(f"{ref} {r[ref]:.3f}x" for ref in names) + ")"
+            for label, r in row.items()))
+    print(f"{'subjects':10} {'scaled by':10} {'slow-down':>9} {'within 5%':>9} {'within 10%':>10} "
+          f"{'median err':>10} {'bias':>7}")
+    for label, table in rows.items():
+        for ref in ["none", *names]:
+            row = table[ref]
+            print(f"{label:10} {ref:10} {table['slowdown']['median']:9.2f} "
+                  f"{100 * row['within_5pct']:8.0f}% {100 * row['within_10pct']:9.0f}% "
+                  f"{row['median_error_pct']:9.1f}% {row['bias_pct']:+6.1f}%")
+    return {"rows": rows, "movements": moved, "quiet_ms": quiet_ms,
+            "references_quiet_ms": references_ms}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="host-cpu")
@@ -91,10 +155,31 @@ def main() -> None:
     parser.add_argument("--archs", type=int, default=16)
     parser.add_argument("--units", type=int, default=16)
     parser.add_argument("--pairs", type=int, default=3, help="quiet/busy phase pairs")
-    parser.add_argument("--neighbour", choices=[*sorted(LOADS), "none"], default="memory")
+    parser.add_argument("--neighbour", choices=[*sorted(LOADS), "none"], default="compute")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--rescore", type=Path,
+                        help="report on the phases stored in this JSON instead of timing")
     args = parser.parse_args()
 
+    if args.rescore:
+        stored = json.loads(args.rescore.read_text(encoding="utf-8"))
+        for key in ("space", "neighbour", "archs", "units", "pairs"):
+            setattr(args, key, stored["args"][key])
+        phases, measured = stored["phases"], stored["measured"]
+        names = list(phases[0]["quiet"][next(iter(phases[0]["quiet"]))]["refs"])
+    else:
+        phases, names = time_phases(args)
+        measured = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result = report(phases, names, args)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            **result, "phases": phases, "measured": measured}, indent=1))
+
+
+def time_phases(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
+    """Alternate quiet and busy phases; (per pair the two phases' timings, reference names)."""
     space = get_space(args.space)
     references = {"cifar": reference_network(get_space("cifar")),
                   args.space: reference_network(space)}
@@ -104,10 +189,9 @@ def main() -> None:
     for i, key in enumerate(first_sample(list(units), args.units, seed=BENCH_SEED)):
         subjects[f"unit{i:03d}"] = unit_model(*units[key])
     names = list(references)  # one entry per space: cifar's own run has one reference
-    device = get_device(args.device)
     phases: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="edgenas-bench-reference-") as tmp, \
-            DeviceSession(device) as session:
+            DeviceSession(get_device(args.device)) as session:
         folder = Path(tmp)
         for name, model in {**references, **subjects}.items():
             onnx.save(model, folder / f"{name}.onnx")
@@ -120,39 +204,7 @@ def main() -> None:
                 print(f"pair {p + 1}/{args.pairs} {phase}: {time.perf_counter() - started:.0f} s",
                       flush=True)
             phases.append(pair)
-
-    rows: dict[str, Any] = {}
-    for label, prefix in (("networks", "net"), ("units", "unit")):
-        per_pair = []
-        for pair in phases:
-            keep = [n for n in pair["quiet"] if n.startswith(prefix)]
-            if keep:
-                per_pair.append(score({n: pair["quiet"][n] for n in keep},
-                                      {n: pair["busy"][n] for n in keep}, names))
-        if per_pair:
-            rows[label] = {ref: {k: float(np.mean([s[ref][k] for s in per_pair]))
-                                 for k in per_pair[0][ref]} for ref in per_pair[0]}
-    quiet_ms = {name: float(np.median([pair["quiet"][name]["ms"] for pair in phases]))
-                for name in subjects}
-    print(f"\n{args.space}: {args.archs} networks (quiet median {np.median([v for k, v in quiet_ms.items() if k.startswith('net')]):.2f} ms), "
-          f"{args.units} units; neighbour {args.neighbour}; {args.pairs} phase pairs; "
-          f"reference quiet ms: " + ", ".join(
-              f"{ref} {np.median([pair['quiet'][next(iter(subjects))]['refs'][ref] for pair in phases]):.2f}"
-              for ref in names))
-    print(f"{'subjects':10} {'scaled by':10} {'slow-down':>9} {'within 5%':>9} {'within 10%':>10} "
-          f"{'median err':>10} {'bias':>7}")
-    for label, table in rows.items():
-        for ref in ["none", *names]:
-            row = table[ref]
-            print(f"{label:10} {ref:10} {table['slowdown']['median']:9.2f} "
-                  f"{100 * row['within_5pct']:8.0f}% {100 * row['within_10pct']:9.0f}% "
-                  f"{row['median_error_pct']:9.1f}% {row['bias_pct']:+6.1f}%")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "args": vars(args) | {"json": str(args.json)}, "rows": rows, "quiet_ms": quiet_ms,
-            "phases": phases, "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-            indent=1))
+    return phases, names
 
 
 if __name__ == "__main__":

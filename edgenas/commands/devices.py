@@ -86,6 +86,9 @@ def _print_validation(report: dict) -> None:
               f"{floor['median_gap_pct']:.1f} %); no table can do better on this host now")
     print(f"  RMSE           {report['rmse_ms']:.4f} ms")
     print(f"  mean |error|   {report['mean_abs_pct_error']:.2f} %   (max {report['max_abs_pct_error']:.1f} %)")
+    if "median_bias_pct" in report:  # tables validated before it was recorded lack it
+        print(f"  median bias    {report['median_bias_pct']:+.1f} %   (negative: predicted "
+              "too fast; a table at another level of load than its device shows here)")
     print(f"  Kendall tau    {report['kendall_tau']:.3f}")
 
 

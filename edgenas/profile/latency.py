@@ -296,11 +296,14 @@ class LatencyModel:
 
 
 def accuracy_metrics(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
-    """How well predictions match measurements: the numbers nn-Meter and LitePred report."""
+    """How well predictions match measurements: the numbers nn-Meter and LitePred report,
+    and the median bias (negative: predicted too fast), which tells a table at the wrong
+    level of load from a noisy one."""
     p = np.asarray(predicted, dtype=np.float64)
     m = np.asarray(measured, dtype=np.float64)
     rel = (p - m) / m
     return {"n": int(m.size), "within_5pct": float(np.mean(np.abs(rel) <= 0.05)),
+            "median_bias_pct": float(100 * np.median(rel)),
             "within_10pct": float(np.mean(np.abs(rel) <= 0.10)),
             "rmse_ms": float(np.sqrt(np.mean((p - m) ** 2))),
             "mean_abs_pct_error": float(100 * np.mean(np.abs(rel))),

@@ -171,21 +171,23 @@ def time_batch(session: DeviceSession, models: dict[str, onnx.ModelProto],
                 if guard is None:  # as timed: the bar moves as results arrive
                     deliver(name, result)
 
-            def deliver(name: str, result: dict[str, Any]) -> None:
+            def deliver(name: str, result: dict[str, Any], advance: bool = True) -> None:
                 if name not in names:
                     return
                 if "error" in result:
                     failures.append(f"{names[name]}: {result['error']}")
                 else:
                     store(names[name], result)
-                progress.advance(1)
+                if advance:
+                    progress.advance(1)
 
             session.time_models(files, handle)
-            if guard is not None:
+            if guard is not None:  # a whole batch arrives at once: one step of the bar
                 guard.scale(results, list(names))
-                for name in names:
-                    if name in results:
-                        deliver(name, results[name])
+                arrived = [name for name in names if name in results]
+                for name in arrived:
+                    deliver(name, results[name], advance=False)
+                progress.advance(len(arrived))
         checkpoint()
         if failures:
             raise ProfileError(f"{len(failures)} model(s) failed on {session.device.name}; "
