@@ -133,6 +133,9 @@ def test_a_slow_model_is_timed_for_max_time_ms_not_fifty_calls() -> None:
     assert len(uncapped) == 12
     fast = timer.measure(lambda: None, warmup=10, repeats=50, min_time_ms=0.0, max_time_ms=30.0)
     assert len(fast) >= 50
+    gpu = timer.measure(lambda: 5.0, warmup=10, repeats=50, min_time_ms=10.0,  # CUDA events
+                        max_time_ms=30.0, self_timed=True)
+    assert gpu == [5.0] * timer.MIN_TIMED_CAPPED
 
 
 def test_kendall_tau_and_accuracy_metrics() -> None:
