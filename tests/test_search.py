@@ -226,6 +226,31 @@ def test_a_trial_orphaned_before_its_first_heartbeat_does_not_hold_the_budget(
     assert len(completed(study)) == 15
 
 
+def test_a_trial_pruned_for_the_budget_is_finished_before_its_worker_waits(
+        tmp_path, latency_model, monkeypatch) -> None:
+    """A worker whose trial finds the budget taken waits before its next one. It waited
+    inside the objective, its pruned trial still running, and every peer counted that trial
+    as one that might complete: three workers held each other off the last trial of a
+    four-worker search for minutes (211 s in CI; past 300 s in one of three local runs)."""
+    from edgenas.search import engine
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    _run(tmp_path, latency_model, name="w", trials=10)
+    study = optuna.load_study(study_name="w", storage=url)
+    states_while_waiting: list[list[TrialState]] = []
+    monkeypatch.setattr(engine.time, "sleep", lambda seconds: states_while_waiting.append(
+        [t.state for t in study.get_trials(deepcopy=False)]))
+    wait = engine.BudgetWait()
+    config = SearchConfig(trials=10, population=10)
+    objective = engine.make_objective(get_space("cifar"), make_evaluator(latency_model),
+                                      config, wait=wait)
+    study.optimize(objective, n_trials=2, callbacks=[wait])
+    assert len(states_while_waiting) == 2  # one wait per pruned trial
+    assert all(TrialState.RUNNING not in states for states in states_while_waiting)
+    assert [t.state for t in study.get_trials()][-2:] == [TrialState.PRUNED] * 2
+    assert not wait.numbers
+
+
 def test_a_result_half_written_by_a_killed_worker_is_scored_again(tmp_path, latency_model) -> None:
     """A worker killed between writing an arch's metrics and its feasibility left a failed
     trial that a peer took for a finished result, and the peer crashed on the missing key
