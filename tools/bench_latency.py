@@ -54,7 +54,8 @@ def timed_rounds(device_name: str, lut: Any, archs: list, rounds: int
     times = np.zeros((rounds, len(archs)))
     levels = {level: np.zeros((rounds, len(archs))) for level in LEVELS}
     device = get_device(device_name)
-    guard = load_guard(device, get_space(lut.space), lut)  # measured like the table: at its reference level
+    # measured like the table: against its reference, at its level
+    guard = load_guard(device, get_space(lut.space), lut)
     with DeviceSession(device) as session:
         for r in range(rounds):
             def store(key: str, stats: dict[str, Any], r: int = r) -> None:

@@ -42,6 +42,13 @@ from neighbour import LOADS, Neighbour  # tools/neighbour.py, beside this script
 
 #: far from the table's own streams (calibration 1e6, validation 2e6) and bench_latency's
 BENCH_SEED = 5_000_000
+#: The kinds of subject, reported apart, by the prefix of their names.
+KINDS = (("networks", "net"), ("units", "unit"))
+
+
+def of_kind(names: Any, prefix: str) -> list[str]:
+    return [name for name in names if name.startswith(prefix)]
+
 
 def time_phase(session: DeviceSession, folder: Path, subjects: list[str], references: list[str]
                ) -> dict[str, Any]:
@@ -94,8 +101,8 @@ def movements(phases: list[dict[str, Any]], names: list[str]
     for pair in phases:
         quiet, busy = pair["quiet"], pair["busy"]
         row = {}
-        for label, prefix in (("networks", "net"), ("units", "unit")):
-            keep = [n for n in quiet if n.startswith(prefix)]
+        for label, prefix in KINDS:
+            keep = of_kind(quiet, prefix)
             if keep:
                 row[label] = {"self": float(np.median([busy[n]["ms"] / quiet[n]["ms"]
                                                        for n in keep]))}
@@ -110,10 +117,10 @@ def report(phases: list[dict[str, Any]], names: list[str], args: argparse.Namesp
            ) -> dict[str, Any]:
     """Print the table and return what the JSON keeps of it."""
     rows: dict[str, Any] = {}
-    for label, prefix in (("networks", "net"), ("units", "unit")):
+    for label, prefix in KINDS:
         per_pair = []
         for pair in phases:
-            keep = [n for n in pair["quiet"] if n.startswith(prefix)]
+            keep = of_kind(pair["quiet"], prefix)
             if keep:
                 per_pair.append(score({n: pair["quiet"][n] for n in keep},
                                       {n: pair["busy"][n] for n in keep}, names))
@@ -123,7 +130,7 @@ def report(phases: list[dict[str, Any]], names: list[str], args: argparse.Namesp
     subjects = list(phases[0]["quiet"])
     quiet_ms = {name: float(np.median([pair["quiet"][name]["ms"] for pair in phases]))
                 for name in subjects}
-    networks_ms = [v for k, v in quiet_ms.items() if k.startswith("net")]
+    networks_ms = [quiet_ms[name] for name in of_kind(quiet_ms, "net")]
     references_ms = {ref: float(np.median([pair["quiet"][subjects[0]]["refs"][ref]
                                            for pair in phases])) for ref in names}
     print(f"\n{args.space}: {len(networks_ms)} networks (quiet median "

@@ -8,7 +8,6 @@ a table can be checked against the descriptor it was measured with.
 from __future__ import annotations
 
 import math
-
 import os
 import re
 import sys

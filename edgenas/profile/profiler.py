@@ -168,26 +168,24 @@ def time_batch(session: DeviceSession, models: dict[str, onnx.ModelProto],
             def handle(result: dict[str, Any]) -> None:
                 name = result.pop("model")[: -len(".onnx")]
                 results[name] = result
-                if guard is None:  # as timed: the bar moves as results arrive
-                    deliver(name, result)
+                if guard is None and deliver(name, result):  # as timed: the bar moves
+                    progress.advance(1)                     # as results arrive
 
-            def deliver(name: str, result: dict[str, Any], advance: bool = True) -> None:
+            def deliver(name: str, result: dict[str, Any]) -> bool:
+                """Store a model's result (not a reference's); whether it was a model."""
                 if name not in names:
-                    return
+                    return False
                 if "error" in result:
                     failures.append(f"{names[name]}: {result['error']}")
                 else:
                     store(names[name], result)
-                if advance:
-                    progress.advance(1)
+                return True
 
             session.time_models(files, handle)
             if guard is not None:  # a whole batch arrives at once: one step of the bar
                 guard.scale(results, list(names))
-                arrived = [name for name in names if name in results]
-                for name in arrived:
-                    deliver(name, results[name], advance=False)
-                progress.advance(len(arrived))
+                progress.advance(sum(deliver(name, results[name])
+                                     for name in names if name in results))
         checkpoint()
         if failures:
             raise ProfileError(f"{len(failures)} model(s) failed on {session.device.name}; "
