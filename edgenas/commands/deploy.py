@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgenas.deploy.deploy import ROUNDS
 from edgenas.errors import EdgenasError
 from edgenas.space import Arch
 
@@ -51,12 +52,15 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     from edgenas.deploy.deploy import deploy
     from edgenas.device.descriptor import get_device
 
-    report = deploy(Path(args.bundle), get_device(args.device))
+    report = deploy(Path(args.bundle), get_device(args.device), rounds=args.rounds)
     stats = report["latency_ms"]
-    print(f"{args.device}: {report['model']} median {stats['median_ms']:.4f} ms "
-          f"(p10 {stats['p10_ms']:.4f}, p90 {stats['p90_ms']:.4f}, n={stats['n']})")
+    rounds = stats["rounds_ms"]
+    print(f"{args.device}: {report['model']} {stats['median_ms']:.4f} ms, the median of "
+          f"{len(rounds)} rounds ({min(rounds):.4f}-{max(rounds):.4f} ms, spread "
+          f"{100 * stats['round_spread']:.1f} %)")
     if "predicted_ms" in report:
-        flag = "  <-- latency table drifting: re-profile" if report["lut_drifting"] else ""
+        flag = ("  <-- latency table drifting: more than 10 % from every round; re-profile"
+                if report["lut_drifting"] else "  (within 10 % of a round: the table holds)")
         print(f"predicted {report['predicted_ms']:.4f} ms, error {100 * report['prediction_error']:+.1f} %{flag}")
     else:
         print("no prediction in the bundle for this device (no latency table when exported)")
@@ -83,4 +87,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     dep = commands.add_parser("deploy", help="benchmark a bundle on a device")
     dep.add_argument("bundle")
     dep.add_argument("--device", required=True)
+    dep.add_argument("--rounds", type=int, default=ROUNDS,
+                     help=f"timings of the model, each with its own warm-up (default {ROUNDS}); the "
+                          "table is called drifting only when its prediction is more than "
+                          "10 %% from every one of them")
     dep.set_defaults(func=cmd_deploy)

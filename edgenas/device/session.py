@@ -65,8 +65,7 @@ class DeviceSession:
                 ("android", "ro.build.version.release"), ("abi", "ro.product.cpu.abi"))}
             out["perf_test"] = self.device.runtime.perf_test
             return out
-        text = self.connector.run([self.python, self.agent_path(),
-                                   "fingerprint", "--runtime", self.device.runtime.name])
+        text = self.run_agent(["fingerprint", "--runtime", self.device.runtime.name])
         try:
             return json.loads(text.strip().splitlines()[-1])
         except (json.JSONDecodeError, IndexError):
@@ -106,7 +105,25 @@ class DeviceSession:
             if line.startswith("{"):
                 on_result(json.loads(line))
 
-        self.connector.run(argv, handle)
+        self.run_agent(argv[2:], handle)
+
+    def run_agent(self, args: list[str], on_line: Callable[[str], None] | None = None) -> str:
+        """Run the timing agent with ``args``; a device whose Python lacks a package the
+        agent needs fails with one line naming the device, the package and the fix."""
+        missing: dict[str, Any] = {}
+
+        def handle(line: str) -> None:
+            if line.startswith('{"missing"'):
+                missing.update(json.loads(line))
+            elif on_line is not None:
+                on_line(line)
+
+        try:
+            return self.connector.run([self.python, self.agent_path(), *args], handle)
+        except DeviceError:
+            if missing:
+                raise DeviceError(missing_packages_message(self.device, missing)) from None
+            raise
 
     def _time_with_perf_test(self, files: list[Path], on_result: ResultHandler) -> None:
         runtime = self.device.runtime
@@ -122,6 +139,21 @@ class DeviceSession:
         text = self.connector.run([runtime.perf_test, "-e", "cpu", "-x", str(runtime.threads),
                                    "-r", str(timing.repeats), "-m", "times", remote])
         return parse_perf_test(text)
+
+
+def missing_packages_message(device: Device, missing: dict[str, Any]) -> str:
+    """How to provision an offline device: wheels for *its* platform, downloaded on a
+    machine that reaches the registry (a host wheel of another ISA would not run there)."""
+    names = " ".join(missing["missing"])
+    machine, version = missing.get("machine", "?"), missing.get("python_version", "3")
+    python = missing.get("python", device.connection.python or "python3")
+    platform_tag = {"aarch64": "manylinux_2_28_aarch64", "x86_64": "manylinux_2_28_x86_64",
+                    "armv7l": "manylinux_2_31_armv7l"}.get(machine, f"<a wheel tag for {machine}>")
+    return (f"{device.name}: the device's Python ({python}, {machine}, Python {version}) lacks "
+            f"{names}; install it there, e.g. offline: 'pip download --only-binary=:all: "
+            f"--platform {platform_tag} --python-version {version} -d wheels {names}' on a "
+            f"machine with the registry, copy wheels/ to the device, then '{python} -m pip "
+            f"install --no-index --find-links wheels {names}' on it")
 
 
 def parse_perf_test(text: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ one model. Statistics are robust (median, p10/p90): devices are shared and noisy
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -23,7 +24,10 @@ import sys
 import time
 from typing import Any, Callable
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # main() names what is missing in one line, instead of a traceback
+    np = None  # type: ignore[assignment]
 
 SCHEMA_VERSION = 1
 
@@ -313,6 +317,17 @@ def fingerprint(runtime: str) -> dict[str, Any]:
 
 # -- command line --------------------------------------------------------------------------
 
+#: Exit status when the device's Python lacks a package the agent needs.
+MISSING_EXIT = 3
+
+
+def missing_packages(runtime: str) -> list[str]:
+    """The packages this command needs that the device's Python cannot import. TensorRT
+    is not listed: without its Python bindings the agent falls back to ``trtexec``."""
+    needed = ["numpy"] + (["onnxruntime"] if runtime == "onnxruntime" else [])
+    return [name for name in needed if importlib.util.find_spec(name) is None]
+
+
 def pin_to_one_core() -> None:
     """Keep a one-thread timing process on one core: a migration between cores costs cold
     caches in the middle of a measurement. The highest-numbered allowed core is taken, as
@@ -348,6 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     bd.add_argument("--timing-cache", default=None)
     args = parser.parse_args(argv)
 
+    missing = missing_packages(getattr(args, "runtime", "tensorrt"))
+    if missing:
+        # one JSON line the host turns into an error naming the device and the fix
+        print(json.dumps({"missing": missing, "python": sys.executable,
+                          "python_version": ".".join(map(str, sys.version_info[:2])),
+                          "machine": platform.machine()}), flush=True)
+        return MISSING_EXIT
     if args.command == "build":
         start = time.perf_counter()
         if have_trt_python():

@@ -1,0 +1,126 @@
+"""`edgenas deploy`: measured against predicted, judged beyond the measurement's own spread.
+
+The timings come from a scripted agent (a stand-in for the device's Python that prints the
+round times it is given), so each side of the drift threshold is shown exactly; the real
+agent's timing is covered by test_export and test_ssh.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgenas import get_space
+from edgenas.cli import main
+from edgenas.device.descriptor import get_device
+from edgenas.device.session import DeviceSession
+from edgenas.errors import DeviceError
+from edgenas.export.bundle import export_bundle
+from edgenas.nn.model import build_model
+
+ARCH = get_space("cifar").sample(3)
+PREDICTED_MS = 1.0
+
+SCRIPTED_AGENT = """#!{python}
+# A scripted timing agent: each model's median is the next value of $SCRIPTED_ROUNDS_MS.
+import json, os, sys
+args = sys.argv[2:]
+if args[0] == "fingerprint":
+    print(json.dumps({{"machine": "scripted", "cpu": "scripted"}}))
+    sys.exit(0)
+times = json.loads(os.environ["SCRIPTED_ROUNDS_MS"])
+models = [a for a in args[1:] if a.endswith(".onnx")]
+for model, ms in zip(models, times):
+    print(json.dumps({{"model": os.path.basename(model), "median_ms": ms, "p10_ms": ms,
+                      "p90_ms": ms, "min_ms": ms, "mean_ms": ms, "spread": 0.0, "n": 10}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def predicted_bundle(tmp_path_factory) -> Path:
+    """An (untrained, FP32) bundle whose metrics predict PREDICTED_MS on `scripted-timer`."""
+    out = tmp_path_factory.mktemp("bundle")
+    torch.manual_seed(0)
+    inputs = torch.randn(8, 3, ARCH.resolution, ARCH.resolution).numpy()
+    export_bundle(ARCH, build_model(ARCH).eval(), out, val_inputs=inputs,
+                  val_labels=torch.zeros(8, dtype=torch.int64).numpy(), calibration=inputs,
+                  preprocess={"resolution": ARCH.resolution, "channels": 3},
+                  labels=[str(i) for i in range(10)], formats=("onnx",),
+                  predicted_latency={"scripted-timer": {"ms": PREDICTED_MS, "lut": "scripted",
+                                                        "lut_updated": "scripted"}})
+    return out
+
+
+@pytest.fixture
+def scripted_timer(tmp_path, monkeypatch) -> None:
+    """A device `scripted-timer` in ./devices whose 'Python' is the scripted agent."""
+    agent = tmp_path / "scripted_agent"
+    agent.write_text(SCRIPTED_AGENT.format(python=sys.executable))
+    agent.chmod(0o755)
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "scripted-timer.toml").write_text(
+        f'name = "scripted-timer"\n[connection]\nkind = "local"\npython = "{agent}"\n')
+    monkeypatch.chdir(tmp_path)
+
+
+def _deploy(bundle: Path, rounds_ms: list[float], monkeypatch, capsys) -> dict:
+    monkeypatch.setenv("SCRIPTED_ROUNDS_MS", json.dumps(rounds_ms))
+    assert main(["deploy", str(bundle), "--device", "scripted-timer",
+                 "--rounds", str(len(rounds_ms))]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((bundle / "deploy" / "scripted-timer.json").read_text())
+    report["printed"] = printed
+    return report
+
+
+@pytest.mark.parametrize("rounds_ms", [[0.95, 0.97, 1.0, 1.02, 0.99], [0.91] * 5, [1.11] * 5])
+def test_a_prediction_within_10_percent_of_a_round_is_not_drifting(
+        predicted_bundle, scripted_timer, monkeypatch, capsys, rounds_ms) -> None:
+    report = _deploy(predicted_bundle, rounds_ms, monkeypatch, capsys)
+    assert report["lut_drifting"] is False
+    assert report["latency_ms"]["rounds_ms"] == rounds_ms
+    assert "the table holds" in report["printed"]
+
+
+@pytest.mark.parametrize("rounds_ms, sign", [([0.90] * 5, +1), ([0.80, 0.81, 0.82, 0.80, 0.81], +1),
+                                             ([1.12] * 5, -1), ([1.25, 1.3, 1.28, 1.3, 1.27], -1)])
+def test_a_prediction_further_than_10_percent_from_every_round_is_drifting(
+        predicted_bundle, scripted_timer, monkeypatch, capsys, rounds_ms, sign) -> None:
+    report = _deploy(predicted_bundle, rounds_ms, monkeypatch, capsys)
+    assert report["lut_drifting"] is True
+    median = sorted(rounds_ms)[len(rounds_ms) // 2]
+    assert report["prediction_error"] == pytest.approx((PREDICTED_MS - median) / median)
+    assert (report["prediction_error"] > 0) == (sign > 0)  # + : the table predicts too slow
+    assert "drifting" in report["printed"]
+
+
+def test_a_spread_that_reaches_the_prediction_is_not_called_drift(
+        predicted_bundle, scripted_timer, monkeypatch, capsys) -> None:
+    # the median round is 18 % faster than predicted, but one round lies within 10 %: the
+    # measurement itself does not tell the table is off
+    report = _deploy(predicted_bundle, [0.80, 0.80, 0.82, 0.93, 0.95], monkeypatch, capsys)
+    assert report["prediction_error"] == pytest.approx(1.0 / 0.82 - 1)
+    assert report["lut_drifting"] is False
+    assert report["latency_ms"]["round_spread"] == pytest.approx((0.95 - 0.80) / 0.82)
+    assert "spread 18.3 %" in report["printed"]
+
+
+def test_a_device_python_without_the_runtime_is_one_line_naming_the_package(tmp_path) -> None:
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    device = get_device("host-cpu")
+    from dataclasses import replace
+
+    device = replace(device, name="bare-board",
+                     connection=replace(device.connection, python=str(bare / "bin" / "python")))
+    with DeviceSession(device) as session, pytest.raises(DeviceError) as raised:
+        session.fingerprint()
+    message = str(raised.value)
+    assert message.startswith("bare-board: the device's Python")
+    assert "lacks numpy onnxruntime" in message and "--no-index --find-links" in message
+    assert "\n" not in message and "Traceback" not in message
