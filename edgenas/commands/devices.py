@@ -15,9 +15,10 @@ from edgenas.errors import DeviceError, EdgenasError, ProfileError
 from edgenas.locking import folder_lock
 from edgenas.profile.keys import space_units
 from edgenas.profile.latency import describe_correction
-from edgenas.profile.lut import load_lut, lut_path, save_lut
+from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
 from edgenas.profile.profiler import CALIBRATE, Progress, profile, validation_report
 from edgenas.profile.sampling import SAMPLE_ABOVE
+from edgenas.profile.transfer import NETWORKS, WORK, transfer, worse_than_macs
 from edgenas.space import SPACES, SearchSpace, get_space
 
 PROFILES_DIR = "profiles"
@@ -113,11 +114,50 @@ def _time_budget_s(args: argparse.Namespace, space: SearchSpace, device: Device)
     return 8 * 60.0 if len(space_units(space)) > SAMPLE_ABOVE else None
 
 
+def _transfer(args: argparse.Namespace, device: Device, space: SearchSpace, path: Path,
+              existing: LUT | None) -> LUT:
+    """`edgenas profile NEW --from SOURCE`: NEW's table from SOURCE's and a few networks."""
+    source_path = lut_path(args.profiles_dir, args.source, space.name)
+    if not source_path.exists():
+        raise ProfileError(f"--from {args.source}: no table {source_path}; profile it first "
+                           f"('edgenas profile {args.source} --space {space.name}')")
+    if args.source == device.name:
+        raise ProfileError(f"--from {args.source}: a table cannot be transferred from itself")
+    validate = args.validate or len((existing.networks if existing else {})
+                                    .get("validation", [])) or 0
+    with folder_lock(path.parent, f"profiling of {space.name}", name=f".{space.name}.lock"):
+        lut = transfer(device, space, load_lut(source_path), str(source_path), existing,
+                       networks=args.networks, validate=validate,
+                       checkpoint=lambda table: save_lut(table, path), progress=console_progress())
+        save_lut(lut, path)
+    info = lut.transfer or {}
+    print(f"{path}: transferred from {info['source']} with {info['networks']} networks timed "
+          f"on {device.name}, no units timed")
+    weights = info["work"]
+    print("  a unit's time here: " + " + ".join(
+        f"{weights[name]:.3g} x {name}" for name in WORK if weights[name] > 0)
+          + f"; a network's own call {weights['network_call_ms']:.3g} ms")
+    if lut.validation and "macs_only" in info:
+        macs = info["macs_only"]
+        print(f"  a MACs-only line on the same networks: {100 * macs['within_10pct']:.1f} % "
+              f"within +-10 %, mean |error| {macs['mean_abs_pct_error']:.1f} %, Kendall tau "
+              f"{macs['kendall_tau']:.3f}")
+        if worse_than_macs(lut):
+            print(f"  the transfer predicts its held-out networks worse than counting MACs: "
+                  f"profile the device itself ('edgenas profile {device.name} --space "
+                  f"{space.name} --time-budget 30')")
+    return lut
+
+
 def cmd_profile(args: argparse.Namespace) -> None:
     device = get_device(args.device)
     space = get_space(args.space)
     path = lut_path(args.profiles_dir, device.name, space.name)
     existing = load_lut(path) if path.exists() else None
+    if args.source:
+        lut = _transfer(args, device, space, path, existing)
+        _print_table(args, lut)
+        return
     validate = args.validate
     if not validate and (args.revalidate or args.recalibrate):
         # re-timing means re-judging: as many held-out archs as the table was judged on
@@ -134,6 +174,11 @@ def cmd_profile(args: argparse.Namespace) -> None:
     elapsed = time.perf_counter() - start
     print(f"{path}: {len(lut.entries)} unit entries, {len(lut.networks.get('calibration', []))} "
           f"table-fitting (calibration) networks ({elapsed:.0f} s this run)")
+    _print_table(args, lut)
+
+
+def _print_table(args: argparse.Namespace, lut: LUT) -> None:
+    """How the table was sampled, corrected and timed, and how well it predicts."""
     if lut.sampling:
         cv = lut.sampling["cross_validated"]
         print(f"sampled: {lut.sampling['measured']:,} units timed, {lut.sampling['predicted']:,} "
@@ -217,6 +262,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                            "fit, the rest are predicted (default: every unit, or 8 minutes for "
                            f"a space of more than {SAMPLE_ABOVE:,} units, or "
                            f"{TENSORRT_BUDGET_MIN:.0f} minutes on a TensorRT device)")
+    prof.add_argument("--from", dest="source", metavar="SOURCE",
+                      help="transfer: build the table from device SOURCE's measured table of "
+                           "the same space and --networks networks timed on this device, "
+                           "instead of timing every unit")
+    prof.add_argument("--networks", type=int, default=NETWORKS, metavar="N",
+                      help="with --from: networks timed on this device (default %(default)s)")
     prof.add_argument("--allow-stale", action="store_true",
                       help="add to a table measured under other conditions instead of starting anew")
     prof.add_argument("--profiles-dir", default=PROFILES_DIR)

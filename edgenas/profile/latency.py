@@ -154,21 +154,31 @@ def _line(coef: dict[str, Any], kinds: np.ndarray, units: np.ndarray) -> np.ndar
     return coef["intercept_ms"] + coef["scale"] * (kinds @ weights) + coef["per_unit_ms"] * units
 
 
+def _all_costs(coef: dict[str, Any]) -> bool:
+    """Whether every term of a line is a cost (>= 0): a network's own call, a share of its
+    units' time, a per-unit call; such a line cannot go wrong below its fitted range."""
+    terms = [coef["intercept_ms"], coef["scale"], coef["per_unit_ms"],
+             *coef.get("kind_scale", {}).values()]
+    return all(term >= 0 for term in terms)
+
+
 def predict_corrected(coef: dict[str, Any], kinds: np.ndarray, units: np.ndarray) -> np.ndarray:
     """A correction applied to per-kind unit sums (rows: networks).
 
     The correction is a line fitted on the timed networks; a network smaller than all of
     them would extrapolate it, and a negative intercept then predicts a negative time. Below
     the smallest fitted sum the prediction keeps the ratio to the unit sum that the line has
-    at that edge (the network is scaled up to the edge along its own mix of kinds), and a
-    prediction that still is not positive falls back to the plain sum.
+    at that edge (the network is scaled up to the edge along its own mix of kinds), unless
+    every term of the line is a cost (`_all_costs`); a prediction that still is not
+    positive falls back to the plain sum.
     """
     kinds = np.asarray(kinds, dtype=np.float64)
     units = np.asarray(units, dtype=np.float64)
     raw = kinds.sum(axis=1)
     if "log_ratio" in coef:  # multiplicative and clipped: positive, no edge needed
         return _predict_log_ratio(coef["log_ratio"], kinds, units)
-    edge = float(coef.get("min_sum_ms") or 0.0)
+    # a line with no negative term is a sum of costs, true at any size: no edge needed
+    edge = 0.0 if _all_costs(coef) else float(coef.get("min_sum_ms") or 0.0)
     stretch = np.where((raw > 0) & (raw < edge), edge / np.where(raw > 0, raw, 1.0), 1.0)
     predicted = _line(coef, kinds * stretch[:, None], units * stretch) / stretch
     return np.where(predicted > 0, predicted, raw)

@@ -55,6 +55,9 @@ class LUT:
     #: a sampled table (a space too large to time unit by unit): how many entries were
     #: timed and predicted, and the unit regressor's cross-validated accuracy
     sampling: dict[str, Any] | None = None
+    #: a transferred table (`edgenas.profile.transfer`): its source table, the networks
+    #: timed on this device, and how a MACs-only fit did on the same held-out networks
+    transfer: dict[str, Any] | None = None
 
     @classmethod
     def new(cls, device: Device, space: SearchSpace, fingerprint: dict[str, Any]) -> "LUT":
@@ -66,7 +69,8 @@ class LUT:
                 "space_hash": self.space_hash, "runtime": self.runtime, "timing": self.timing,
                 "fingerprint": self.fingerprint, "created": self.created, "updated": self.updated,
                 "correction": self.correction, "validation": self.validation,
-                "networks": self.networks, "sampling": self.sampling, "entries": self.entries}
+                "networks": self.networks, "sampling": self.sampling, "transfer": self.transfer,
+                "entries": self.entries}
 
     @classmethod
     def from_dict(cls, data: Any, source: str) -> "LUT":
@@ -88,7 +92,7 @@ class LUT:
                    data["timing"], data["fingerprint"], data["entries"],
                    data.get("networks") or {}, data.get("correction"), data.get("validation"),
                    data.get("created", now()), data.get("updated", now()),
-                   data.get("sampling"))
+                   data.get("sampling"), data.get("transfer"))
 
 
 def lut_path(profiles_dir: str | os.PathLike[str], device: str, space: str) -> Path:

@@ -192,11 +192,11 @@ def time_batch(session: DeviceSession, models: dict[str, onnx.ModelProto],
                                f"first: {failures[0]}")
 
 
-def _arch_stream(space: SearchSpace, offset: int, count: int) -> list[Arch]:
+def arch_stream(space: SearchSpace, offset: int, count: int) -> list[Arch]:
     return [space.sample(offset + i) for i in range(count)]
 
 
-def _time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable[Arch],
+def time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable[Arch],
                    chunk: int, checkpoint: Checkpoint, progress: Progress,
                    rounds: int = 1, guard: LoadGuard | None = None,
                    budget_s: float | None = None) -> None:
@@ -448,14 +448,14 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
         measured = len(units) - len(missing)
         sampled = (max_units is not None and len(units) > max_units) or (
             max_units is None and time_budget_s is not None)
-        calibration = _arch_stream(space, CALIBRATION_SEED, calibrate)
+        calibration = arch_stream(space, CALIBRATION_SEED, calibrate)
 
         def networks_first() -> None:
             """A time budget covers the table-fitting networks too (an `imagenet` network
             times in about 2 s here): they take up to `NETWORK_SHARE` of it before the
             units, and units get what they leave."""
             nonlocal calibration
-            _time_networks(session, lut, "calibration", calibration, chunk, checkpoint,
+            time_networks(session, lut, "calibration", calibration, chunk, checkpoint,
                            progress, rounds=CALIBRATION_ROUNDS, guard=guard,
                            budget_s=NETWORK_SHARE * float(time_budget_s or 0))
             calibration = [Arch.from_json(item["arch"]) for item in lut.networks["calibration"]]
@@ -473,7 +473,7 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
             progress.finish()
             lut.sampling = None
 
-        _time_networks(session, lut, "calibration", calibration, chunk, checkpoint, progress,
+        time_networks(session, lut, "calibration", calibration, chunk, checkpoint, progress,
                        rounds=CALIBRATION_ROUNDS, guard=guard)
         if guard is not None:
             set_level(lut, guard)
@@ -485,10 +485,10 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
             checkpoint(lut)
 
         if validate:
-            if revalidate:
-                lut.networks["validation"] = []
-            held_out = _arch_stream(space, VALIDATION_SEED, validate)
-            _time_networks(session, lut, "validation", held_out, chunk, checkpoint, progress,
+            if revalidate:  # the old report goes with its networks: a run killed while
+                lut.networks["validation"], lut.validation = [], None  # re-timing is unfinished
+            held_out = arch_stream(space, VALIDATION_SEED, validate)
+            time_networks(session, lut, "validation", held_out, chunk, checkpoint, progress,
                            rounds=VALIDATION_ROUNDS, guard=guard)
             lut.validation = validation_report(lut, validate)
             checkpoint(lut)
@@ -560,6 +560,29 @@ def fit_on(lut: LUT, archs: list[Arch], measured: list[float],
     lut.correction = {**fit_correction(matrix.sum(axis=1), counts, measured, kinds=matrix,
                                        features=features, only=only),
                       "fitted": now()}
+
+
+def unfinished(lut: LUT, space: SearchSpace) -> list[str]:
+    """What a profile of ``space`` left undone in ``lut`` (empty: nothing).
+
+    A profile checkpoints the table after every chunk, so a run that was killed leaves a
+    table on disk that is fresh (its fingerprint is this device's) but partial: units
+    without an entry, table-fitting networks timed since the correction was last fitted,
+    held-out networks without their report. Such a table is to be resumed, not used: a
+    prediction from it fails on the first unit it lacks.
+    """
+    reasons = []
+    units = space_units(space)
+    missing = sum(1 for key in units if key not in lut.entries)
+    if missing:
+        reasons.append(f"{missing} of {len(units)} units have no entry")
+    calibration = lut.networks.get("calibration") or []
+    if calibration and (lut.correction or {}).get("networks") != len(calibration):
+        reasons.append(f"the correction is not fitted on its {len(calibration)} timed "
+                       "table-fitting networks")
+    if lut.networks.get("validation") and lut.validation is None:
+        reasons.append("its held-out networks have no validation report")
+    return reasons
 
 
 def validation_report(lut: LUT, count: int | None = None) -> dict[str, Any]:

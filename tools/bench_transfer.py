@@ -1,0 +1,191 @@
+"""Benchmark transfer profiling on one device, side by side on the same held-out networks.
+
+    python tools/bench_transfer.py --device arm64-emulated --source host-cpu \
+        [--source host-cpu-2t] [--networks 50] [--ceiling 150] [--validate 30] \
+        [--out runs/bench_transfer] [--json tools/results/bench_transfer.json]
+
+Every table is judged on the same ``--validate`` held-out archs, timed in two interleaved
+rounds (whose agreement is the device's noise floor):
+
+* transfer: ``edgenas profile DEVICE --from SOURCE --networks N`` (the library call), and
+  the device time it took;
+* MACs-only: a line through the same N networks' latencies against their MACs;
+* sampled: a unit-sampled profile given the same device time (half on units, half on
+  networks: the first N/2 of the transfer's networks, reused as timed);
+* ceiling: the transfer refitted on ``--ceiling`` networks (the best table built here in
+  the background);
+* the curve: the transfer refitted on the first 10, 20, 50, 100, ... of the ceiling's
+  networks, from each ``--source`` (no further device time: the fits are offline).
+
+Each step saves its table under ``--out`` as it goes and is skipped when done, so a killed
+run resumes. On the emulated board every latency is the emulator's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from edgenas.device.descriptor import get_device
+from edgenas.jsonio import write_json_atomic
+from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
+from edgenas.profile.profiler import noise_floor, profile, validation_report
+from edgenas.profile.transfer import fit_transfer, macs_only_metrics, transfer
+from edgenas.space import get_space
+
+CURVE = (10, 20, 50, 100, 150, 200)
+
+
+def _load(path: Path) -> LUT | None:
+    return load_lut(path) if path.exists() else None
+
+
+def _timed(state: dict[str, Any], key: str, state_path: Path, run: Any) -> Any:
+    """Run ``run()`` and add its wall time to ``state[key]`` (a resumed step adds up)."""
+    started = time.perf_counter()
+    try:
+        return run()
+    finally:
+        state[key] = state.get(key, 0.0) + time.perf_counter() - started
+        write_json_atomic(state, state_path)
+
+
+def _row(name: str, report: dict[str, Any], board_s: float | None, networks: int | None,
+         units: int | None) -> dict[str, Any]:
+    keys = ("within_10pct", "within_5pct", "kendall_tau", "mean_abs_pct_error", "median_bias_pct")
+    return {"table": name, **{k: report[k] for k in keys}, "device_s": board_s,
+            "networks": networks, "units_timed": units}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", required=True)
+    parser.add_argument("--space", default="cifar")
+    parser.add_argument("--source", action="append", required=True,
+                        help="source device(s) with a measured table; the first builds the tables")
+    parser.add_argument("--networks", type=int, default=50)
+    parser.add_argument("--ceiling", type=int, default=150)
+    parser.add_argument("--validate", type=int, default=30)
+    parser.add_argument("--profiles-dir", default="profiles")
+    parser.add_argument("--out", default="runs/bench_transfer")
+    parser.add_argument("--json", default="tools/results/bench_transfer.json")
+    parser.add_argument("--skip-sampled", action="store_true")
+    args = parser.parse_args()
+
+    device, space = get_device(args.device), get_space(args.space)
+    out = Path(args.out) / device.name
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    sources = {name: load_lut(lut_path(args.profiles_dir, name, space.name)) for name in args.source}
+    first = args.source[0]
+    where = str(lut_path(args.profiles_dir, first, space.name))
+
+    # 1. the transfer table, timed; then its held-out networks (not part of its cost)
+    main_path = out / f"transfer{args.networks}.json"
+    if not state.get("transfer_done"):
+        _timed(state, "transfer_s", state_path, lambda: save_lut(transfer(
+            device, space, sources[first], where, _load(main_path), networks=args.networks,
+            checkpoint=lambda t: save_lut(t, main_path)), main_path))
+        state["transfer_done"] = True
+        write_json_atomic(state, state_path)
+    lut = transfer(device, space, sources[first], where, load_lut(main_path),
+                   networks=args.networks, validate=args.validate,
+                   checkpoint=lambda t: save_lut(t, main_path))
+    save_lut(lut, main_path)
+    held_out = lut.networks["validation"][:args.validate]
+
+    # 2. the ceiling: the same transfer on more networks, held-out networks reused
+    ceiling_path = out / f"transfer{args.ceiling}.json"
+    if not ceiling_path.exists():
+        save_lut(lut, ceiling_path)
+    ceiling = _timed(state, "ceiling_s", state_path, lambda: transfer(
+        device, space, sources[first], where, load_lut(ceiling_path), networks=args.ceiling,
+        validate=args.validate, checkpoint=lambda t: save_lut(t, ceiling_path)))
+    save_lut(ceiling, ceiling_path)
+
+    # 3. a unit-sampled profile given the transfer's device time: half of it on units (the
+    #    count from a pilot's rate), half on networks (the transfer's first N/2, as timed)
+    sampled = None
+    if not args.skip_sampled:
+        sampled_path = out / "sampled.json"
+        if not sampled_path.exists():
+            seed = LUT.new(device, space, lut.fingerprint)
+            seed.timing = copy.deepcopy(lut.timing)  # same reference, same level
+            seed.networks = {"calibration": copy.deepcopy(lut.networks["calibration"][:args.networks // 2]),
+                             "validation": copy.deepcopy(held_out)}
+            save_lut(seed, sampled_path)
+        budget = state["transfer_s"] / 2
+        if "unit_s" not in state:
+            started = time.perf_counter()
+            pilot = profile(device, space, load_lut(sampled_path), max_units=10,
+                            calibrate=args.networks // 2, checkpoint=lambda t: save_lut(t, sampled_path))
+            save_lut(pilot, sampled_path)
+            state["unit_s"] = (time.perf_counter() - started) / 10
+            write_json_atomic(state, state_path)
+        units = max(10, int(budget / state["unit_s"]))
+        sampled = profile(device, space, load_lut(sampled_path), max_units=units,
+                          calibrate=args.networks // 2, validate=args.validate,
+                          checkpoint=lambda t: save_lut(t, sampled_path))
+        save_lut(sampled, sampled_path)
+
+    # 4. side by side on the same held-out networks
+    rows = [_row(f"transfer from {first} ({args.networks} networks)", validation_report(lut, args.validate),
+                 state["transfer_s"], args.networks, 0),
+            _row(f"MACs-only line ({args.networks} networks)", macs_only_metrics(lut, held_out),
+                 state["transfer_s"], args.networks, 0)]
+    if sampled is not None:
+        rows.append(_row(f"unit-sampled profile (same device time)",
+                         validation_report(sampled, args.validate), state["transfer_s"],
+                         args.networks // 2, (sampled.sampling or {}).get("measured")))
+    rows.append(_row(f"ceiling: transfer from {first} ({args.ceiling} networks)",
+                     validation_report(ceiling, args.validate),
+                     state["transfer_s"] + state.get("ceiling_s", 0.0), args.ceiling, 0))
+
+    # 5. the curve: accuracy against networks, for each source (offline refits)
+    curve = []
+    for name, source in sources.items():
+        for n in [n for n in CURVE if n <= len(ceiling.networks["calibration"])]:
+            table = copy.deepcopy(ceiling)
+            table.networks["calibration"] = table.networks["calibration"][:n]
+            table.transfer = {**(table.transfer or {})}
+            fit_transfer(table, source, space)
+            report = validation_report(table, args.validate)
+            macs = macs_only_metrics(table, held_out)
+            curve.append({"source": name, "networks": n, "form": table.correction["form"],
+                          **{k: report[k] for k in ("within_10pct", "kendall_tau",
+                                                    "mean_abs_pct_error", "median_bias_pct")},
+                          "macs_within_10pct": macs["within_10pct"],
+                          "macs_kendall_tau": macs["kendall_tau"]})
+
+    floor = noise_floor(held_out)
+    print(f"{device.name} ({space.name}), {len(held_out)} held-out archs; noise floor: two rounds "
+          f"agree within +-10 % for {100 * floor['within_10pct']:.1f} % (median gap "
+          f"{floor['median_gap_pct']:.1f} %)")
+    print(f"{'table':<52} {'<=10%':>6} {'<=5%':>6} {'tau':>6} {'|err|%':>7} {'bias%':>6} {'device s':>9}")
+    for r in rows:
+        print(f"{r['table']:<52} {100 * r['within_10pct']:6.1f} {100 * r['within_5pct']:6.1f} "
+              f"{r['kendall_tau']:6.3f} {r['mean_abs_pct_error']:7.1f} {r['median_bias_pct']:+6.1f} "
+              f"{r['device_s'] or 0:9.0f}")
+    print(f"\n{'source':<14} {'N':>4} {'form':<12} {'<=10%':>6} {'tau':>6} {'|err|%':>7} "
+          f"{'MACs <=10%':>10} {'MACs tau':>8}")
+    for c in curve:
+        print(f"{c['source']:<14} {c['networks']:>4} {c['form']:<12} {100 * c['within_10pct']:6.1f} "
+              f"{c['kendall_tau']:6.3f} {c['mean_abs_pct_error']:7.1f} "
+              f"{100 * c['macs_within_10pct']:10.1f} {c['macs_kendall_tau']:8.3f}")
+    record = {"device": device.name, "space": space.name, "fingerprint": lut.fingerprint,
+              "noise_floor": floor, "rows": rows, "curve": curve, "state": state,
+              "command": "python tools/bench_transfer.py " + " ".join(
+                  f"--source {s}" for s in args.source) + f" --device {device.name} "
+              f"--networks {args.networks} --ceiling {args.ceiling} --validate {args.validate}"}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(record, Path(args.json))
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
