@@ -29,17 +29,18 @@ from edgenas.locking import folder_lock
 from edgenas.profile.drift import MAX_VALIDATION_LOSS, check_drift
 from edgenas.profile.latency import LatencyModel
 from edgenas.profile.lut import LUT, load_lut, lut_path, open_lut, save_lut
-from edgenas.profile.profiler import profile
+from edgenas.profile.profiler import profile, unfinished
 from edgenas.report import write_report
 from edgenas.search.engine import SearchConfig, completed, run_search
 from edgenas.search.objectives import Budgets, Evaluator, SearchError, check_budgets_reachable
-from edgenas.search.results import load_front, pick, write_results
+from edgenas.search.results import PICK_RULES, load_front, pick, write_results
 from edgenas.search.surrogate import (SurrogateConfig, run_surrogate_search, surrogate_summary,
                                       trained_trials)
 from edgenas.space import Arch, SearchSpace, get_space
 from edgenas.space.baselines import baseline_archs
 from edgenas.train.loop import TrainConfig
-from edgenas.train.standalone import recipe_trainer
+from edgenas.train.standalone import (CONVERGENCE_RULE, convergence_floor, converged,
+                                     recipe_trainer)
 from edgenas.train.supernet_training import supernet_evaluator, train_supernet
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ class RunConfig:
     val_limit: int = 200
     train_batch: int = 32       # the recipe's batch size and learning rate (digits: 2
     train_lr: float = 0.1       # epochs reach 80-90 %, ~15 s per arch on 2 cores)
+    # the recipe's linear learning-rate warm-up, for every arch it trains: deep baselines
+    # (ResNet-56) fed the full rate from the first step spend a short recipe recovering
+    train_warmup_epochs: float = 0.5
     max_latency_ms: float | None = None
     max_memory_mb: float | None = None
     seed: int = 0
@@ -91,6 +95,11 @@ class RunConfig:
         for flag, (value, low, why) in at_least.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{flag} {value!r}: must be a whole number >= {low}{why}")
+        warmup = self.train_warmup_epochs
+        if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) \
+                or not 0 <= warmup < self.train_epochs:
+            raise ConfigError(f"train_warmup_epochs {warmup!r}: must be >= 0 and below "
+                              f"--train-epochs ({self.train_epochs})")
         if not (isinstance(self.table_minutes, (int, float)) and 0 < self.table_minutes < 1e6):
             raise ConfigError(f"--table-minutes {self.table_minutes!r}: must be a positive "
                               "number of minutes")
@@ -117,11 +126,13 @@ def _check_or_measure(config: RunConfig, device: Device, space: SearchSpace, pat
     def save(table: LUT) -> None:
         save_lut(table, path)
 
-    def measure_anew(existing: LUT | None) -> LUT:
+    def measure_anew(existing: LUT | None, max_units: int | None = None) -> LUT:
         # the main job's budget: a sample of units, the rest predicted, a smaller held-out
-        # set; 'edgenas profile' times every unit of a space this size
+        # set; 'edgenas profile' times every unit of a space this size. ``max_units``
+        # instead: the units a finished sample timed, so that resuming times no more
         lut = profile(device, space, existing, checkpoint=save, calibrate=MAIN_CALIBRATE,
-                      validate=MAIN_VALIDATE, time_budget_s=60 * config.table_minutes)
+                      validate=MAIN_VALIDATE, max_units=max_units,
+                      time_budget_s=None if max_units is not None else 60 * config.table_minutes)
         save(lut)
         return lut
 
@@ -130,6 +141,11 @@ def _check_or_measure(config: RunConfig, device: Device, space: SearchSpace, pat
     except ProfileError as err:
         log.info("profiling %s for space %s (%s)", device.name, space.name, err)
         return measure_anew(load_lut(path) if path.exists() else None), None
+    left = unfinished(lut, space)
+    if left:  # a run killed while it measured: its checkpoints are kept, the rest is timed
+        log.warning("%s: resuming the table an interrupted run left (%s)", path,
+                    "; ".join(left))
+        return measure_anew(lut, lut.sampling["measured"] if lut.sampling else None), None
     if not config.check_table:
         return lut, None
     drift = check_drift(device, lut)
@@ -204,7 +220,8 @@ def _search(state: RunState) -> dict[str, Any]:
     storage = f"sqlite:///{(search_dir / 'study.db').resolve()}"
     budgets = Budgets(config.max_latency_ms, config.max_memory_mb)
     latency = LatencyModel(state.lut())
-    info: dict[str, Any] = {"space": space.name, "device": config.device, "seed": config.seed}
+    info: dict[str, Any] = {"space": space.name, "device": config.device, "seed": config.seed,
+                            "budgets": {k: v for k, v in vars(budgets).items() if v is not None}}
     if config.estimator == "supernet":
         evaluator = Evaluator(("accuracy", "latency", "memory"), budgets, latency,
                               supernet_evaluator(state.out / "supernet",
@@ -231,8 +248,7 @@ def _search(state: RunState) -> dict[str, Any]:
         info.update(strategy="surrogate-nsga2", recipe=recipe.to_dict(), surrogate=surrogate)
     write_results(search_dir, trials, evaluator.objectives, config.population, info)
     front = load_front(search_dir)
-    chosen = {"knee": pick(front, "knee"),
-              "fastest": min(front["front"], key=lambda r: r["latency"])}
+    chosen = {name: pick(front, name) for name in ("knee", "fastest")}
     return {"trials": front["trials"], "hypervolume": front["hypervolume"],
             "front": front["front"], "chosen": chosen, "surrogate": surrogate}
 
@@ -246,7 +262,7 @@ def _recipe(state: RunState) -> TrainConfig:
     config = state.config
     return TrainConfig(epochs=config.train_epochs, batch_size=config.train_batch,
                        lr=config.train_lr, seed=config.seed, val_fraction=0.3,
-                       limit=config.data_limit)
+                       limit=config.data_limit, warmup_epochs=config.train_warmup_epochs)
 
 
 def _train(state: RunState) -> dict[str, Any]:
@@ -260,6 +276,20 @@ def _train(state: RunState) -> dict[str, Any]:
     result = {"recipe": recipe.to_dict(), "networks": assessed}
     write_json_atomic(result, state.out / "standalone" / "assessment.json")
     return result
+
+
+def assess_convergence(record: dict[str, Any], best_accuracy: float) -> dict[str, Any]:
+    """A trained network's record with ``converged`` and its ``verdict`` in words
+    (`CONVERGENCE_RULE`; ``best_accuracy``: the best network trained with the same recipe).
+    One that did not converge has no accuracy to compare, only the one it reached."""
+    num_classes = Arch.from_dict(record["arch"]).num_classes
+    ok = converged(record["val_accuracy"], num_classes, best_accuracy)
+    floor = convergence_floor(num_classes, best_accuracy)
+    verdict = "converged" if ok else (f"did not converge: {100 * record['val_accuracy']:.1f} % "
+                                      f"is below {100 * floor:.1f} % (chance "
+                                      f"{100 / num_classes:.1f} %, best with this recipe "
+                                      f"{100 * best_accuracy:.1f} %)")
+    return {**record, "converged": ok, "verdict": verdict}
 
 
 def chosen_baselines(config: RunConfig) -> dict[str, Arch]:
@@ -309,7 +339,9 @@ def _deploy(state: RunState) -> dict[str, Any]:
     for name, exported in state.results["export"].items():
         report = deploy(Path(exported["bundle"]), device)
         reports[name] = {"predicted_ms": report.get("predicted_ms"),
-                         "measured_ms": report["latency_ms"]["median_ms"]}
+                         "measured_ms": report["latency_ms"]["median_ms"],
+                         "rounds_ms": report["latency_ms"]["rounds_ms"],
+                         "lut_drifting": report.get("lut_drifting")}
     return reports
 
 
@@ -324,15 +356,19 @@ def _report(state: RunState) -> dict[str, Any]:
                        "accuracy_exported": exported["accuracy"],
                        "macs": exported["macs"], "params": exported["params"],
                        "memory_bytes_fp32": exported["memory_bytes_fp32"],
-                       "predicted_ms": deployed["predicted_ms"],
+                       "predicted_ms": deployed["predicted_ms"], "rule": PICK_RULES[name],
                        "measured_ms": deployed["measured_ms"], "bundle": exported["bundle"]})
-    baselines = [r for r in results["train"]["networks"] if r["name"] not in picks]
+    networks = results["train"]["networks"]
+    best = max(r["val_accuracy"] for r in networks)
+    baselines = [assess_convergence(r, best) for r in networks if r["name"] not in picks]
     summary = {"config": asdict(state.config), "lut_validation": results["table"]["validation"],
                "lut_check": results["table"]["check"], "supernet": results["supernet"],
                "search": {k: results["search"].get(k)
                           for k in ("trials", "hypervolume", "surrogate")},
                "front_size": len(results["search"]["front"]), "models": models,
-               "baselines": baselines, "recipe": results["train"]["recipe"]}
+               "pick_rules": {name: PICK_RULES[name] for name in picks},
+               "baselines": baselines, "convergence_rule": CONVERGENCE_RULE,
+               "recipe": results["train"]["recipe"]}
     write_json_atomic(summary, state.out / "summary.json")
     write_report(state.out, summary, state.lut(), results["search"]["front"])
     return summary

@@ -37,8 +37,10 @@ def comparison_figure(path: Path, front: Sequence[dict[str, Any]],
 
     The front's latencies are the table's predictions and its accuracies what
     ``front_label`` says (trained, or supernet estimates); the picks and baselines are
-    trained with one recipe and timed on the device (the markers say which is which).
+    trained with one recipe and timed on the device (the markers say which is which). A
+    baseline that did not converge has no accuracy to place, so it is left out.
     """
+    baselines = [b for b in baselines if b.get("converged", True)]
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), dpi=110, sharey=True)
     panels = (("latency on " + device + " (ms)", "latency", "measured_ms"),
@@ -95,6 +97,11 @@ def latency_figure(path: Path, lut: Any, models: Sequence[dict[str, Any]],
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _schedule(recipe: dict[str, Any]) -> str:
+    warmup = recipe.get("warmup_epochs", 0)
+    return f"linear warm-up over {warmup:g} epochs, then cosine" if warmup else "cosine"
 
 
 def _ms(value: float | None) -> str:
@@ -157,6 +164,31 @@ def _surrogate(surrogate: dict[str, Any] | None) -> str:
     return "".join(parts) + "</p>"
 
 
+def _baseline_accuracy(record: dict[str, Any]) -> str:
+    return (f"{100 * record['val_accuracy']:.1f} %" if record.get("converged", True)
+            else "did not converge")
+
+
+def _not_converged(baselines: Sequence[dict[str, Any]], rule: str | None) -> str:
+    """The baselines that did not converge, what they reached, and the rule, in words."""
+    failed = [b for b in baselines if not b.get("converged", True)]
+    if not failed:
+        return ""
+    names = "; ".join(f"{html.escape(b['name'])} "
+                      f"({html.escape(b['verdict'].removeprefix('did not converge: '))})"
+                      for b in failed)
+    return (f"<p>Not compared, because they did not converge under this recipe: {names}. "
+            f"The rule: {html.escape(rule or '')}.</p>")
+
+
+def _pick_rules(rules: dict[str, str] | None) -> str:
+    """How each exported pick was chosen from the front, in the code's own words."""
+    if not rules:
+        return ""
+    items = "".join(f"<li>{html.escape(rule)}</li>" for rule in rules.values())
+    return f"<p>How the picks were chosen from the front:</p><ul>{items}</ul>"
+
+
 def _image(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -178,7 +210,7 @@ def write_report(out: Path, summary: dict[str, Any], lut: Any,
         f"{m['memory_bytes_fp32'] / 1e6:.2f} MB", _ms(m["predicted_ms"]), _ms(m["measured_ms"]),
         ", ".join(m["formats"])]) for m in models)
     baseline_rows = "".join(_row([
-        b["name"], f"{100 * b['val_accuracy']:.1f} %", f"{b['macs'] / 1e6:.2f} M",
+        b["name"], _baseline_accuracy(b), f"{b['macs'] / 1e6:.2f} M",
         f"{b['params'] / 1e6:.3f} M", f"{b['memory_bytes_fp32'] / 1e6:.2f} MB",
         _ms(b["predicted_ms"]), _ms(b["measured_ms"])]) for b in baselines)
     recipe = summary["recipe"]
@@ -192,15 +224,17 @@ split, so the front's accuracies are slightly optimistic). Search: {search['tria
 {'archs trained' if trained else 'trials'}, {summary['front_size']} Pareto-optimal archs,
 hypervolume {search['hypervolume']:.4g}. The picks and the hand-designed baselines were all
 trained from scratch with one recipe ({recipe['epochs']} epochs, batch
-{recipe['batch_size']}, lr {recipe['lr']} cosine) and timed on the device as whole
-networks.</p>
+{recipe['batch_size']}, lr {recipe['lr']}, {_schedule(recipe)}) and timed on the device as
+whole networks.</p>
 {_surrogate(surrogate)}
 <h2>Searched models against hand-designed ones</h2>
 <img src="{_image(out / 'comparison.png')}" alt="accuracy against latency, MACs and memory">
 <h2>Exported models</h2>
+{_pick_rules(summary.get('pick_rules'))}
 <table><tr><th>model</th><th>{'in the search' if trained else 'supernet estimate'}</th><th>trained (val.)</th><th>MACs</th><th>params</th><th>peak memory</th><th>predicted</th><th>measured</th><th>formats</th></tr>{model_rows}</table>
 <h2>Hand-designed baselines (same recipe)</h2>
 <table><tr><th>network</th><th>trained (val.)</th><th>MACs</th><th>params</th><th>peak memory</th><th>predicted</th><th>measured</th></tr>{baseline_rows}</table>
+{_not_converged(baselines, summary.get('convergence_rule'))}
 <h2>Latency: predicted vs measured</h2>
 <img src="{_image(out / 'latency.png')}" alt="latency">
 <h2>Pareto front (all objectives)</h2>

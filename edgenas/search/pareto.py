@@ -75,13 +75,74 @@ def _hv(pts: np.ndarray, ref: np.ndarray) -> float:
     return float(volume)
 
 
-def knee_index(points: np.ndarray) -> int:
-    """The front point closest to the ideal point after scaling each objective to [0, 1].
+#: The margin a demanding user would always take: this much more accuracy (a fraction:
+#: 0.03 is 3 points) ...
+KNEE_MIN_ACCURACY_GAIN = 0.03
+#: ... for at most this factor of latency (1.10: 10 % slower).
+KNEE_MAX_LATENCY_RATIO = 1.10
+#: `fastest` treats latencies within this fraction of the lowest as a tie (a table's
+#: predictions are not finer than that) and takes the most accurate of them.
+FASTEST_LATENCY_TOLERANCE = 0.02
 
-    A balanced choice: no objective is at its worst, none is sacrificed for a sliver of
-    another. (``points`` in minimisation form.)
+KNEE_RULE = (
+    "knee: the front arch closest to the ideal point, each objective's distance from the "
+    "front's best measured in units of its range over every evaluated arch within budget; "
+    f"then, while another front arch is at least {100 * KNEE_MIN_ACCURACY_GAIN:g} accuracy "
+    f"points more accurate at no more than {100 * (KNEE_MAX_LATENCY_RATIO - 1):.0f} % more "
+    "latency, the fastest such arch")
+FASTEST_RULE = (f"fastest: the most accurate arch within {100 * FASTEST_LATENCY_TOLERANCE:g} % "
+                "of the lowest latency")
+BEST_RULE = "best: the most accurate arch within the latency budget"
+
+
+def knee_index(points: np.ndarray, spread: Sequence[float] | None = None) -> int:
+    """The point closest to the ideal point (the best value of each objective among
+    ``points``), each objective's distance divided by its ``spread``.
+
+    The spread says what a unit of each objective is worth. Over the front alone (the
+    default) two points are always 1 apart in every objective, so on a 2-point front 9
+    accuracy points weigh what 0.02 ms weigh; the range over every evaluated arch within
+    budget measures each gap against what the search space offers instead. (``points`` in
+    minimisation form; a spread of 0 counts as 1.)
     """
     pts = np.asarray(points, dtype=np.float64)
-    low, high = pts.min(axis=0), pts.max(axis=0)
-    scaled = (pts - low) / np.where(high > low, high - low, 1.0)
+    low = pts.min(axis=0)
+    scale = pts.max(axis=0) - low if spread is None else np.asarray(spread, dtype=np.float64)
+    scaled = (pts - low) / np.where(scale > 0, scale, 1.0)
     return int(np.argmin(np.linalg.norm(scaled, axis=1)))
+
+
+def margin_guard(accuracy: Sequence[float], latency: np.ndarray, start: int,
+                 gain: float = KNEE_MIN_ACCURACY_GAIN,
+                 ratio: float = KNEE_MAX_LATENCY_RATIO) -> int:
+    """The point reached from ``start`` by moving, while one exists, to the fastest point
+    at least ``gain`` more accurate at no more than ``ratio`` times the latency.
+
+    No compromise on scaled distances should leave a user on an arch they would trade away
+    at once: whatever rule chose ``start``, the answer is never beaten by that margin.
+    ``latency`` is one column per device (or a vector for one); a move must stay within
+    ``ratio`` on every device. Each move gains at least ``gain``, so the walk ends.
+    """
+    acc = np.asarray(accuracy, dtype=np.float64)
+    lat = np.asarray(latency, dtype=np.float64).reshape(len(acc), -1)
+    current = start
+    while True:
+        better = np.flatnonzero((acc >= acc[current] + gain - 1e-12)
+                                & np.all(lat <= ratio * lat[current] + 1e-12, axis=1))
+        if len(better) == 0:
+            return current
+        # the least slow-down of them (on the device it is worst on), then the most accurate
+        base = lat[current]
+        current = int(min(better, key=lambda i: ((lat[i] / base).max(), -acc[i])))
+
+
+def fastest_index(latency: Sequence[float], accuracy: Sequence[float] | None = None,
+                  tolerance: float = FASTEST_LATENCY_TOLERANCE) -> int:
+    """The most accurate point within ``tolerance`` (a fraction) of the lowest latency; the
+    lowest latency itself when there is no accuracy."""
+    lat = np.asarray(latency, dtype=np.float64)
+    if accuracy is None:
+        return int(np.argmin(lat))
+    acc = np.asarray(accuracy, dtype=np.float64)
+    tied = np.flatnonzero(lat <= lat.min() * (1.0 + tolerance))
+    return int(min(tied, key=lambda i: (-acc[i], lat[i])))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from edgenas.errors import EdgenasError
 from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.search.engine import front, hypervolume_history, objective_matrix
 from edgenas.search.objectives import objective_direction
-from edgenas.search.pareto import hypervolume, knee_index, to_minimization
+from edgenas.search.pareto import (BEST_RULE, FASTEST_RULE, KNEE_RULE, fastest_index,
+                                   hypervolume, knee_index, margin_guard, to_minimization)
 
 SCHEMA_VERSION = 1
 #: What a surrogate-assisted search adds to a front point: where its trained weights are,
@@ -71,6 +73,27 @@ def front_records(trials: list[FrozenTrial], objectives: tuple[str, ...]) -> lis
     return records
 
 
+def feasible_ranges(trials: list[FrozenTrial], objectives: tuple[str, ...]
+                    ) -> dict[str, list[float]]:
+    """[lowest, highest] of each objective over the distinct archs within budget: the scale
+    on which the knee weighs one objective against another."""
+    unique = {t.user_attrs["arch"]: t for t in trials if t.user_attrs["feasible"]}
+    return {name: [min(t.user_attrs["metrics"][name] for t in unique.values()),
+                   max(t.user_attrs["metrics"][name] for t in unique.values())]
+            for name in objectives} if unique else {}
+
+
+def evaluated_lowest(trials: list[FrozenTrial]) -> dict[str, float]:
+    """The lowest value of each cost metric over every evaluated arch, budgets ignored: what
+    a budget must at least allow to admit one."""
+    lowest: dict[str, float] = {}
+    for trial in trials:
+        for name, value in trial.user_attrs["metrics"].items():
+            if name != "accuracy":
+                lowest[name] = min(float(value), lowest.get(name, float("inf")))
+    return lowest
+
+
 def write_results(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[str, ...],
                   population: int, info: dict[str, Any]) -> dict[str, Any]:
     """Write front.json/.csv, hypervolume.json, pareto.png and pareto.html; returns the summary."""
@@ -84,7 +107,8 @@ def write_results(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[st
                "distinct_archs": len({t.user_attrs["arch"] for t in trials}),
                "feasible_trials": sum(bool(t.user_attrs["feasible"]) for t in trials),
                "hypervolume": history[-1] if history else 0.0, "hypervolume_reference": ref,
-               "front": records}
+               "feasible_ranges": feasible_ranges(trials, objectives),
+               "evaluated_lowest": evaluated_lowest(trials), "front": records}
     write_json_atomic(summary, run_dir / "front.json")
     write_json_atomic({"every_trials": population, "reference": ref, "objectives": list(objectives),
                        "hypervolume": history}, run_dir / "hypervolume.json")
@@ -213,33 +237,101 @@ def latency_key(summary: dict[str, Any], device: str | None) -> str:
     return f"latency@{device}"
 
 
+#: What each named pick is; the report quotes these, so it cannot drift from the code.
+PICK_RULES = {"knee": KNEE_RULE, "fastest": FASTEST_RULE, "best": BEST_RULE}
+#: A budget a search records (``summary["budgets"]``): its metric, its flag, and the factor
+#: from the metric's unit to the flag's (params are recorded in millions, asked as a count).
+_BUDGET_FLAGS = {"max_latency_ms": ("latency", "--max-latency-ms", 1.0),
+                 "max_memory_mb": ("memory", "--max-memory-mb", 1.0),
+                 "max_mmacs": ("macs", "--max-mmacs", 1.0),
+                 "max_params": ("params", "--max-params", 1e6)}
+
+
 def pick(summary: dict[str, Any], how: str, max_latency_ms: float | None = None,
          device: str | None = None) -> dict[str, Any]:
-    """One front point: ``knee``, ``best`` (most accurate within --max-latency-ms on
-    ``device``), ``fastest`` (on ``device``), or an index."""
-    records = summary["front"]
-    objectives = tuple(summary["objectives"])
-    if not records:
-        raise EdgenasError("the front is empty: no arch met the budgets")
-    if how == "knee":
-        values = [[r[o] for o in objectives] for r in records]
-        return records[knee_index(to_minimization(np.asarray(values),
-                                                  [objective_direction(o) for o in objectives]))]
-    if how == "fastest":
-        key = latency_key(summary, device)
-        return min(records, key=lambda r: r[key])
-    if how == "best":
-        key = latency_key(summary, device) if max_latency_ms is not None else "latency"
-        pool = [r for r in records if max_latency_ms is None or r.get(key, 0) <= max_latency_ms]
-        if not pool:
-            fastest = min(r.get(key, float("inf")) for r in records)
-            raise EdgenasError(f"no front point is within {max_latency_ms} ms; the fastest takes "
-                               f"{fastest:.4g} ms")
-        key = "accuracy" if "accuracy" in records[0] else objectives[0]
-        return max(pool, key=lambda r: r[key]) if key == "accuracy" else min(pool, key=lambda r: r[key])
-    try:
-        return records[int(how)]
-    except (ValueError, IndexError):
-        raise EdgenasError(f"--pick {how!r}: use knee, best, fastest, or an index "
-                           f"0..{len(records) - 1}") from None
+    """One front point: ``knee``, ``best`` (most accurate), ``fastest``, or an index.
 
+    The rules are `PICK_RULES`. ``max_latency_ms`` (on ``device`` after a search over
+    several) leaves out the archs over it before a named pick chooses.
+    """
+    records = summary["front"]
+    if not records:
+        raise EdgenasError(_empty_front(summary))
+    if how not in PICK_RULES:
+        try:
+            return records[int(how)]
+        except (ValueError, IndexError):
+            raise EdgenasError(f"--pick {how!r}: use knee, best, fastest, or an index "
+                               f"0..{len(records) - 1}") from None
+    objectives = tuple(summary["objectives"])
+    has_accuracy = "accuracy" in records[0]
+    if max_latency_ms is not None or how == "fastest":
+        key = latency_key(summary, device)
+        if key not in records[0]:
+            raise EdgenasError(f"--pick {how}: this front records no {key}")
+        records = _within(records, key, max_latency_ms, device)
+    if how == "fastest":
+        return records[fastest_index([r[key] for r in records],
+                                     [r["accuracy"] for r in records] if has_accuracy else None)]
+    if how == "best":
+        if has_accuracy:
+            return max(records, key=lambda r: r["accuracy"])
+        first = objectives[0]
+        return (max if objective_direction(first) == "maximize" else min)(
+            records, key=lambda r: r[first])
+    values = to_minimization(np.asarray([[r[o] for o in objectives] for r in records]),
+                             [objective_direction(o) for o in objectives])
+    ranges = summary.get("feasible_ranges") or {}
+    # front files written before the ranges were recorded: the front's own range
+    spread = [ranges[o][1] - ranges[o][0] for o in objectives] if all(
+        o in ranges for o in objectives) else None
+    chosen = knee_index(values, spread)
+    # the guard's latency: the named device's, else every searched device's
+    latencies = [latency_key(summary, device)] if device else \
+        [o for o in objectives if o.split("@", 1)[0] == "latency"]
+    if has_accuracy and latencies and all(k in records[0] for k in latencies):
+        chosen = margin_guard([r["accuracy"] for r in records],
+                              np.asarray([[r[k] for k in latencies] for r in records]), chosen)
+    return records[chosen]
+
+
+def _within(records: list[dict[str, Any]], key: str, max_latency_ms: float | None,
+            device: str | None) -> list[dict[str, Any]]:
+    """The records within the latency budget; none: an error naming a budget that admits one."""
+    if max_latency_ms is None:
+        return records
+    pool = [r for r in records if r[key] <= max_latency_ms]
+    if not pool:
+        fastest = min(r[key] for r in records)
+        where = f" on {device}" if device else ""
+        raise EdgenasError(f"no front point is within {max_latency_ms:g} ms{where}; the fastest "
+                           f"takes {fastest:.4g} ms: use --max-latency-ms "
+                           f"{admitting(fastest)} or more")
+    return pool
+
+
+def _empty_front(summary: dict[str, Any]) -> str:
+    """Why a front is empty, and what budget would let an evaluated arch onto it."""
+    message = (f"the front is empty: none of the {summary.get('trials', 0)} evaluated archs "
+               "met the budgets")
+    budgets, lowest = summary.get("budgets") or {}, summary.get("evaluated_lowest") or {}
+    hints = []
+    for name, limit in budgets.items():
+        metric, flag, unit = _BUDGET_FLAGS.get(name, (None, None, 1.0))
+        # several devices: a latency budget holds on each, so the slowest device's best counts
+        values = [v for k, v in lowest.items() if metric and k.split("@", 1)[0] == metric]
+        if values and max(values) * unit > limit:
+            hints.append(f"{flag} {admitting(max(values) * unit)} or more (now {limit:g})")
+    if hints:
+        return f"{message}; at the least use {', '.join(hints)}"
+    return f"{message}; raise a budget (--max-latency-ms, --max-memory-mb, ...)"
+
+
+def admitting(value: float, digits: int = 2) -> str:
+    """``value`` rounded up to ``digits`` significant digits: a limit that admits it
+    (0.222 -> "0.23")."""
+    if not math.isfinite(value) or value <= 0:
+        return f"{value:g}"
+    step = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
+    limit = math.ceil(round(value / step, 9)) * step
+    return f"{limit:.{max(0, -math.floor(math.log10(step)))}f}"

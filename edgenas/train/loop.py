@@ -1,9 +1,10 @@
 """The epoch loop both supernet and stand-alone training share.
 
-Seeded per epoch (shuffle, augmentation), cosine learning rate per step, SGD with
-Nesterov momentum, progress with loss and images/s (a bar, or plain lines in a log), and a checkpoint after every epoch,
-so that re-running a killed command resumes at the last finished epoch and then proceeds
-exactly as an uninterrupted run would (up to floating-point non-determinism).
+Seeded per epoch (shuffle, augmentation), learning rate per step (a linear warm-up when the
+recipe has one, then cosine), SGD with Nesterov momentum, progress with loss and images/s
+(a bar, or plain lines in a log), and a checkpoint after every epoch, so that re-running a
+killed command resumes at the last finished epoch and then proceeds exactly as an
+uninterrupted run would (up to floating-point non-determinism).
 """
 
 from __future__ import annotations
@@ -36,6 +37,23 @@ log = logging.getLogger(__name__)
 StepFn = Callable[[torch.Tensor, torch.Tensor, int, torch.amp.GradScaler], float]
 
 
+#: Recipe numbers a training can run with (NaN fails every check, and infinity the float
+#: ones): a recipe file is refused with its field named, not left to fail mid-training.
+RECIPE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "epochs": (lambda v: v >= 1, "a whole number >= 1"),
+    "batch_size": (lambda v: v >= 1, "a whole number >= 1"),
+    "eval_batch_size": (lambda v: v >= 1, "a whole number >= 1"),
+    "limit": (lambda v: v >= 1, "a whole number >= 1, or null for every image"),
+    "val_limit": (lambda v: v >= 1, "a whole number >= 1, or null for every image"),
+    "num_random": (lambda v: v >= 0, "a whole number >= 0"),
+    "calib_batches": (lambda v: v >= 0, "a whole number >= 0"),
+    "lr": (lambda v: 0 < v < math.inf, "a positive number"),
+    "momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "weight_decay": (lambda v: 0 <= v < math.inf, "a number >= 0"),
+    "val_fraction": (lambda v: 0 < v < 1, "a number in (0, 1)"),
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Every knob of a training run; recorded in ``run.json`` and checked on resume."""
@@ -54,11 +72,18 @@ class TrainConfig:
     val_limit: int | None = None    # score on the first val images only (quick estimates)
     split_seed: int | None = None   # seed of the train/val split; None: ``seed``
     sampling: str = "sandwich"      # supernet paths per step: "sandwich" or "fair" (FairNAS)
+    warmup_epochs: float = 0.0      # linear learning-rate warm-up before the cosine decay
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
             raise ConfigError(f"TrainConfig.sampling (--sampling): {self.sampling!r} not in "
                               f"{SAMPLINGS}")
+        warmup = self.warmup_epochs
+        if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) \
+                or not (warmup == 0 or 0 < warmup < self.epochs):
+            raise ConfigError(f"TrainConfig.warmup_epochs: {warmup!r} must be a number of "
+                              f"epochs >= 0 and below epochs ({self.epochs}), so that the "
+                              "learning rate also decays")
 
     @property
     def data_seed(self) -> int:
@@ -85,7 +110,14 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, kinds):
                 raise ConfigError(f"{source}: recipe field {name!r} is {value!r}; expected "
                                   f"{'a number' if kinds == (int, float) else kinds.__name__}")
-        return cls(**data)
+            usable, expected = RECIPE_RANGES.get(name, (lambda _: True, ""))
+            if value is not None and not usable(value):
+                raise ConfigError(f"{source}: recipe field {name!r} is {value!r}; expected "
+                                  f"{expected}")
+        try:
+            return cls(**data)
+        except ConfigError as err:  # a setting judged with the others (sampling, warm-up)
+            raise ConfigError(f"{source}: {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON; settings added later appear only when not at their
@@ -95,6 +127,8 @@ class TrainConfig:
             del values["split_seed"]
         if values["sampling"] == "sandwich":
             del values["sampling"]
+        if values["warmup_epochs"] == 0:
+            del values["warmup_epochs"]
         return values
 
 
@@ -115,6 +149,26 @@ def epoch_batches(indices: torch.Tensor, batch_size: int, seed: int, epoch: int,
 def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
     """Cosine decay from ``base_lr`` to 0 over ``total_steps``."""
     return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
+def scheduled_lr(base_lr: float, step: int, total_steps: int, warmup_steps: int = 0) -> float:
+    """The learning rate of ``step``: linear from ``base_lr / warmup_steps`` up to ``base_lr``
+    over the first ``warmup_steps``, then cosine decay to 0 over the remaining steps.
+
+    A deep network (ResNet-56) fed the full rate from its first step can spend a short recipe
+    recovering from the first updates, which its random batch-norm statistics make large;
+    rising to the rate gets it past them. Without warm-up this is exactly `cosine_lr`, so runs
+    recorded before warm-up existed resume on the schedule they started with.
+    """
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    return cosine_lr(base_lr, step - warmup_steps, max(1, total_steps - warmup_steps))
+
+
+def recipe_warmup_steps(config: TrainConfig, steps_per_epoch: int) -> int:
+    """The recipe's warm-up in optimizer steps (at least one step of decay remains)."""
+    total = max(1, steps_per_epoch * config.epochs)
+    return min(round(config.warmup_epochs * steps_per_epoch), total - 1)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
@@ -150,6 +204,7 @@ def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize:
     steps_per_epoch = len(epoch_batches(split.train, config.batch_size, config.seed, 0,
                                         runtime))
     total_steps = max(1, steps_per_epoch * config.epochs)
+    warmup = recipe_warmup_steps(config, steps_per_epoch)
     parameters = list(state_module.parameters())
     images_on_device = data.images.to(runtime.device)
     labels_on_device = data.labels.to(runtime.device)
@@ -164,7 +219,7 @@ def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize:
         for i, index in enumerate(batches):
             global_step = epoch * steps_per_epoch + i
             for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(config.lr, global_step, total_steps)
+                group["lr"] = scheduled_lr(config.lr, global_step, total_steps, warmup)
             index = index.to(runtime.device)
             inputs = prepare_batch(images_on_device[index], normalize, True, None,
                                    augment_rng).contiguous(memory_format=runtime.memory_format)

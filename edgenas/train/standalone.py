@@ -95,6 +95,36 @@ def _train_arch(arch: Arch, data_spec: str, out: Path, config: TrainConfig,
     return result
 
 
+#: A network trained by a recipe converged when its validation accuracy is at least this
+#: multiple of chance (1 / classes) ...
+MIN_ACCURACY_OVER_CHANCE = 1.5
+#: ... and it rose above chance by at least this share of what the most accurate network
+#: trained with the same recipe rose (a short recipe lifts every net that learns well clear
+#: of chance: one still near it has not shown what it can do).
+MIN_SHARE_OF_BEST_GAIN = 0.25
+CONVERGENCE_RULE = (f"a network converged when its validation accuracy is at least "
+                    f"{MIN_ACCURACY_OVER_CHANCE:g} x chance (1 / classes) and it rose above "
+                    f"chance by at least {100 * MIN_SHARE_OF_BEST_GAIN:g} % of what the most "
+                    f"accurate network trained with the same recipe rose")
+
+
+def convergence_floor(num_classes: int, best_accuracy: float | None = None) -> float:
+    """The lowest validation accuracy that counts as converged (`CONVERGENCE_RULE`);
+    ``best_accuracy``: the most accurate network trained with the same recipe, if known."""
+    chance = 1.0 / num_classes
+    floor = MIN_ACCURACY_OVER_CHANCE * chance
+    if best_accuracy is not None:
+        floor = max(floor, chance + MIN_SHARE_OF_BEST_GAIN * (best_accuracy - chance))
+    return floor
+
+
+def converged(val_accuracy: float, num_classes: int, best_accuracy: float | None = None
+              ) -> bool:
+    """Whether a trained network learned enough for its accuracy to be compared as a
+    result of that network, not of how the recipe failed it: `CONVERGENCE_RULE`."""
+    return val_accuracy >= convergence_floor(num_classes, best_accuracy)
+
+
 def arch_folder(arch: Arch) -> str:
     """A short, stable folder name for an arch's training run."""
     return hashlib.sha256(arch.to_json().encode()).hexdigest()[:16]
