@@ -15,6 +15,7 @@ import pytest
 
 from edgenas.cli import main
 from edgenas.errors import ProfileError
+from edgenas.profile import anchor as anchor_module
 from edgenas.profile import transfer as transfer_module
 from edgenas.profile.lut import load_lut, lut_path, save_lut
 from edgenas.profile.profiler import profile
@@ -56,6 +57,7 @@ def new_device(source_profiles, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     device = scripted_device(monkeypatch, TARGET_COST)
     monkeypatch.setattr(transfer_module, "DeviceSession", device.session)
+    monkeypatch.setattr(anchor_module, "DeviceSession", device.session)
     return device
 
 
@@ -159,3 +161,40 @@ def test_the_profile_offers_the_plain_profile_when_the_transfer_is_worse(
     printed = capsys.readouterr().out
     assert "worse than counting MACs" in printed
     assert "edgenas profile new-board --space tiny --time-budget" in printed
+
+
+# -- the table's level at the time of use ---------------------------------------------------
+
+def test_a_table_built_in_a_fast_stretch_is_reanchored_to_a_slow_one(new_device, capsys) -> None:
+    from edgenas.profile.latency import LatencyModel
+    from edgenas.profile.measure import measure_latency
+
+    assert _transfer("--networks", "20") == 0
+    path = lut_path("profiles", "new-board", "tiny")
+    device, space = get_device("new-board"), tiny_space()
+    archs = {f"a{i}": space.sample(9_000 + i) for i in range(20)}
+    new_device.load = 1.3  # a slower stretch, minutes later
+    slow = measure_latency(device, archs)  # as a user times them now
+    stale = LatencyModel(load_lut(path))
+    bias = sorted(stale.predict(a) / slow[n] for n, a in archs.items())[10]
+    assert bias == pytest.approx(1 / 1.3, rel=0.02)  # every prediction 23 % too fast
+
+    assert main(["profile", "new-board", "--space", "tiny", "--reanchor"]) == 0
+    assert "predictions x 1.300" in capsys.readouterr().out
+    anchored = load_lut(path)
+    model = LatencyModel(anchored)
+    assert all(model.predict(a) == pytest.approx(slow[n], rel=0.02) for n, a in archs.items())
+    # its own held-out times stay at the yardstick: the validation is unchanged
+    assert LatencyModel(anchored, anchored=False).predict(archs["a0"]) == pytest.approx(
+        stale.predict(archs["a0"]))
+
+
+def test_a_recalibration_drops_the_anchor_of_the_old_yardstick(new_device) -> None:
+    assert _transfer("--networks", "20") == 0
+    new_device.load = 1.3
+    assert main(["profile", "new-board", "--space", "tiny", "--reanchor"]) == 0
+    path = lut_path("profiles", "new-board", "tiny")
+    assert load_lut(path).timing["anchor"]["ratio"] == pytest.approx(1.3)
+    lut = profile(get_device("new-board"), tiny_space(), load_lut(path), recalibrate=True,
+                  calibrate=20)
+    assert "anchor" not in lut.timing

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgenas.deploy.deploy import ROUNDS
+from edgenas.deploy.deploy import ROUNDS, classify_on_device
 from edgenas.errors import EdgenasError
 from edgenas.space import Arch
 
@@ -65,6 +65,10 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     else:
         print("no prediction in the bundle for this device (no latency table when exported)")
     print(f"report: {Path(args.bundle) / 'deploy' / (args.device + '.json')}")
+    if args.classify:
+        print(f"run.py on {args.device}, {args.classify}:")
+        print(classify_on_device(Path(args.bundle), get_device(args.device),
+                                 Path(args.classify)).rstrip())
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -72,9 +76,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser("export", help="export an arch as a verified ONNX/FP16/INT8 bundle")
     export.add_argument("target", help="search run directory (with --pick) or arch preset/JSON")
     export.add_argument("--pick", help="knee, best, fastest, or a front index (search runs)")
-    export.add_argument("--max-latency-ms", type=float, help="with --pick best")
-    export.add_argument("--device", help="with --pick best/fastest after a search over several "
-                                         "devices: whose latency the pick is judged on")
+    export.add_argument("--max-latency-ms", type=float,
+                        help="with --pick knee, best or fastest: leave out the front archs "
+                             "slower than this before the pick chooses")
+    export.add_argument("--device", help="with --pick after a search over several devices: "
+                                         "whose latency the pick is judged on")
     export.add_argument("--weights", metavar="RUN",
                         help="stand-alone or supernet training run dir (default: the run that "
                              "trained the picked arch, when the search trained it)")
@@ -91,4 +97,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                      help=f"timings of the model, each with its own warm-up (default {ROUNDS}); the "
                           "table is called drifting only when its prediction is more than "
                           "10 %% from every one of them")
+    dep.add_argument("--classify", metavar="IMAGE",
+                     help="also classify IMAGE (PNG, PPM/PGM or .npy) on the device with the "
+                          "bundle's own run.py and the device's runtime")
     dep.set_defaults(func=cmd_deploy)

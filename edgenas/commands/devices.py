@@ -13,6 +13,7 @@ from edgenas.device.descriptor import (Connection, Device, Runtime, device_dirs,
                                        list_devices, parse_device)
 from edgenas.errors import DeviceError, EdgenasError, ProfileError
 from edgenas.locking import folder_lock
+from edgenas.profile.anchor import reanchor
 from edgenas.profile.keys import space_units
 from edgenas.profile.latency import describe_correction
 from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
@@ -154,6 +155,16 @@ def cmd_profile(args: argparse.Namespace) -> None:
     space = get_space(args.space)
     path = lut_path(args.profiles_dir, device.name, space.name)
     existing = load_lut(path) if path.exists() else None
+    if args.reanchor:
+        if existing is None:
+            raise ProfileError(f"--reanchor: no table {path} to anchor; profile it first")
+        with folder_lock(path.parent, f"profiling of {space.name}", name=f".{space.name}.lock"):
+            anchor = reanchor(device, space, existing)
+            save_lut(existing, path)
+        print(f"{path}: the reference network takes {anchor['reference_now_ms']:.4g} ms now "
+              f"(fastest of {anchor['burst']}), {anchor['reference_ms']:.4g} ms at the table's "
+              f"yardstick: predictions x {anchor['ratio']:.3f} from now on")
+        return
     if args.source:
         lut = _transfer(args, device, space, path, existing)
         _print_table(args, lut)
@@ -262,6 +273,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                            "fit, the rest are predicted (default: every unit, or 8 minutes for "
                            f"a space of more than {SAMPLE_ABOVE:,} units, or "
                            f"{TENSORRT_BUDGET_MIN:.0f} minutes on a TensorRT device)")
+    prof.add_argument("--reanchor", action="store_true",
+                      help="time the table's reference network a few times now and scale its "
+                           "predictions to the device's present level (a shared host's or "
+                           "board's slow and fast phases last minutes); seconds, not a re-profile")
     prof.add_argument("--from", dest="source", metavar="SOURCE",
                       help="transfer: build the table from device SOURCE's measured table of "
                            "the same space and --networks networks timed on this device, "

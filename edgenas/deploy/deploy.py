@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +121,33 @@ def deploy(bundle_dir: Path, device: Device, rounds: int = ROUNDS) -> dict[str, 
         report["lut_drifting"] = drifting(predicted["ms"], stats["rounds_ms"])
     write_json_atomic(report, out_dir / f"{device.name}.json")
     return report
+
+
+#: What the bundle's runner needs beside the model to classify an image on the device.
+RUNNER_FILES = ("run.py", "preprocess.json", "labels.txt")
+
+
+def classify_on_device(bundle_dir: Path, device: Device, image: Path, top: int = 5) -> str:
+    """The bundle's own ``run.py`` classifying ``image`` on ``device``, with the device's
+    Python and runtime (what a user runs there); returns its output (score, label lines).
+
+    Only the runner, its two small inputs, the device's model and the image travel, as
+    verified against the bundle's manifest."""
+    bundle = load_bundle(bundle_dir)  # hashes checked: nothing tampered travels
+    model_name = model_for(device, bundle["manifest"]["files"])
+    if device.runtime.name != "onnxruntime":
+        raise EdgenasError(f"{device.name}: run.py runs ONNX models with ONNX Runtime; "
+                           f"{device.runtime.name} devices run the engine deploy builds")
+    if not Path(image).is_file():
+        raise EdgenasError(f"--classify {image}: no such image file")
+    with tempfile.TemporaryDirectory(prefix="edgenas-classify-") as folder:
+        staged = Path(folder) / "classify"
+        staged.mkdir()
+        for name in (*RUNNER_FILES, model_name):
+            shutil.copyfile(Path(bundle_dir) / name, staged / name)
+        shutil.copyfile(image, staged / f"image{Path(image).suffix}")
+        with DeviceSession(device) as session:
+            remote = str(staged) if session.local else session.connector.push(staged, "classify")
+            return session.connector.run(
+                [session.python, f"{remote}/run.py", f"{remote}/image{Path(image).suffix}",
+                 "--bundle", remote, "--model", model_name, "--top", str(top)])

@@ -281,10 +281,15 @@ def arch_features(lut: LUT, arch: Arch, costs: dict[str, UnitCost] | None = None
 
 
 class LatencyModel:
-    """Predicts milliseconds for archs of the table's space on the table's device."""
+    """Predicts milliseconds for archs of the table's space on the table's device.
 
-    def __init__(self, lut: LUT) -> None:
+    Predictions are at the device's level when the table was last re-anchored
+    (`edgenas.profile.anchor`); ``anchored=False`` gives them at the table's own yardstick,
+    the level its held-out and drift timings are expressed at."""
+
+    def __init__(self, lut: LUT, anchored: bool = True) -> None:
         self.lut = lut
+        self.anchor = float((lut.timing.get("anchor") or {}).get("ratio", 1.0)) if anchored else 1.0
         self.correction = lut.correction or {"intercept_ms": 0.0, "scale": 1.0,
                                              "per_unit_ms": 0.0}
         self.boosted = (BoostedModel(self.correction["boosted"])
@@ -300,9 +305,10 @@ class LatencyModel:
         """Predicted batch-1 latency in ms."""
         if self.boosted is not None:
             features = arch_features(self.lut, arch, self._costs)
-            return float(self.boosted.predict(features)[0])
+            return self.anchor * float(self.boosted.predict(features)[0])
         kinds, units = kind_sums(self.lut, arch)
-        return float(predict_corrected(self.correction, kinds[None, :], np.array([units]))[0])
+        return self.anchor * float(predict_corrected(self.correction, kinds[None, :],
+                                                     np.array([units]))[0])
 
 
 def accuracy_metrics(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:

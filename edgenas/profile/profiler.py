@@ -433,8 +433,9 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
                 log.warning("measuring %s/%s anew; the existing table is stale: %s",
                             device.name, space.name, "; ".join(reasons))
                 lut = LUT.new(device, space, fingerprint)
-        if recalibrate:
+        if recalibrate:  # a new yardstick: an anchor to the old one means nothing now
             lut.networks["calibration"], lut.correction = [], None
+            lut.timing.pop("anchor", None)
             revalidate = True
         guard = load_guard(device, space, None if recalibrate else lut)
         if guard is not None:  # the yardstick first: every time in the table is relative to it
@@ -590,7 +591,7 @@ def validation_report(lut: LUT, count: int | None = None) -> dict[str, Any]:
     items = lut.networks.get("validation", [])[:count]
     if not items:
         raise ProfileError("no validation networks timed; run with --validate N")
-    model = LatencyModel(lut)
+    model = LatencyModel(lut, anchored=False)  # held-out times are at the yardstick
     predicted = [model.predict(Arch.from_json(item["arch"])) for item in items]
     measured = [item["measured_ms"] for item in items]
     raw = [unit_sum(lut, Arch.from_json(item["arch"]))[0] for item in items]
