@@ -16,7 +16,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from edgenas.assess import assess, slug
 from edgenas.deploy.deploy import deploy
@@ -31,6 +31,7 @@ from edgenas.profile.latency import LatencyModel
 from edgenas.profile.lut import LUT, load_lut, lut_path, open_lut, save_lut
 from edgenas.profile.profiler import profile, unfinished
 from edgenas.report import write_report
+from edgenas.search import accuracy_source
 from edgenas.search.engine import SearchConfig, completed, run_search
 from edgenas.search.objectives import Budgets, Evaluator, SearchError, check_budgets_reachable
 from edgenas.search.results import PICK_RULES, load_front, pick, write_results
@@ -98,7 +99,7 @@ class RunConfig:
         warmup = self.train_warmup_epochs
         if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) \
                 or not 0 <= warmup < self.train_epochs:
-            raise ConfigError(f"train_warmup_epochs {warmup!r}: must be >= 0 and below "
+            raise ConfigError(f"--train-warmup-epochs {warmup!r}: must be >= 0 and below "
                               f"--train-epochs ({self.train_epochs})")
         if not (isinstance(self.table_minutes, (int, float)) and 0 < self.table_minutes < 1e6):
             raise ConfigError(f"--table-minutes {self.table_minutes!r}: must be a positive "
@@ -231,7 +232,10 @@ def _search(state: RunState) -> dict[str, Any]:
                            SearchConfig("nsga2", config.trials, config.population, config.seed),
                            storage=storage)
         trials = completed(study)
-        info.update(strategy="nsga2", supernet=str(state.out / "supernet"))
+        info.update(strategy="nsga2", supernet=str(state.out / "supernet"),
+                    accuracy_source=accuracy_source.estimated(
+                        f"supernet:{state.out / 'supernet'}", accuracy=True,
+                        what=accuracy_source.SUPERNET))
         surrogate = None
     else:
         evaluator = Evaluator(("accuracy", "latency", "memory"), budgets, latency,
@@ -245,12 +249,39 @@ def _search(state: RunState) -> dict[str, Any]:
                                      search, recipe.to_dict(), storage=storage)
         trials = trained_trials(study)
         surrogate = surrogate_summary(study, config.seed)
-        info.update(strategy="surrogate-nsga2", recipe=recipe.to_dict(), surrogate=surrogate)
+        split = accuracy_source.recorded_split(t.user_attrs.get("run_dir") for t in trials)
+        info.update(strategy="surrogate-nsga2", recipe=recipe.to_dict(), surrogate=surrogate,
+                    accuracy_source=accuracy_source.trained(recipe.to_dict(), config.data, split))
     write_results(search_dir, trials, evaluator.objectives, config.population, info)
     front = load_front(search_dir)
-    chosen = {name: pick(front, name) for name in ("knee", "fastest")}
+    chosen, same = choose_picks(front, PICKS)
     return {"trials": front["trials"], "hypervolume": front["hypervolume"],
-            "front": front["front"], "chosen": chosen, "surrogate": surrogate}
+            "front": front["front"], "chosen": chosen, "same_picks": same,
+            "surrogate": surrogate, "accuracy_source": front.get("accuracy_source")}
+
+
+#: The picks the main job exports, in order: a later one that is the same arch as an
+#: earlier one is exported once, under the earlier name.
+PICKS = ("knee", "fastest")
+
+
+def choose_picks(front: dict[str, Any], names: Sequence[str] = PICKS
+                 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """(the distinct picks by name, {pick: the earlier pick that is the same arch}).
+
+    On a small front two rules often land on one arch; exporting, deploying and reporting
+    it twice under two names would suggest a choice that is not there."""
+    chosen: dict[str, dict[str, Any]] = {}
+    same: dict[str, str] = {}
+    for name in names:
+        record = pick(front, name)
+        earlier = next((other for other, kept in chosen.items()
+                        if kept["arch"] == record["arch"]), None)
+        if earlier is None:
+            chosen[name] = record
+        else:
+            same[name] = earlier
+    return chosen, same
 
 
 def _picks(state: RunState) -> dict[str, Arch]:
@@ -348,6 +379,7 @@ def _deploy(state: RunState) -> dict[str, Any]:
 def _report(state: RunState) -> dict[str, Any]:
     results = state.results
     picks = results["search"]["chosen"]
+    same = results["search"].get("same_picks", {})  # older stored results have none
     models = []
     for name, record in picks.items():
         exported, deployed = results["export"][name], results["deploy"][name]
@@ -366,7 +398,9 @@ def _report(state: RunState) -> dict[str, Any]:
                "search": {k: results["search"].get(k)
                           for k in ("trials", "hypervolume", "surrogate")},
                "front_size": len(results["search"]["front"]), "models": models,
-               "pick_rules": {name: PICK_RULES[name] for name in picks},
+               "same_picks": same,
+               "pick_rules": {name: PICK_RULES[name] for name in (*picks, *same)},
+               "accuracy_source": results["search"].get("accuracy_source"),
                "baselines": baselines, "convergence_rule": CONVERGENCE_RULE,
                "recipe": results["train"]["recipe"]}
     write_json_atomic(summary, state.out / "summary.json")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from edgenas.profile.latency import LatencyModel
+from edgenas.search.accuracy_source import describe as describe_accuracy
 from edgenas.space import Arch
 
 # Searched front (estimates), stand-alone trained picks, hand-designed baselines.
@@ -181,12 +182,21 @@ def _not_converged(baselines: Sequence[dict[str, Any]], rule: str | None) -> str
             f"The rule: {html.escape(rule or '')}.</p>")
 
 
-def _pick_rules(rules: dict[str, str] | None) -> str:
-    """How each exported pick was chosen from the front, in the code's own words."""
+def _pick_rules(rules: dict[str, str] | None, same: dict[str, str] | None = None) -> str:
+    """How each pick was chosen from the front, in the code's own words, and which picks
+    landed on an arch another pick already is (exported once, under the other's name)."""
     if not rules:
         return ""
     items = "".join(f"<li>{html.escape(rule)}</li>" for rule in rules.values())
+    items += "".join(f"<li>{html.escape(name)}: same arch as {html.escape(other)} (exported "
+                     f"once, as {html.escape(other)})</li>" for name, other in (same or {}).items())
     return f"<p>How the picks were chosen from the front:</p><ul>{items}</ul>"
+
+
+def _accuracy_source(source: dict[str, Any] | None, front: Sequence[dict[str, Any]]) -> str:
+    """What the front's accuracies are (trained how, or estimated by what), in words."""
+    line = describe_accuracy(source, front).removeprefix("accuracy: ")
+    return f"<p>The front's accuracies: {html.escape(line)}.</p>"
 
 
 def _image(path: Path) -> str:
@@ -226,11 +236,12 @@ hypervolume {search['hypervolume']:.4g}. The picks and the hand-designed baselin
 trained from scratch with one recipe ({recipe['epochs']} epochs, batch
 {recipe['batch_size']}, lr {recipe['lr']}, {_schedule(recipe)}) and timed on the device as
 whole networks.</p>
+{_accuracy_source(summary.get('accuracy_source'), front)}
 {_surrogate(surrogate)}
 <h2>Searched models against hand-designed ones</h2>
 <img src="{_image(out / 'comparison.png')}" alt="accuracy against latency, MACs and memory">
 <h2>Exported models</h2>
-{_pick_rules(summary.get('pick_rules'))}
+{_pick_rules(summary.get('pick_rules'), summary.get('same_picks'))}
 <table><tr><th>model</th><th>{'in the search' if trained else 'supernet estimate'}</th><th>trained (val.)</th><th>MACs</th><th>params</th><th>peak memory</th><th>predicted</th><th>measured</th><th>formats</th></tr>{model_rows}</table>
 <h2>Hand-designed baselines (same recipe)</h2>
 <table><tr><th>network</th><th>trained (val.)</th><th>MACs</th><th>params</th><th>peak memory</th><th>predicted</th><th>measured</th></tr>{baseline_rows}</table>

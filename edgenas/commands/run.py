@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -15,48 +16,87 @@ def cmd_run(args: argparse.Namespace) -> None:
         device=args.device, space=args.space, data=args.data, out=args.out,
         profiles_dir=args.profiles_dir, estimator=args.estimator,
         supernet_epochs=args.supernet_epochs, train_epochs=args.train_epochs,
-        train_budget=args.train_budget, trials=args.trials, population=args.population,
+        train_budget=args.train_budget, train_warmup_epochs=args.train_warmup_epochs,
+        trials=args.trials, population=args.population,
         val_limit=args.val_limit, max_latency_ms=args.max_latency_ms,
         max_memory_mb=args.max_memory_mb, seed=args.seed,
         check_table=not args.skip_table_check, table_minutes=args.table_minutes,
         baselines=args.baselines, data_limit=args.data_limit)
     summary = run_pipeline(config)
-    for m in summary["models"]:
-        print(f"{m['name']:>8}: val. accuracy {100 * m['accuracy_exported']:.1f} %, "
-              f"{m['macs'] / 1e6:.2f} M MACs, predicted {m['predicted_ms']:.3f} ms, measured "
-              f"{m['measured_ms']:.3f} ms on {args.device} -> {m['bundle']} ({', '.join(m['formats'])})")
-    for b in summary["baselines"]:
-        print(f"{b['name']:>8}: val. accuracy {100 * b['val_accuracy']:.1f} %, "
-              f"{b['macs'] / 1e6:.2f} M MACs, measured {b['measured_ms']:.3f} ms (hand-designed)")
+    for line in summary_lines(summary, args.device):
+        print(line)
     print(f"report: {args.out}/report.html")
+
+
+def summary_lines(summary: dict[str, Any], device: str) -> list[str]:
+    """What the main job tells the user at the end: each exported pick (and a pick that is
+    the same arch as another), then each baseline, or why it has no accuracy to compare."""
+    lines = []
+    for m in summary["models"]:
+        lines.append(f"{m['name']:>8}: val. accuracy {100 * m['accuracy_exported']:.1f} %, "
+                     f"{m['macs'] / 1e6:.2f} M MACs, predicted {m['predicted_ms']:.3f} ms, "
+                     f"measured {m['measured_ms']:.3f} ms on {device} -> {m['bundle']} "
+                     f"({', '.join(m['formats'])})")
+    for name, same in summary.get("same_picks", {}).items():
+        lines.append(f"{name:>8}: same arch as {same} (exported once, as {same})")
+    for b in summary["baselines"]:
+        costs = f"{b['macs'] / 1e6:.2f} M MACs, measured {b['measured_ms']:.3f} ms"
+        if b["converged"]:
+            lines.append(f"{b['name']:>8}: val. accuracy {100 * b['val_accuracy']:.1f} %, "
+                         f"{costs} (hand-designed)")
+        else:
+            lines.append(f"{b['name']:>8}: {b['verdict']}; {costs} (hand-designed)")
+    return lines
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add `run`."""
     run = commands.add_parser("run", help="the whole job on one device (embedded default: "
                                           "host-cpu, cifar space, digits data)")
-    run.add_argument("--device", default="host-cpu")
-    run.add_argument("--space", default="cifar")
-    run.add_argument("--data", default="digits")
-    run.add_argument("--out", default="runs/main")
-    run.add_argument("--profiles-dir", default="profiles")
+    run.add_argument("--device", default="host-cpu",
+                     help="device to search for and deploy on: a name from devices/ or a "
+                          "descriptor .toml (default host-cpu)")
+    run.add_argument("--space", default="cifar",
+                     help="search space: cifar (default) or imagenet")
+    run.add_argument("--data", default="digits",
+                     help="images to train and validate on: digits (default, built in), "
+                          "cifar10:DIR or an ImageFolder tree")
+    run.add_argument("--out", default="runs/main",
+                     help="run directory; re-running the same command there resumes it "
+                          "(default runs/main)")
+    run.add_argument("--profiles-dir", default="profiles",
+                     help="where latency tables are read and written (default profiles)")
     run.add_argument("--estimator", choices=("trained", "supernet"), default="trained",
                      help="trained (default): a surrogate-assisted search whose front holds "
                           "trained archs; supernet: a weight-sharing supernet scores every "
                           "trial (worth it with a GPU)")
-    run.add_argument("--supernet-epochs", type=int, default=15, help="with --estimator supernet")
+    run.add_argument("--supernet-epochs", type=int, default=15,
+                     help="with --estimator supernet: epochs of supernet training (default 15)")
     run.add_argument("--train-epochs", type=int, default=2,
                      help="epochs of the one recipe the searched archs and the baselines "
-                          "are trained with")
+                          "are trained with (default 2)")
+    run.add_argument("--train-warmup-epochs", type=float, default=0.5, metavar="EPOCHS",
+                     help="the recipe's linear learning-rate warm-up, in epochs (fractions "
+                          "allowed), before the cosine decay; 0 for none, below "
+                          "--train-epochs (default 0.5)")
     run.add_argument("--train-budget", type=int, default=14,
-                     help="archs the search trains in all")
+                     help="archs the search trains in all (default 14)")
     run.add_argument("--trials", type=int, default=300,
-                     help="inner-search trials per round (supernet: trials in all)")
-    run.add_argument("--population", type=int, default=20)
-    run.add_argument("--val-limit", type=int, default=200)
-    run.add_argument("--max-latency-ms", type=float)
-    run.add_argument("--max-memory-mb", type=float)
-    run.add_argument("--seed", type=int, default=0)
+                     help="inner-search trials per round (supernet: trials in all; "
+                          "default 300)")
+    run.add_argument("--population", type=int, default=20,
+                     help="NSGA-II population of the search (default 20)")
+    run.add_argument("--val-limit", type=int, default=200,
+                     help="with --estimator supernet: validation images each trial is scored "
+                          "on (default 200)")
+    run.add_argument("--max-latency-ms", type=float,
+                     help="latency budget on the device, as its latency table predicts "
+                          "it: the front and the picks hold only archs within it")
+    run.add_argument("--max-memory-mb", type=float,
+                     help="budget on peak inference memory (FP32, MB), as the latency "
+                          "budget")
+    run.add_argument("--seed", type=int, default=0,
+                     help="seed of the search, the split and the training (default 0)")
     run.add_argument("--table-minutes", type=float, default=1.5,
                      help="minutes of unit timing when the device's table must be measured "
                           "anew (a sample of units, the rest predicted; 'edgenas profile' "

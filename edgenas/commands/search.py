@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgenas.errors import EdgenasError
+from edgenas.search import accuracy_source
 from edgenas.search.engine import STRATEGIES, SearchConfig, completed, run_search
 from edgenas.search.objectives import (DEFAULT_OBJECTIVES, OBJECTIVES, Budgets, Evaluator,
                                        check_budgets_reachable, parse_weights)
@@ -123,14 +124,18 @@ def cmd_search_trained(args: argparse.Namespace, space, objectives: tuple[str, .
         return
     trials = trained_trials(study)
     surrogate = surrogate_summary(study, args.seed)
+    source = accuracy_source.trained(recipe.to_dict(), args.data, accuracy_source.recorded_split(
+        t.user_attrs.get("run_dir") for t in trials))
     info = {"space": space.name, "device": args.device, "strategy": f"surrogate-{args.strategy}",
             "seed": args.seed, "storage": storage, "study_name": args.study_name,
             "budgets": {k: v for k, v in vars(budgets).items() if v is not None},
-            "recipe": recipe.to_dict(), "data": args.data, "surrogate": surrogate}
+            "recipe": recipe.to_dict(), "data": args.data, "surrogate": surrogate,
+            "accuracy_source": source}
     summary = write_results(out, trials, objectives, args.per_round, info)
     print(f"{out}: {len(trials)} archs trained in {time.perf_counter() - start:.0f} s; "
           f"{len(summary['front'])} on the Pareto front (all trained), hypervolume "
           f"{summary['hypervolume']:.4g}")
+    print(accuracy_source.describe(source, summary["front"]))
     final = surrogate.get("final")
     if final:
         print(f"surrogate: {final['model']}, cross-validated Kendall tau "
@@ -175,12 +180,16 @@ def cmd_search(args: argparse.Namespace) -> None:
             "seed": args.seed, "storage": storage, "study_name": args.study_name,
             "budgets": {k: v for k, v in vars(budgets).items() if v is not None},
             "supernet": args.supernet,
-            "estimator": estimator.describe() if estimator is not None else None}
+            "estimator": estimator.describe() if estimator is not None else None,
+            "accuracy_source": (accuracy_source.of_estimator(estimator)
+                                if estimator is not None else None)}
     summary = write_results(out, trials, objectives, args.population, info)
     rate = 60 * evaluator.accuracy_calls / elapsed if elapsed else 0.0
     print(f"{out}: {summary['trials']} trials ({summary['distinct_archs']} distinct archs, "
           f"{summary['feasible_trials']} within budget) in {elapsed:.0f} s; "
           f"{len(summary['front'])} on the Pareto front, hypervolume {summary['hypervolume']:.4g}")
+    if estimator is not None:
+        print(accuracy_source.describe(info["accuracy_source"], summary["front"]))
     if evaluator.accuracy_calls:
         print(f"accuracy estimates: {evaluator.accuracy_calls} ({rate:.1f} archs/min in this worker)")
     print(f"see {out / 'pareto.png'}, {out / 'pareto.html'}; 'edgenas pareto {out}'")
@@ -196,15 +205,22 @@ def cmd_pareto(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(summary["front"], indent=2))
         return
+    front = summary["front"]
     extra = [m for m in ("macs", "params", "memory", "latency") if m not in objectives
-             and summary["front"] and m in summary["front"][0]]
-    columns = ["#", "trial", *objectives, *extra]
-    print(f"{len(summary['front'])} Pareto-optimal archs of {summary['trials']} trials "
+             and front and m in front[0]]
+    # a front trained at several fidelities shows each arch's, beside its accuracy
+    fidelity = [accuracy_source.FIDELITY] if any(accuracy_source.FIDELITY in r
+                                                 for r in front) else []
+    columns = ["#", "trial", *objectives, *extra, *fidelity]
+    print(f"{len(front)} Pareto-optimal archs of {summary['trials']} trials "
           f"(space {summary['space']}, device {summary['device']}, hypervolume "
           f"{summary['hypervolume']:.4g})")
+    if "accuracy" in objectives:
+        print(accuracy_source.describe(summary.get("accuracy_source"), front))
     print("  ".join(f"{c:>10}" for c in columns))
-    for i, r in enumerate(summary["front"]):
-        cells = [str(i), str(r["trial"]), *(f"{r[c]:.4g}" for c in (*objectives, *extra))]
+    for i, r in enumerate(front):
+        cells = [str(i), str(r["trial"]), *(f"{r[c]:.4g}" for c in (*objectives, *extra)),
+                 *(str(r.get(c, "-")) for c in fidelity)]
         print("  ".join(f"{c:>10}" for c in cells))
 
 
@@ -263,8 +279,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     pareto = commands.add_parser("pareto", help="print a search's Pareto front or pick a point")
     pareto.add_argument("run", help="search run directory")
     pareto.add_argument("--pick", help="knee, best, fastest, or a front index")
-    pareto.add_argument("--max-latency-ms", type=float, help="with --pick best")
-    pareto.add_argument("--device", help="with --pick best/fastest after a search over several "
-                                         "devices: whose latency the pick is judged on")
+    pareto.add_argument("--max-latency-ms", type=float,
+                        help="with --pick knee, best or fastest: leave out the front archs "
+                             "slower than this before the pick chooses")
+    pareto.add_argument("--device", help="with --pick after a search over several devices: "
+                                         "whose latency the pick is judged on")
     pareto.add_argument("--json", action="store_true")
     pareto.set_defaults(func=cmd_pareto)

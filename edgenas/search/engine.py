@@ -24,7 +24,7 @@ import statistics
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import optuna
@@ -252,6 +252,7 @@ def create_study(space: SearchSpace, evaluator: Evaluator, config: SearchConfig,
     except KeyError:
         exists = False
     mine = _identity(space, evaluator, config)
+    metrics = ["weighted_sum"] if config.strategy == "weighted-sum" else evaluator.objectives
     if exists:
         recorded = identity_on_record(study, mine)
         if recorded is not None and recorded != mine:
@@ -260,11 +261,23 @@ def create_study(space: SearchSpace, evaluator: Evaluator, config: SearchConfig,
         if not resume and study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             log.info("joining study %r with %d completed trials", study_name,
                      len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
+        name_metrics(study, metrics)  # a study from before the names were recorded
         return study
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
                                 directions=directions, load_if_exists=True)
     study.set_user_attr("edgenas", mine)
+    name_metrics(study, metrics)
     return study
+
+
+def name_metrics(study: optuna.Study, names: Sequence[str]) -> None:
+    """Name the study's objective values (``accuracy``, ``latency``, ...), so that
+    optuna-dashboard and Optuna's plots label them by name instead of 0, 1, 2."""
+    if study.metric_names == list(names) or len(study.directions) != len(names):
+        return  # named already, or a study of other objectives (refused elsewhere)
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, still so in 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(names))
 
 
 def identity_on_record(study: optuna.Study, mine: dict[str, Any]) -> dict[str, Any] | None:

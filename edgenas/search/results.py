@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial
 
 from edgenas.errors import EdgenasError
 from edgenas.jsonio import read_json, write_json_atomic
+from edgenas.search.accuracy_source import FIDELITY, label as source_label
 from edgenas.search.engine import front, hypervolume_history, objective_matrix
 from edgenas.search.objectives import objective_direction
 from edgenas.search.pareto import (BEST_RULE, FASTEST_RULE, KNEE_RULE, fastest_index,
@@ -25,8 +26,9 @@ from edgenas.search.pareto import (BEST_RULE, FASTEST_RULE, KNEE_RULE, fastest_i
 
 SCHEMA_VERSION = 1
 #: What a surrogate-assisted search adds to a front point: where its trained weights are,
-#: its training round and the accuracy the surrogate predicted before it was trained.
-TRAINED_ATTRS = ("run_dir", "round", "predicted_accuracy")
+#: its training round, the accuracy the surrogate predicted before it was trained, and
+#: (a search training at several fidelities) the epochs its accuracy was trained for.
+TRAINED_ATTRS = ("run_dir", "round", "predicted_accuracy", FIDELITY)
 _LABELS = {"accuracy": "accuracy (val.)", "latency": "latency (ms)", "memory": "peak memory (MB)",
           "macs": "MACs (M)", "params": "params (M)"}
 
@@ -96,7 +98,11 @@ def evaluated_lowest(trials: list[FrozenTrial]) -> dict[str, float]:
 
 def write_results(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[str, ...],
                   population: int, info: dict[str, Any]) -> dict[str, Any]:
-    """Write front.json/.csv, hypervolume.json, pareto.png and pareto.html; returns the summary."""
+    """Write front.json/.csv, hypervolume.json, pareto.png and pareto.html; returns the summary.
+
+    ``info`` goes into front.json as it is; its ``accuracy_source`` (`edgenas.search.
+    accuracy_source`) also labels every front.csv row, in a column of its own so that CSV
+    readers keep working."""
     if not trials:
         raise EdgenasError("the search completed no trials; nothing to write")
     records = front_records(trials, objectives)
@@ -114,11 +120,16 @@ def write_results(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[st
                        "hypervolume": history}, run_dir / "hypervolume.json")
     columns = ["trial", *objectives, *[m for m in ("macs", "params", "memory", "latency")
                                        if m not in objectives and records and m in records[0]]]
+    fidelity = [FIDELITY] if any(FIDELITY in r for r in records) else []
+    labelled = "accuracy" in objectives
     with open(run_dir / "front.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*columns, "arch"])
+        writer.writerow([*columns, *fidelity, *(["accuracy_source"] if labelled else []),
+                         "arch"])
         for r in records:
-            writer.writerow([*(r[c] for c in columns), json.dumps(r["arch"], sort_keys=True)])
+            source = [source_label(info.get("accuracy_source"), r)] if labelled else []
+            writer.writerow([*(r[c] for c in columns), *(r.get(c, "") for c in fidelity),
+                             *source, json.dumps(r["arch"], sort_keys=True)])
     _plot_png(run_dir / "pareto.png", trials, records, objectives)
     _plot_html(run_dir / "pareto.html", trials, records, objectives)
     return summary

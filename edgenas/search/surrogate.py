@@ -36,9 +36,9 @@ from edgenas.estimate.features import arch_features
 from edgenas.estimate.predictor import Predictor, fit_predictor
 from edgenas.estimate.rank import kendall
 from edgenas.search.engine import (Reconnect, SearchConfig, arch_of, completed, create_study,
-                                   identity_on_record, mark_alive, objective_matrix,
-                                   open_storage, orphaned, record_result, reference_costs,
-                                   run_search, weighted_sum)
+                                   identity_on_record, mark_alive, name_metrics,
+                                   objective_matrix, open_storage, orphaned, record_result,
+                                   reference_costs, run_search, weighted_sum)
 from edgenas.search.objectives import Evaluator, SearchError
 from edgenas.search.pareto import hypervolume, non_dominated
 from edgenas.space.arch import Arch
@@ -240,9 +240,26 @@ def _enqueue_missing(study: optuna.Study, space: SearchSpace, proposal: dict[str
     return missing
 
 
-def training_objective(space: SearchSpace, evaluator: Evaluator, trainer: Trainer
+def training_line(study: optuna.Study, trial_number: int, key: str, round_: int | None,
+                  train_budget: int | None = None) -> str:
+    """The progress line for an arch about to be trained: its round, its place in the
+    round's proposal (k of n), its trial and, given the budget, the count in all."""
+    proposal = study.user_attrs.get(f"proposal_{round_}") if round_ is not None else None
+    keys = [entry["arch"] for entry in proposal["archs"]] if proposal else []
+    where = (f"round {round_}: training arch {keys.index(key) + 1} of {len(keys)}"
+             if key in keys else "training an arch")
+    line = f"{where} (trial {trial_number})"
+    if train_budget is not None:
+        line += f", {len(trained_trials(study)) + 1} of {train_budget} in all"
+    return line
+
+
+def training_objective(space: SearchSpace, evaluator: Evaluator, trainer: Trainer,
+                       train_budget: int | None = None
                        ) -> Callable[[optuna.Trial], list[float]]:
-    """What a process runs per popped trial: train the queued arch (or reuse its result)."""
+    """What a process runs per popped trial: train the queued arch (or reuse its result);
+    each training starts with a `training_line` in the log (``train_budget``: the
+    search's, for the count in all)."""
     genes = space.genes()
 
     def objective(trial: optuna.Trial) -> list[float]:
@@ -266,6 +283,8 @@ def training_objective(space: SearchSpace, evaluator: Evaluator, trainer: Traine
                 # another process trains this arch (into the same folder): leave it to it
                 raise optuna.TrialPruned(f"arch is being trained by trial {other.number}")
         result = evaluator.cheap_result(arch)
+        log.info("%s", training_line(trial.study, trial.number, key,
+                                     trial.user_attrs.get("round"), train_budget))
         trained = trainer(arch)
         metrics = {**result["metrics"], "accuracy": float(trained["accuracy"])}
         _record(trial, metrics, result["constraints"], result["feasible"],
@@ -364,6 +383,7 @@ def open_archive(space: SearchSpace, evaluator: Evaluator, config: SurrogateConf
         study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
                                     directions=evaluator.directions, load_if_exists=True)
         study.set_user_attr("edgenas", mine)
+        name_metrics(study, evaluator.objectives)
         return study
     recorded = identity_on_record(study, mine)
     if recorded != mine:
@@ -372,6 +392,7 @@ def open_archive(space: SearchSpace, evaluator: Evaluator, config: SurrogateConf
         raise SearchError(f"study {study_name!r} was started with other settings "
                           f"({', '.join(changed) or 'not a surrogate-assisted search'}); "
                           f"use another --out, --storage or --study-name")
+    name_metrics(study, evaluator.objectives)  # a study from before the names were recorded
     return study
 
 
@@ -390,7 +411,7 @@ def run_surrogate_search(space: SearchSpace, evaluator: Evaluator, trainer: Trai
     without training)."""
     study = open_archive(space, evaluator, config, recipe, storage, study_name)
     study.set_user_attr("finished", False)
-    objective = training_objective(space, evaluator, trainer)
+    objective = training_objective(space, evaluator, trainer, config.train_budget)
     callbacks = [on_trained] if on_trained is not None else []
     while True:
         proposals = _proposals(study)
@@ -455,7 +476,7 @@ def join_surrogate_search(space: SearchSpace, evaluator: Evaluator, trainer: Tra
                                   f" start the leader (the same command without --worker)")
             time.sleep(poll_s)
     study = open_archive(space, evaluator, config, recipe, storage, study_name)
-    objective = training_objective(space, evaluator, trainer)
+    objective = training_objective(space, evaluator, trainer, config.train_budget)
     _train_queued(study, objective, lambda: bool(study.user_attrs.get("finished")),
                   [on_trained] if on_trained is not None else [], poll_s)
     return study
