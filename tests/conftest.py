@@ -263,3 +263,167 @@ def committed_tables_untouched():
     changed = sorted(name for name, data in _tables().items() if before.get(name) != data)
     assert not changed, (f"tests wrote into the checkout's profiles/: {changed}; give the "
                          "command a copy (--profiles-dir tmp_path/...)")
+
+
+# -- the committed tables, as another host sees them ------------------------------------------
+
+import json  # noqa: E402
+import re  # noqa: E402
+import textwrap  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+from edgenas.device.descriptor import get_device  # noqa: E402
+from edgenas.profile.lut import local_fingerprint  # noqa: E402
+
+#: The CPU a copied table names in its fingerprint: never this host's, whatever the host.
+ANOTHER_CPU = "Another CPU (not this host: a test's stand-in for a new machine)"
+
+
+def copy_committed_tables(folder: Path, fingerprint: Callable[[str, dict[str, Any]], dict[str, Any]]
+                          ) -> Path:
+    """A copy of the checkout's profiles/ in ``folder``, each table's fingerprint replaced by
+    ``fingerprint(device_name, committed_fingerprint)``; the entries are the committed ones."""
+    shutil.copytree(COMMITTED, folder, ignore=shutil.ignore_patterns(".*.lock"))
+    for path in sorted(folder.rglob("*.json")):
+        table = json.loads(path.read_text(encoding="utf-8"))
+        table["fingerprint"] = fingerprint(path.parent.name, table["fingerprint"])
+        path.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+    return folder
+
+
+def copy_tables_from_another_cpu(folder: Path) -> Path:
+    """The committed tables as a fresh clone on a new machine finds them: measured, by their
+    fingerprint, on another CPU, so stale here whichever host runs the tests."""
+    return copy_committed_tables(folder, lambda _, committed: {**committed, "cpu": ANOTHER_CPU})
+
+
+def copy_tables_current_here(folder: Path) -> Path:
+    """The committed tables with this host's fingerprint: what a table measured on this host
+    looks like, whichever host runs the tests and whichever measured the committed one."""
+    return copy_committed_tables(
+        folder, lambda device, committed: local_fingerprint(get_device(device)) or committed)
+
+
+@pytest.fixture
+def tables_from_another_cpu(tmp_path: Path) -> Path:
+    """A profiles/ folder whose tables name another CPU: a test that reads it must allow the
+    stale table explicitly (``--allow-stale``, ``allow_stale=True``), and so it passes on any
+    host, before `edgenas run` has rewritten the checkout's tables or after."""
+    return copy_tables_from_another_cpu(tmp_path / "profiles-from-another-cpu")
+
+
+@pytest.fixture
+def tables_current_here(tmp_path: Path) -> Path:
+    """A profiles/ folder whose tables are current on this host, for tests of what a table
+    that holds gives (export records predictions only from current tables)."""
+    return copy_tables_current_here(tmp_path / "profiles-current-here")
+
+
+# -- waiting for a state ----------------------------------------------------------------------
+
+def wait_until(reached: Callable[[], bool], what: str, timeout_s: float = 600,
+               poll_s: float = 0.05) -> None:
+    """Return once ``reached()`` holds. The timeout only guards against a hang: it fails the
+    test, it is never a moment the test acts at."""
+    deadline = time.monotonic() + timeout_s
+    while not reached():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout_s:.0f} s for {what}; it never happened")
+        time.sleep(poll_s)
+
+
+# -- a child process that acts at a state ------------------------------------------------------
+
+AFTER_EACH_RENAME = """
+import os, signal, sys
+from pathlib import Path
+sys.path[:0] = [{root!r}, {tests!r}]  # this checkout's edgenas, and the tests' helpers
+
+def after_rename(path: Path) -> None:
+{action}
+
+_replace = os.replace
+
+def _replace_then_act(src, dst, *args, **kwargs):
+    _replace(src, dst, *args, **kwargs)
+    after_rename(Path(os.fsdecode(dst)))
+
+os.replace = _replace_then_act
+{code}
+"""
+
+
+def acting_after_each_rename(code: str, action: str) -> list[str]:
+    """A command line running the Python ``code`` with ``action`` (the body of
+    ``after_rename(path: Path)``; ``os``, ``signal``, ``sys`` at hand) run after every file
+    the child renames into place.
+
+    edgenas writes every file it keeps (tables, run records, checkpoints, stage results) to a
+    temporary name and renames it (os.replace), so each rename is a new state on disk, and
+    an action taken there (SIGKILL, filling the disk) happens at exactly that state, however
+    fast or slow the host is. A test that polled from outside instead acted at whatever
+    state the child had reached by then.
+    """
+    script = AFTER_EACH_RENAME.format(root=str(Path(__file__).parents[1]),
+                                      tests=str(Path(__file__).parent),
+                                      action=textwrap.indent(textwrap.dedent(action).strip(),
+                                                             "    "),
+                                      code=textwrap.dedent(code).strip())
+    return [sys.executable, "-c", script]
+
+
+#: ``code`` for `acting_after_each_rename`: the edgenas command line given after the script.
+EDGENAS_CLI = "from edgenas.cli import main\nsys.exit(main(sys.argv[1:]))"
+
+
+# -- a skip says why, and CI allows only TensorRT's ----------------------------------------------
+
+#: Skips CI may keep: the hardware they need is absent from its hosts.
+ALLOWED_SKIP = re.compile(r"TensorRT|NVIDIA|CUDA")
+_SKIPS: list[tuple[str, str]] = []
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr or "")
+    return reason.removeprefix("Skipped: ").removeprefix("Skipped").strip()
+
+
+def _record_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _SKIPS.append((report.nodeid, _skip_reason(report)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _record_skip(report)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    _record_skip(report)
+
+
+def _refused_skips() -> list[tuple[str, str]]:
+    """Skips that fail the session: one without a reason, always; under
+    EDGENAS_REQUIRE_SERVICES=1 (CI), any whose reason is not missing NVIDIA hardware."""
+    return [(node, reason) for node, reason in _SKIPS
+            if not reason or require_services() and not ALLOWED_SKIP.search(reason)]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _refused_skips() and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    refused = _refused_skips()
+    if not refused:
+        return
+    terminalreporter.write_sep("=", "skips that fail the session", red=True)
+    for node, reason in refused:
+        terminalreporter.write_line(f"SKIPPED {node}: {reason or '(no reason given)'}", red=True)
+    if require_services():
+        terminalreporter.write_line(
+            "EDGENAS_REQUIRE_SERVICES=1: only a test that needs TensorRT or an NVIDIA GPU may "
+            "skip; install what the others name, or fix the test", red=True)
+    else:
+        terminalreporter.write_line("a skip says why: give pytest.skip a reason", red=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from conftest import tiny_space
@@ -12,10 +10,9 @@ from edgenas.assess import predict_latency, slug
 from edgenas.profile.measure import measure_latency
 from edgenas.cost.count import count
 from edgenas.device.descriptor import get_device
+from edgenas.errors import ProfileError
 from edgenas.profile.lut import open_lut
 from edgenas.space.baselines import baseline_archs, mobilenetv2_in_space
-
-PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 
 
 def test_cifar_baselines_are_the_papers_networks_sized_for_the_space() -> None:
@@ -47,9 +44,12 @@ def test_mobilenetv2_in_space_fits_any_space() -> None:
     assert arch.resolution == max(space.resolutions)
 
 
-def test_latency_is_measured_for_archs_outside_the_space_and_predicted_only_inside() -> None:
+def test_latency_is_measured_for_archs_outside_the_space_and_predicted_only_inside(
+        tables_from_another_cpu) -> None:
     space = get_space("cifar")
-    lut = open_lut(get_device("host-cpu"), space, PROFILES)
+    with pytest.raises(ProfileError, match="is stale"):  # the table names another CPU
+        open_lut(get_device("host-cpu"), space, tables_from_another_cpu)
+    lut = open_lut(get_device("host-cpu"), space, tables_from_another_cpu, allow_stale=True)
     baselines = baseline_archs(space)
     assert predict_latency(lut, baselines["ResNet-20"]) is None
     assert predict_latency(lut, baselines["MobileNetV2 (in space)"]) > 0

@@ -8,13 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from conftest import tiny_space
+from conftest import EDGENAS_CLI, acting_after_each_rename, tiny_space
 from edgenas.device.descriptor import get_device
 from edgenas.errors import EdgenasError
 from edgenas.export.bundle import load_bundle
@@ -102,25 +101,25 @@ def test_training_on_a_full_disk_keeps_the_last_checkpoint_and_resumes(small_dis
     out = small_disk / "run"
     argv = ["train", str(_lean_arch(tmp_path)), "--data", "digits", "--epochs", "6",
             "--limit", "256", "--val-limit", "64", "--batch-size", "64", "--out", str(out)]
-    process = subprocess.Popen([sys.executable, "-m", "edgenas.cli", *argv],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     checkpoint = out / "checkpoint.pt"
-    deadline = time.time() + 300
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    fill(small_disk)  # the disk fills up after the first finished epoch
-    _, stderr = process.communicate(timeout=600)
-    if process.returncode == 0:
-        pytest.skip("training finished every epoch before the disk was full (a fast host)")
+    # the disk fills up the moment the first epoch's checkpoint is in place
+    fill_after_epoch_1 = f"""
+from test_full_disk import fill
+if path == Path({str(checkpoint)!r}):
+    fill(Path({str(small_disk)!r}))
+"""
+    process = subprocess.run([*acting_after_each_rename(EDGENAS_CLI, fill_after_epoch_1), *argv],
+                             capture_output=True, text=True, timeout=600)
+    stderr = process.stderr
     assert process.returncode == 2, stderr
     assert "Traceback" not in stderr and "No space left on device" in stderr
     assert "free space and re-run the same command" in stderr
     saved = load_checkpoint(checkpoint)  # the last finished epoch, intact
-    assert saved["epoch"] >= 1 and _leftovers(small_disk) == []
+    assert saved["epoch"] == 1 and _leftovers(small_disk) == []
     free(small_disk)
     done = _edgenas(*argv)
     assert done.returncode == 0, done.stderr
-    assert f"after epoch {saved['epoch']}" in done.stderr  # resumed, not restarted
+    assert "after epoch 1" in done.stderr  # resumed, not restarted
     assert load_checkpoint(checkpoint)["epoch"] == 6 and (out / "result.json").exists()
 
 

@@ -7,17 +7,19 @@ from __future__ import annotations
 import copy
 import json
 import math
+import typing
+from dataclasses import asdict, fields, is_dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgenas.device.descriptor import parse_device
+from edgenas.device.descriptor import Device, parse_device
 from edgenas.errors import EdgenasError
 from edgenas.pipeline import RunConfig
 from edgenas.search.objectives import Budgets, parse_weights
 from edgenas.space import get_space
-from edgenas.space.arch import Arch
+from edgenas.space.arch import NEUTRAL, OP_USES, Arch
 from edgenas.train.loop import TrainConfig
 
 SPACES = [get_space("cifar"), get_space("imagenet")]
@@ -67,9 +69,11 @@ DEVICE_PATHS = [p for p in paths(VALID_DEVICE) if p]
 @given(JSON)
 def test_any_json_is_an_arch_or_an_arch_error(document) -> None:  # noqa: ANN001
     try:
-        Arch.from_dict(document, "arch.json")
+        arch = Arch.from_dict(document, "arch.json")
     except EdgenasError as err:
         assert "arch.json" in str(err)
+    else:  # then it was an arch, read as written
+        given_values_kept(arch_fields_kept(document), arch.to_dict())
 
 
 def kind(value) -> str:  # noqa: ANN001
@@ -77,6 +81,57 @@ def kind(value) -> str:  # noqa: ANN001
     if isinstance(value, bool):
         return "boolean"
     return "number" if isinstance(value, (int, float)) else type(value).__name__
+
+
+def given_values_kept(given, held) -> None:  # noqa: ANN001
+    """Every value a document gives is the value the parsed object holds (``held``, as plain
+    JSON data), of the same JSON kind: accepted input was read as written, not coerced, not
+    dropped; fields it leaves out may take defaults. NaN, never equal to itself, fails."""
+    if isinstance(given, dict):
+        assert isinstance(held, dict) and set(given) <= set(held), (given, held)
+        for key, value in given.items():
+            given_values_kept(value, held[key])
+    elif isinstance(given, list):
+        assert isinstance(held, list) and len(held) == len(given), (given, held)
+        for value, kept in zip(given, held):
+            given_values_kept(value, kept)
+    else:
+        assert kind(given) == kind(held) and given == held, (given, held)
+
+
+def arch_fields_kept(document):  # noqa: ANN001, ANN201
+    """An accepted arch document less what an arch stores neutral whatever it is given: the
+    fields a block's op does not use (a skip's kernel) and a stride-1 stage's down-sampling."""
+    document = copy.deepcopy(document)
+    for stage in document["stages"]:
+        if stage["stride"] == 1:
+            stage.pop("downsample", None)
+        for block in stage["blocks"]:
+            for name in NEUTRAL:
+                if name not in OP_USES[block["op"]]:
+                    block.pop(name, None)
+    return document
+
+
+def as_json(value) -> object:  # noqa: ANN001
+    """A parsed dataclass as the JSON data it was read from (tuples as lists)."""
+    return json.loads(json.dumps(asdict(value)))
+
+
+def assert_well_typed(value) -> None:  # noqa: ANN001
+    """Every field of a parsed dataclass (and of those inside it) holds its annotated type:
+    no number or null among the names of a list, no true where a count belongs."""
+    hints = typing.get_type_hints(type(value))
+    for field in fields(value):
+        item, hint = getattr(value, field.name), hints[field.name]
+        if is_dataclass(item):
+            assert_well_typed(item)
+        elif typing.get_origin(hint) is tuple:
+            element = typing.get_args(hint)[0]
+            assert all(isinstance(x, element) for x in item), (field.name, item)
+        else:
+            assert isinstance(item, hint) and not (isinstance(item, bool) and hint is not bool), (
+                field.name, item)
 
 
 def _at(document, path):  # noqa: ANN001, ANN202
@@ -88,14 +143,17 @@ def _at(document, path):  # noqa: ANN001, ANN202
 @SETTINGS
 @given(st.sampled_from(ARCH_PATHS), JSON)
 def test_a_corrupted_arch_field_is_named(path, value) -> None:  # noqa: ANN001
+    document = replaced(VALID_ARCH, path, value)
     try:
-        Arch.from_dict(replaced(VALID_ARCH, path, value), "arch.json")
+        arch = Arch.from_dict(document, "arch.json")
     except EdgenasError as err:
         message = str(err)
         assert "arch.json" in message
         if kind(value) != kind(_at(VALID_ARCH, path)) and isinstance(path[-1], str):
             # a value of the wrong JSON type is reported at its own field
             assert path[-1] in message, (path, value, message)
+    else:  # the new value is one an arch may hold (another kernel, se off), read as written
+        given_values_kept(arch_fields_kept(document), arch.to_dict())
 
 
 @SETTINGS
@@ -110,10 +168,14 @@ def test_every_sampled_arch_round_trips(space, seed: int) -> None:  # noqa: ANN0
 @SETTINGS
 @given(st.sampled_from(DEVICE_PATHS), JSON)
 def test_a_corrupted_device_descriptor_is_a_device_error(path, value) -> None:  # noqa: ANN001
+    document = replaced(VALID_DEVICE, path, value)
     try:
-        parse_device(replaced(VALID_DEVICE, path, value), "devices/board.toml")
+        device = parse_device(document, "devices/board.toml")
     except EdgenasError as err:
         assert "devices/board.toml" in str(err)
+    else:  # the new value is one a descriptor may hold (another port, a user), read as written
+        assert_well_typed(device)
+        given_values_kept(document, as_json(device))
 
 
 @SETTINGS
@@ -147,10 +209,19 @@ def test_a_workdir_with_shell_syntax_is_accepted_as_a_folder_name() -> None:
 @given(st.dictionaries(st.text(max_size=10), JSON, max_size=4))
 def test_unknown_device_tables_are_refused(extra) -> None:  # noqa: ANN001
     document = {**VALID_DEVICE, **extra}
-    try:
-        parse_device(document, "devices/board.toml")
+    unknown = sorted(set(extra) - ({field.name for field in fields(Device)} - {"source"}))
+    if unknown:
+        with pytest.raises(EdgenasError, match="devices/board.toml") as refused:
+            parse_device(document, "devices/board.toml")
+        assert "unknown field" in str(refused.value)
+        return
+    try:  # only known fields (rarely drawn): a changed value must be a valid one
+        device = parse_device(document, "devices/board.toml")
     except EdgenasError as err:
         assert "devices/board.toml" in str(err)
+    else:
+        assert_well_typed(device)
+        given_values_kept(document, as_json(device))
 
 
 @SETTINGS
@@ -158,7 +229,9 @@ def test_unknown_device_tables_are_refused(extra) -> None:  # noqa: ANN001
 def test_budgets_are_positive_finite_numbers(limit) -> None:  # noqa: ANN001
     for name in ("max_latency_ms", "max_memory_mb", "max_mmacs", "max_params"):
         budgets = Budgets(**{name: limit})
-        if limit > 0 and math.isfinite(limit):
+        # a parameter budget is a count: below one parameter (5e-324 would be 0.0 millions)
+        # no network meets it
+        if limit > 0 and math.isfinite(limit) and (name != "max_params" or limit >= 1):
             assert len(budgets.limits()) == 1
         else:
             with pytest.raises(EdgenasError, match=name):
@@ -182,9 +255,15 @@ def test_weight_strings_parse_or_name_the_item(text: str) -> None:
                        max_size=3))
 def test_recipes_are_checked_field_by_field(recipe) -> None:  # noqa: ANN001
     try:
-        TrainConfig.from_dict(recipe, "recipe.json")
+        config = TrainConfig.from_dict(recipe, "recipe.json")
     except EdgenasError as err:
         assert "recipe.json" in str(err)
+    else:  # what passed is a recipe a training runs with, read as written
+        assert "bogus" not in recipe
+        given_values_kept(recipe, as_json(config))
+        assert config.epochs >= 1 and config.batch_size >= 1
+        assert 0 < config.lr < math.inf and 0 < config.val_fraction < 1
+        assert config.limit is None or config.limit >= 1
 
 
 #: The main job's numeric settings and their flags.

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
+import subprocess
+import sys
+from dataclasses import replace
 
 import pytest
 
@@ -124,6 +128,29 @@ def test_unknown_names_list_the_choices() -> None:
         get_preset("vgg")
 
 
-def test_space_hash_is_stable_and_sensitive() -> None:
-    assert get_space("cifar").space_hash() == get_space("cifar").space_hash()
-    assert get_space("cifar").space_hash() != tiny_space().space_hash()
+def test_equal_spaces_hash_alike_and_any_changed_choice_changes_the_hash() -> None:
+    spelt_out = SearchSpace(  # tiny_space() built again, every default written out
+        name="tiny", num_classes=10, stem=Stem(channels=8, kernel=3, stride=1, activation="relu"),
+        head=Head(channels=0, activation="relu", dropout=0.0),
+        stages=(StageChoices(channels=(8, 16), depths=(1, 2), strides=(1,),
+                             downsamples=("stride",)),
+                StageChoices(channels=(16,), depths=(1, 2), strides=(1, 2),
+                             downsamples=("stride", "avgpool"))),
+        resolutions=(32,), width_mults=(1.0,), depth_mults=(1.0, 2.0),
+        ops=("conv", "mbconv", "skip"), kernels=(3, 5), expansions=(6.0,), se=(False,),
+        activations=("relu",), in_channels=3)
+    space = tiny_space()
+    assert spelt_out is not space and spelt_out.space_hash() == space.space_hash()
+    changed = [replace(space, kernels=(3,)), replace(space, ops=("conv", "mbconv")),
+               replace(space, resolutions=(32, 40)), replace(space, head=Head(channels=64)),
+               replace(space, stages=(space.stages[0], replace(space.stages[1], channels=(24,))))]
+    assert len({space.space_hash(), *(other.space_hash() for other in changed)}) == 6
+
+
+def test_space_hash_is_the_same_in_every_process() -> None:
+    """Tables and searches store the hash: another process, with another string hash seed,
+    must compute the same one."""
+    code = "import edgenas; print(edgenas.get_space('cifar').space_hash())"
+    elsewhere = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               check=True, env={**os.environ, "PYTHONHASHSEED": "12345"})
+    assert elsewhere.stdout.strip() == get_space("cifar").space_hash()

@@ -14,10 +14,8 @@ import torch
 from edgenas.data import open_dataset
 from edgenas.nn.supernet import SuperNet
 from edgenas.train import (TrainConfig, largest_arch, recalibrate_bn, smallest_arch,
-                           train_arch, train_supernet)
+                           train_supernet)
 from tiny_space import tiny_space
-
-QUICK = TrainConfig(epochs=1, batch_size=32, lr=0.1, limit=400, val_limit=100)
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +55,6 @@ def test_bn_recalibration_replaces_running_statistics(digits) -> None:
     bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert not torch.allclose(bn.running_mean, torch.zeros_like(bn.running_mean))
     assert not model.training and bn.momentum == 0.1
-
-
-def test_standalone_training_from_scratch_reports_validation_accuracy(tmp_path, digits) -> None:
-    arch = tiny_space().sample(2)
-    result = train_arch(arch, "digits", tmp_path, QUICK, data=digits)
-    assert 0.0 <= result["val_accuracy"] <= 1.0 and len(result["history"]) == 1
-    assert (tmp_path / "result.json").exists()
 
 
 WORKER = """

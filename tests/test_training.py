@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import acting_after_each_rename
 from edgenas import get_space
 from edgenas.cli import main
 from edgenas.errors import CheckpointError
@@ -56,20 +54,22 @@ def test_a_different_run_in_the_same_directory_is_refused(supernet_run) -> None:
 
 def test_kill_9_mid_training_then_rerun_continues_from_the_checkpoint(tmp_path) -> None:
     out = tmp_path / "run"
-    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r});"
-              "from edgenas import get_space;"
-              "from edgenas.train.loop import TrainConfig;"
-              "from edgenas.train.supernet_training import train_supernet;"
-              f"train_supernet(get_space('cifar'), 'digits', {str(out)!r}, "
-              "TrainConfig(epochs=3, batch_size=32, limit=120, val_fraction=0.2))")
-    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while time.time() < deadline and not (out / CHECKPOINT_FILE).exists():
-        time.sleep(0.2)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    saved = load_checkpoint(out / CHECKPOINT_FILE)["epoch"]
-    assert 1 <= saved < 3
+    training = f"""
+from edgenas import get_space
+from edgenas.train.loop import TrainConfig
+from edgenas.train.supernet_training import train_supernet
+train_supernet(get_space('cifar'), 'digits', {str(out)!r},
+               TrainConfig(epochs=3, batch_size=32, limit=120, val_fraction=0.2))
+"""
+    # killed the moment the first epoch's checkpoint is in place, two epochs before the end
+    killed_after_epoch_1 = f"""
+if path == Path({str(out / CHECKPOINT_FILE)!r}):
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+    process = subprocess.run(acting_after_each_rename(training, killed_after_epoch_1),
+                             stderr=subprocess.DEVNULL, timeout=600)
+    assert process.returncode == -signal.SIGKILL
+    assert load_checkpoint(out / CHECKPOINT_FILE)["epoch"] == 1
     result = train_supernet(get_space("cifar"), "digits", out,
                             TrainConfig(epochs=3, batch_size=32, limit=120, val_fraction=0.2))
     assert [h["epoch"] for h in result["history"]] == [1, 2, 3]

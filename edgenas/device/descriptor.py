@@ -201,9 +201,13 @@ def parse_device(data: Mapping[str, Any], source: str) -> Device:
     if not 0 <= connection.port < 65536:
         raise read.error("connection.port", f"{connection.port} not in 0..65535")
     rt = read.table(data, "runtime", {f for f in Runtime.__dataclass_fields__})
+    providers = read.get(rt, "runtime.providers", list, ["CPUExecutionProvider"])
+    if not all(isinstance(provider, str) for provider in providers):
+        raise read.error("runtime.providers", f"expected a list of provider names, got "
+                                              f"{providers!r}")
     runtime = Runtime(
         name=read.get(rt, "runtime.name", str, "onnxruntime", RUNTIMES),
-        providers=tuple(read.get(rt, "runtime.providers", list, ["CPUExecutionProvider"])),
+        providers=tuple(providers),
         threads=read.get(rt, "runtime.threads", int, 1),
         precision=read.get(rt, "runtime.precision", str, "fp32", PRECISIONS),
         workspace_mb=read.get(rt, "runtime.workspace_mb", int, 1024),

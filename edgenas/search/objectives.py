@@ -56,12 +56,16 @@ class Budgets:
         pairs = {"latency": ("max_latency_ms", self.max_latency_ms),
                  "memory": ("max_memory_mb", self.max_memory_mb),
                  "macs": ("max_mmacs", self.max_mmacs),
-                 "params": ("max_params", None if self.max_params is None else self.max_params / 1e6)}
+                 "params": ("max_params", self.max_params)}
         out = {}
         for metric, (name, limit) in pairs.items():
             if limit is not None:
                 if not limit > 0 or math.isinf(limit):
                     raise SearchError(f"{name}: {limit} must be a positive number")
+                if metric == "params":  # a count, checked as given; the metric is in millions
+                    if limit < 1:
+                        raise SearchError(f"{name}: {limit} must be a parameter count >= 1")
+                    limit = limit / 1e6
                 out[metric] = (name, float(limit))
         return out
 

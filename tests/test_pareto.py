@@ -1,0 +1,157 @@
+"""`edgenas.search.pareto` number by number: fronts and hypervolume held to brute force (on
+small integer grids the dominated volume is a count of unit cells and dominance a double
+loop, so every answer is exact), and the three rules behind the picks at their edges.
+(The picks through `pick`, on whole front files: tests/test_picks.py.)"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from edgenas.search.pareto import (fastest_index, hypervolume, knee_index, margin_guard,
+                                   non_dominated, to_minimization)
+
+
+def dominated_cells(points: np.ndarray, reference: np.ndarray) -> int:
+    """How many unit cells of [0, reference) some point is at or below in every objective:
+    the hypervolume of integer points, counted."""
+    cells = itertools.product(*(range(int(r)) for r in reference))
+    return sum(any(np.all(p <= np.array(cell)) for p in points) for cell in cells)
+
+
+def front_mask(points: np.ndarray) -> np.ndarray:
+    """Kept: no other point is at least as good everywhere and better somewhere, and no
+    earlier point is the same (a front lists each point once)."""
+    n = len(points)
+    keep = np.ones(n, dtype=bool)
+    for i in range(n):
+        for j in range(n):
+            if np.all(points[j] <= points[i]) and np.any(points[j] < points[i]):
+                keep[i] = False
+    for i in range(n):
+        if keep[i] and any(keep[j] and np.array_equal(points[j], points[i]) for j in range(i)):
+            keep[i] = False
+    return keep
+
+
+def random_points(rng: np.random.Generator, n: int, dims: int, high: int) -> np.ndarray:
+    """Integer points on a coarse grid: many ties, duplicates and dominated points."""
+    return rng.integers(0, high, (n, dims)).astype(np.float64)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3, 4])
+def test_the_front_is_exactly_the_points_nothing_dominates_each_listed_once(dims: int) -> None:
+    rng = np.random.default_rng(dims)
+    for _ in range(40):
+        points = random_points(rng, int(rng.integers(1, 12)), dims, 4)
+        assert non_dominated(points).tolist() == front_mask(points).tolist(), points
+
+
+def test_a_point_better_in_one_objective_and_equal_in_the_rest_dominates() -> None:
+    points = np.array([[1.0, 2.0], [1.0, 3.0], [0.5, 4.0], [1.0, 2.0]])
+    assert non_dominated(points).tolist() == [True, False, True, False]
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_the_hypervolume_is_the_dominated_volume_below_the_reference(dims: int) -> None:
+    rng = np.random.default_rng(10 + dims)
+    for _ in range(30):
+        reference = rng.integers(2, 6, dims).astype(np.float64)
+        # some points at or beyond the reference in an objective: they add nothing
+        points = random_points(rng, int(rng.integers(1, 9)), dims, 7)
+        expected = dominated_cells(points, reference)
+        assert hypervolume(points, reference) == pytest.approx(expected), (points, reference)
+
+
+def test_the_hypervolume_of_two_points_in_two_objectives() -> None:
+    # the union of [0, 2] x [1, 2] and [1, 2] x [0, 2]: 2 + 2 - 1
+    assert hypervolume(np.array([[0.0, 1.0], [1.0, 0.0]]), [2.0, 2.0]) == pytest.approx(3.0)
+    assert hypervolume(np.array([[0.25, 0.5]]), [1.0, 1.0]) == pytest.approx(0.375)
+
+
+def test_the_hypervolume_scales_with_each_objectives_units() -> None:
+    rng = np.random.default_rng(3)
+    points = rng.uniform(0, 1, (12, 3))
+    reference = np.array([1.1, 1.1, 1.1])
+    stretch = np.array([2.0, 0.5, 3.0])
+    assert hypervolume(points * stretch, reference * stretch) == \
+        pytest.approx(3.0 * hypervolume(points, reference))
+
+
+def test_points_outside_the_reference_add_nothing_and_none_left_is_zero() -> None:
+    inside = np.array([[0.5, 0.5]])
+    beyond = np.array([[0.1, 1.5], [1.5, 0.1], [1.0, 0.2]])  # past or on the reference
+    assert hypervolume(np.vstack([inside, beyond]), [1.0, 1.0]) == pytest.approx(0.25)
+    assert hypervolume(beyond, [1.0, 1.0]) == 0.0
+    assert hypervolume(np.empty((0, 2)), [1.0, 1.0]) == 0.0
+
+
+def test_a_flat_list_is_read_as_one_point() -> None:
+    assert hypervolume([0.5, 0.5, 0.5], [1.0, 1.0, 1.0]) == pytest.approx(0.125)
+
+
+def test_maximised_objectives_become_errors_and_the_rest_are_kept() -> None:
+    values = np.array([[0.9, 0.2, 3.0], [0.6, 0.1, 5.0]])
+    out = to_minimization(values, ("maximize", "minimize", "minimize"))
+    assert out == pytest.approx(np.array([[0.1, 0.2, 3.0], [0.4, 0.1, 5.0]]))
+    assert values.tolist() == [[0.9, 0.2, 3.0], [0.6, 0.1, 5.0]]  # the input is not changed
+    one = to_minimization([1, 0], ("maximize", "minimize"))  # integers, flipped as numbers
+    assert one.dtype == np.float64 and one.tolist() == [0.0, 0.0]
+
+
+# -- the rules behind the picks ------------------------------------------------------------------
+
+def test_the_knee_measures_each_objective_from_its_own_best_over_its_own_range() -> None:
+    # (error, latency ms): scaled, A = (0, 1), B = (1, 0), C = (0.3, 0.4), 0.5 from the ideal
+    points = np.array([[0.10, 5.2], [0.20, 5.0], [0.13, 5.08]])
+    assert knee_index(points) == 2
+    assert knee_index(points[:2]) == 0  # a tie goes to the first
+
+
+def test_a_spread_of_zero_counts_as_one() -> None:
+    points = np.array([[0.0, 0.6], [0.05, 0.0]])
+    # error in units of 0.1, latency as it is: 0.6 from the ideal against 0.5
+    assert knee_index(points, spread=[0.1, 0.0]) == 1
+    assert knee_index(points, spread=[0.1, 1.0]) == 1
+
+
+def test_the_guard_moves_to_an_arch_exactly_ten_percent_slower() -> None:
+    assert margin_guard([0.5, 0.75], np.array([1.0, 1.1]), 0) == 1
+    assert margin_guard([0.5, 0.75], np.array([1.0, 1.1000001]), 0) == 0
+
+
+def test_the_guard_takes_the_least_slow_down_not_the_first_or_most_accurate_arch() -> None:
+    # both beat arch 0 by 3 points within 10 %; arch 2 costs less, and neither beats the other
+    assert margin_guard([0.80, 0.90, 0.88], np.array([1.0, 1.08, 1.01]), 0) == 2
+
+
+def test_the_guard_breaks_a_tie_in_slow_down_by_accuracy() -> None:
+    assert margin_guard([0.80, 0.86, 0.84], np.array([1.0, 1.05, 1.05]), 0) == 1
+
+
+def test_the_guard_compares_slow_downs_relative_to_each_device() -> None:
+    # from (1 ms, 2 ms): arch 1 is 8 % slower on the first device, arch 2 5 % on the second
+    latency = np.array([[1.0, 2.0], [1.08, 2.0], [1.0, 2.1]])
+    assert margin_guard([0.80, 0.85, 0.84], latency, 0) == 2
+
+
+def test_the_guard_stays_where_nothing_is_clearly_better() -> None:
+    assert margin_guard([0.80, 0.82, 0.95], np.array([1.0, 1.0, 1.5]), 0) == 0
+    assert margin_guard([0.80], np.array([1.0]), 0) == 0
+
+
+def test_fastest_without_accuracies_is_the_lowest_latency() -> None:
+    assert fastest_index([0.3, 0.1, 0.2]) == 1
+
+
+def test_fastest_counts_a_latency_exactly_at_the_tolerance_as_a_tie() -> None:
+    assert fastest_index([1.0, 1.02], [0.8, 0.9]) == 1
+    assert fastest_index([1.0, 1.0201], [0.8, 0.9]) == 0
+
+
+def test_fastest_takes_the_most_accurate_of_the_tied_then_the_faster() -> None:
+    assert fastest_index([1.0, 1.01, 1.005], [0.8, 0.9, 0.85]) == 1
+    assert fastest_index([1.01, 1.0], [0.9, 0.9]) == 1
+    assert fastest_index([1.0, 1.01], [0.9, 0.9], tolerance=0.0) == 0
