@@ -14,8 +14,9 @@ rounds (whose agreement is the device's noise floor):
   networks: the first N/2 of the transfer's networks, reused as timed);
 * ceiling: the transfer refitted on ``--ceiling`` networks (the best table built here in
   the background);
-* the curve: the transfer refitted on the first 10, 20, 50, 100, ... of the ceiling's
-  networks, from each ``--source`` (no further device time: the fits are offline).
+* the curve: the transfer refitted on the first 10, 20, 30, 50, 100, ... networks of the
+  ceiling and of the N-network table (each at its own level of load), from each
+  ``--source`` (no further device time: the fits are offline).
 
 Each step saves its table under ``--out`` as it goes and is skipped when done, so a killed
 run resumes. On the emulated board every latency is the emulator's.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,7 @@ def main() -> None:
     parser.add_argument("--json", default="tools/results/bench_transfer.json")
     parser.add_argument("--skip-sampled", action="store_true")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     device, space = get_device(args.device), get_space(args.space)
     out = Path(args.out) / device.name
@@ -148,15 +151,17 @@ def main() -> None:
 
     # 5. the curve: accuracy against networks, for each source (offline refits)
     curve = []
-    for name, source in sources.items():
-        for n in [n for n in CURVE if n <= len(ceiling.networks["calibration"])]:
-            table = copy.deepcopy(ceiling)
+    for (name, source), (base_name, base) in [(s, b) for s in sources.items()
+                                              for b in (("ceiling", ceiling), ("main", lut))]:
+        for n in [n for n in sorted((*CURVE, 30)) if n <= len(base.networks["calibration"])]:
+            table = copy.deepcopy(base)
             table.networks["calibration"] = table.networks["calibration"][:n]
             table.transfer = {**(table.transfer or {})}
             fit_transfer(table, source, space)
             report = validation_report(table, args.validate)
             macs = macs_only_metrics(table, held_out)
-            curve.append({"source": name, "networks": n, "form": table.correction["form"],
+            curve.append({"source": name, "level_of": base_name, "networks": n,
+                          "form": table.correction["form"],
                           **{k: report[k] for k in ("within_10pct", "kendall_tau",
                                                     "mean_abs_pct_error", "median_bias_pct")},
                           "macs_within_10pct": macs["within_10pct"],
@@ -171,10 +176,10 @@ def main() -> None:
         print(f"{r['table']:<52} {100 * r['within_10pct']:6.1f} {100 * r['within_5pct']:6.1f} "
               f"{r['kendall_tau']:6.3f} {r['mean_abs_pct_error']:7.1f} {r['median_bias_pct']:+6.1f} "
               f"{r['device_s'] or 0:9.0f}")
-    print(f"\n{'source':<14} {'N':>4} {'form':<12} {'<=10%':>6} {'tau':>6} {'|err|%':>7} "
+    print(f"\n{'source':<14} {'level of':<9} {'N':>4} {'form':<12} {'<=10%':>6} {'tau':>6} {'|err|%':>7} "
           f"{'MACs <=10%':>10} {'MACs tau':>8}")
     for c in curve:
-        print(f"{c['source']:<14} {c['networks']:>4} {c['form']:<12} {100 * c['within_10pct']:6.1f} "
+        print(f"{c['source']:<14} {c['level_of']:<9} {c['networks']:>4} {c['form']:<12} {100 * c['within_10pct']:6.1f} "
               f"{c['kendall_tau']:6.3f} {c['mean_abs_pct_error']:7.1f} "
               f"{100 * c['macs_within_10pct']:10.1f} {c['macs_kendall_tau']:8.3f}")
     record = {"device": device.name, "space": space.name, "fingerprint": lut.fingerprint,
