@@ -416,3 +416,368 @@ def test_a_table_built_in_a_slow_stretch_is_re_anchored_by_a_recalibration(monke
     assert abs(lut.validation["median_bias_pct"]) < 1 and lut.validation["within_10pct"] == 1.0
     again = check_drift(get_device("host-cpu"), lut, count=20)
     assert again["trusted"] and abs(again["median_bias_pct"]) < 1
+
+
+# -- the model's smaller parts, number by number (issue 27: mutation testing) -------------------
+
+def test_each_correction_is_described_in_its_own_terms() -> None:
+    from edgenas.profile.latency import describe_correction
+
+    line = {"intercept_ms": 0.05, "scale": 0.9, "per_unit_ms": -0.002}
+    assert describe_correction(line) == "linear: +0.0500 ms + 0.900 x sum -0.00200 ms x units"
+    assert describe_correction({**line, "form": "scale+per_unit", "intercept_ms": 0.0}) == \
+        "scale+per_unit: +0.0000 ms + 0.900 x sum -0.00200 ms x units"
+    per_kind = {"form": "per_kind", "intercept_ms": -0.01, "scale": 1.0, "per_unit_ms": 0.0,
+                "kind_scale": {"conv": 1.2, "mbconv": 0.7}}
+    assert describe_correction(per_kind) == \
+        "per_kind: -0.0100 ms + per-kind scales (conv 1.20, mbconv 0.70)"
+    log_ratio = {"form": "log_ratio", "intercept_ms": 0.0, "scale": 1.0, "per_unit_ms": 0.0,
+                 "log_ratio": {"intercept": -0.2231, "weights": {}, "log_sum_range": [0, 1]}}
+    assert describe_correction(log_ratio) == ("log_ratio: unit sum x exp(ridge over kind "
+                                              "shares, log sum, log units), intercept -0.223")
+    boosted = {"form": "boosted", "intercept_ms": 0.0, "scale": 1.0, "per_unit_ms": 0.0,
+               "boosted": {"trees": [{}] * 300, "networks": 60}}
+    assert describe_correction(boosted) == ("boosted: 300 boosted trees over whole-network "
+                                            "features, fitted on 60 timed networks")
+
+
+def test_the_tables_kendall_tau_is_tau_b_and_undefined_for_a_constant_side() -> None:
+    import math
+
+    from scipy import stats
+
+    from edgenas.profile.latency import kendall_tau
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 5, 40)
+    b = a + rng.integers(0, 3, 40)  # ties on both sides
+    assert kendall_tau(a, b) == pytest.approx(stats.kendalltau(a, b).statistic)
+    assert kendall_tau([1, 2, 2, 3], [1, 2, 3, 3]) == pytest.approx(0.8)
+    assert math.isnan(kendall_tau([1, 2, 3], [5, 5, 5]))
+    assert math.isnan(kendall_tau([5, 5, 5], [1, 2, 3]))
+    assert kendall_tau([1, 2], [3, 4]) == 1.0 and kendall_tau([1, 2], [4, 3]) == -1.0
+
+
+def test_accuracy_metrics_count_each_error_relative_to_the_measurement() -> None:
+    import math
+
+    from edgenas.profile.latency import accuracy_metrics
+
+    # relative errors +8 %, -4 %, -20 %, +20 %
+    metrics = accuracy_metrics([1.08, 0.96, 2.0, 3.6], [1.0, 1.0, 2.5, 3.0])
+    assert metrics == pytest.approx({
+        "n": 4, "within_5pct": 0.25, "within_10pct": 0.5, "median_bias_pct": 2.0,
+        "rmse_ms": math.sqrt((0.08 ** 2 + 0.04 ** 2 + 0.5 ** 2 + 0.6 ** 2) / 4),
+        "mean_abs_pct_error": 13.0, "max_abs_pct_error": 20.0,
+        "kendall_tau": 5 / math.sqrt(6 * 5)})  # one pair tied in the measurements
+    assert isinstance(metrics["n"], int)
+    exactly = accuracy_metrics([21.0, 11.0], [20.0, 10.0])  # 5 % and 10 % count as within
+    assert exactly["within_5pct"] == 0.5 and exactly["within_10pct"] == 1.0
+
+
+def test_a_table_without_a_correction_predicts_the_plain_unit_sum() -> None:
+    lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
+    lut.correction = None
+    arch = get_space("cifar").sample(2)
+    assert LatencyModel(lut).predict(arch) == pytest.approx(unit_sum(lut, arch)[0], rel=1e-12)
+
+
+def test_a_line_fitted_before_its_edge_was_recorded_takes_the_smallest_calibration_sum() -> None:
+    lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
+    sums = [unit_sum(lut, Arch.from_json(item["arch"]))[0]
+            for item in lut.networks["calibration"]]
+    lut.correction = {"form": "linear", "intercept_ms": -0.05, "scale": 1.0, "per_unit_ms": 0.0}
+    model = LatencyModel(lut)
+    assert model.correction["min_sum_ms"] == pytest.approx(min(sums), rel=1e-12)
+    assert "min_sum_ms" not in lut.correction  # the table itself is left as it was
+    arch = get_space("cifar").sample(2)
+    kinds, units = kind_sums(lut, arch)
+    assert model.predict(arch) == pytest.approx(
+        predict_corrected(model.correction, kinds[None, :], np.array([units]))[0])
+    recorded = {**lut.correction, "min_sum_ms": 0.123}
+    lut.correction = recorded
+    assert LatencyModel(lut).correction == recorded  # a recorded edge is kept
+
+
+def test_a_prediction_on_a_device_comes_with_the_table_it_came_from(
+        tables_from_another_cpu: Path) -> None:
+    from edgenas.errors import EdgenasError
+    from edgenas.profile.latency import predict_on_device
+
+    device, arch = get_device("host-cpu"), get_space("cifar").sample(0)
+    path = tables_from_another_cpu / "host-cpu" / "cifar.json"
+    got = predict_on_device(device, arch, tables_from_another_cpu, allow_stale=True)
+    assert got.path == path and got.lut.device == "host-cpu" and got.lut.space == "cifar"
+    assert got.ms == pytest.approx(LatencyModel(load_lut(path)).predict(arch), rel=1e-12)
+    with pytest.raises(EdgenasError, match="stale"):
+        predict_on_device(device, arch, tables_from_another_cpu)
+
+
+def _timing(raw: float, neighbours: float, chunk: float) -> dict[str, float]:
+    return {"raw_median_ms": raw, "reference_ms": neighbours, "chunk_reference_ms": chunk,
+            "yardstick_ms": 1.0}
+
+
+def test_a_timing_is_brought_to_each_level_by_its_own_record() -> None:
+    from edgenas.profile.level import factor, value
+
+    timing = _timing(2.0, 1.25, 2.0)
+    assert [factor(timing, level) for level in ("neighbours", "chunk", "none")] == \
+        pytest.approx([0.8, 0.5, 1.0])
+    assert [value(timing, level) for level in ("neighbours", "chunk", "none")] == \
+        pytest.approx([1.6, 1.0, 2.0])
+    assert factor({"raw_median_ms": 2.0}, "chunk") is None  # no record: cannot say
+    assert factor({**timing, "reference_ms": 0.0}, "neighbours") is None
+    assert factor({**timing, "yardstick_ms": None}, "chunk") is None
+    assert factor({**timing, "reference_ms": None}, "chunk") == pytest.approx(0.5)
+    assert value({"raw_median_ms": 2.0}, "neighbours") is None
+    assert value({**timing, "raw_median_ms": None}, "none") is None
+
+
+def test_relevelling_rescales_every_statistic_by_the_same_ratio() -> None:
+    from edgenas.profile.level import relevel
+
+    stats = {"median_ms": 1.6, "p10_ms": 1.5, "p90_ms": 1.8, "min_ms": 1.4, "mean_ms": 1.65,
+             "calls": 7, **_timing(2.0, 1.25, 2.0)}  # stored at the neighbours level
+    as_timed = dict(stats)
+    relevel(stats, "chunk")  # 1.6 -> 1.0 ms: x 0.625
+    assert [stats[k] for k in ("median_ms", "p10_ms", "p90_ms", "min_ms", "mean_ms")] == \
+        pytest.approx([1.0, 0.9375, 1.125, 0.875, 1.03125])
+    assert stats["calls"] == 7 and stats["raw_median_ms"] == 2.0
+    relevel(as_timed, "none")  # 1.6 -> 2.0 ms: x 1.25
+    assert as_timed["median_ms"] == pytest.approx(2.0) and as_timed["p10_ms"] == 1.875
+    unrecorded = {"median_ms": 1.0, "p10_ms": 0.9}
+    relevel(unrecorded, "chunk")
+    assert unrecorded == {"median_ms": 1.0, "p10_ms": 0.9}
+
+
+def test_round_times_need_a_record_for_every_round() -> None:
+    from edgenas.profile.level import round_times
+
+    timed = [_timing(1.0, 1.0, 2.0), _timing(1.5, 1.5, 2.0)]
+    assert round_times({"rounds": [1.0, 1.0], "timed": timed}, "chunk") == \
+        pytest.approx([0.5, 0.75])
+    assert round_times({"rounds": [1.0, 1.0, 1.0], "timed": timed}, "chunk") is None
+    assert round_times({"rounds": [1.0]}, "chunk") is None
+    assert round_times({"rounds": [1.0, 1.0], "timed": [timed[0], {"raw_median_ms": 1.0}]},
+                       "chunk") is None
+
+
+def test_the_agreement_of_two_rounds_is_their_gap_over_the_faster() -> None:
+    from edgenas.profile.level import agreement
+
+    def rounds(*raw: float) -> dict[str, Any]:
+        return {"rounds": list(raw), "timed": [_timing(r, 1.0, 1.0) for r in raw]}
+
+    # gaps 4 %, 8 %, 20 % and 0 % (a third round is not compared); two networks left out
+    items = [rounds(1.0, 1.04), rounds(1.08, 1.0), rounds(1.0, 1.2, 5.0), rounds(2.0, 2.0),
+             rounds(1.0), {"rounds": [1.0, 2.0]}]
+    assert agreement(items, "none") == pytest.approx(
+        {"n": 4, "median_gap_pct": 6.0, "within_10pct": 0.75, "within_5pct": 0.5})
+    exactly = agreement([rounds(10.0, 11.0), rounds(20.0, 21.0)], "none")  # 10 % and 5 %
+    assert exactly["within_10pct"] == 1.0 and exactly["within_5pct"] == 0.5
+    assert agreement(items[4:], "none") is None
+
+
+def test_a_tie_between_levels_goes_to_the_earlier_one() -> None:
+    from edgenas.profile.level import choose
+
+    steady = [{"rounds": [t, t], "timed": [_timing(t, 1.0, 1.0)] * 2} for t in (1.0, 2.0)]
+    level, scores = choose(steady)
+    assert level == "neighbours" and set(scores) == {"neighbours", "chunk", "none"}
+    assert choose([{"rounds": [t, t], "timed": [{"raw_median_ms": t}] * 2}
+                   for t in (1.0, 2.0)]) == ("none", {"none": pytest.approx(
+                       {"n": 2, "median_gap_pct": 0.0, "within_10pct": 1.0,
+                        "within_5pct": 1.0})})
+
+
+def test_the_correction_record_says_what_was_tried_on_how_many_networks() -> None:
+    from edgenas.errors import ProfileError
+
+    rng = np.random.default_rng(4)
+    sums = rng.uniform(0.5, 2.0, 12)
+    units = rng.integers(5, 20, 12).astype(np.float64)
+    measured = 0.9 * sums + 0.01
+    fitted = fit_correction(sums, units, measured, folds=5)
+    assert fitted["networks"] == 12 and fitted["cv_folds"] == 5
+    assert fitted["min_sum_ms"] == pytest.approx(sums.min())
+    assert set(fitted["cv"]) == {"none", "scale", "scale+per_unit", "linear"}
+    assert fitted["cv"][fitted["form"]]["mean_abs_pct_error"] == \
+        min(score["mean_abs_pct_error"] for score in fitted["cv"].values())
+    kinds = np.column_stack([0.3 * sums, 0.7 * sums, np.zeros((12, len(UNIT_KINDS) - 2))])
+    assert set(fit_correction(sums, units, measured, kinds=kinds)["cv"]) == \
+        {"none", "scale", "scale+per_unit", "linear", "per_kind", "log_ratio"}
+    few = fit_correction(sums[:4], units[:4], measured[:4], folds=5)
+    assert few["cv_folds"] == 4 and few["networks"] == 4  # one network per fold
+    with pytest.raises(ProfileError, match="need at least 4 timed networks to fit the "
+                                           "correction, got 3"):
+        fit_correction(sums[:3], units[:3], measured[:3])
+    with pytest.raises(ProfileError, match=r"none of the forms \['boosted'\] can be fitted "
+                                           "on these networks"):
+        fit_correction(sums, units, measured, only=["boosted"])
+
+
+def test_a_line_is_fitted_on_relative_error() -> None:
+    """Twice as slow as its units at 1 ms, as fast at 10 ms: least squares on relative error
+    gives scale sum(s/y) / sum((s/y)^2) = 1.2 (on absolute error it would be 1.01)."""
+    sums, measured = np.array([1.0, 10.0, 1.0, 10.0]), np.array([2.0, 10.0, 2.0, 10.0])
+    fitted = fit_correction(sums, np.full(4, 5.0), measured, only=["scale"])
+    assert fitted["scale"] == pytest.approx(1.2)
+
+
+def test_whole_network_features_fill_the_callers_cache_of_unit_costs() -> None:
+    from edgenas.cost.count import unit_cost
+    from edgenas.profile.keys import unit_key
+    from edgenas.space.plan import sites
+
+    lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
+    arch, cache = get_space("cifar").sample(2), {}
+    features = arch_features(lut, arch, cache)
+    timed = {unit_key(s.unit, s.height): unit_cost(s.unit, s.height) for s in sites(arch)
+             if not s.unit.is_identity}
+    assert cache == timed  # one counted cost per distinct timed unit, by its table key
+    assert np.array_equal(arch_features(lut, arch, cache), features)
+    assert np.array_equal(arch_features(lut, arch), features)
+
+
+def test_the_log_ratio_form_is_a_ridge_regression_on_shares_log_sum_and_log_units() -> None:
+    """The fitted weights are scikit-learn's Ridge (penalty 0.1 x networks, intercept not
+    penalised) on each kind's share of the unit sum, the log sum and the log unit count;
+    the line terms stay neutral (0, 1, 0), as for every form that is not a line."""
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(7)
+    n = 40
+    kinds = np.zeros((n, len(UNIT_KINDS)))
+    kinds[:, :4] = rng.uniform(0.1, 1.0, (n, 4))
+    units = rng.integers(3, 30, n).astype(np.float64)
+    total = kinds.sum(axis=1)
+    measured = total * np.exp(0.2 + 0.4 * kinds[:, 1] / total - 0.1 * np.log(units)
+                              + 0.05 * rng.normal(size=n))
+    fitted = fit_correction(total, units, measured, kinds=kinds, only=["log_ratio"])
+    features = np.column_stack([kinds / total[:, None], np.log(total), np.log(units)])
+    ridge = Ridge(alpha=0.1 * n).fit(features, np.log(measured / total))
+    model = fitted["log_ratio"]
+    assert list(model["weights"].values()) == pytest.approx(ridge.coef_, abs=1e-9)
+    assert model["intercept"] == pytest.approx(ridge.intercept_, abs=1e-9)
+    assert model["log_sum_range"] == pytest.approx([np.log(total).min(), np.log(total).max()])
+    assert (fitted["intercept_ms"], fitted["scale"], fitted["per_unit_ms"]) == (0.0, 1.0, 0.0)
+
+
+def test_a_log_ratio_model_clips_the_log_sum_to_its_range_and_reads_missing_weights_as_0(
+        ) -> None:
+    conv = UNIT_KINDS.index("conv")
+    kinds = np.zeros((4, len(UNIT_KINDS)))
+    kinds[:, conv] = [np.e ** 0.5, np.e ** 3, 1.0, 0.0]  # log sums 0.5, 3 (clipped to 1), 0
+    units = np.array([1.0, 1.0, 4.0, 0.0])
+    model = {"intercept": 0.1, "weights": {"log_sum": 0.5, "log_units": 0.2},  # no shares:
+             "log_sum_range": [0.0, 1.0]}                                       # weight 0
+    predicted = predict_corrected({"log_ratio": model}, kinds, units)
+    expected = kinds[:, conv] * np.exp(0.1 + 0.5 * np.array([0.5, 1.0, 0.0, 0.0])
+                                       + 0.2 * np.log([1.0, 1.0, 4.0, 1.0]))
+    assert predicted == pytest.approx(expected, rel=1e-12)
+    assert predicted[3] == 0.0  # a network without timed units: 0 ms, not NaN
+
+
+def test_unit_times_are_summed_per_kind_of_unit() -> None:
+    """A block's units count as its op, the stem, pooling and head units as their role;
+    skipped blocks have no unit. The sums add up to the plain unit sum."""
+    from edgenas.profile.keys import unit_key
+    from edgenas.space.plan import sites
+
+    lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
+    for seed in range(5):
+        arch = get_space("cifar").sample(seed)
+        expected = dict.fromkeys(UNIT_KINDS, 0.0)
+        timed = [s for s in sites(arch) if not s.unit.is_identity]
+        for site in timed:
+            kind = site.block.op if site.block is not None else site.role
+            expected[kind] += lut.entries[unit_key(site.unit, site.height)]["median_ms"]
+        kinds, units = kind_sums(lut, arch)
+        assert dict(zip(UNIT_KINDS, kinds)) == pytest.approx(expected, rel=1e-12)
+        assert units == len(timed) and unit_sum(lut, arch) == (pytest.approx(kinds.sum()), units)
+        assert all(cost is None for _, _, cost in unit_rows(lut, arch))  # counted on request
+
+
+def test_a_re_anchored_table_scales_every_prediction_by_its_anchor() -> None:
+    from edgenas.profile.boosted import FEATURES
+
+    lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
+    arch = get_space("cifar").sample(1)
+    lut.correction = {"form": "scale", "intercept_ms": 0.0, "scale": 0.5, "per_unit_ms": 0.0,
+                      "min_sum_ms": 0.0}
+    lut.timing["anchor"] = {"ratio": 1.5}
+    plain = 0.5 * unit_sum(lut, arch)[0]
+    assert LatencyModel(lut).predict(arch) == pytest.approx(1.5 * plain, rel=1e-12)
+    assert LatencyModel(lut, anchored=False).predict(arch) == pytest.approx(plain, rel=1e-12)
+    # whole-network trees: one leaf, so the trees say exp(init) = 2 ms whatever the arch
+    leaf = {"feature": [-2], "threshold": [-2.0], "left": [-1], "right": [-1], "value": [0.0]}
+    lut.correction = {"form": "boosted", "intercept_ms": 0.0, "scale": 1.0, "per_unit_ms": 0.0,
+                      "boosted": {"features": list(FEATURES), "init": float(np.log(2.0)),
+                                  "step": 0.05, "trees": [leaf], "networks": 60}}
+    assert LatencyModel(lut).predict(arch) == pytest.approx(3.0, rel=1e-12)
+    assert LatencyModel(lut, anchored=False).predict(arch) == pytest.approx(2.0, rel=1e-12)
+    del lut.timing["anchor"]  # never re-anchored: the yardstick's level
+    assert LatencyModel(lut).predict(arch) == pytest.approx(2.0, rel=1e-12)
+
+
+def test_below_the_edge_only_a_line_with_a_negative_term_keeps_its_edge_ratio() -> None:
+    """A line whose every term is a cost (>= 0; 0 counts) is applied as it is at any size;
+    one with a negative term (a kind's scale too) scales a network below the smallest fitted
+    sum up to it and keeps the ratio there; a table without a recorded edge has none. A
+    network with no timed units gets the line at no units, or 0 where that is not positive."""
+    conv, mbconv = UNIT_KINDS.index("conv"), UNIT_KINDS.index("mbconv")
+    kinds = np.zeros((3, len(UNIT_KINDS)))
+    kinds[0, conv] = 0.5   # below the edge (2 ms)
+    kinds[1, conv] = 1.0   # below the edge
+    units = np.array([1.0, 0.0, 0.0])
+    costs = {"intercept_ms": 0.1, "scale": 1.0, "per_unit_ms": 0.0, "min_sum_ms": 2.0}
+    assert predict_corrected(costs, kinds, units) == pytest.approx([0.6, 1.1, 0.1])
+    negative_kind = {**costs, "kind_scale": {"conv": 1.2, "mbconv": -0.1}}
+    # (0.1 + 1.2 x 0.5 x 4) / 4 and (0.1 + 1.2 x 1.0 x 2) / 2; no units: the intercept
+    assert predict_corrected(negative_kind, kinds, units) == pytest.approx([0.625, 1.25, 0.1])
+    negative = {"intercept_ms": -0.05, "scale": 1.2, "per_unit_ms": 0.0}  # no edge recorded
+    assert predict_corrected(negative, kinds, units) == pytest.approx([0.55, 1.15, 0.0])
+    assert predict_corrected({**negative, "min_sum_ms": 2.0}, kinds[:2], units[:2]) == \
+        pytest.approx([0.5875, 1.175])
+    kinds[2, mbconv] = 1.0  # a kind the line slows down below zero: the plain sum
+    assert predict_corrected(negative_kind, kinds[2:], np.array([3.0]))[0] == 1.0
+
+
+def test_the_cross_validated_error_is_measured_on_networks_left_out_of_the_fit() -> None:
+    """Five folds of a seeded order (numpy's default_rng(0)), by default: each network's
+    error comes from the form fitted on the other folds."""
+    rng = np.random.default_rng(8)
+    sums = rng.uniform(0.5, 2.0, 12)
+    measured = sums * rng.uniform(0.8, 1.2, 12)  # a scale that differs from fold to fold
+    fitted = fit_correction(sums, np.full(12, 5.0), measured, only=["scale"])
+    assert fitted["cv_folds"] == 5
+    order = np.random.default_rng(0).permutation(12)
+    predicted = np.empty(12)
+    for fold in range(5):
+        test = order[fold::5]
+        train = np.setdiff1d(order, test)
+        ratio = sums[train] / measured[train]  # least squares on relative error
+        predicted[test] = ratio.sum() / (ratio ** 2).sum() * sums[test]
+    error = np.abs(predicted - measured) / measured
+    assert fitted["cv"]["scale"]["mean_abs_pct_error"] == pytest.approx(100 * error.mean())
+    assert fitted["cv"]["scale"]["within_10pct"] == np.mean(error <= 0.10)
+
+
+def test_times_given_as_integers_are_fitted_as_numbers() -> None:
+    sums = [2.0, 3.0, 5.0, 4.0, 6.0, 8.0, 7.0, 9.0]
+    measured = [3, 4, 6, 5, 8, 9, 8, 11]  # whole microseconds, say
+    as_ints = fit_correction(sums, [4] * 8, measured)
+    assert as_ints == fit_correction(sums, [4.0] * 8, [float(m) for m in measured])
+
+
+def test_whole_network_trees_are_a_candidate_from_60_timed_networks() -> None:
+    rng = np.random.default_rng(9)
+    sums = rng.uniform(0.5, 2.0, 60)
+    features = rng.normal(size=(60, len(FEATURES)))
+    fitted = fit_correction(sums, np.full(60, 5.0), 1.1 * sums, features=features,
+                            only=["none", "boosted"])
+    assert set(fitted["cv"]) == {"none", "boosted"}
+    fewer = fit_correction(sums[:59], np.full(59, 5.0), 1.1 * sums[:59],
+                           features=features[:59], only=["none", "boosted"])
+    assert set(fewer["cv"]) == {"none"}

@@ -54,15 +54,24 @@ def test_a_point_better_in_one_objective_and_equal_in_the_rest_dominates() -> No
     assert non_dominated(points).tolist() == [True, False, True, False]
 
 
-@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("dims", [1, 2, 3, 4])
 def test_the_hypervolume_is_the_dominated_volume_below_the_reference(dims: int) -> None:
     rng = np.random.default_rng(10 + dims)
     for _ in range(30):
-        reference = rng.integers(2, 6, dims).astype(np.float64)
-        # some points at or beyond the reference in an objective: they add nothing
-        points = random_points(rng, int(rng.integers(1, 9)), dims, 7)
+        reference = rng.integers(2, 5, dims)
+        # mostly inside; some points on or beyond the reference in an objective add nothing
+        points = rng.integers(0, reference + 2, (int(rng.integers(1, 11)), dims))
+        points = points.astype(np.float64)
         expected = dominated_cells(points, reference)
         assert hypervolume(points, reference) == pytest.approx(expected), (points, reference)
+
+
+def test_the_hypervolume_of_single_precision_objectives_is_summed_in_double() -> None:
+    rng = np.random.default_rng(6)
+    points = rng.uniform(0, 1, (15, 3)).astype(np.float32)
+    reference = np.array([1.1, 1.1, 1.1], dtype=np.float32)
+    exact = hypervolume(points.astype(np.float64), reference.astype(np.float64))
+    assert hypervolume(points, reference) == pytest.approx(exact, rel=1e-15)
 
 
 def test_the_hypervolume_of_two_points_in_two_objectives() -> None:
@@ -120,6 +129,12 @@ def test_a_spread_of_zero_counts_as_one() -> None:
 def test_the_guard_moves_to_an_arch_exactly_ten_percent_slower() -> None:
     assert margin_guard([0.5, 0.75], np.array([1.0, 1.1]), 0) == 1
     assert margin_guard([0.5, 0.75], np.array([1.0, 1.1000001]), 0) == 0
+
+
+def test_the_guard_counts_gains_and_slow_downs_a_rounding_error_past_its_margins() -> None:
+    # 0.80 + 0.03 is not 0.83 in floating point: the margins allow 1e-12 either way
+    assert margin_guard([0.5, 0.75 - 1e-12], np.array([1.0, 1.0]), 0, gain=0.25) == 1
+    assert margin_guard([0.5, 0.75], np.array([1.0, 1.1 + 1e-12]), 0, gain=0.25) == 1
 
 
 def test_the_guard_takes_the_least_slow_down_not_the_first_or_most_accurate_arch() -> None:

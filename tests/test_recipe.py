@@ -71,7 +71,7 @@ def test_the_main_jobs_recipe_warms_up_every_arch_it_trains(tmp_path: Path) -> N
 
 
 def test_the_main_job_refuses_a_warmup_as_long_as_its_training() -> None:
-    with pytest.raises(ConfigError, match=r"train_warmup_epochs 1: .*--train-epochs \(1\)"):
+    with pytest.raises(ConfigError, match=r"--train-warmup-epochs 1: .*--train-epochs \(1\)"):
         RunConfig(train_epochs=1, train_warmup_epochs=1).check()
 
 

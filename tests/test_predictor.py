@@ -1,0 +1,133 @@
+"""`edgenas.estimate.predictor` part by part: the folds, out-of-fold predictions, the choice
+among regressors, non-finite features and the feature rows. (The committed predictor held
+to its ground truth: tests/test_accuracy_claims.py.)"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from edgenas.estimate.features import arch_features
+from edgenas.estimate.predictor import (clip, feature_matrix, fit_predictor, floors, folds,
+                                        out_of_fold, quiet_fit)
+from edgenas.space import get_space
+from edgenas.space.presets import get_preset
+
+
+class FakeMeanRegressor:
+    """Not a real regressor: predicts the mean of the rows it was fitted on, so a test can
+    tell from a prediction which rows the fit saw."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "FakeMeanRegressor":
+        self.mean = float(np.mean(y))
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.full(len(x), self.mean)
+
+
+class FakeRegressorThatWarns:
+    """Not a real regressor: its fit warns twice, once that it did not converge."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "FakeRegressorThatWarns":
+        warnings.warn("did not converge", ConvergenceWarning)
+        warnings.warn("something else", UserWarning)
+        return self
+
+
+def test_folds_are_disjoint_cover_every_row_and_are_seeded() -> None:
+    parts = folds(23, 5, seed=3)
+    assert len(parts) == 5
+    assert sorted(np.concatenate(parts).tolist()) == list(range(23))
+    assert sorted(len(p) for p in parts) == [4, 4, 5, 5, 5]
+    again, other = folds(23, 5, seed=3), folds(23, 5, seed=4)
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(parts, other))
+
+
+def test_every_out_of_fold_prediction_comes_from_a_fit_without_its_row() -> None:
+    y = np.arange(20.0)
+    predicted = out_of_fold(FakeMeanRegressor, y[:, None], y, k=4, seed=2)
+    for test in folds(20, 4, seed=2):
+        train = np.setdiff1d(np.arange(20), test)
+        assert predicted[test] == pytest.approx(np.full(len(test), y[train].mean()))
+
+
+def test_a_quiet_fit_silences_only_convergence_warnings_and_gives_the_model() -> None:
+    model = FakeRegressorThatWarns()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert quiet_fit(model, np.zeros((2, 1)), np.zeros(2)) is model
+    assert [w.category for w in caught] == [UserWarning]
+
+
+def test_a_non_finite_feature_goes_one_below_its_columns_smallest_finite_value() -> None:
+    x = np.array([[1.0, -np.inf, np.nan], [3.0, 2.0, np.inf]])
+    floor = floors(x)
+    assert floor.tolist() == [0.0, 1.0, 0.0]  # a column without a finite value: 0
+    assert clip(x, floor).tolist() == [[1.0, 1.0, 0.0], [3.0, 2.0, 0.0]]
+    assert np.array_equal(clip(x, None), x, equal_nan=True)
+    finite = np.array([[1.0, 2.0]])
+    assert clip(finite, np.array([9.0, 9.0])).tolist() == [[1.0, 2.0]]
+
+
+def test_a_predictor_predicts_one_row_or_many_with_non_finite_features_clipped() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 3))
+    y = x[:, 0] - 0.5 * x[:, 1] + 0.05 * rng.normal(size=30)
+    x[4, 2] = -np.inf  # a zero-cost score that came out as -inf
+    fitted = fit_predictor(x, y, only=["ridge"])
+    assert fitted.name == "ridge" and list(fitted.candidates) == ["ridge"] and fitted.n == 30
+    assert fitted.floor is not None and fitted.floor.tolist() == floors(x).tolist()
+    one = fitted.predict(x[0])
+    assert one.shape == (1,) and one.dtype == np.float64
+    assert fitted.predict(x).shape == (30,) and fitted.predict(x)[0] == pytest.approx(one[0])
+    row = np.array([1.0, 2.0, -np.inf])
+    assert fitted.predict(row)[0] == pytest.approx(
+        fitted.predict(np.array([1.0, 2.0, fitted.floor[2]]))[0])
+    # fitted on every row: in sample it ranks the target it was fitted on
+    assert np.corrcoef(fitted.predict(x), y)[0, 1] > 0.99
+
+
+def test_the_choice_is_the_best_cross_validated_tau_then_the_smallest_error() -> None:
+    x = np.linspace(0.0, 1.0, 30)[:, None]
+    y = 2.0 * x[:, 0] + 1.0  # ranked perfectly by more than one candidate
+    fitted = fit_predictor(x, y, k=5)
+    taus = {name: score["cv_tau"] for name, score in fitted.candidates.items()}
+    assert set(taus) == {"ridge", "gp-rbf", "random-forest", "gbdt"}
+    top = [name for name, tau in taus.items() if tau == max(taus.values())]
+    assert len(top) >= 2, taus  # the premise: a tie in tau for the error to break
+    assert fitted.name == min(top, key=lambda name: fitted.candidates[name]["cv_mae"])
+    assert fitted.cv_tau == taus[fitted.name]
+    assert fitted.cv_mae == fitted.candidates[fitted.name]["cv_mae"]
+
+
+def test_a_predictor_is_reproducible_from_its_seed() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 4))
+    y = np.sin(2 * x[:, 0]) + x[:, 1] ** 2 + 0.3 * rng.normal(size=30)
+    first, again = fit_predictor(x, y, seed=3), fit_predictor(x, y, seed=3)
+    assert first.candidates == again.candidates  # every candidate's out-of-fold scores
+    fresh = rng.normal(size=(10, 4))
+    assert again.predict(fresh).tolist() == first.predict(fresh).tolist()
+
+
+def test_a_predictor_needs_two_rows_per_fold() -> None:
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(10, 2)), rng.normal(size=10)
+    assert fit_predictor(x, y, k=5, only=["ridge"]).n == 10
+    with pytest.raises(ValueError, match="a predictor needs at least 10 trained archs, got 9"):
+        fit_predictor(x[:9], y[:9], k=5)
+
+
+def test_feature_rows_are_the_arch_features_then_the_extra_scores() -> None:
+    archs = [get_preset("resnet20"), get_space("cifar").sample(1)]
+    plain = feature_matrix(archs, None)
+    assert plain.shape == (2, len(arch_features(archs[0])))
+    assert np.array_equal(plain[1], arch_features(archs[1]))
+    extra = feature_matrix(archs, lambda arch: [1.5, -2])
+    assert np.array_equal(extra[:, :-2], plain)
+    assert extra[:, -2:].tolist() == [[1.5, -2.0], [1.5, -2.0]]
