@@ -64,7 +64,7 @@ def _stream(argv: list[str], on_line: LineHandler | None, what: str) -> str:
         lost = _lost(process.returncode) if Path(argv[0]).name == "ssh" else ""
         raise DeviceError(f"{what}: {shlex.join(argv[:6])}{' ...' if len(argv) > 6 else ''} "
                           f"failed with exit code {process.returncode}{lost}: "
-                          f"{stderr.strip()[-2000:]}")
+                          f"{_last_lines(stderr)}")
     return "".join(lines)
 
 
@@ -80,6 +80,14 @@ def _replacing(local: Path) -> Iterator[Path]:
         os.replace(partial, local)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _last_lines(stderr: str, count: int = 5) -> str:
+    """The end of a failed command's stderr: the cause is last, and a runtime's start-up
+    warnings (ONNX Runtime's cpuinfo lines on a board without /sys) would bury it."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    shown = " | ".join(lines[-count:])[-2000:]
+    return f"... {shown}" if len(lines) > count else shown
 
 
 def _lost(returncode: int) -> str:
@@ -169,7 +177,7 @@ class SSHConnector:
         stderr = process.stderr.read().decode(errors="replace")
         if process.wait() != 0:
             raise DeviceError(f"ssh {self.target}: copying {local} failed"
-                              f"{_lost(process.returncode)}: {stderr.strip()[-2000:]}")
+                              f"{_lost(process.returncode)}: {_last_lines(stderr)}")
         return f"{self.workdir}/{remote_name}"
 
     def pull(self, remote_path: str, local: Path) -> None:
@@ -181,7 +189,7 @@ class SSHConnector:
             if result.returncode != 0:
                 raise DeviceError(f"ssh {self.target}: fetching {remote_path} failed"
                                   f"{_lost(result.returncode)}: "
-                                  f"{result.stderr.decode(errors='replace').strip()[-2000:]}")
+                                  f"{_last_lines(result.stderr.decode(errors='replace'))}")
 
     def run_setup(self, command: str) -> None:
         _stream(self._ssh(command), None, f"ssh {self.target} setup")
