@@ -10,13 +10,14 @@ import errno
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Sequence
 
 from edgenas.commands import deploy, devices, estimate, groundtruth, run, search, training
 from edgenas.cost import count
+from edgenas.device.descriptor import get_device
 from edgenas.errors import EdgenasError
 from edgenas.jsonio import write_hint
+from edgenas.profile.latency import predict_on_device
 from edgenas.space import SPACES, Arch, get_space
 from edgenas.space.presets import resolve_arch
 
@@ -39,9 +40,6 @@ def cmd_arch_sample(args: argparse.Namespace) -> None:
 def _predict_latency(arch: Arch, device_name: str, profiles_dir: str,
                      allow_stale: bool) -> tuple[float, str]:
     """Predicted ms and the table it came from: the device's table whose space holds ``arch``."""
-    from edgenas.device.descriptor import get_device
-    from edgenas.profile.latency import predict_on_device
-
     prediction = predict_on_device(get_device(device_name), arch, profiles_dir, allow_stale)
     return prediction.ms, str(prediction.path)
 

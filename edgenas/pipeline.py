@@ -22,7 +22,7 @@ from edgenas.assess import assess, slug
 from edgenas.deploy.deploy import deploy
 from edgenas.device.descriptor import Device, get_device
 from edgenas.errors import ConfigError, ProfileError
-from edgenas.export.export_arch import export_arch
+from edgenas.export_arch import export_arch
 from edgenas.export.onnx_export import FormatRejected
 from edgenas.jsonio import write_json_atomic
 from edgenas.locking import folder_lock
@@ -35,13 +35,11 @@ from edgenas.search import accuracy_source
 from edgenas.search.engine import SearchConfig, completed, run_search
 from edgenas.search.objectives import Budgets, Evaluator, SearchError, check_budgets_reachable
 from edgenas.search.results import PICK_RULES, load_front, pick, write_results
-from edgenas.search.surrogate import (SurrogateConfig, run_surrogate_search, surrogate_summary,
-                                      trained_trials)
+from edgenas.search.surrogate import SurrogateConfig, trained_search
 from edgenas.space import Arch, SearchSpace, get_space
 from edgenas.space.baselines import baseline_archs
 from edgenas.train.loop import TrainConfig
-from edgenas.train.standalone import (CONVERGENCE_RULE, convergence_floor, converged,
-                                     recipe_trainer)
+from edgenas.train.standalone import CONVERGENCE_RULE, convergence_floor, converged
 from edgenas.train.supernet_training import supernet_evaluator, train_supernet
 
 log = logging.getLogger(__name__)
@@ -238,20 +236,15 @@ def _search(state: RunState) -> dict[str, Any]:
                         what=accuracy_source.SUPERNET))
         surrogate = None
     else:
-        evaluator = Evaluator(("accuracy", "latency", "memory"), budgets, latency,
-                              lambda arch: 0.0)  # accuracy comes from training, not from here
-        check_budgets_reachable(space, evaluator)
-        recipe = _recipe(state)
-        search = SurrogateConfig(config.train_budget, per_round=config.per_round, seed=config.seed,
-                                 inner_trials=config.trials, population=config.population)
-        study = run_surrogate_search(space, evaluator,
-                                     recipe_trainer(config.data, search_dir / "trained", recipe),
-                                     search, recipe.to_dict(), storage=storage)
-        trials = trained_trials(study)
-        surrogate = surrogate_summary(study, config.seed)
-        split = accuracy_source.recorded_split(t.user_attrs.get("run_dir") for t in trials)
-        info.update(strategy="surrogate-nsga2", recipe=recipe.to_dict(), surrogate=surrogate,
-                    accuracy_source=accuracy_source.trained(recipe.to_dict(), config.data, split))
+        search = trained_search(space, ("accuracy", "latency", "memory"), budgets,
+                                SurrogateConfig(config.train_budget, per_round=config.per_round,
+                                                seed=config.seed, inner_trials=config.trials,
+                                                population=config.population),
+                                _recipe(state), config.data, search_dir, latency_model=latency)
+        evaluator = search.evaluator
+        trials, outcome = search.outcome(search.run(storage=storage))
+        surrogate = outcome["surrogate"]
+        info.update(outcome)
     write_results(search_dir, trials, evaluator.objectives, config.population, info)
     front = load_front(search_dir)
     chosen, same = choose_picks(front, PICKS)

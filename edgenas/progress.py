@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, NamedTuple, TextIO
 
 
 def format_seconds(seconds: float) -> str:
@@ -23,9 +23,9 @@ def format_seconds(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-#: No estimate before this share of the items is done: the first of 6,966 units arrives
-#: after the reference burst and a whole chunk's timing, and its rate said "ETA 64h59m" for
-#: a stage that took 11 minutes.
+#: No estimate before this share of the items is done: the first items of a stage arrive
+#: after its fixed start-up (a reference burst, a whole chunk's timing), so a rate taken
+#: from them overstates the time left many times over.
 ETA_AFTER = 0.01
 
 
@@ -80,11 +80,18 @@ class Progress:
             self._bar.close()
 
 
-def stage_callbacks(unit: str = "model", stream: TextIO | None = None
-                    ) -> tuple[Callable[[str, int], None], Callable[[int], None],
-                               Callable[[], None]]:
-    """(start(stage, total), advance(n), finish()) over one `Progress` per stage: what
-    the profiler's callback interface takes."""
+class StageProgress(NamedTuple):
+    """What a job in stages (a profile: units, then networks) reports its progress to:
+    ``start(stage, total)``, ``advance(n)`` items done, ``finish()`` the stage. Silent by
+    default; `stage_callbacks` draws each stage as a `Progress`, a front end may do its own."""
+
+    start: Callable[[str, int], None] = lambda stage, total: None
+    advance: Callable[[int], None] = lambda n: None
+    finish: Callable[[], None] = lambda: None
+
+
+def stage_callbacks(unit: str = "model", stream: TextIO | None = None) -> StageProgress:
+    """`StageProgress` over one `Progress` per stage, on ``stream`` (default stderr)."""
     state: dict[str, Progress] = {}
 
     def start(stage: str, total: int) -> None:
@@ -100,4 +107,4 @@ def stage_callbacks(unit: str = "model", stream: TextIO | None = None
         if bar is not None:
             bar.close()
 
-    return start, advance, finish
+    return StageProgress(start, advance, finish)

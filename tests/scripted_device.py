@@ -19,6 +19,7 @@ import onnx
 import pytest
 
 from edgenas.device.agent import timer
+from edgenas.errors import DeviceError
 
 
 @dataclass
@@ -80,7 +81,9 @@ class ScriptedDevice:
     ``load`` multiplies every time (the reference network's too), a number or a function of
     how many models the device has timed so far (a slow stretch); ``noise`` adds a seeded
     relative jitter, uniform within +-noise, per timing; once ``killed_when()`` is true
-    (checked before each model) the device raises `DeviceKilled`. ``timed`` counts the
+    (checked before each model) the device raises `DeviceKilled`; once ``lost_when()`` is
+    true, the connection is lost: a `DeviceError` as ssh's exit 255 gives, which the code
+    under test may handle. ``timed`` counts the
     models timed, ``kinds`` what each was ("unit", "network" or "reference").
     """
 
@@ -91,6 +94,7 @@ class ScriptedDevice:
         self.load: float | Callable[[int], float] = 1.0
         self.noise = 0.0
         self.killed_when: Callable[[], bool] | None = None
+        self.lost_when: Callable[[], bool] | None = None
         self.timed = 0
         self.kinds: list[str] = []
         self.rng = np.random.default_rng(0)
@@ -104,6 +108,9 @@ class ScriptedDevice:
         """One model's time now, in ms."""
         if self.killed_when is not None and self.killed_when():
             raise DeviceKilled(f"scripted device killed after {self.timed} models")
+        if self.lost_when is not None and self.lost_when():
+            raise DeviceError("ssh scripted: failed with exit code 255 (ssh could not reach the "
+                              "device or lost the connection)")
         load = self.load(self.timed) if callable(self.load) else self.load
         model = onnx.load(str(file))
         ms = self.cost(model) * load

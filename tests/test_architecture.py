@@ -1,68 +1,46 @@
-"""The package graph of docs/architecture.md holds: packages import each other bottom-up only.
+"""The package graph of docs/architecture.md holds: packages import each other bottom-up only,
+and no module imports itself round a cycle.
 
 Every import counts, those inside functions too (a lazy import still makes one package
 depend on another); only imports under ``if TYPE_CHECKING:`` are left out, as they never run.
+The graph is built once, by tools/import_graph.py (``python -m tools.import_graph``).
 """
 
 from __future__ import annotations
 
-import ast
 from collections import defaultdict
-from pathlib import Path
 
-import pytest
+from tools.import_graph import cycles, module_graph
 
-PACKAGE = Path(__file__).resolve().parents[1] / "edgenas"
 #: the layers, bottom-up; a package may import its own layer's leaves and anything below
 LAYERS = (
     {"errors", "jsonio", "locking", "progress"},
     {"space"},
     {"cost", "data", "device"},
-    {"nn", "profile"},
+    {"nn", "profile", "export"},
     {"train"},
-    {"estimate", "export"},
+    {"estimate"},
     {"search"},   # the surrogate-assisted search fits estimate's predictor
-    {"deploy", "assess", "report"},
+    {"deploy", "assess", "report", "export_arch"},  # export_arch: an orchestrator
     {"pipeline"},
     {"commands"},
     {"cli", "__main__", "__init__"},  # __init__: the public names, re-exported
 )
 
 
-def _package(module: str) -> str | None:
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 and parts[0] == "edgenas" else None
-
-
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    skipped: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skipped.update(id(child) for stmt in node.body for child in ast.walk(stmt))
-    found = set()
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-    return found
-
-
 def package_graph() -> dict[str, set[str]]:
+    """Each package (or top-level module) of edgenas -> those it imports, from the module graph."""
     graph: dict[str, set[str]] = defaultdict(set)
-    for path in PACKAGE.rglob("*.py"):
-        relative = path.relative_to(PACKAGE).with_suffix("")
-        if relative.parts[0] == "device" and "agent" in relative.parts:
-            continue  # runs on the target with numpy and a runtime only; imports nothing of ours
-        source = relative.parts[0]
-        for module in _imports(path):
-            target = _package(module)
-            if target and target != source:
-                graph[source].add(target)
+    for source, targets in module_graph().items():
+        for target in targets:
+            if _package(target) != _package(source):
+                graph[_package(source)].add(_package(target))
     return graph
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
 
 
 def _layer(package: str) -> int:
@@ -79,22 +57,5 @@ def test_packages_import_bottom_up_only() -> None:
     assert upward == [], "imports against the layering of docs/architecture.md"
 
 
-@pytest.mark.parametrize("package", ["space"])
-def test_no_cycle_between_modules_of(package: str) -> None:
-    modules = {p.stem: _imports(p) for p in (PACKAGE / package).glob("*.py")}
-    graph = {name: {m.rsplit(".", 1)[1] for m in imports
-                    if m.startswith(f"edgenas.{package}.")} for name, imports in modules.items()}
-    seen: dict[str, int] = {}
-
-    def visit(node: str, path: tuple[str, ...]) -> None:
-        if seen.get(node) == 1:
-            raise AssertionError(f"import cycle: {' -> '.join(path + (node,))}")
-        if seen.get(node) == 2:
-            return
-        seen[node] = 1
-        for nxt in graph.get(node, ()):
-            visit(nxt, path + (node,))
-        seen[node] = 2
-
-    for name in graph:
-        visit(name, ())
+def test_no_import_cycle_between_modules() -> None:
+    assert cycles(module_graph()) == [], "modules that import each other, round a cycle"

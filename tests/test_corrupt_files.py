@@ -17,7 +17,7 @@ from edgenas.estimate.groundtruth import GroundTruth
 from edgenas.estimate.estimators import DEFAULT_TABLE
 from edgenas.export.bundle import load_bundle
 from edgenas.profile.lut import load_lut
-from edgenas.search.engine import open_storage
+from edgenas.search.study_store import open_storage
 from edgenas.search.results import load_front
 from edgenas.space.arch import load_arch
 from edgenas.train.checkpoint import load_checkpoint

@@ -238,7 +238,7 @@ def test_tensorrt_engine_build_and_timing(bundle) -> None:
 
 
 def test_export_takes_weights_from_supernet_and_standalone_runs(tmp_path) -> None:
-    from edgenas.export.export_arch import export_arch
+    from edgenas.export_arch import export_arch
     from edgenas.train.loop import TrainConfig
     from edgenas.train.standalone import train_arch
     from edgenas.train.supernet_training import train_supernet

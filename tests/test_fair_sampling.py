@@ -13,13 +13,13 @@ import torch.nn.functional as F
 
 from edgenas import get_space
 from edgenas.cli import main
-from edgenas.commands.training import SAMPLING_CHOICES
+from edgenas.commands.training import SAMPLINGS as SAMPLING_CHOICES  # the command offers the trainer's
 from edgenas.errors import ConfigError
 from edgenas.nn.supernet import SuperNet
 from edgenas.space import SearchSpace
 from edgenas.train.checkpoint import read_run
 from edgenas.train.loop import TrainConfig
-from edgenas.train.sampling import SAMPLINGS, fair_paths
+from edgenas.train.subnet_sampling import SAMPLINGS, fair_paths
 from tiny_space import tiny_space
 
 

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edgenas.cli import build_parser
 from edgenas.device.descriptor import Device, parse_device
 from edgenas.errors import EdgenasError
 from edgenas.pipeline import RunConfig
@@ -286,6 +287,24 @@ def test_main_job_numbers_are_checked_before_any_work(name, value) -> None:  # n
     else:  # what passed is a number every stage can use
         assert value >= 0 and math.isfinite(value)
         assert name in ("table_minutes", "max_latency_ms", "max_memory_mb") or value == int(value)
+
+
+PROFILE_COUNTS = {"--chunk": 1, "--calibrate": 1, "--max-units": 1, "--validate": 0}
+
+
+@SETTINGS
+@given(st.sampled_from(sorted(PROFILE_COUNTS)), st.integers(-10**6, 10) | st.text(max_size=4))
+def test_profile_counts_are_checked_before_any_work(flag, value) -> None:  # noqa: ANN001
+    """Checked as typed: `--chunk 0` was a traceback after the first unit, and `--validate
+    -3` a whole profile that failed at its end."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(["profile", "host-cpu", flag, str(value)])
+    except SystemExit as stop:
+        assert stop.code == 2
+    else:
+        assert int(str(value)) >= PROFILE_COUNTS[flag]
+        assert getattr(args, flag[2:].replace("-", "_")) == int(str(value))
 
 
 def test_hostile_file_and_folder_names_are_never_executed(tmp_path, monkeypatch) -> None:

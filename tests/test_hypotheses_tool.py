@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "hypotheses.py"
+from tools import hypotheses as hypotheses_tool
 
 
 @pytest.fixture(scope="module")
 def hypotheses():
-    sys.path.insert(0, str(TOOL.parent))   # the tool imports its sibling strategies.py
-    spec = importlib.util.spec_from_file_location("hypotheses_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return hypotheses_tool
 
 
 def trial(hypotheses, macs: float, accuracy: float, feasible: bool = True):

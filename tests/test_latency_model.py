@@ -16,10 +16,13 @@ import pytest
 from edgenas.device.descriptor import get_device
 from edgenas.profile.boosted import FEATURES, UNIT_KINDS, BoostedModel, fit_boosted
 from edgenas.profile.drift import MAX_BIAS, check_drift
-from edgenas.profile.latency import (LatencyModel, arch_features, fit_correction, kind_sums,
-                                     predict_corrected, unit_rows, unit_sum)
+from edgenas.profile.correction import fit_correction, predict_corrected
+from edgenas.profile.latency import (LatencyModel, boosted_features, kind_sums, unit_rows,
+                                     unit_sum)
 from edgenas.profile.lut import LUT, load_lut, save_lut
-from edgenas.profile.profiler import LoadGuard, Progress, fit_on, profile, time_batch
+from edgenas.profile.profiler import fit_on, profile
+from edgenas.profile.timing import LoadGuard, time_batch
+from edgenas.progress import StageProgress
 from edgenas.space.arch import Arch
 from edgenas.space import get_space
 from scripted_device import CostModel, ScriptedDevice, scripted_device
@@ -71,7 +74,7 @@ def test_a_table_with_trees_predicts_the_same_after_saving(tmp_path: Path) -> No
     fit_on(lut, archs, measured)
     lut.correction["form"] = "boosted"  # whatever the cross-validation chose: store the trees
     lut.correction["boosted"] = fit_boosted(
-        np.array([arch_features(lut, a) for a in archs]), np.array(measured))
+        np.array([boosted_features(lut, a) for a in archs]), np.array(measured))
     before = [LatencyModel(lut).predict(a) for a in archs[:10]]
     save_lut(lut, tmp_path / "cifar.json")
     after = [LatencyModel(load_lut(tmp_path / "cifar.json")).predict(a) for a in archs[:10]]
@@ -113,7 +116,7 @@ def test_times_under_a_busy_spell_are_scaled_back_to_the_uncontended_level() -> 
     steps: list[int] = []
     guard = LoadGuard(_reference(), every=5)
     time_batch(_Session(load), _models(15), stored.__setitem__,  # type: ignore[arg-type]
-               chunk=15, checkpoint=lambda: None, progress=Progress(advance=steps.append),
+               chunk=15, checkpoint=lambda: None, progress=StageProgress(advance=steps.append),
                guard=guard)
     assert steps == [15]  # a scaled batch arrives whole: one step, not fifteen at one instant
     assert guard.reference_ms == pytest.approx(1.0)
@@ -129,7 +132,7 @@ def test_a_model_between_a_quiet_and_a_busy_reference_is_scaled_by_their_mean() 
     guard = LoadGuard(_reference(), every=2)
     time_batch(_Session(lambda call: 2.0 if call >= 23 else 1.0), _models(2),
                stored.__setitem__, chunk=2, checkpoint=lambda: None,  # type: ignore[arg-type]
-               progress=Progress(), guard=guard)
+               progress=StageProgress(), guard=guard)
     assert stored["k0"]["reference_ms"] == pytest.approx(1.5)
     assert stored["k0"]["median_ms"] == pytest.approx(0.1 / 1.5)
     assert stored["k1"]["median_ms"] == pytest.approx(0.2 / 1.5)
@@ -139,7 +142,7 @@ def test_timings_against_a_table_use_its_reference_level_and_a_new_table_measure
     """The host ran the reference at 1.25 ms in one 10-minute stretch and 1.83 ms in the
     next: a benchmark or resumed profile must scale to the table's level, not its own."""
     from edgenas.device.descriptor import get_device
-    from edgenas.profile.profiler import load_guard
+    from edgenas.profile.timing import load_guard
 
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
     device = get_device("host-cpu")
@@ -159,7 +162,7 @@ def test_a_new_table_is_scaled_by_a_reference_of_its_own_space_an_old_one_keeps_
     must be the size of what it scales. A table that records no reference space was
     measured against `cifar`'s, and a resumed profile must keep using that one."""
     from edgenas.device.descriptor import get_device
-    from edgenas.profile.profiler import load_guard, reference_network
+    from edgenas.profile.timing import load_guard, reference_network
 
     device = get_device("host-cpu")
     big, small = (_input_size(reference_network(get_space(s))) for s in ("imagenet", "cifar"))
@@ -206,7 +209,7 @@ def test_the_level_is_the_one_under_which_repeated_rounds_agree() -> None:
 
 
 def test_a_chosen_level_expresses_every_unit_and_network_by_it_and_refits() -> None:
-    from edgenas.profile.profiler import set_level
+    from edgenas.profile.timing import set_level
 
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
     key = next(iter(lut.entries))
@@ -231,7 +234,7 @@ def test_at_the_chunk_level_a_model_is_scaled_by_its_chunks_median_reference() -
     guard = LoadGuard(_reference(), every=2, level="chunk")
     time_batch(_Session(lambda call: 2.0 if call >= 23 else 1.0), _models(4),
                stored.__setitem__, chunk=4, checkpoint=lambda: None,  # type: ignore[arg-type]
-               progress=Progress(), guard=guard)
+               progress=StageProgress(), guard=guard)
     assert stored["k0"]["chunk_reference_ms"] == pytest.approx(2.0)
     assert stored["k0"]["median_ms"] == pytest.approx(0.1 / 2.0)
     assert stored["k0"]["reference_ms"] == pytest.approx(1.5)  # kept for the other levels
@@ -249,7 +252,7 @@ def _scripted_profile(calibrate: int = 60, validate: int = 60,
     """The tiny space (772 units) profiled on whatever scripted device is installed (with
     60 table-fitting networks, as the main job, the boosted trees are a candidate too)."""
     return profile(get_device("host-cpu"), tiny_space(), calibrate=calibrate, validate=validate,
-                   checkpoint=checkpoint, progress=Progress())
+                   checkpoint=checkpoint, progress=StageProgress())
 
 
 @pytest.mark.parametrize("noise, within, share", [(0.0, 0.01, 1.0), (0.03, 0.10, 0.95)],
@@ -411,7 +414,7 @@ def test_a_table_built_in_a_slow_stretch_is_re_anchored_by_a_recalibration(monke
     assert not drift["trusted"] and drift["median_bias_pct"] == pytest.approx(30, abs=1)
     assert drift["median_ratio_measured_to_predicted"] < 1 - MAX_BIAS
     profile(get_device("host-cpu"), tiny_space(), lut, calibrate=40, validate=20,
-            recalibrate=True, progress=Progress())
+            recalibrate=True, progress=StageProgress())
     assert lut.entries == entries
     assert abs(lut.validation["median_bias_pct"]) < 1 and lut.validation["within_10pct"] == 1.0
     again = check_drift(get_device("host-cpu"), lut, count=20)
@@ -421,7 +424,7 @@ def test_a_table_built_in_a_slow_stretch_is_re_anchored_by_a_recalibration(monke
 # -- the model's smaller parts, number by number (issue 27: mutation testing) -------------------
 
 def test_each_correction_is_described_in_its_own_terms() -> None:
-    from edgenas.profile.latency import describe_correction
+    from edgenas.profile.correction import describe_correction
 
     line = {"intercept_ms": 0.05, "scale": 0.9, "per_unit_ms": -0.002}
     assert describe_correction(line) == "linear: +0.0500 ms + 0.900 x sum -0.00200 ms x units"
@@ -446,7 +449,7 @@ def test_the_tables_kendall_tau_is_tau_b_and_undefined_for_a_constant_side() -> 
 
     from scipy import stats
 
-    from edgenas.profile.latency import kendall_tau
+    from edgenas.profile.ranking import kendall_tau
 
     rng = np.random.default_rng(3)
     a = rng.integers(0, 5, 40)
@@ -563,8 +566,8 @@ def test_round_times_need_a_record_for_every_round() -> None:
                        "chunk") is None
 
 
-def test_the_agreement_of_two_rounds_is_their_gap_over_the_faster() -> None:
-    from edgenas.profile.level import agreement
+def test_the_repeatability_of_two_rounds_is_their_gap_over_the_faster() -> None:
+    from edgenas.profile.level import round_repeatability
 
     def rounds(*raw: float) -> dict[str, Any]:
         return {"rounds": list(raw), "timed": [_timing(r, 1.0, 1.0) for r in raw]}
@@ -572,11 +575,12 @@ def test_the_agreement_of_two_rounds_is_their_gap_over_the_faster() -> None:
     # gaps 4 %, 8 %, 20 % and 0 % (a third round is not compared); two networks left out
     items = [rounds(1.0, 1.04), rounds(1.08, 1.0), rounds(1.0, 1.2, 5.0), rounds(2.0, 2.0),
              rounds(1.0), {"rounds": [1.0, 2.0]}]
-    assert agreement(items, "none") == pytest.approx(
+    assert round_repeatability(items, "none") == pytest.approx(
         {"n": 4, "median_gap_pct": 6.0, "within_10pct": 0.75, "within_5pct": 0.5})
-    exactly = agreement([rounds(10.0, 11.0), rounds(20.0, 21.0)], "none")  # 10 % and 5 %
+    # gaps of exactly 10 % and 5 %
+    exactly = round_repeatability([rounds(10.0, 11.0), rounds(20.0, 21.0)], "none")
     assert exactly["within_10pct"] == 1.0 and exactly["within_5pct"] == 0.5
-    assert agreement(items[4:], "none") is None
+    assert round_repeatability(items[4:], "none") is None
 
 
 def test_a_tie_between_levels_goes_to_the_earlier_one() -> None:
@@ -632,12 +636,12 @@ def test_whole_network_features_fill_the_callers_cache_of_unit_costs() -> None:
 
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
     arch, cache = get_space("cifar").sample(2), {}
-    features = arch_features(lut, arch, cache)
+    features = boosted_features(lut, arch, cache)
     timed = {unit_key(s.unit, s.height): unit_cost(s.unit, s.height) for s in sites(arch)
              if not s.unit.is_identity}
     assert cache == timed  # one counted cost per distinct timed unit, by its table key
-    assert np.array_equal(arch_features(lut, arch, cache), features)
-    assert np.array_equal(arch_features(lut, arch), features)
+    assert np.array_equal(boosted_features(lut, arch, cache), features)
+    assert np.array_equal(boosted_features(lut, arch), features)
 
 
 def test_the_log_ratio_form_is_a_ridge_regression_on_shares_log_sum_and_log_units() -> None:

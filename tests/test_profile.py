@@ -22,14 +22,16 @@ import pytest
 from conftest import random_archs, tiny_space
 from edgenas import get_space
 from edgenas.cli import main
-from edgenas.profile.latency import LatencyModel, accuracy_metrics, kendall_tau
+from edgenas.profile.latency import LatencyModel, accuracy_metrics
+from edgenas.profile.ranking import kendall_tau
 from edgenas.device.agent import timer
 from edgenas.device.descriptor import get_device
 from edgenas.errors import ProfileError
 from edgenas.profile.keys import space_units, unit_key
 from edgenas.profile.lut import load_lut, lut_path, open_lut, save_lut, stale_reasons
 from edgenas.profile.onnx_graph import network_model, unit_model
-from edgenas.profile.profiler import Progress, profile
+from edgenas.profile.profiler import profile
+from edgenas.progress import StageProgress
 from edgenas.space.plan import sites
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,7 +195,7 @@ def test_prediction_tracks_measurement(monkeypatch) -> None:
     from scripted_device import CostModel, scripted_device
 
     device = scripted_device(monkeypatch, CostModel(per_call_ms=0.05))
-    lut = profile(fast_device(), tiny_space(), calibrate=8, progress=Progress())
+    lut = profile(fast_device(), tiny_space(), calibrate=8, progress=StageProgress())
     model = LatencyModel(lut)
     archs = [tiny_space().sample(seed) for seed in range(200)]
     error = np.array([abs(model.predict(a) / device.cost(network_model(a)) - 1) for a in archs])
@@ -211,7 +213,7 @@ def test_arch_outside_the_table_is_refused_with_the_unit_named(tiny_lut) -> None
 def test_a_rerun_measures_nothing_that_is_already_there(tiny_lut) -> None:
     lut, _ = tiny_lut
     counted = []
-    progress = Progress(start=lambda stage, total: counted.append((stage, total)))
+    progress = StageProgress(start=lambda stage, total: counted.append((stage, total)))
     profile(fast_device(), tiny_space(), lut, calibrate=8, validate=6, progress=progress)
     assert counted == []
 
@@ -219,7 +221,7 @@ def test_a_rerun_measures_nothing_that_is_already_there(tiny_lut) -> None:
 def test_revalidate_times_the_held_out_networks_again(tiny_lut) -> None:
     lut, _ = tiny_lut
     counted = []
-    progress = Progress(start=lambda stage, total: counted.append((stage, total)))
+    progress = StageProgress(start=lambda stage, total: counted.append((stage, total)))
     profile(fast_device(), tiny_space(), lut, calibrate=8, validate=6, revalidate=True,
             progress=progress)
     assert counted == [("validation networks", 12)]  # two interleaved rounds of six
@@ -249,7 +251,7 @@ def test_a_table_off_by_a_uniform_factor_is_caught_and_recalibrated(tiny_lut) ->
     assert not check["trusted"] and check["n"] == 6
     assert check["median_ratio_measured_to_predicted"] > 1.8
     counted = []
-    progress = Progress(start=lambda stage, total: counted.append((stage, total)))
+    progress = StageProgress(start=lambda stage, total: counted.append((stage, total)))
     profile(fast_device(), tiny_space(), lut, calibrate=8, validate=6, recalibrate=True,
             progress=progress)
     assert counted == [("calibration networks", 16), ("validation networks", 12)]  # 2 rounds
@@ -277,7 +279,7 @@ profile(fast_device(repeats=40, min_time_ms=30.0), tiny_space(), calibrate=0, ch
     total, before = len(space_units(tiny_space())), len(partial.entries)
     assert 6 <= before < total
     measured = []
-    progress = Progress(start=lambda stage, n: measured.append((stage, n)))
+    progress = StageProgress(start=lambda stage, n: measured.append((stage, n)))
     done = profile(fast_device(), tiny_space(), partial, calibrate=0, progress=progress)
     assert measured == [("units", total - before)]
     assert len(done.entries) == total
@@ -325,7 +327,7 @@ def test_arch_count_with_device_adds_predicted_latency(tiny_lut, tmp_path, capsy
 
 
 def test_the_noise_floor_counts_networks_whose_two_rounds_agree() -> None:
-    from edgenas.profile.profiler import noise_floor
+    from edgenas.profile.timing import noise_floor
 
     items = [{"rounds": [1.0, 1.04]}, {"rounds": [1.0, 0.93]}, {"rounds": [2.0, 2.6]},
              {"rounds": [3.0]}]  # the last was timed once: not part of the floor
@@ -337,7 +339,7 @@ def test_the_noise_floor_counts_networks_whose_two_rounds_agree() -> None:
 
 
 def test_the_correction_is_never_a_line_that_loses_to_the_plain_sum() -> None:
-    from edgenas.profile.latency import fit_correction
+    from edgenas.profile.correction import fit_correction
 
     rng = np.random.default_rng(0)
     sums = rng.uniform(0.2, 2.0, 60)
@@ -364,7 +366,8 @@ def test_the_correction_is_never_a_line_that_loses_to_the_plain_sum() -> None:
 def test_a_network_smaller_than_every_fitted_one_is_never_predicted_negative() -> None:
     """A line with a negative intercept crosses zero below the timed networks; CI found a
     re-measured table predicting -0.01 ms for the space's leanest arch."""
-    from edgenas.profile.latency import UNIT_KINDS, fit_correction, predict_corrected
+    from edgenas.profile.boosted import UNIT_KINDS
+    from edgenas.profile.correction import fit_correction, predict_corrected
 
     rng = np.random.default_rng(1)
     sums = rng.uniform(1.0, 3.0, 40)
@@ -413,7 +416,7 @@ def test_a_space_too_large_to_time_is_sampled_and_the_rest_predicted(tmp_path) -
     LatencyModel(lut).predict(space.sample(3))
     # a later run without a budget times exactly the predicted units, and nothing else
     counted = []
-    progress = Progress(start=lambda stage, total: counted.append((stage, total)))
+    progress = StageProgress(start=lambda stage, total: counted.append((stage, total)))
     profile(fast_device(), space, lut, calibrate=8, progress=progress)
     assert counted == [("units", len(predicted))]
     assert not any(e.get("predicted") for e in lut.entries.values()) and lut.sampling is None
@@ -458,7 +461,7 @@ def test_a_budget_caps_the_table_fitting_networks_and_every_one_gets_all_rounds(
     lut.networks = {}
     archs = [get_space("cifar").sample(profiler.CALIBRATION_SEED + i) for i in range(60)]
     profiler.time_networks(_SlowSession(0.02), lut, "calibration", archs, 100,  # type: ignore[arg-type]
-                            lambda table: None, Progress(), rounds=2, budget_s=0.5)
+                            lambda table: None, StageProgress(), rounds=2, budget_s=0.5)
     timed = lut.networks["calibration"]
     assert 4 <= len(timed) < 60  # 0.5 s fits about 12 networks of two 0.02 s timings
     assert all(len(item["rounds"]) == 2 for item in timed)
@@ -470,7 +473,7 @@ def test_a_budgeted_profile_times_a_pilot_then_the_networks_then_units(tmp_path)
     from tiny_space import tiny_space as small_space
 
     stages: list[str] = []
-    progress = Progress(start=lambda stage, total: stages.append(stage))
+    progress = StageProgress(start=lambda stage, total: stages.append(stage))
     lut = profile(fast_device(), small_space(), calibrate=8, time_budget_s=3.0,
                   progress=progress)
     assert stages[:2] == ["units (pilot)", "calibration networks"]

@@ -24,10 +24,11 @@ from edgenas import get_space
 from edgenas.cli import main
 from edgenas.profile.latency import LatencyModel
 from edgenas.profile.lut import load_lut
-from edgenas.search.engine import SearchConfig, completed, front, open_storage, run_search
+from edgenas.search.engine import SearchConfig, completed, front, run_search
 from edgenas.search.objectives import (Budgets, Evaluator, SearchError, check_budgets_reachable,
                                        smallest_achievable)
 from edgenas.search.pareto import hypervolume, knee_index, non_dominated
+from edgenas.search.study_store import open_storage
 from edgenas.search.variation import HierarchicalVariation, gene_group
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -206,7 +207,7 @@ def test_a_trial_orphaned_before_its_first_heartbeat_does_not_hold_the_budget(
     ever (Optuna fails only trials that beat once); the others must not wait for it. The
     taken trial may be a fresh one or the retry of a failed one, which carries the failed
     trial's user attributes (a four-worker PostgreSQL search hung on one in local runs)."""
-    from edgenas.search import engine
+    from edgenas.search import study_store
 
     url = f"sqlite:///{tmp_path / 'o.db'}"
     _run(tmp_path, latency_model, name="o", trials=10)
@@ -219,7 +220,7 @@ def test_a_trial_orphaned_before_its_first_heartbeat_does_not_hold_the_budget(
                                      system_attrs={"retry_history": [failed.number]}))
     taken = study.ask()  # and its worker killed at once
     assert ("arch" in taken.user_attrs) == (kind == "retried")
-    monkeypatch.setattr(engine, "ORPHAN_S", 0.5)
+    monkeypatch.setattr(study_store, "ORPHAN_S", 0.5)
     time.sleep(0.6)
     study = run_search(get_space("cifar"), make_evaluator(latency_model),
                        SearchConfig(trials=15, population=10), storage=url, study_name="o",
@@ -282,7 +283,7 @@ def test_a_trial_marked_alive_has_beaten_so_its_death_is_noticed(tmp_path) -> No
     orphaned, ever."""
     from optuna.storages import fail_stale_trials
 
-    from edgenas.search.engine import ALIVE, mark_alive
+    from edgenas.search.study_store import ALIVE, mark_alive
 
     storage = open_storage(f"sqlite:///{tmp_path / 'b.db'}", heartbeat_s=1)
     study = optuna.create_study(storage=storage)
@@ -335,7 +336,8 @@ from test_search import make_evaluator, fake_accuracy, LUT_FILE
 from edgenas import get_space
 from edgenas.profile.latency import LatencyModel
 from edgenas.profile.lut import load_lut
-from edgenas.search.engine import SearchConfig, open_storage, run_search
+from edgenas.search.engine import SearchConfig, run_search
+from edgenas.search.study_store import open_storage
 
 def logged_fake_accuracy(arch):
     time.sleep(0.15)
@@ -497,8 +499,7 @@ def test_a_seeded_search_is_the_same_in_every_process(strategy) -> None:
 
 
 def test_strategies_are_compared_at_equal_evaluations_on_one_reference(latency_model) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-    from strategies import compare_strategies, jsonable, searched_trials
+    from tools.strategies import compare_strategies, jsonable, searched_trials
 
     evaluator = make_evaluator(latency_model)
     summary = compare_strategies(get_space("cifar"), evaluator, ("nsga2", "random"), 12, 4,
@@ -523,20 +524,20 @@ def test_a_lost_connection_is_waited_out_then_reported(monkeypatch) -> None:
     longer than RECONNECT_S is a SearchError saying that finished trials are stored."""
     import sqlalchemy.exc
 
-    from edgenas.search import engine
+    from edgenas.search import study_store
 
-    monkeypatch.setattr(engine.time, "sleep", lambda s: None)
+    monkeypatch.setattr(study_store.time, "sleep", lambda s: None)
     lost = optuna.exceptions.StorageInternalError("commit failed")
     lost.__cause__ = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed"))
-    watch = engine.Reconnect()
+    watch = study_store.Reconnect()
     watch.lost(lost)  # returns: the caller tries again
     with pytest.raises(ValueError, match="bad data"):
         watch.lost(ValueError("bad data"))
-    monkeypatch.setattr(engine, "RECONNECT_S", -1)
+    monkeypatch.setattr(study_store, "RECONNECT_S", -1)
     with pytest.raises(SearchError, match="unreachable .*every finished trial is stored"):
         watch.lost(lost)
     watch.ok()
-    monkeypatch.setattr(engine, "RECONNECT_S", 120)
+    monkeypatch.setattr(study_store, "RECONNECT_S", 120)
     watch.lost(lost)  # a new loss after progress waits anew
     # cut off long enough for a peer to fail our trial as stale: what Optuna then raises
     # (an assertion over "Cannot tell a FAIL trial", or a write to a finished trial) is

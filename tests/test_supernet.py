@@ -8,7 +8,7 @@ from conftest import random_archs
 from edgenas import count, get_space
 from edgenas.nn.model import Network
 from edgenas.nn.supernet import SuperNet
-from edgenas.train.sampling import largest_arch, smallest_arch
+from edgenas.train.subnet_sampling import largest_arch, smallest_arch
 
 
 def _supernet() -> SuperNet:

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from edgenas.cost.count import count
-from edgenas.search.engine import open_storage
 from edgenas.search.objectives import Budgets, Evaluator, SearchError
+from edgenas.search.study_store import open_storage
 from edgenas.search.surrogate import (SurrogateConfig, join_surrogate_search,
                                       run_surrogate_search, surrogate_summary, trained_trials)
 from edgenas.space import get_space
@@ -128,7 +128,7 @@ def test_a_candidate_orphaned_before_its_first_heartbeat_is_trained_again(
     retried candidate carries its failed original's attributes, "taken" among them."""
     import optuna
 
-    from edgenas.search import engine
+    from edgenas.search import study_store
     from edgenas.search.surrogate import TAKEN
 
     with pytest.raises(KeyboardInterrupt):
@@ -141,7 +141,7 @@ def test_a_candidate_orphaned_before_its_first_heartbeat_is_trained_again(
                         user_attrs={"arch": failed.user_attrs["arch"], **inherited})
     taken = study.ask()  # and its worker killed at once
     assert taken.user_attrs["arch"] == failed.user_attrs["arch"]
-    monkeypatch.setattr(engine, "ORPHAN_S", 0.5)
+    monkeypatch.setattr(study_store, "ORPHAN_S", 0.5)
     result: list[optuna.Study] = []
     leader = threading.Thread(daemon=True, target=lambda: result.append(run_surrogate_search(
         SPACE, evaluator(), Trainer(), CONFIG, RECIPE, storage=storage(tmp_path), poll_s=0.05)))

@@ -105,6 +105,19 @@ def test_a_transfer_killed_while_it_times_networks_keeps_them(new_device) -> Non
     assert new_device.kinds[before:].count("network") == 2 * (20 + 30) - kept
 
 
+def test_a_connection_lost_mid_chunk_keeps_every_network_the_device_finished(
+        new_device, capsys) -> None:
+    # 12 networks into the first chunk of 20: a board's chunk is minutes of timing
+    new_device.lost_when = lambda: new_device.kinds.count("network") >= 12
+    assert _transfer("--networks", "20") == 2
+    assert "lost the connection" in capsys.readouterr().err
+    partial = load_lut(lut_path("profiles", "new-board", "tiny"))
+    assert sum(len(item["rounds"]) for item in partial.networks["calibration"]) == 12
+    new_device.lost_when, before = None, new_device.timed
+    assert _transfer("--networks", "20") == 0
+    assert new_device.kinds[before:].count("network") == 2 * (20 + 30) - 12
+
+
 def test_networks_below_the_minimum_is_one_line_with_the_minimum(new_device, capsys) -> None:
     assert _transfer("--networks", str(MIN_NETWORKS - 1)) == 2
     err = capsys.readouterr().err

@@ -20,7 +20,8 @@ from edgenas.pipeline import assess_convergence, choose_picks
 from edgenas.profile.lut import load_lut
 from edgenas.report import write_report
 from edgenas.search import accuracy_source
-from edgenas.search.engine import SearchConfig, open_storage, run_search
+from edgenas.search.engine import SearchConfig, run_search
+from edgenas.search.study_store import open_storage
 from edgenas.search.objectives import Evaluator
 from edgenas.search.surrogate import SurrogateConfig, open_archive, training_line
 from edgenas.space.baselines import baseline_archs

@@ -25,7 +25,8 @@ import numpy as np
 
 from edgenas.estimate.estimators import (MacsEstimator, NaswotEstimator, ParamsEstimator,
                                          PredictorEstimator, ProxyStore, SupernetEstimator,
-                                         SynflowEstimator, normalise_batch, proxy_batch)
+                                         SynflowEstimator, proxy_batch)
+from edgenas.estimate.proxy_data import normalise_batch
 from edgenas.estimate.groundtruth import GroundTruth
 from edgenas.estimate.predictor import folds as make_folds
 from edgenas.estimate.rank import agreement

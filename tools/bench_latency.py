@@ -32,12 +32,14 @@ import numpy as np
 from edgenas.device.descriptor import get_device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import ProfileError
-from edgenas.profile.latency import CORRECTION_FORMS, LatencyModel, accuracy_metrics, unit_sum
-from edgenas.profile.level import LEVELS, value
+from edgenas.profile.correction import CORRECTIONS, form_of
+from edgenas.profile.latency import LatencyModel, accuracy_metrics, unit_sum
+from edgenas.profile.level import LEVELS, express_at, value
 from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
 from edgenas.profile.onnx_graph import network_model
-from edgenas.profile.profiler import (CALIBRATE, Progress, express_at, fit_on, load_guard,
-                                      profile, time_batch)
+from edgenas.profile.profiler import CALIBRATE, fit_on, profile
+from edgenas.profile.timing import load_guard, time_batch
+from edgenas.progress import StageProgress
 from edgenas.space import get_space
 from edgenas.space.arch import Arch
 
@@ -65,7 +67,7 @@ def timed_rounds(device_name: str, lut: Any, archs: list, rounds: int
                     values[r, int(key)] = stats["median_ms"] if scaled is None else scaled
 
             time_batch(session, models, store, chunk=len(models), checkpoint=lambda: None,
-                       progress=Progress(), guard=guard)
+                       progress=StageProgress(), guard=guard)
             print(f"round {r + 1}/{rounds}: median of medians {np.median(times[r]):.3f} ms "
                   f"(as timed {np.median(levels['none'][r]):.3f} ms)", flush=True)
     return times, levels, guard.summary() if guard is not None else None
@@ -93,7 +95,7 @@ def every_form(lut: LUT) -> dict[str, LUT]:
     """The table with each correction form it could have chosen, fitted on its calibration
     networks."""
     forms = {}
-    for form in (*CORRECTION_FORMS, "per_kind", "log_ratio", "boosted"):
+    for form in CORRECTIONS:
         try:
             forms[form] = refit(lut, only=[form])
         except ProfileError:  # e.g. too few networks for trees
@@ -173,7 +175,7 @@ def main() -> None:
         rows[f"  first {first} networks ({table.correction['form']})"] = accuracy_metrics(
             predictions(table), measured)
     print(f"\n{args.archs} held-out archs of {space.name} on {device.name}, {args.rounds} "
-          f"interleaved rounds; correction: {(lut.correction or {}).get('form', 'linear')}; "
+          f"interleaved rounds; correction: {form_of(lut.correction or {}).name}; "
           f"times scaled by: {(lut.timing.get('protocol') or {}).get('level', 'neighbours')}")
     print(f"{'':34} {'within 10 %':>11} {'within 5 %':>10} {'tau':>6} {'mean |err|':>10} "
           f"{'bias':>7}")

@@ -1,13 +1,13 @@
 """How well a reference network's slow-down under load carries to the models it scales.
 
-    python tools/bench_reference.py [--device host-cpu] [--space imagenet] [--archs 16] \
+    python -m tools.bench_reference [--device host-cpu] [--space imagenet] [--archs 16] \
         [--units 16] [--pairs 3] [--neighbour compute] [--json runs/bench_reference.json] \
         [--rescore JSON]
 
 A table is kept at one level of load by scaling every timing by a reference network timed
-beside it (`edgenas.profile.level`). That only works if load slows the reference as much
+beside it (`edgenas.profile.timing`). That only works if load slows the reference as much
 as the model. This benchmark tests it directly: it times the space's networks and units,
-each between candidate references (the `cifar` reference every table used so far, and the
+each between candidate references (the `cifar` reference older tables record, and the
 space's own reference), in alternating quiet and busy phases. A busy phase runs a
 neighbour process on another core (`tools/neighbour.py`: ``compute``, a cache-resident
 loop; ``memory``, a stream over a 64 MiB array), the kind of load a shared host's
@@ -35,10 +35,10 @@ from edgenas.device.descriptor import get_device
 from edgenas.device.session import DeviceSession
 from edgenas.profile.keys import space_units
 from edgenas.profile.onnx_graph import network_model, unit_model
-from edgenas.profile.profiler import reference_network
+from edgenas.profile.timing import reference_network
 from edgenas.profile.sampling import first_sample
 from edgenas.space import get_space
-from neighbour import LOADS, Neighbour  # tools/neighbour.py, beside this script
+from tools.neighbour import LOADS, Neighbour
 
 #: far from the table's own streams (calibration 1e6, validation 2e6) and bench_latency's
 BENCH_SEED = 5_000_000

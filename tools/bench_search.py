@@ -1,7 +1,7 @@
 """Benchmark (hypothesis H1): hypervolume of search strategies at an equal number of
 evaluations, on one evaluator (supernet accuracy + a device's latency table).
 
-    python tools/bench_search.py --supernet runs/supernet --device host-cpu \
+    python -m tools.bench_search --supernet runs/supernet --device host-cpu \
         --trials 200 --population 20 --seeds 0 1 2 --json runs/bench_search.json
 
 Strategies: nsga2 (hierarchical variation), nsga2-flat (Optuna's NSGA-II as it comes),
@@ -23,9 +23,9 @@ import optuna
 from edgenas.profile.latency import LatencyModel
 from edgenas.device.descriptor import get_device
 from edgenas.profile.lut import open_lut
-from strategies import compare_strategies, jsonable
-from edgenas.search.engine import STRATEGIES
+from tools.strategies import compare_strategies, jsonable
 from edgenas.search.objectives import Budgets, Evaluator
+from edgenas.search.strategy import STRATEGIES
 from edgenas.space import get_space
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from edgenas.profile.latency import kendall_tau
+from edgenas.profile.ranking import kendall_tau
 from edgenas.space import get_space
 from edgenas.train.loop import TrainConfig
 from edgenas.train.standalone import train_arch

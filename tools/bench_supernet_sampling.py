@@ -54,8 +54,8 @@ from edgenas.space import SearchSpace, get_space
 from edgenas.space.arch import Arch, Block
 from edgenas.train.evaluate import SupernetEvaluator
 from edgenas.train.loop import TrainConfig, epoch_batches, iterate_eval
-from edgenas.train.runtime import setup_runtime
-from edgenas.train.sampling import fair_paths, largest_arch, sandwich, smallest_arch
+from edgenas.train.placement import place
+from edgenas.train.subnet_sampling import fair_paths, largest_arch, sandwich, smallest_arch
 from edgenas.train.checkpoint import RESULT_FILE, read_run
 from edgenas.train.supernet_training import load_supernet, train_supernet
 
@@ -127,13 +127,13 @@ def fewest_updates(supernet: SuperNet, arch: Arch, reached: Counter[str]) -> int
 def score_variant(run_dir: Path, space: SearchSpace, config: TrainConfig, archs: list[Arch],
                   controls: int, val_limit: int | None, one_gene: bool) -> dict[str, Any]:
     """Every score and diagnostic of one trained supernet."""
-    runtime = setup_runtime("cpu")
-    supernet, run_data, _ = load_supernet(run_dir, runtime)
+    placement = place("cpu")
+    supernet, run_data, _ = load_supernet(run_dir, placement)
     evaluator = SupernetEvaluator(supernet, run_data.data, run_data.split, run_data.normalize,
-                                  runtime, config.calib_batches, config.eval_batch_size,
+                                  placement, config.calib_batches, config.eval_batch_size,
                                   val_limit, config.seed)
     steps = config.epochs * len(epoch_batches(run_data.split.train, config.batch_size,
-                                              config.seed, 0, runtime))
+                                              config.seed, 0, placement))
     reached = unit_updates(supernet, config, steps)
     largest = largest_arch(space)
     rows = []
@@ -217,7 +217,7 @@ def trained(space: SearchSpace, data: str, run_dir: Path, config: TrainConfig
         result: dict[str, Any] = json.loads(done.read_text())
         if len(result["history"]) == config.epochs:
             return result
-    return train_supernet(space, data, run_dir, config, runtime=setup_runtime("cpu"))
+    return train_supernet(space, data, run_dir, config, placement=place("cpu"))
 
 
 def print_one_gene(details: dict[str, dict[str, Any]]) -> None:

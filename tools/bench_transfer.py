@@ -35,7 +35,8 @@ from typing import Any
 from edgenas.device.descriptor import get_device
 from edgenas.jsonio import write_json_atomic
 from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
-from edgenas.profile.profiler import noise_floor, profile, validation_report
+from edgenas.profile.profiler import profile, validation_report
+from edgenas.profile.timing import noise_floor
 from edgenas.profile.transfer import fit_transfer, macs_only_metrics, transfer
 from edgenas.space import get_space
 

@@ -1,7 +1,7 @@
 """The paper's hypotheses, measured with the surrogate-assisted search on the CIFAR-10
 recipe of the committed ground truth (CPU hours: run it in the background; it resumes).
 
-    EDGENAS_CIFAR10=../shared/data/cifar10-jpeg nohup .venv/bin/python tools/hypotheses.py \
+    EDGENAS_CIFAR10=../shared/data/cifar10-jpeg nohup .venv/bin/python -m tools.hypotheses \
         --out runs/hypotheses > runs/hypotheses.log 2>&1 &
 
 H1  multi-objective (NSGA-II on the surrogate) vs single-objective (weighted sum, TPE on
@@ -46,14 +46,13 @@ from edgenas.profile.latency import kendall_tau
 from edgenas.profile.lut import open_lut
 from edgenas.profile.measure import measure_latency
 from edgenas.search.engine import front
-from edgenas.search.objectives import Budgets, Evaluator
 from edgenas.search.pareto import non_dominated
-from edgenas.search.surrogate import SurrogateConfig
+from edgenas.search.surrogate import SurrogateConfig, trained_evaluator
 from edgenas.space import Arch, get_space
 from edgenas.train.loop import TrainConfig
 from edgenas.train.rundata import prepare_data
 from edgenas.train.standalone import recipe_trainer
-from strategies import compare_trained, jsonable
+from tools.strategies import compare_trained, jsonable
 
 #: Runs finished so far, committed: a comparison continues from them anywhere.
 RECORDED = Path(__file__).resolve().parent / "results" / "hypotheses-runs.jsonl"
@@ -191,7 +190,7 @@ def main() -> None:
     samples = [e for e in gt.finished if e.stratum != "baseline" and 0 in e.accuracy]
     config = SurrogateConfig(args.train_budget, args.initial, args.per_round, "nsga2",
                              args.inner_trials, args.population)
-    evaluator = Evaluator(OBJECTIVES, Budgets(), None, lambda arch: 0.0)
+    evaluator = trained_evaluator(OBJECTIVES)
     split = prepare_data(args.data, space.num_classes, recipe.val_fraction, recipe.data_seed,
                          recipe.limit, cache_dir=out / "cache").split.to_dict()
     if split["hash"] != gt.data["split"]["hash"]:  # its accuracies would not be comparable

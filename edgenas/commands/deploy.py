@@ -5,20 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgenas.deploy.deploy import ROUNDS, classify_on_device
+from edgenas.deploy.deploy import ROUNDS, classify_on_device, deploy
+from edgenas.device.descriptor import get_device
 from edgenas.errors import EdgenasError
+from edgenas.export_arch import export_arch
+from edgenas.search.results import load_front, pick
 from edgenas.space import Arch
+from edgenas.space.presets import resolve_arch
 
 
 def _resolve(target: str, how: str | None, max_latency_ms: float | None,
              device: str | None = None) -> tuple[Arch, str | None]:
     """An arch from a search run (with --pick) or a preset / arch JSON file, and the run
     that trained it when the search did (a surrogate-assisted search trains its front)."""
-    from edgenas.space.presets import resolve_arch
-
     if (Path(target) / "front.json").exists():
-        from edgenas.search.results import load_front, pick
-
         chosen = pick(load_front(Path(target)), how or "knee", max_latency_ms, device)
         return Arch.from_dict(chosen["arch"], f"{target}/front.json"), chosen.get("run_dir")
     if how:
@@ -27,8 +27,6 @@ def _resolve(target: str, how: str | None, max_latency_ms: float | None,
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from edgenas.export.export_arch import export_arch
-
     arch, trained = _resolve(args.target, args.pick, args.max_latency_ms, args.device)
     if args.weights is None and trained is not None:
         print(f"weights: {trained} (trained by the search)")
@@ -49,9 +47,6 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
-    from edgenas.deploy.deploy import deploy
-    from edgenas.device.descriptor import get_device
-
     report = deploy(Path(args.bundle), get_device(args.device), rounds=args.rounds)
     stats = report["latency_ms"]
     rounds = stats["rounds_ms"]

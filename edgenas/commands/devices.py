@@ -4,32 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 import time
 from pathlib import Path
 
-from edgenas.device.descriptor import (Connection, Device, Runtime, device_dirs, get_device,
-                                       list_devices, parse_device)
+from edgenas.device.descriptor import Device, device_dirs, get_device, list_devices, parse_device
+from edgenas.commands.arguments import count
 from edgenas.errors import DeviceError, EdgenasError, ProfileError
 from edgenas.locking import folder_lock
 from edgenas.profile.anchor import reanchor
 from edgenas.profile.keys import space_units
-from edgenas.profile.latency import describe_correction
+from edgenas.profile.correction import describe_correction
 from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
-from edgenas.profile.profiler import CALIBRATE, Progress, profile, validation_report
+from edgenas.profile.profiler import CALIBRATE, CHUNK, profile
 from edgenas.profile.sampling import SAMPLE_ABOVE
+from edgenas.profile.transfer import CHUNK as TRANSFER_CHUNK
 from edgenas.profile.transfer import NETWORKS, WORK, transfer, worse_than_macs
 from edgenas.space import SPACES, SearchSpace, get_space
 
 PROFILES_DIR = "profiles"
-
-
-def console_progress() -> Progress:
-    """A bar per profiling stage on a terminal, plain progress lines in a log."""
-    from edgenas.progress import stage_callbacks
-
-    return Progress(*stage_callbacks())
 
 
 def cmd_devices(args: argparse.Namespace) -> None:
@@ -129,7 +121,8 @@ def _transfer(args: argparse.Namespace, device: Device, space: SearchSpace, path
     with folder_lock(path.parent, f"profiling of {space.name}", name=f".{space.name}.lock"):
         lut = transfer(device, space, load_lut(source_path), str(source_path), existing,
                        networks=args.networks, validate=validate,
-                       checkpoint=lambda table: save_lut(table, path), progress=console_progress())
+                       chunk=args.chunk or TRANSFER_CHUNK,
+                       checkpoint=lambda table: save_lut(table, path))
         save_lut(lut, path)
     info = lut.transfer or {}
     print(f"{path}: transferred from {info['source']} with {info['networks']} networks timed "
@@ -176,9 +169,9 @@ def cmd_profile(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     with folder_lock(path.parent, f"profiling of {space.name}", name=f".{space.name}.lock"):
         lut = profile(device, space, existing, checkpoint=lambda table: save_lut(table, path),
-                      calibrate=args.calibrate, validate=validate, chunk=args.chunk,
+                      calibrate=args.calibrate, validate=validate, chunk=args.chunk or CHUNK,
                       allow_stale=args.allow_stale, revalidate=args.revalidate,
-                      recalibrate=args.recalibrate, progress=console_progress(),
+                      recalibrate=args.recalibrate,
                       max_units=args.max_units,
                       time_budget_s=_time_budget_s(args, space, device))
         save_lut(lut, path)
@@ -252,7 +245,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     prof = commands.add_parser("profile", help="measure a device's latency table for a space")
     prof.add_argument("device", help="device name (devices/NAME.toml) or descriptor path")
     prof.add_argument("--space", default="cifar", choices=sorted(SPACES))
-    prof.add_argument("--validate", type=int, default=0, metavar="N",
+    prof.add_argument("--validate", type=count(0), default=0, metavar="N",
                       help="time N held-out archs end to end and report prediction accuracy")
     prof.add_argument("--revalidate", action="store_true",
                       help="time the held-out archs again (check an existing table for drift; "
@@ -260,10 +253,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     prof.add_argument("--recalibrate", action="store_true",
                       help="time the calibration and held-out archs again and refit the "
                            "correction (the device got faster or slower; units are kept)")
-    prof.add_argument("--calibrate", type=int, default=CALIBRATE, metavar="M",
+    prof.add_argument("--calibrate", type=count(), default=CALIBRATE, metavar="M",
                       help="whole networks timed to choose and fit the correction (default %(default)s)")
-    prof.add_argument("--chunk", type=int, default=100, help="models per device round trip")
-    prof.add_argument("--max-units", type=int, metavar="N",
+    prof.add_argument("--chunk", type=count(), metavar="N",
+                      help=f"models per device round trip: what a kill -9 can lose (default "
+                           f"{CHUNK} units, {TRANSFER_CHUNK} networks with --from)")
+    prof.add_argument("--max-units", type=count(), metavar="N",
                       help="time at most N units in all (a covering sample, then the least "
                            "certain) and predict the rest; default: every unit, or for a space "
                            f"of more than {SAMPLE_ABOVE:,} units as many as --time-budget allows")

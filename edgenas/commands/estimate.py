@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgenas.estimate.estimators import make_estimator
+from edgenas.estimate.names import ESTIMATOR_NAMES
+from edgenas.space.presets import resolve_arch
+
 
 def cmd_estimate(args: argparse.Namespace) -> None:
-    from edgenas.space.presets import resolve_arch
-    from edgenas.estimate.estimators import make_estimator
-
     archs = [resolve_arch(spec) for spec in args.archs]
     estimator = make_estimator(args.estimator, args.data)
     scores = estimator.score_many(archs)
@@ -41,8 +42,6 @@ def cmd_estimate(args: argparse.Namespace) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``estimate`` to the ``edgenas`` command line."""
-    from edgenas.estimate.names import ESTIMATOR_NAMES
-
     parser = subparsers.add_parser("estimate", help="score archs with an accuracy estimator",
                                    description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edgenas.space import SPACES
+from edgenas.estimate.groundtruth import GroundTruth, build_ground_truth, plan_jobs
+from edgenas.progress import Progress
+from edgenas.space import SPACES, get_space
+from edgenas.train import TrainConfig
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    from edgenas.estimate.groundtruth import build_ground_truth, plan_jobs
-    from edgenas.progress import Progress
-    from edgenas.space import get_space
-    from edgenas.train import TrainConfig
-
     space = get_space(args.space)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, val_fraction=args.val_fraction,
@@ -55,8 +53,6 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    from edgenas.estimate.groundtruth import GroundTruth
-
     _print_summary(GroundTruth.load(args.table), verbose=True)
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import optuna
+
+from edgenas.pipeline import RunConfig, run_pipeline
+
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from edgenas.pipeline import RunConfig, run_pipeline
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress bar says it shorter
 
     config = RunConfig(

@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import optuna
+
+from edgenas.device.descriptor import get_device
 from edgenas.errors import EdgenasError
+from edgenas.estimate.estimators import make_estimator
+from edgenas.estimate.names import SEARCH_ESTIMATOR_NAMES, TRAINED
+from edgenas.jsonio import read_json
+from edgenas.locking import folder_lock
+from edgenas.profile.latency import LatencyModel
+from edgenas.profile.lut import open_lut
+from edgenas.progress import Progress
 from edgenas.search import accuracy_source
-from edgenas.search.engine import STRATEGIES, SearchConfig, completed, run_search
+from edgenas.search.engine import SearchConfig, completed, run_search
 from edgenas.search.objectives import (DEFAULT_OBJECTIVES, OBJECTIVES, Budgets, Evaluator,
-                                       check_budgets_reachable, parse_weights)
+                                       check_budgets_reachable, latency_metric, parse_weights)
 from edgenas.search.results import default_storage, front_status, load_front, pick, write_results
+from edgenas.search.strategy import STRATEGIES
+from edgenas.search.surrogate import SurrogateConfig, trained_search, trained_trials
 from edgenas.space import SPACES, get_space
+from edgenas.train.loop import TrainConfig
 
 
 def _latency(args: argparse.Namespace, space, objectives: tuple[str, ...]
@@ -24,11 +36,6 @@ def _latency(args: argparse.Namespace, space, objectives: tuple[str, ...]
     with ``latency`` expanded to one objective per device."""
     if args.device is None:
         return {}, objectives
-    from edgenas.device.descriptor import get_device
-    from edgenas.profile.latency import LatencyModel
-    from edgenas.profile.lut import open_lut
-    from edgenas.search.objectives import latency_metric
-
     names = [n.strip() for n in args.device.split(",")]
     if not all(names) or len(set(names)) != len(names):
         raise EdgenasError(f"--device {args.device!r}: give one device or distinct devices "
@@ -49,17 +56,13 @@ def _estimator(args: argparse.Namespace, objectives: tuple[str, ...]):
         return None
     if args.supernet and args.estimator:
         raise EdgenasError("--supernet DIR is short for --estimator supernet:DIR; give one")
-    from edgenas.estimate.estimators import make_estimator
-
     return make_estimator(f"supernet:{args.supernet}" if args.supernet else args.estimator,
-                          args.data)
+                          args.data, SEARCH_ESTIMATOR_NAMES)
 
 
 def _progress(total: int, objectives: tuple[str, ...], unit: str = "trial",
               trials_of=completed):
     """A bar on a terminal (plain lines in a log) with the front's size and hypervolume."""
-    from edgenas.progress import Progress
-
     bar = Progress(total, "search", unit)
 
     def callback(study, trial) -> None:  # noqa: ANN001
@@ -73,12 +76,8 @@ def _progress(total: int, objectives: tuple[str, ...], unit: str = "trial",
 def _recipe(args: argparse.Namespace):
     """The training recipe: ``--recipe FILE`` (a ground truth's, or a JSON object), else
     ``--train-epochs`` on top of the defaults."""
-    from edgenas.train.loop import TrainConfig
-
     if args.recipe is None:
         return TrainConfig(epochs=args.train_epochs, seed=args.seed, val_fraction=0.3)
-    from edgenas.jsonio import read_json
-
     data = read_json(Path(args.recipe), "give a ground-truth table or a JSON recipe")
     return TrainConfig.from_dict(data.get("recipe", data) if isinstance(data, dict) else data,
                                  args.recipe)
@@ -87,56 +86,42 @@ def _recipe(args: argparse.Namespace):
 def cmd_search_trained(args: argparse.Namespace, space, objectives: tuple[str, ...],
                        budgets: Budgets) -> None:
     """The surrogate-assisted search: every arch on its front trained with one recipe."""
-    from edgenas.search.surrogate import (SurrogateConfig, join_surrogate_search,
-                                          run_surrogate_search, surrogate_summary,
-                                          trained_trials)
-    from edgenas.train.standalone import recipe_trainer
-
     if "accuracy" not in objectives:
-        raise EdgenasError("--estimator trained scores accuracy; keep it among --objectives")
+        raise EdgenasError(f"--estimator {TRAINED} scores accuracy; keep it among --objectives")
     if not args.data:
-        raise EdgenasError("--estimator trained needs --data (digits, cifar10:DIR or an "
+        raise EdgenasError(f"--estimator {TRAINED} needs --data (digits, cifar10:DIR or an "
                            "ImageFolder tree) to train candidates on")
     latency, objectives = _latency(args, space, objectives)
-    evaluator = Evaluator(objectives, budgets, accuracy_fn=lambda arch: 0.0,  # from training
-                          **latency)
-    check_budgets_reachable(space, evaluator)
-    recipe = _recipe(args)
     config = SurrogateConfig(args.train_budget, args.initial, args.per_round, args.strategy,
                              args.trials, args.population, args.seed)
     out = Path(args.out)
+    search = trained_search(space, objectives, budgets, config, _recipe(args), args.data, out,
+                            **latency)
     out.mkdir(parents=True, exist_ok=True)
     storage = args.storage or default_storage(out)
-    trainer = recipe_trainer(args.data, out / "trained", recipe)
     bar, callback = _progress(args.train_budget, objectives, "trained", trained_trials)
     start = time.perf_counter()
-    from edgenas.locking import folder_lock
-
-    role = join_surrogate_search if args.worker else run_surrogate_search
     try:  # one leader per run folder; workers cooperate through the study
         with folder_lock(out, "search leader", name=".leader.lock", enabled=not args.worker):
-            study = role(space, evaluator, trainer, config, recipe.to_dict(), storage=storage,
-                         study_name=args.study_name, on_trained=callback)
+            study = search.run(storage=storage, study_name=args.study_name, on_trained=callback,
+                               worker=args.worker)
     finally:
         bar.close()
     if args.worker:
         print(f"worker done: the leader finished the search in {storage}")
         return
-    trials = trained_trials(study)
-    surrogate = surrogate_summary(study, args.seed)
-    source = accuracy_source.trained(recipe.to_dict(), args.data, accuracy_source.recorded_split(
-        t.user_attrs.get("run_dir") for t in trials))
-    info = {"space": space.name, "device": args.device, "strategy": f"surrogate-{args.strategy}",
+    trials, outcome = search.outcome(study)
+    info = {"space": space.name, "device": args.device, "strategy": outcome["strategy"],
             "seed": args.seed, "storage": storage, "study_name": args.study_name,
             "budgets": {k: v for k, v in vars(budgets).items() if v is not None},
-            "recipe": recipe.to_dict(), "data": args.data, "surrogate": surrogate,
-            "accuracy_source": source}
+            "recipe": outcome["recipe"], "data": args.data, "surrogate": outcome["surrogate"],
+            "accuracy_source": outcome["accuracy_source"]}
     summary = write_results(out, trials, objectives, args.per_round, info)
     print(f"{out}: {len(trials)} archs trained in {time.perf_counter() - start:.0f} s; "
           f"{len(summary['front'])} on the Pareto front (all trained), hypervolume "
           f"{summary['hypervolume']:.4g}")
-    print(accuracy_source.describe(source, summary["front"]))
-    final = surrogate.get("final")
+    print(accuracy_source.describe(outcome["accuracy_source"], summary["front"]))
+    final = outcome["surrogate"].get("final")
     if final:
         print(f"surrogate: {final['model']}, cross-validated Kendall tau "
               f"{final['cv_kendall_tau']:.2f} on {final['trained_archs']} trained archs")
@@ -144,17 +129,15 @@ def cmd_search_trained(args: argparse.Namespace, space, objectives: tuple[str, .
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it shorter
     space = get_space(args.space)
     objectives = tuple(o.strip() for o in args.objectives.split(","))
     budgets = Budgets(args.max_latency_ms, args.max_memory_mb, args.max_mmacs, args.max_params)
-    if args.estimator == "trained":
+    if args.estimator == TRAINED:
         cmd_search_trained(args, space, objectives, budgets)
         return
     if args.worker:
-        raise EdgenasError("--worker is for --estimator trained; other searches share a "
+        raise EdgenasError(f"--worker is for --estimator {TRAINED}; other searches share a "
                            "study by starting the same command again with --storage")
     estimator = _estimator(args, objectives)
     latency, objectives = _latency(args, space, objectives)
@@ -231,11 +214,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--device", help="device whose latency table predicts latency; several "
                                          "(A,B): one latency objective per device")
     search.add_argument("--estimator", metavar="NAME",
-                        help="accuracy estimator: params, macs, naswot, synflow, supernet:DIR, "
-                             "predictor[:TABLE] (default: predictor on the committed "
-                             "CIFAR-10 ground truth), or trained: train candidates with one "
-                             "recipe, a surrogate choosing them (the front holds trained "
-                             "archs); see 'edgenas estimate -h'")
+                        help=f"accuracy estimator: {', '.join(SEARCH_ESTIMATOR_NAMES)} "
+                             "(default: predictor on the committed CIFAR-10 ground truth); "
+                             f"{TRAINED}: train candidates with one recipe, a surrogate "
+                             "choosing them (the front holds trained archs); see "
+                             "'edgenas estimate -h'")
     search.add_argument("--supernet", metavar="DIR",
                         help="short for --estimator supernet:DIR")
     search.add_argument("--data", help="images for the zero-cost proxies (naswot, predictor)")

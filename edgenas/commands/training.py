@@ -26,13 +26,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
+from edgenas.data import open_dataset
+from edgenas.errors import DataError
 from edgenas.space import SPACES, get_space
-
-# edgenas.train.sampling.SAMPLINGS, written out: importing edgenas.train loads torch, which
-# would slow every command's start (a test holds the two equal)
-SAMPLING_CHOICES = ("sandwich", "fair")
+from edgenas.space.presets import resolve_arch
+from edgenas.train import TrainConfig, place, train_arch, train_supernet
+from edgenas.train.checkpoint import read_run
+from edgenas.train.subnet_sampling import SAMPLINGS
 
 
 def _add_common(parser: argparse.ArgumentParser, data_required: bool = True) -> None:
@@ -51,16 +54,13 @@ def _add_common(parser: argparse.ArgumentParser, data_required: bool = True) -> 
                         help="train on a class-balanced subset of this many images")
     parser.add_argument("--val-limit", type=int, default=None,
                         help="score on the first N validation images only")
-    parser.add_argument("--torch-device", "--device", dest="device", default=None,
-                        help="where to train: cpu, cuda, cuda:1 (default: auto); --device is "
-                             "the old spelling (elsewhere --device names a device descriptor)")
+    parser.add_argument("--torch-device", default=None,
+                        help="where to train: cpu, cuda, cuda:1 (default: auto)")
     parser.add_argument("--download", action="store_true",
                         help="download CIFAR-10 to the cifar10:PATH folder (needs network)")
 
 
-def _config(args: argparse.Namespace, **extra: Any):  # type: ignore[no-untyped-def]
-    from edgenas.train import TrainConfig
-
+def _config(args: argparse.Namespace, **extra: Any) -> TrainConfig:
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        weight_decay=args.weight_decay, seed=args.seed,
                        val_fraction=args.val_fraction, limit=args.limit,
@@ -68,41 +68,28 @@ def _config(args: argparse.Namespace, **extra: Any):  # type: ignore[no-untyped-
 
 
 def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from edgenas.data import open_dataset
-
     if args.data is None:
         if getattr(args, "init_from", None) is None:
-            from edgenas.errors import DataError
-
             raise DataError("--data is needed unless --init-from names a supernet run")
-        from pathlib import Path
-
-        from edgenas.train.checkpoint import read_run
-
         args.data = read_run(Path(args.init_from))["data"]["spec"]
 
     return open_dataset(args.data, download=args.download, cache_dir=args.out)
 
 
 def cmd_supernet_train(args: argparse.Namespace) -> None:
-    from edgenas.train import setup_runtime, train_supernet
-
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = _config(args, num_random=args.num_random, calib_batches=args.calib_batches,
                      sampling=args.sampling)
     result = train_supernet(get_space(args.space), args.data, args.out, config,
-                            data=_open(args), runtime=setup_runtime(args.device))
+                            data=_open(args), placement=place(args.torch_device))
     _print_result(result, args.out)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from edgenas.space.presets import resolve_arch
-    from edgenas.train import setup_runtime, train_arch
-
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     arch = resolve_arch(args.arch)
     result = train_arch(arch, args.data, args.out, _config(args), init_from=args.init_from,
-                        data=_open(args), runtime=setup_runtime(args.device))
+                        data=_open(args), placement=place(args.torch_device))
     _print_result(result, args.out)
 
 
@@ -132,7 +119,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     train_super.add_argument("--space", required=True, choices=sorted(SPACES))
     _add_common(train_super)
-    train_super.add_argument("--sampling", choices=SAMPLING_CHOICES, default="sandwich",
+    train_super.add_argument("--sampling", choices=SAMPLINGS, default="sandwich",
                              help="paths per step: sandwich (largest, smallest, --num-random "
                                   "random; distillation) or fair (FairNAS: every op of every "
                                   "block slot once, all on the labels)")

@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 from edgenas.cost.count import count
-from edgenas.data import Normalize, open_dataset, prepare_batch
+from edgenas.data import open_dataset
 from edgenas.errors import EdgenasError
 from edgenas.estimate.names import DEFAULT_ESTIMATOR, ESTIMATOR_NAMES
+from edgenas.estimate.proxy_data import normalise_batch, proxy_images
 from edgenas.estimate.zero_cost import naswot, synflow
 from edgenas.jsonio import write_json_atomic
 from edgenas.space.arch import Arch
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 #: The committed ground truth, beside the package in a source checkout.
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "tools" / "groundtruth" / \
     "cifar-c10-cpu.json"
-#: Images in the batch the zero-cost proxies see.
-PROXY_BATCH = 64
 
 
 class EstimatorError(EdgenasError):
@@ -155,8 +154,7 @@ class PredictorEstimator(Estimator):
         super().__init__()
         self.use_proxies = use_proxies
         self.proxy_cache = proxy_cache if proxy_cache is not None else {}
-        # local: both load scipy (estimate.rank), ~2 s that `edgenas --help` would pay, and
-        # groundtruth imports this module (proxy_images)
+        # local: both load scipy (estimate.rank), which of the estimators only this one needs
         from edgenas.estimate.groundtruth import GroundTruth
         from edgenas.estimate.predictor import feature_matrix, fit_predictor
 
@@ -285,22 +283,10 @@ def proxy_batch(data_spec: str, needed_by: str = "") -> torch.Tensor:
     return normalise_batch(proxy_images(data))
 
 
-def proxy_images(data: Any) -> torch.Tensor:
-    """`PROXY_BATCH` seeded images of an `ImageSet` (uint8), the same for every caller."""
-    generator = torch.Generator().manual_seed(0)
-    return data.images[torch.randperm(len(data), generator=generator)[:PROXY_BATCH]]
-
-
-def normalise_batch(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> network input, normalised with the batch's own statistics."""
-    floats = images.float() / 255.0
-    mean = floats.mean(dim=(0, 2, 3)).tolist()
-    std = floats.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
-    return prepare_batch(images, Normalize(tuple(mean), tuple(std)), False)
-
-
-def make_estimator(name: str | None, data_spec: str | None = None) -> Estimator:
-    """The estimator a command-line name stands for (None: `DEFAULT_ESTIMATOR`)."""
+def make_estimator(name: str | None, data_spec: str | None = None,
+                   names: Sequence[str] = ESTIMATOR_NAMES) -> Estimator:
+    """The estimator a command-line name stands for (None: `DEFAULT_ESTIMATOR`); ``names``
+    are those the calling command accepts, for its error (`search` also takes `trained`)."""
     name = name or DEFAULT_ESTIMATOR
     kind, _, argument = name.partition(":")
     if kind == "params" and not argument:
@@ -322,4 +308,4 @@ def make_estimator(name: str | None, data_spec: str | None = None) -> Estimator:
                                  "'edgenas groundtruth build --out TABLE' and pass "
                                  "--estimator predictor:TABLE")
         return PredictorEstimator(table, data_spec)
-    raise EstimatorError(f"--estimator {name!r}: choose from {', '.join(ESTIMATOR_NAMES)}")
+    raise EstimatorError(f"--estimator {name!r}: choose from {', '.join(names)}")

@@ -32,7 +32,7 @@ import torch
 from edgenas.cost.count import count
 from edgenas.data import open_dataset, split_dataset
 from edgenas.errors import EdgenasError
-from edgenas.estimate.estimators import proxy_images
+from edgenas.estimate.proxy_data import proxy_images
 from edgenas.estimate.rank import Agreement, agreement
 from edgenas.estimate.sample import stratified_sample
 from edgenas.estimate.workqueue import WorkQueue
@@ -41,7 +41,7 @@ from edgenas.space.arch import Arch
 from edgenas.space.baselines import baseline_archs
 from edgenas.space.search_space import SearchSpace
 from edgenas.train.loop import TrainConfig
-from edgenas.train.runtime import setup_runtime
+from edgenas.train.placement import place
 from edgenas.train.standalone import train_arch
 
 log = logging.getLogger(__name__)
@@ -385,7 +385,7 @@ def _worker(work_dir: str, jobs: Sequence[Job], data_spec: str, config: TrainCon
 def _run_jobs(queue: WorkQueue, work: Path, jobs: Sequence[Job], data_spec: str,
               config: TrainConfig, cache_dir: str, torch_device: str, parent: int) -> None:
     data = open_dataset(data_spec, cache_dir=cache_dir)
-    runtime = setup_runtime(torch_device)
+    placement = place(torch_device)
     for job in jobs:
         if os.getppid() != parent:
             return               # the build was killed: leave the rest to its re-run
@@ -393,7 +393,7 @@ def _run_jobs(queue: WorkQueue, work: Path, jobs: Sequence[Job], data_spec: str,
             continue
         try:
             result = train_arch(job.arch, data_spec, work / "runs" / job.id,
-                                replace(config, seed=job.seed), data=data, runtime=runtime)
+                                replace(config, seed=job.seed), data=data, placement=placement)
         except BaseException:
             queue.release(job.id)
             raise

@@ -8,3 +8,9 @@ from __future__ import annotations
 #: from tools/bench_estimators.py (docs/results.md).
 DEFAULT_ESTIMATOR = "predictor"
 ESTIMATOR_NAMES = ("params", "macs", "naswot", "synflow", "supernet:DIR", "predictor[:TABLE]")
+#: Accuracy by training each candidate with one recipe: only a search can do it (a
+#: surrogate fitted on the trained archs chooses the candidates), so ``edgenas estimate``
+#: does not offer it.
+TRAINED = "trained"
+#: What ``edgenas search --estimator`` accepts.
+SEARCH_ESTIMATOR_NAMES = (*ESTIMATOR_NAMES, TRAINED)

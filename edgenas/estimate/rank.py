@@ -14,6 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats
 
+from edgenas.profile.ranking import kendall_tau
+
 
 @dataclass(frozen=True)
 class Agreement:
@@ -32,8 +34,8 @@ class Agreement:
 
 def kendall(a: Sequence[float], b: Sequence[float]) -> float:
     """Kendall tau-b (ties counted as ties); 0 where one side is constant."""
-    tau = stats.kendalltau(np.asarray(a, float), np.asarray(b, float)).statistic
-    return 0.0 if np.isnan(tau) else float(tau)
+    tau = kendall_tau(a, b)
+    return 0.0 if np.isnan(tau) else tau
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:

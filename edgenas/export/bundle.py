@@ -24,8 +24,8 @@ import torch
 from edgenas.cost.count import count
 from edgenas.errors import EdgenasError
 from edgenas.export.onnx_export import (AGREEMENT_REQUIRED, ExportError, FormatRejected,
-                                        agreement, export_onnx, run_onnx, to_fp16, to_int8,
-                                        verify_fp32)
+                                        export_onnx, run_onnx, to_fp16, to_int8,
+                                        top1_match_rate, verify_fp32)
 from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.space.arch import Arch
 
@@ -123,7 +123,7 @@ def _write_bundle(arch: Arch, model: torch.nn.Module, out: Path, val_inputs: np.
         if fmt not in formats:
             continue
         logits = run_onnx(out / MODEL_FILES[fmt], val_inputs)
-        agree = agreement(reference, logits)
+        agree = top1_match_rate(reference, logits)
         verification[fmt] = {"top1_agreement_with_fp32": agree, "images": int(len(val_inputs)),
                              "accuracy": float(np.mean(logits[labelled].argmax(1) == val_labels[labelled]))}
         if agree < AGREEMENT_REQUIRED:

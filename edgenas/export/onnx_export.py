@@ -131,6 +131,6 @@ def to_int8(source: Path, target: Path, calibration: np.ndarray) -> None:
         prepared.unlink(missing_ok=True)
 
 
-def agreement(reference: np.ndarray, other: np.ndarray) -> float:
-    """Share of images whose top-1 class is the same."""
+def top1_match_rate(reference: np.ndarray, other: np.ndarray) -> float:
+    """Share of images whose top-1 class is the same (a format's top-1 agreement with FP32)."""
     return float(np.mean(reference.argmax(1) == other.argmax(1)))

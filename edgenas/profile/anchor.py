@@ -1,7 +1,7 @@
 """A table's level at the time it is used: re-anchored by a short timing of its reference.
 
 Every time in a table is expressed at its yardstick: the reference network's time when the
-table was started (`edgenas.profile.profiler.LoadGuard`). That makes a table consistent
+table was started (`edgenas.profile.timing.LoadGuard`). That makes a table consistent
 within itself, but a shared host, and an emulated board on it, spends minutes in slower
 or faster phases, and a table whose yardstick was taken in a slow phase predicts every
 network too slow in a fast one, by the same factor. A burst of reference timings now says
@@ -18,7 +18,7 @@ from edgenas.device.descriptor import Device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import ProfileError
 from edgenas.profile.lut import LUT, now
-from edgenas.profile.profiler import LoadGuard, load_guard
+from edgenas.profile.timing import LoadGuard, load_guard
 from edgenas.space.search_space import SearchSpace
 
 #: Reference timings in a re-anchoring burst (the table's yardstick took 20).

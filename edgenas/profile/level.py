@@ -1,14 +1,13 @@
-"""How a timing is brought to the table's level of load: the choice made by measurement.
+"""Levels of load: how a timing is brought to the table's level, and which level a table uses.
 
-A shared host's speed moves in two ways. Slowly (one reference network timed 1.25 ms in
-one 10-minute stretch and 1.83 ms in the next), which dividing by a reference network
-timed alongside repairs; and from one timing to the next, which no reference can repair,
-since its own timings jitter as much and independently (measured on host F, 2026-12-01:
-correlation 0.05 between a network's and its neighbouring reference's deviations; scaling
-by them cut the share of 50 networks whose repeated timings agreed within 10 % from 68 %
-to 28 %). Which dominates changes with the stretch. So every timing keeps what it was
-measured as and its references, and the table uses the level that makes its own
-table-fitting networks' two rounds agree best:
+The timing protocol (`edgenas.profile.timing`) keeps, for every timing, what it was
+measured as and the reference timings around it; this module turns those into a time at
+a level. A shared host's speed moves in two ways. Slowly, over minutes, which dividing by
+a reference network timed alongside repairs; and from one timing to the next, which no
+reference can repair, since its own timings jitter as much and independently (scaling
+by them can make repeated timings agree less, not more; docs/results.md). Which dominates
+changes with the stretch, so the table uses the level that makes its own table-fitting
+networks' two rounds agree best (`choose`):
 
 * ``neighbours``: scaled by the mean of the two reference timings around the model;
 * ``chunk``: scaled by the median reference timing of its chunk (6 for 100 models): slow
@@ -21,6 +20,8 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import numpy as np
+
+from edgenas.profile.lut import LUT
 
 LEVELS = ("neighbours", "chunk", "none")
 #: Tables made before the choice existed were scaled by neighbouring references.
@@ -71,7 +72,7 @@ def round_times(item: dict[str, Any], level: str) -> list[float] | None:
     return None if any(v is None for v in values) else values  # type: ignore[return-value]
 
 
-def agreement(items: Iterable[dict[str, Any]], level: str) -> dict[str, Any] | None:
+def round_repeatability(items: Iterable[dict[str, Any]], level: str) -> dict[str, Any] | None:
     """How well the first two rounds of the same networks agree at ``level``."""
     pairs = [times[:2] for item in items
              if (times := round_times(item, level)) is not None and len(times) >= 2]
@@ -87,9 +88,21 @@ def agreement(items: Iterable[dict[str, Any]], level: str) -> dict[str, Any] | N
 def choose(items: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     """The level whose rounds agree best (smallest median gap), and every level's record.
     Ties go to the earlier of `LEVELS`; without recorded rounds, `DEFAULT`."""
-    scores = {level: agreement(items, level) for level in LEVELS}
+    scores = {level: round_repeatability(items, level) for level in LEVELS}
     known = {level: score for level, score in scores.items() if score is not None}
     if not known:
         return DEFAULT, {}
     best = min(known, key=lambda level: (known[level]["median_gap_pct"], LEVELS.index(level)))
     return best, known
+
+
+def express_at(lut: LUT, level: str) -> None:
+    """Every unit and network of the table at ``level``, from its raw times and references
+    (those timed without a record are left as they are); the correction is not refitted."""
+    for entry in lut.entries.values():
+        relevel(entry, level)
+    for items in lut.networks.values():
+        for item in items:
+            times = round_times(item, level)
+            if times is not None:
+                item["rounds"], item["measured_ms"] = times, float(np.median(times))

@@ -12,13 +12,14 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from edgenas.device.agent import timer
 from edgenas.device.descriptor import Device
 from edgenas.errors import ProfileError
 from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.space import SPACES, get_space
+from edgenas.space.presets import spaces_holding
 from edgenas.space.search_space import SearchSpace
 
 if TYPE_CHECKING:
@@ -158,15 +159,19 @@ def open_lut(device: Device, space: SearchSpace, profiles_dir: str | os.PathLike
 
 
 def find_lut(device: Device, arch: "Arch", profiles_dir: str | os.PathLike[str],
-             allow_stale: bool = False) -> tuple[LUT, Path]:
-    """The device's table for the preset space that holds ``arch`` (and its path)."""
+             allow_stale: bool = False, holding: Sequence[SearchSpace] | None = None
+             ) -> tuple[LUT, Path]:
+    """The device's table for the preset space that holds ``arch`` (and its path);
+    ``holding``: those spaces, when the caller asks for several devices."""
     candidates = [get_space(name) for name in sorted(SPACES)
                   if lut_path(profiles_dir, device.name, name).exists()]
     if not candidates:
         raise ProfileError(f"device {device.name!r} has no latency table in {profiles_dir}/; "
                            f"run 'edgenas profile {device.name} --space cifar' first")
+    holding_names = {space.name for space in (spaces_holding(arch) if holding is None
+                                              else holding)}
     for space in candidates:
-        if space.contains(arch):
+        if space.name in holding_names:
             return (open_lut(device, space, profiles_dir, allow_stale),
                     lut_path(profiles_dir, device.name, space.name))
     raise ProfileError(f"the arch is in none of the spaces profiled for {device.name!r} "

@@ -12,7 +12,8 @@ from edgenas.device.descriptor import Device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import DeviceError
 from edgenas.profile.onnx_graph import network_model
-from edgenas.profile.profiler import LoadGuard, Progress, time_batch
+from edgenas.profile.timing import LoadGuard, time_batch
+from edgenas.progress import StageProgress
 from edgenas.space.arch import Arch
 
 
@@ -22,8 +23,8 @@ def measure_latency(device: Device, archs: Mapping[str, Arch],
 
     Works for any arch, in a search space or not: the network is built as one ONNX model
     (random weights: latency does not depend on their values) and timed by the device's
-    agent with the device's runtime settings, through the profiler's own timing loop.
-    With a ``guard`` (`edgenas.profile.profiler.load_guard`) the times are at the
+    agent with the device's runtime settings, through the timing protocol's own loop.
+    With a ``guard`` (`edgenas.profile.timing.load_guard`) the times are at the
     uncontended level, as a table's are.
     """
     if not archs:
@@ -32,7 +33,7 @@ def measure_latency(device: Device, archs: Mapping[str, Arch],
     with DeviceSession(device) as session:
         time_batch(session, {name: network_model(arch) for name, arch in archs.items()},
                    lambda name, stats: results.__setitem__(name, float(stats["median_ms"])),
-                   len(archs), lambda: None, Progress(), guard)
+                   len(archs), lambda: None, StageProgress(), guard)
     missing = sorted(set(archs) - set(results))
     if missing:
         raise DeviceError(f"{device.name}: the timing agent returned nothing for {missing}")

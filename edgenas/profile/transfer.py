@@ -31,10 +31,11 @@ from edgenas.errors import ProfileError
 from edgenas.profile.keys import space_units
 from edgenas.profile.latency import accuracy_metrics
 from edgenas.profile.lut import LUT, now, stale_reasons
-from edgenas.profile.profiler import (CALIBRATION_ROUNDS, CALIBRATION_SEED, PROTOCOL,
-                                      VALIDATION_ROUNDS, VALIDATION_SEED, Progress,
-                                      arch_stream, fit_on, load_guard, set_level,
+from edgenas.profile.profiler import (CALIBRATION_ROUNDS, CALIBRATION_SEED,
+                                      VALIDATION_ROUNDS, VALIDATION_SEED, arch_stream, fit_on,
                                       time_networks, validation_report)
+from edgenas.profile.timing import load_guard, set_level
+from edgenas.progress import StageProgress, stage_callbacks
 from edgenas.profile.keys import unit_key
 from edgenas.space.arch import Arch
 from edgenas.space.plan import Conv, Pool, SqueezeExcite, Unit, layer_output_size, sites
@@ -46,6 +47,9 @@ Checkpoint = Callable[[LUT], None]
 MIN_NETWORKS = 10
 #: Networks timed on the new device by default.
 NETWORKS = 50
+#: Networks per round trip: a network takes seconds on a slow board, and a kill -9 loses
+#: the round trip in flight.
+CHUNK = 25
 #: What a unit's time on the new device is a non-negative mix of (see the module docstring).
 WORK = ("source_ms", "dense_mmacs", "depthwise_mmacs", "written_melements", "unit")
 
@@ -137,8 +141,8 @@ def fit_work(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 
 def transfer(device: Device, space: SearchSpace, source: LUT, source_where: str,
              lut: LUT | None = None, *, networks: int = NETWORKS, validate: int = 0,
-             chunk: int = 25, checkpoint: Checkpoint = lambda lut: None,
-             progress: Progress | None = None) -> LUT:
+             chunk: int = CHUNK, checkpoint: Checkpoint = lambda lut: None,
+             progress: StageProgress | None = None) -> LUT:
     """``device``'s table for ``space`` from ``networks`` networks timed on it and the
     ``source`` table (checked by `check_source`); ``validate`` held-out networks judge it.
 
@@ -149,10 +153,8 @@ def transfer(device: Device, space: SearchSpace, source: LUT, source_where: str,
         raise ProfileError(f"--networks {networks}: a transfer needs at least {MIN_NETWORKS} "
                            "networks (the per-kind correction is cross-validated in 5 folds)")
     check_source(source, space, source_where)
-    if progress is None:
-        from edgenas.progress import stage_callbacks
-
-        progress = Progress(*stage_callbacks())
+    if progress is None:  # a bar on a terminal, plain lines in a log
+        progress = stage_callbacks()
     origin = {"source": f"{source.device}/{source.space}", "source_updated": source.updated,
               "source_fingerprint": {k: source.fingerprint.get(k) for k in ("machine", "cpu")}}
     with DeviceSession(device) as session:
@@ -171,14 +173,14 @@ def transfer(device: Device, space: SearchSpace, source: LUT, source_where: str,
         guard = load_guard(device, space, lut)
         if guard is not None:
             guard.start(session)
-            lut.timing["protocol"] = {**guard.summary(), **PROTOCOL}
+            guard.record(lut)
         lut.networks["calibration"] = lut.networks.get("calibration", [])[:networks]
         time_networks(session, lut, "calibration",
                       arch_stream(space, CALIBRATION_SEED, networks), chunk, checkpoint,
                       progress, rounds=CALIBRATION_ROUNDS, guard=guard)
         if guard is not None:
             set_level(lut, guard)
-            lut.timing["protocol"] = {**guard.summary(), **PROTOCOL}
+            guard.record(lut)
         fit_transfer(lut, source, space)
         checkpoint(lut)
         if validate:
@@ -190,7 +192,7 @@ def transfer(device: Device, space: SearchSpace, source: LUT, source_where: str,
             lut.transfer["macs_only"] = macs_only_metrics(lut, held_out)
             checkpoint(lut)
         if guard is not None and guard.local:
-            lut.timing["protocol"] = {**guard.summary(), **PROTOCOL}
+            guard.record(lut)
             checkpoint(lut)
     return lut
 

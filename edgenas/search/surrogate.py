@@ -12,37 +12,43 @@ candidates from it and trains them, so a PostgreSQL study trains candidates in p
 Each round's proposal is stored in the study before any of it is enqueued, so a leader
 killed at any moment proposes nothing twice; a killed worker's trial is failed by its
 heartbeat and its arch enqueued again, and training resumes from the arch's own epoch
-checkpoints. An arch completed once is never trained again.
+checkpoints. An arch completed once is never trained again. How the study is stored and
+shared (its identity, heartbeats, orphans, reconnects) is `edgenas.search.study_store`'s.
+
+`trained_search` assembles the whole search (evaluator, recipe, trainer) for the command
+line and the main job alike.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import socket
 import logging
 import time
-import warnings
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import optuna
-from optuna.storages import InMemoryStorage, RDBStorage, fail_stale_trials
+from optuna.storages import InMemoryStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from edgenas.estimate.features import arch_features
 from edgenas.estimate.predictor import Predictor, fit_predictor
 from edgenas.estimate.rank import kendall
-from edgenas.search.engine import (Reconnect, SearchConfig, arch_of, completed, create_study,
-                                   identity_on_record, mark_alive, name_metrics,
-                                   objective_matrix, open_storage, orphaned, record_result,
-                                   reference_costs, run_search, weighted_sum)
-from edgenas.search.objectives import Evaluator, SearchError
+from edgenas.search import accuracy_source
+from edgenas.search.engine import (SearchConfig, arch_of, completed, objective_matrix,
+                                   record_result, run_search)
+from edgenas.search.objectives import Budgets, Evaluator, SearchError, check_budgets_reachable
 from edgenas.search.pareto import hypervolume, non_dominated
+from edgenas.search.strategy import get_strategy
+from edgenas.search.study_store import (Reconnect, identity, mark_alive, open_storage,
+                                        open_study, recover_dead_workers, wait_for_study)
 from edgenas.space.arch import Arch
 from edgenas.space.search_space import SearchSpace
+from edgenas.train.loop import TrainConfig
+from edgenas.train.standalone import recipe_trainer
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +65,13 @@ class SurrogateConfig:
     train_budget: int = 16        # archs trained in all
     initial: int = 10             # trained before the first surrogate (>= 2 * FOLDS)
     per_round: int = 3            # candidates trained per round
-    strategy: str = "nsga2"       # the inner search (STRATEGIES of search.engine)
+    strategy: str = "nsga2"       # the inner search (`edgenas.search.strategy`)
     inner_trials: int = 400       # surrogate evaluations per round
     population: int = 20
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.initial < 2 * FOLDS and self.strategy != "random":
+        if self.initial < 2 * FOLDS and get_strategy(self.strategy).uses_surrogate:
             raise SearchError(f"--initial {self.initial}: the surrogate's {FOLDS}-fold "
                               f"cross-validation needs at least {2 * FOLDS} trained archs")
         if self.train_budget < self.initial:
@@ -124,10 +130,11 @@ def propose(space: SearchSpace, evaluator: Evaluator, surrogate: Predictor | Non
 
     The inner search scores archs with the surrogate; from its feasible, untrained archs
     the ones chosen greedily add the most hypervolume to the trained front (predicted
-    accuracy, exact costs). Strategy ``random`` skips the surrogate (the baseline).
+    accuracy, exact costs), or, for a single-objective strategy, the best by its scalar.
+    A strategy that uses no surrogate (``random``, the baseline) proposes random archs.
     """
-    seed = config.seed * 1000 + round_
-    if config.strategy == "random" or surrogate is None:
+    seed, strategy = config.seed * 1000 + round_, get_strategy(config.strategy)
+    if not strategy.uses_surrogate or surrogate is None:
         return [(a, None) for a in initial_archs(space, evaluator, k, seed, exclude)]
     model = surrogate
 
@@ -146,10 +153,10 @@ def propose(space: SearchSpace, evaluator: Evaluator, surrogate: Predictor | Non
     candidates = list(pool.values())
     if not candidates:
         return []
-    if config.strategy == "weighted-sum":  # the scalar is what this baseline optimises
-        references = reference_costs(space, inner)
-        candidates.sort(key=lambda t: weighted_sum(t.user_attrs["metrics"], inner.objectives,
-                                                   {}, references))
+    if strategy.single_objective:  # the scalar is what this baseline optimises
+        references = strategy.references(space, inner) or {}
+        candidates.sort(key=lambda t: strategy.scalar(t.user_attrs["metrics"], inner.objectives,
+                                                      {}, references))
         chosen = candidates[:k]
     else:
         chosen = _greedy_hypervolume(candidates, trained, evaluator.objectives, k)
@@ -309,7 +316,7 @@ def _train_queued(study: optuna.Study, objective: Callable[[optuna.Trial], list[
                   poll_s: float) -> None:
     """Train queued archs until ``done()``; while others train the rest, wait for them
     (and fail the trials of workers that stopped beating, which queues them again)."""
-    watch = Reconnect()  # a database restart is waited out, as in run_search
+    watch = Reconnect()  # a database restart is waited out
     while True:
         try:
             if done():
@@ -322,10 +329,7 @@ def _train_queued(study: optuna.Study, objective: Callable[[optuna.Trial], list[
 
 def _train_one_queued(study: optuna.Study, objective: Callable[[optuna.Trial], list[float]],
                       callbacks: list[Callable[..., None]], poll_s: float) -> None:
-    with warnings.catch_warnings():  # experimental since Optuna 2.9, still there in 5
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        fail_stale_trials(study)  # a no-op without heartbeats
-    _requeue_orphans(study)
+    recover_dead_workers(study)
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     if not waiting:
         time.sleep(poll_s)
@@ -343,29 +347,13 @@ def _train_one_queued(study: optuna.Study, objective: Callable[[optuna.Trial], l
 TAKEN = "taken_by"
 
 
-def _requeue_orphans(study: optuna.Study) -> None:
-    """Queue again the candidates of workers killed before their first heartbeat, which
-    Optuna's stale-trial check never fails: without this the search waits for them for ever.
-    Two processes may both queue one; the objective trains a queued arch once."""
-    now = datetime.datetime.now()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not orphaned(trial, now) or "arch" not in trial.user_attrs:
-            continue
-        log.warning("trial %d was taken by a worker that died before starting it; queued "
-                    "again", trial.number)
-        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-        study.enqueue_trial(trial.system_attrs.get("fixed_params", {}),
-                            user_attrs=dict(trial.user_attrs))
-
-
 def _identity(space: SearchSpace, evaluator: Evaluator, config: SurrogateConfig,
               recipe: Mapping[str, Any]) -> dict[str, Any]:
-    identity = {"space": space.name, "space_hash": space.space_hash(),
-                "objectives": list(evaluator.objectives), "budgets": evaluator.limits(),
-                "surrogate_search": {k: v for k, v in asdict(config).items()
-                                     if k != "train_budget"},
-                "recipe": dict(recipe)}
-    return json.loads(json.dumps(identity))
+    return identity({"space": space.name, "space_hash": space.space_hash(),
+                     "objectives": list(evaluator.objectives), "budgets": evaluator.limits(),
+                     "surrogate_search": {k: v for k, v in asdict(config).items()
+                                          if k != "train_budget"},
+                     "recipe": dict(recipe)})
 
 
 def open_archive(space: SearchSpace, evaluator: Evaluator, config: SurrogateConfig,
@@ -375,25 +363,9 @@ def open_archive(space: SearchSpace, evaluator: Evaluator, config: SurrogateConf
     (the training recipe included: accuracies under two recipes are not comparable)."""
     if isinstance(storage, str):
         storage = open_storage(storage)
-    mine = _identity(space, evaluator, config, recipe)
     sampler = optuna.samplers.RandomSampler(seed=config.seed)  # only queued trials are used
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
-    except KeyError:
-        study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
-                                    directions=evaluator.directions, load_if_exists=True)
-        study.set_user_attr("edgenas", mine)
-        name_metrics(study, evaluator.objectives)
-        return study
-    recorded = identity_on_record(study, mine)
-    if recorded != mine:
-        changed = sorted(k for k in set(recorded or {}) | set(mine)
-                         if (recorded or {}).get(k) != mine.get(k))
-        raise SearchError(f"study {study_name!r} was started with other settings "
-                          f"({', '.join(changed) or 'not a surrogate-assisted search'}); "
-                          f"use another --out, --storage or --study-name")
-    name_metrics(study, evaluator.objectives)  # a study from before the names were recorded
-    return study
+    return open_study(study_name, storage, sampler, evaluator.directions,
+                      _identity(space, evaluator, config, recipe), evaluator.objectives)
 
 
 # -- the two roles ------------------------------------------------------------------------------
@@ -434,7 +406,7 @@ def run_surrogate_search(space: SearchSpace, evaluator: Evaluator, trainer: Trai
                    config.train_budget - len(trained))
         exclude = trained | _pending_keys(study)
         surrogate = None
-        if round_ > 0 and config.strategy != "random":
+        if round_ > 0 and get_strategy(config.strategy).uses_surrogate:
             surrogate = fit_surrogate([arch_of(t) for t in archs],
                                       [t.user_attrs["metrics"]["accuracy"] for t in archs],
                                       config.seed)
@@ -465,16 +437,7 @@ def join_surrogate_search(space: SearchSpace, evaluator: Evaluator, trainer: Tra
     """Work for a leader: train queued candidates until the leader says the search is done."""
     if isinstance(storage, str):
         storage = open_storage(storage)
-    started = time.monotonic()
-    while True:  # the leader creates the study; a worker may start first
-        try:
-            optuna.load_study(study_name=study_name, storage=storage)
-            break
-        except KeyError:
-            if time.monotonic() - started > wait_for_leader_s:
-                raise SearchError(f"no study {study_name!r} appeared in {wait_for_leader_s:.0f} s;"
-                                  f" start the leader (the same command without --worker)")
-            time.sleep(poll_s)
+    wait_for_study(study_name, storage, wait_for_leader_s, poll_s)  # the leader creates it
     study = open_archive(space, evaluator, config, recipe, storage, study_name)
     objective = training_objective(space, evaluator, trainer, config.train_budget)
     _train_queued(study, objective, lambda: bool(study.user_attrs.get("finished")),
@@ -500,3 +463,60 @@ def surrogate_summary(study: optuna.Study, seed: int = 0) -> dict[str, Any]:
         summary["proposals"] = {"n": len(pairs), "kendall_tau": kendall(measured, predicted),
                                 "mean_abs_error": float(np.mean(np.abs(predicted - measured)))}
     return summary
+
+
+# -- the search assembled -----------------------------------------------------------------------
+
+def trained_evaluator(objectives: tuple[str, ...], budgets: Budgets = Budgets(),
+                      **latency: Any) -> Evaluator:
+    """The evaluator of a trained search (``latency``: `Evaluator`'s latency arguments): it
+    gives the costs and budgets; an arch's accuracy never comes from it, as a candidate's is
+    trained and the inner search's is the surrogate's prediction."""
+    return Evaluator(objectives, budgets, accuracy_fn=_not_estimated, **latency)
+
+
+def _not_estimated(arch: Arch) -> float:
+    raise SearchError("a trained search's accuracies come from training, not from an estimate")
+
+
+@dataclass(frozen=True)
+class TrainedSearch:
+    """A surrogate-assisted search ready to run: the one assembly the command line and the
+    main job share, so both train and record their accuracies the same way."""
+
+    space: SearchSpace
+    evaluator: Evaluator
+    config: SurrogateConfig
+    recipe: TrainConfig
+    data: str
+    trainer: Trainer
+
+    def run(self, *, storage: str | RDBStorage, study_name: str = "edgenas-trained",
+            on_trained: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+            worker: bool = False) -> optuna.Study:
+        """Lead the search (`run_surrogate_search`), or with ``worker`` only train for a
+        leader (`join_surrogate_search`)."""
+        role = join_surrogate_search if worker else run_surrogate_search
+        return role(self.space, self.evaluator, self.trainer, self.config, self.recipe.to_dict(),
+                    storage=storage, study_name=study_name, on_trained=on_trained)
+
+    def outcome(self, study: optuna.Study) -> tuple[list[FrozenTrial], dict[str, Any]]:
+        """The trained archs' trials, and what a result records about them: the strategy,
+        the recipe, how far the surrogate held and where the accuracies come from."""
+        trials = trained_trials(study)
+        recipe = self.recipe.to_dict()
+        split = accuracy_source.recorded_split(t.user_attrs.get("run_dir") for t in trials)
+        return trials, {"strategy": f"surrogate-{self.config.strategy}", "recipe": recipe,
+                        "surrogate": surrogate_summary(study, self.config.seed),
+                        "accuracy_source": accuracy_source.trained(recipe, self.data, split)}
+
+
+def trained_search(space: SearchSpace, objectives: tuple[str, ...], budgets: Budgets,
+                   config: SurrogateConfig, recipe: TrainConfig, data: str, folder: Path,
+                   **latency: Any) -> TrainedSearch:
+    """The surrogate-assisted search that trains candidates on ``data`` with ``recipe`` into
+    ``folder / "trained"``; refuses budgets no arch of the space meets."""
+    evaluator = trained_evaluator(objectives, budgets, **latency)
+    check_budgets_reachable(space, evaluator)
+    return TrainedSearch(space, evaluator, config, recipe, data,
+                         recipe_trainer(data, folder / "trained", recipe))

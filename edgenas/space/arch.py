@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
 from edgenas.errors import ArchError
-from edgenas.space.widths import stage_in_channels
+from edgenas.space.widths import scale_width
 
 SCHEMA_VERSION = 1
 
@@ -315,6 +315,13 @@ def validate(arch: Arch) -> None:
                 _check(block.activation in ACTIVATIONS, f"{bpath}.activation",
                        f"{block.activation!r} not in {ACTIVATIONS}")
         _check_first_block_can_reshape(arch, i)
+
+
+def stage_in_channels(arch: Arch, index: int) -> tuple[int, int]:
+    """(input, output) channels of stage ``index`` after width scaling."""
+    previous = arch.stem.channels if index == 0 else arch.stages[index - 1].channels
+    return (scale_width(previous, arch.width_mult),
+            scale_width(arch.stages[index].channels, arch.width_mult))
 
 
 def _check_first_block_can_reshape(arch: Arch, index: int) -> None:

@@ -18,8 +18,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple, Union
 
 from edgenas.space.arch import Arch, Block, Stage, Stem
-from edgenas.space.widths import (head_width, make_divisible, scale_width,  # noqa: F401
-                                  stage_in_channels)
+from edgenas.space.widths import head_width, make_divisible, scale_width
 
 if TYPE_CHECKING:
     from edgenas.space.search_space import SearchSpace

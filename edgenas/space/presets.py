@@ -87,6 +87,12 @@ def get_space(name: str) -> SearchSpace:
         raise PresetError(f"unknown search space {name!r}; choose from {sorted(SPACES)}") from None
 
 
+def spaces_holding(arch: Arch) -> list[SearchSpace]:
+    """The preset spaces that hold ``arch``, in name order: found once per arch, since
+    validating an arch against a space unfolds it."""
+    return [space for space in map(get_space, sorted(SPACES)) if space.contains(arch)]
+
+
 def mobilenetv2(num_classes: int = 1000, resolution: int = 224, width_mult: float = 1.0) -> Arch:
     """torchvision's MobileNetV2 (Sandler et al. 2018): the [t, c, n, s] table as stages."""
     table = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),

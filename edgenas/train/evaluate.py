@@ -20,7 +20,7 @@ from edgenas.data.split import Split
 from edgenas.nn.supernet import SuperNet
 from edgenas.space.arch import Arch
 from edgenas.train.loop import iterate_eval
-from edgenas.train.runtime import Placement
+from edgenas.train.placement import Placement
 
 
 @torch.no_grad()
@@ -41,14 +41,14 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> None:
 
 @torch.no_grad()
 def accuracy(model: nn.Module, data: ImageSet, indices: torch.Tensor, normalize: Normalize,
-             resolution: int, runtime: Placement, batch_size: int = 256) -> float:
+             resolution: int, placement: Placement, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model`` on the images ``indices`` (no augmentation)."""
     model.eval()
     correct = 0
     for images, labels in iterate_eval(data, indices, batch_size):
-        inputs = prepare_batch(images.to(runtime.device), normalize, False, resolution)
-        with runtime.autocast():
-            logits = model(inputs.contiguous(memory_format=runtime.memory_format))
+        inputs = prepare_batch(images.to(placement.device), normalize, False, resolution)
+        with placement.autocast():
+            logits = model(inputs.contiguous(memory_format=placement.memory_format))
         correct += int((logits.argmax(1).cpu() == labels).sum())
     return correct / max(1, len(indices))
 
@@ -57,10 +57,10 @@ class SupernetEvaluator:
     """``evaluate(arch)``: validation accuracy of a subnet with inherited weights."""
 
     def __init__(self, supernet: SuperNet, data: ImageSet, split: Split, normalize: Normalize,
-                 runtime: Placement, calib_batches: int = 4, batch_size: int = 256,
+                 placement: Placement, calib_batches: int = 4, batch_size: int = 256,
                  val_limit: int | None = None, seed: int = 0) -> None:
-        self.supernet, self.data, self.normalize, self.runtime = supernet, data, normalize, \
-            runtime
+        self.supernet, self.data, self.normalize, self.placement = supernet, data, normalize, \
+            placement
         self.batch_size = batch_size
         generator = torch.Generator().manual_seed(seed)
         order = split.train[torch.randperm(len(split.train), generator=generator)]
@@ -73,12 +73,12 @@ class SupernetEvaluator:
         started = time.perf_counter()
         model = self.supernet.subnet(arch)
         calibration = (
-            prepare_batch(images.to(self.runtime.device), self.normalize, False,
-                          arch.resolution).contiguous(memory_format=self.runtime.memory_format)
+            prepare_batch(images.to(self.placement.device), self.normalize, False,
+                          arch.resolution).contiguous(memory_format=self.placement.memory_format)
             for images, _ in iterate_eval(self.data, self.calibration, self.batch_size))
-        with self.runtime.autocast():
+        with self.placement.autocast():
             recalibrate_bn(model, calibration)
         score = accuracy(model, self.data, self.val, self.normalize, arch.resolution,
-                         self.runtime, self.batch_size)
+                         self.placement, self.batch_size)
         self.seconds.append(time.perf_counter() - started)
         return score

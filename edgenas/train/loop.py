@@ -28,8 +28,8 @@ from edgenas.errors import ConfigError
 from edgenas.progress import Progress
 from edgenas.train.checkpoint import (CHECKPOINT_FILE, SCHEMA_VERSION, load_checkpoint,
                                       save_checkpoint, start_or_resume)
-from edgenas.train.runtime import Placement, average_gradients
-from edgenas.train.sampling import SAMPLINGS
+from edgenas.train.placement import Placement, average_gradients
+from edgenas.train.subnet_sampling import SAMPLINGS
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class TrainConfig:
 
 
 def epoch_batches(indices: torch.Tensor, batch_size: int, seed: int, epoch: int,
-                  runtime: Placement) -> list[torch.Tensor]:
+                  placement: Placement) -> list[torch.Tensor]:
     """This process's batches of one epoch: a seeded shuffle, sharded by rank.
 
     Incomplete last batches are dropped (a batch of one breaks batch norm), unless the
@@ -141,7 +141,7 @@ def epoch_batches(indices: torch.Tensor, batch_size: int, seed: int, epoch: int,
     """
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = indices[torch.randperm(len(indices), generator=generator)]
-    shard = order[runtime.rank::runtime.world_size]
+    shard = order[placement.rank::placement.world_size]
     size = min(batch_size, len(shard))
     return [shard[i:i + size] for i in range(0, len(shard) - size + 1, size)]
 
@@ -182,7 +182,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
 
 
 def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize: Normalize,
-        config: TrainConfig, run_dir: Path, identity: dict[str, Any], runtime: Placement,
+        config: TrainConfig, run_dir: Path, identity: dict[str, Any], placement: Placement,
         description: str, state_module: nn.Module | None = None) -> list[dict[str, float]]:
     """Train ``config.epochs`` epochs (resuming from ``run_dir``); gives per-epoch history.
 
@@ -190,8 +190,8 @@ def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize:
     """
     state_module = state_module if state_module is not None else model
     optimizer = make_optimizer(state_module, config)
-    scaler = runtime.grad_scaler()
-    checkpoint = _start(run_dir, identity, runtime)
+    scaler = placement.grad_scaler()
+    checkpoint = _start(run_dir, identity, placement)
     history: list[dict[str, float]] = []
     start_epoch = 0
     if checkpoint is not None:
@@ -202,44 +202,44 @@ def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize:
         start_epoch = int(checkpoint["epoch"])
         log.info("%s: resuming %s after epoch %d", description, run_dir, start_epoch)
     steps_per_epoch = len(epoch_batches(split.train, config.batch_size, config.seed, 0,
-                                        runtime))
+                                        placement))
     total_steps = max(1, steps_per_epoch * config.epochs)
     warmup = recipe_warmup_steps(config, steps_per_epoch)
     parameters = list(state_module.parameters())
-    images_on_device = data.images.to(runtime.device)
-    labels_on_device = data.labels.to(runtime.device)
+    images_on_device = data.images.to(placement.device)
+    labels_on_device = data.labels.to(placement.device)
     for epoch in range(start_epoch, config.epochs):
         model.train()
-        batches = epoch_batches(split.train, config.batch_size, config.seed, epoch, runtime)
+        batches = epoch_batches(split.train, config.batch_size, config.seed, epoch, placement)
         augment_rng = torch.Generator().manual_seed(config.seed * 7919 + epoch * 31
-                                                    + runtime.rank)
+                                                    + placement.rank)
         loss_sum, seen, started = 0.0, 0, time.perf_counter()
         bar = Progress(len(batches), f"{description} epoch {epoch + 1}/{config.epochs}",
-                       "batch", stream=None if runtime.is_main else io.StringIO())
+                       "batch", stream=None if placement.is_main else io.StringIO())
         for i, index in enumerate(batches):
             global_step = epoch * steps_per_epoch + i
             for group in optimizer.param_groups:
                 group["lr"] = scheduled_lr(config.lr, global_step, total_steps, warmup)
-            index = index.to(runtime.device)
+            index = index.to(placement.device)
             inputs = prepare_batch(images_on_device[index], normalize, True, None,
-                                   augment_rng).contiguous(memory_format=runtime.memory_format)
+                                   augment_rng).contiguous(memory_format=placement.memory_format)
             optimizer.zero_grad(set_to_none=True)
             loss = step(inputs, labels_on_device[index], global_step, scaler)
-            average_gradients(parameters, runtime)
+            average_gradients(parameters, placement)
             scaler.step(optimizer)
             scaler.update()
             loss_sum += loss * len(index)
             seen += len(index)
-            rate = seen * runtime.world_size / (time.perf_counter() - started)
+            rate = seen * placement.world_size / (time.perf_counter() - started)
             bar.update(i + 1, note=f"loss {loss_sum / seen:.3f}, {rate:.1f} images/s")
         bar.close()
         seconds = time.perf_counter() - started
         record = {"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "seconds": seconds,
-                  "images_per_s": seen * runtime.world_size / max(seconds, 1e-9)}
+                  "images_per_s": seen * placement.world_size / max(seconds, 1e-9)}
         history.append(record)
         log.info("%s epoch %d/%d: loss %.4f, %.1f images/s", description, epoch + 1,
                  config.epochs, record["loss"], record["images_per_s"])
-        if runtime.is_main:
+        if placement.is_main:
             save_checkpoint(run_dir / CHECKPOINT_FILE, {
                 "schema_version": SCHEMA_VERSION, "epoch": epoch + 1,
                 "model": state_module.state_dict(), "optimizer": optimizer.state_dict(),
@@ -247,13 +247,13 @@ def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize:
     return history
 
 
-def _start(run_dir: Path, identity: dict[str, Any], runtime: Placement) -> dict[str, Any] | None:
+def _start(run_dir: Path, identity: dict[str, Any], placement: Placement) -> dict[str, Any] | None:
     """Rank 0 checks/records the run identity first; the others then read the checkpoint."""
-    if not runtime.distributed:
+    if not placement.distributed:
         return start_or_resume(run_dir, identity)
-    checkpoint = start_or_resume(run_dir, identity) if runtime.is_main else None
+    checkpoint = start_or_resume(run_dir, identity) if placement.is_main else None
     dist.barrier()
-    if not runtime.is_main:
+    if not placement.is_main:
         path = run_dir / CHECKPOINT_FILE
         checkpoint = load_checkpoint(path) if path.exists() else None
     return checkpoint

@@ -25,12 +25,12 @@ from edgenas.train.checkpoint import RESULT_FILE, write_json_atomic
 from edgenas.train.evaluate import accuracy
 from edgenas.train.loop import TrainConfig, fit
 from edgenas.train.rundata import prepare_data
-from edgenas.train.runtime import Placement, broadcast_parameters, setup_runtime
+from edgenas.train.placement import Placement, broadcast_parameters, place
 
 
 def train_arch(arch: Arch, data_spec: str, out_dir: str | Path, config: TrainConfig,
                init_from: str | Path | None = None, data: ImageSet | None = None,
-               runtime: Placement | None = None, cache_dir: str | Path | None = None
+               placement: Placement | None = None, cache_dir: str | Path | None = None
                ) -> dict[str, Any]:
     """Train ``arch`` (or resume) into ``out_dir``; gives history and validation accuracy.
 
@@ -38,19 +38,19 @@ def train_arch(arch: Arch, data_spec: str, out_dir: str | Path, config: TrainCon
     weights, and the supernet run's split is reused, so that validation images are never
     ones the supernet trained on.
     """
-    runtime = runtime or setup_runtime()
-    with folder_lock(out_dir, "training", enabled=runtime.is_main):
-        return _train_arch(arch, data_spec, Path(out_dir), config, init_from, data, runtime,
+    placement = placement or place()
+    with folder_lock(out_dir, "training", enabled=placement.is_main):
+        return _train_arch(arch, data_spec, Path(out_dir), config, init_from, data, placement,
                            cache_dir)
 
 
 def _train_arch(arch: Arch, data_spec: str, out: Path, config: TrainConfig,
-                init_from: str | Path | None, data: ImageSet | None, runtime: Placement,
+                init_from: str | Path | None, data: ImageSet | None, placement: Placement,
                 cache_dir: str | Path | None) -> dict[str, Any]:
     if init_from is not None:
         from edgenas.train.supernet_training import load_supernet
 
-        supernet, run_data, _ = load_supernet(init_from, runtime, data)
+        supernet, run_data, _ = load_supernet(init_from, placement, data)
         network = supernet.subnet(arch)
         del supernet
     else:
@@ -59,11 +59,11 @@ def _train_arch(arch: Arch, data_spec: str, out: Path, config: TrainConfig,
                                 config.limit, data, cache_dir)
         torch.manual_seed(config.seed)
         network = build_model(arch)
-    network = network.to(runtime.device, memory_format=runtime.memory_format)
-    broadcast_parameters(network, runtime)
+    network = network.to(placement.device, memory_format=placement.memory_format)
+    broadcast_parameters(network, placement)
     model: nn.Module = network
-    if runtime.distributed:
-        device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+    if placement.distributed:
+        device_ids = [placement.device.index] if placement.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(network, device_ids=device_ids)
     identity = {"kind": "arch", "arch": arch.to_json(),
                 "init_from": str(init_from) if init_from is not None else None,
@@ -76,20 +76,20 @@ def _train_arch(arch: Arch, data_spec: str, out: Path, config: TrainConfig,
         if inputs.shape[-1] != arch.resolution:
             inputs = F.interpolate(inputs, size=(arch.resolution, arch.resolution),
                                    mode="bilinear", align_corners=False, antialias=True)
-        with runtime.autocast():
+        with placement.autocast():
             loss = F.cross_entropy(model(inputs).float(), labels)
         scaler.scale(loss).backward()
         return float(loss.detach())
 
     history = fit(model, step, run_data.data, run_data.split, run_data.normalize, config, out,
-                  identity, runtime, "train", state_module=network)
+                  identity, placement, "train", state_module=network)
     result: dict[str, Any] = {"history": history,
                               "train_seconds_this_call": time.perf_counter() - started}
-    if runtime.is_main:
+    if placement.is_main:
         val = run_data.split.val if config.val_limit is None \
             else run_data.split.val[:config.val_limit]
         result["val_accuracy"] = accuracy(network, run_data.data, val, run_data.normalize,
-                                          arch.resolution, runtime, config.eval_batch_size)
+                                          arch.resolution, placement, config.eval_batch_size)
         result["split"] = run_data.split.to_dict()
         write_json_atomic(result, out / RESULT_FILE)
     return result

@@ -7,7 +7,7 @@ trained every step and the small ones learn from the big one rather than from ha
 labels alone.
 
 Fair (Chu et al., FairNAS; ``TrainConfig.sampling = "fair"``): each step trains the paths
-of `edgenas.train.sampling.fair_paths`, all on the labels, so every op of every block
+of `edgenas.train.subnet_sampling.fair_paths`, all on the labels, so every op of every block
 slot gets exactly one update's worth of gradient per step; there is no teacher.
 
 Either way the gradients of all paths accumulate into the shared weights before one
@@ -35,8 +35,8 @@ from edgenas.train.checkpoint import (CHECKPOINT_FILE, RESULT_FILE, load_checkpo
 from edgenas.train.evaluate import SupernetEvaluator
 from edgenas.train.loop import TrainConfig, fit
 from edgenas.train.rundata import RunData, prepare_data, reopen_data
-from edgenas.train.runtime import Placement, broadcast_parameters, setup_runtime
-from edgenas.train.sampling import fair_paths, largest_arch, sandwich, smallest_arch
+from edgenas.train.placement import Placement, broadcast_parameters, place
+from edgenas.train.subnet_sampling import fair_paths, largest_arch, sandwich, smallest_arch
 
 log = logging.getLogger(__name__)
 
@@ -47,28 +47,28 @@ def distillation_loss(logits: torch.Tensor, teacher_probs: torch.Tensor) -> torc
 
 
 def _sandwich_step(supernet: SuperNet, archs: list[Arch], inputs: torch.Tensor,
-                   labels: torch.Tensor, runtime: Placement, scaler: torch.amp.GradScaler
+                   labels: torch.Tensor, placement: Placement, scaler: torch.amp.GradScaler
                    ) -> float:
     """Backward of the teacher ``archs[0]`` on the labels and of the rest on its predictions;
     gives the teacher's loss."""
-    with runtime.autocast():
+    with placement.autocast():
         teacher = supernet(inputs, archs[0])
         loss = F.cross_entropy(teacher.float(), labels)
     scaler.scale(loss).backward()
     soft = teacher.detach().float().softmax(1)
     for arch in archs[1:]:
-        with runtime.autocast():
+        with placement.autocast():
             student = distillation_loss(supernet(inputs, arch), soft)
         scaler.scale(student).backward()
     return float(loss.detach())
 
 
 def _fair_step(supernet: SuperNet, archs: list[Arch], inputs: torch.Tensor,
-               labels: torch.Tensor, runtime: Placement, scaler: torch.amp.GradScaler) -> float:
+               labels: torch.Tensor, placement: Placement, scaler: torch.amp.GradScaler) -> float:
     """Backward of every path on the labels; gives their mean loss."""
     total = 0.0
     for arch in archs:
-        with runtime.autocast():
+        with placement.autocast():
             loss = F.cross_entropy(supernet(inputs, arch).float(), labels)
         scaler.scale(loss).backward()
         total += float(loss.detach())
@@ -77,7 +77,7 @@ def _fair_step(supernet: SuperNet, archs: list[Arch], inputs: torch.Tensor,
 
 def train_supernet(space: SearchSpace, data_spec: str, out_dir: str | Path,
                    config: TrainConfig, data: ImageSet | None = None,
-                   runtime: Placement | None = None, cache_dir: str | Path | None = None
+                   placement: Placement | None = None, cache_dir: str | Path | None = None
                    ) -> dict[str, Any]:
     """Train (or resume) a supernet of ``space`` into ``out_dir``; gives the result record.
 
@@ -85,13 +85,13 @@ def train_supernet(space: SearchSpace, data_spec: str, out_dir: str | Path,
     holds per-epoch history and the validation accuracy of the largest and the smallest
     subnet after BN recalibration.
     """
-    runtime = runtime or setup_runtime()
-    with folder_lock(out_dir, "supernet training", enabled=runtime.is_main):
-        return _train_supernet(space, data_spec, Path(out_dir), config, data, runtime, cache_dir)
+    placement = placement or place()
+    with folder_lock(out_dir, "supernet training", enabled=placement.is_main):
+        return _train_supernet(space, data_spec, Path(out_dir), config, data, placement, cache_dir)
 
 
 def _train_supernet(space: SearchSpace, data_spec: str, out: Path, config: TrainConfig,
-                    data: ImageSet | None, runtime: Placement,
+                    data: ImageSet | None, placement: Placement,
                     cache_dir: str | Path | None) -> dict[str, Any]:
     run_data = prepare_data(data_spec, space.num_classes, config.val_fraction, config.data_seed,
                             config.limit, data, cache_dir)
@@ -99,8 +99,8 @@ def _train_supernet(space: SearchSpace, data_spec: str, out: Path, config: Train
                 "data": {**run_data.to_dict(), "limit": config.limit},
                 "config": config.to_dict()}
     torch.manual_seed(config.seed)
-    supernet = SuperNet(space).to(runtime.device, memory_format=runtime.memory_format)
-    broadcast_parameters(supernet, runtime)
+    supernet = SuperNet(space).to(placement.device, memory_format=placement.memory_format)
+    broadcast_parameters(supernet, placement)
     started = time.perf_counter()
 
     def step(inputs: torch.Tensor, labels: torch.Tensor, global_step: int,
@@ -108,17 +108,17 @@ def _train_supernet(space: SearchSpace, data_spec: str, out: Path, config: Train
         # the same archs on every rank: the sample depends only on (seed, step)
         rng = random.Random(config.seed * 1_000_003 + global_step)
         if config.sampling == "fair":
-            return _fair_step(supernet, fair_paths(space, rng), inputs, labels, runtime, scaler)
+            return _fair_step(supernet, fair_paths(space, rng), inputs, labels, placement, scaler)
         return _sandwich_step(supernet, sandwich(space, rng, config.num_random), inputs,
-                              labels, runtime, scaler)
+                              labels, placement, scaler)
 
     history = fit(supernet, step, run_data.data, run_data.split, run_data.normalize, config,
-                  out, identity, runtime, "supernet")
+                  out, identity, placement, "supernet")
     result: dict[str, Any] = {"history": history,
                               "train_seconds_this_call": time.perf_counter() - started}
-    if runtime.is_main:
+    if placement.is_main:
         evaluator = SupernetEvaluator(supernet, run_data.data, run_data.split,
-                                      run_data.normalize, runtime, config.calib_batches,
+                                      run_data.normalize, placement, config.calib_batches,
                                       config.eval_batch_size, config.val_limit, config.seed)
         result["val_accuracy_largest"] = evaluator.evaluate(largest_arch(space))
         result["val_accuracy_smallest"] = evaluator.evaluate(smallest_arch(space))
@@ -128,27 +128,27 @@ def _train_supernet(space: SearchSpace, data_spec: str, out: Path, config: Train
     return result
 
 
-def load_supernet(run_dir: str | Path, runtime: Placement | None = None,
+def load_supernet(run_dir: str | Path, placement: Placement | None = None,
                   data: ImageSet | None = None) -> tuple[SuperNet, RunData, dict[str, Any]]:
     """A trained supernet, its run's data (same split and normalisation) and ``run.json``."""
-    runtime = runtime or setup_runtime()
+    placement = placement or place()
     run = read_run(Path(run_dir))
     space = space_from_json(run["space"])
     state = load_checkpoint(Path(run_dir) / CHECKPOINT_FILE)
     supernet = SuperNet(space)
     supernet.load_state_dict(state["model"])
-    supernet.to(runtime.device, memory_format=runtime.memory_format).eval()
+    supernet.to(placement.device, memory_format=placement.memory_format).eval()
     return supernet, reopen_data(run["data"], data), run
 
 
-def supernet_evaluator(run_dir: str | Path, runtime: Placement | None = None,
+def supernet_evaluator(run_dir: str | Path, placement: Placement | None = None,
                        data: ImageSet | None = None, val_limit: int | None = None
                        ) -> SupernetEvaluator:
     """An evaluator over a trained supernet run (``evaluate(arch) -> accuracy``)."""
-    runtime = runtime or setup_runtime()
-    supernet, run_data, run = load_supernet(run_dir, runtime, data)
+    placement = placement or place()
+    supernet, run_data, run = load_supernet(run_dir, placement, data)
     config = run["config"]
     return SupernetEvaluator(supernet, run_data.data, run_data.split, run_data.normalize,
-                             runtime, config["calib_batches"], config["eval_batch_size"],
+                             placement, config["calib_batches"], config["eval_batch_size"],
                              val_limit if val_limit is not None else config["val_limit"],
                              config["seed"])

@@ -1,8 +1,10 @@
 """Export one arch to a verified bundle: choose weights and data, prepare images, predict.
 
-The CLI's `edgenas export` and any pipeline call `export_arch`; it gathers what
+The CLI's `edgenas export` and the pipeline call `export_arch`; it gathers what
 `export_bundle` needs (model with weights, validation and calibration images, the
 preprocessing, latency predictions on every profiled device) from run directories.
+An orchestrator beside `pipeline` and `assess`: it uses training runs, the latency
+tables and `export`, so that `export` itself needs neither.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from edgenas.data.augment import prepare_batch
 from edgenas.device.descriptor import list_devices
 from edgenas.errors import EdgenasError
 from edgenas.export.bundle import export_bundle
-from edgenas.export.weights import trained_model
 from edgenas.nn.model import build_model
 from edgenas.profile.latency import predict_on_device
 from edgenas.space import Arch
+from edgenas.space.presets import spaces_holding
 from edgenas.train.rundata import prepare_data
+from edgenas.train.weights import trained_model
 
 log = logging.getLogger(__name__)
 AGREEMENT_IMAGES = 500
@@ -32,9 +35,10 @@ CALIBRATION_IMAGES = 512
 def predicted_latencies(arch: Arch, profiles_dir: str | Path) -> dict[str, Any]:
     """Predicted ms on every device with a (non-stale) table for a space holding ``arch``."""
     out = {}
+    holding = spaces_holding(arch)
     for device in list_devices():
         try:
-            prediction = predict_on_device(device, arch, profiles_dir)
+            prediction = predict_on_device(device, arch, profiles_dir, holding=holding)
         except EdgenasError as err:
             log.info("no latency prediction for %s: %s", device.name, err)
             continue

@@ -63,8 +63,8 @@ class Placement:
         return torch.amp.GradScaler(self.device.type, enabled=self.amp)
 
 
-def setup_runtime(device: str | None = None) -> Placement:
-    """The runtime for this process (joins the torchrun process group when launched so)."""
+def place(device: str | None = None) -> Placement:
+    """Where this process trains (joins the torchrun process group when launched so)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -79,15 +79,15 @@ def setup_runtime(device: str | None = None) -> Placement:
     return Placement(chosen, rank, world_size, local_rank)
 
 
-def average_gradients(parameters: list[torch.nn.Parameter], runtime: Placement) -> None:
+def average_gradients(parameters: list[torch.nn.Parameter], placement: Placement) -> None:
     """Average gradients across processes; a parameter no process used stays without one.
 
     The supernet runs different subnets per step, so which parameters received gradients
     is known only after the step; ranks agree on it first, then all-reduce.
     """
-    if not runtime.distributed:
+    if not placement.distributed:
         return
-    device = runtime.device
+    device = placement.device
     has_grad = torch.tensor([p.grad is not None for p in parameters], dtype=torch.int32,
                             device=device)
     dist.all_reduce(has_grad, op=dist.ReduceOp.MAX)
@@ -97,11 +97,11 @@ def average_gradients(parameters: list[torch.nn.Parameter], runtime: Placement) 
         if param.grad is None:
             param.grad = torch.zeros_like(param)
         dist.all_reduce(param.grad)
-        param.grad.div_(runtime.world_size)
+        param.grad.div_(placement.world_size)
 
 
-def broadcast_parameters(module: torch.nn.Module, runtime: Placement) -> None:
+def broadcast_parameters(module: torch.nn.Module, placement: Placement) -> None:
     """Start every process from rank 0's weights."""
-    if runtime.distributed:
+    if placement.distributed:
         for tensor in list(module.parameters()) + list(module.buffers()):
             dist.broadcast(tensor.data, 0)

@@ -1,4 +1,4 @@
-"""Where an exported network's weights come from: a stand-alone run or a supernet run.
+"""Where a trained network's weights come from: a stand-alone run or a supernet run.
 
 Both kinds of run record their dataset spec and split, so the export is verified on the
 very validation images the accuracy was measured on.
