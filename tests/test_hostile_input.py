@@ -289,7 +289,7 @@ def test_main_job_numbers_are_checked_before_any_work(name, value) -> None:  # n
         assert name in ("table_minutes", "max_latency_ms", "max_memory_mb") or value == int(value)
 
 
-PROFILE_COUNTS = {"--chunk": 1, "--calibrate": 1, "--max-units": 1, "--validate": 0}
+PROFILE_COUNTS = {"--chunk": 1, "--calibrate": 0, "--max-units": 1, "--validate": 0}
 
 
 @SETTINGS

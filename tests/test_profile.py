@@ -478,3 +478,14 @@ def test_a_budgeted_profile_times_a_pilot_then_the_networks_then_units(tmp_path)
                   progress=progress)
     assert stages[:2] == ["units (pilot)", "calibration networks"]
     assert len(lut.networks["calibration"]) == 8 and lut.correction is not None
+
+
+@pytest.mark.parametrize("calibrate", [1, 3])
+def test_too_few_table_fitting_networks_are_refused_before_any_timing(
+        calibrate: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # it used to be refused by the fit, after every unit had been timed
+    assert main(["profile", "host-cpu", "--space", "cifar", "--calibrate", str(calibrate),
+                 "--profiles-dir", str(tmp_path)]) == 2
+    assert f"--calibrate {calibrate}: 0 (unit sums, no correction) or at least 4" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "host-cpu" / "cifar.json").exists()

@@ -6,9 +6,9 @@ Runs a busy process on every core but the one the timing agent pins itself to (t
 highest), switched on for ``--on`` seconds and off for ``--off`` seconds until
 ``--seconds`` have passed (0: for ever), so that a profile or a benchmark can be run
 through busy and quiet stretches that are known, instead of waiting for the host's. The
-kinds: ``compute``, a cache-resident matrix product (on host F it slowed 25 ms `imagenet`
-networks by about 10 % and a 1.5 ms `cifar` one by about 20 %); ``memory``, a stream over
-a 64 MiB array (on host F it slowed nothing measurably). `tools/bench_reference.py`
+kinds: ``compute``, a cache-resident matrix product, which contends for the core's
+arithmetic, and ``memory``, a stream over a 64 MiB array, which contends for memory
+bandwidth (what each did to timings: docs/results.md section 2). `tools/bench_reference.py`
 imports `Neighbour` from here.
 """
 

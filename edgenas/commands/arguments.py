@@ -8,7 +8,7 @@ import argparse
 from typing import Callable
 
 
-def count(minimum: int = 1) -> Callable[[str], int]:
+def whole_number(minimum: int = 1) -> Callable[[str], int]:
     """An argparse type: a whole number of at least ``minimum``."""
 
     def parse(text: str) -> int:
@@ -20,5 +20,5 @@ def count(minimum: int = 1) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{value}: give a whole number >= {minimum}")
         return value
 
-    parse.__name__ = "count"  # argparse names the type in its messages
+    parse.__name__ = "whole_number"  # argparse names the type in its messages
     return parse

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from edgenas.device.descriptor import Device, device_dirs, get_device, list_devices, parse_device
-from edgenas.commands.arguments import count
+from edgenas.commands.arguments import whole_number
 from edgenas.errors import DeviceError, EdgenasError, ProfileError
 from edgenas.locking import folder_lock
 from edgenas.profile.anchor import reanchor
@@ -245,7 +245,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     prof = commands.add_parser("profile", help="measure a device's latency table for a space")
     prof.add_argument("device", help="device name (devices/NAME.toml) or descriptor path")
     prof.add_argument("--space", default="cifar", choices=sorted(SPACES))
-    prof.add_argument("--validate", type=count(0), default=0, metavar="N",
+    prof.add_argument("--validate", type=whole_number(0), default=0, metavar="N",
                       help="time N held-out archs end to end and report prediction accuracy")
     prof.add_argument("--revalidate", action="store_true",
                       help="time the held-out archs again (check an existing table for drift; "
@@ -253,12 +253,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     prof.add_argument("--recalibrate", action="store_true",
                       help="time the calibration and held-out archs again and refit the "
                            "correction (the device got faster or slower; units are kept)")
-    prof.add_argument("--calibrate", type=count(), default=CALIBRATE, metavar="M",
+    prof.add_argument("--calibrate", type=whole_number(0), default=CALIBRATE, metavar="M",
                       help="whole networks timed to choose and fit the correction (default %(default)s)")
-    prof.add_argument("--chunk", type=count(), metavar="N",
+    prof.add_argument("--chunk", type=whole_number(), metavar="N",
                       help=f"models per device round trip: what a kill -9 can lose (default "
                            f"{CHUNK} units, {TRANSFER_CHUNK} networks with --from)")
-    prof.add_argument("--max-units", type=count(), metavar="N",
+    prof.add_argument("--max-units", type=whole_number(), metavar="N",
                       help="time at most N units in all (a covering sample, then the least "
                            "certain) and predict the rest; default: every unit, or for a space "
                            f"of more than {SAMPLE_ABOVE:,} units as many as --time-budget allows")

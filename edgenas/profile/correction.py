@@ -241,6 +241,8 @@ class LogRatio(Correction):
 
 #: Boosted trees are a candidate only with this many timed networks (fewer overfit).
 BOOSTED_MIN = 60
+#: Fewer timed networks cannot cross-validate even a line.
+MIN_FIT = 4
 
 
 class Boosted(Correction):
@@ -325,8 +327,9 @@ def fit_correction(sums: Sequence[float], units: Sequence[int],
     sample; on a host where isolated units add up differently from networks, a fitted line
     can be worse than no line at all. ``only`` restricts the candidates (to compare forms).
     """
-    if len(measured) < 4:
-        raise ProfileError(f"need at least 4 timed networks to fit the correction, got {len(measured)}")
+    if len(measured) < MIN_FIT:
+        raise ProfileError(f"need at least {MIN_FIT} timed networks to fit the correction, "
+                           f"got {len(measured)}")
     y = np.asarray(measured, dtype=np.float64)
     networks = Networks(np.asarray(sums, np.float64), np.asarray(units, np.float64),
                         None if kinds is None else np.asarray(kinds, np.float64), features)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from edgenas.profile.latency import LatencyModel, accuracy_metrics
 from edgenas.device.descriptor import Device
 from edgenas.errors import ProfileError
+from edgenas.profile.latency import LatencyModel, accuracy_metrics
 from edgenas.profile.lut import LUT
+from edgenas.profile.measure import measure_latency
 from edgenas.space.arch import Arch
 
 #: A table is trusted while the median of measured/predicted stays within this of 1 ...
@@ -35,8 +36,6 @@ def check_drift(device: Device, lut: LUT, count: int = 10) -> dict[str, Any]:
     several per cent between runs, which is no reason to measure a table anew, while a
     host that is uniformly slower shows as a median ratio far from 1.
     """
-    from edgenas.profile.measure import measure_latency
-
     items = (lut.networks.get("validation") or lut.networks.get("calibration") or [])[:count]
     if not items:
         raise ProfileError(f"latency table {lut.device}/{lut.space} has no timed networks to "

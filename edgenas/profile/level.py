@@ -74,13 +74,19 @@ def round_times(item: dict[str, Any], level: str) -> list[float] | None:
 
 def round_repeatability(items: Iterable[dict[str, Any]], level: str) -> dict[str, Any] | None:
     """How well the first two rounds of the same networks agree at ``level``."""
-    pairs = [times[:2] for item in items
-             if (times := round_times(item, level)) is not None and len(times) >= 2]
+    return pair_gaps([times[:2] for item in items
+                      if (times := round_times(item, level)) is not None and len(times) >= 2])
+
+
+def pair_gaps(pairs: list[list[float]]) -> dict[str, Any] | None:
+    """How far two timings of the same networks are apart, each gap over the faster of the
+    two (a perfect predictor of either would be judged against the other); None without
+    pairs. The one statistic behind a level's score and a table's noise floor."""
     if not pairs:
         return None
-    values = np.array(pairs)
+    values = np.array(pairs, dtype=float)
     gap = np.abs(values[:, 0] - values[:, 1]) / values.min(axis=1)
-    return {"n": len(pairs), "median_gap_pct": float(100 * np.median(gap)),
+    return {"n": int(len(values)), "median_gap_pct": float(100 * np.median(gap)),
             "within_10pct": float(np.mean(gap <= 0.10)),
             "within_5pct": float(np.mean(gap <= 0.05))}
 

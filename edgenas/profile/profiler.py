@@ -22,7 +22,7 @@ import numpy as np
 from edgenas.device.descriptor import Device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import ProfileError
-from edgenas.profile.correction import fit_correction
+from edgenas.profile.correction import MIN_FIT, fit_correction
 from edgenas.profile.keys import space_units
 from edgenas.profile.latency import (LatencyModel, accuracy_metrics, boosted_features,
                                      kind_sums, unit_sum)
@@ -340,6 +340,9 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
     the cheap repair when the device got uniformly faster or slower (another host of the
     same kind, a thermal or power mode) without its fingerprint changing.
     """
+    if 0 < calibrate < MIN_FIT:  # refused before any timing, not after it
+        raise ProfileError(f"--calibrate {calibrate}: 0 (unit sums, no correction) or at least "
+                           f"{MIN_FIT} networks to fit a correction on")
     with DeviceSession(device) as session:
         lut = _table_to_complete(lut, device, space, session.fingerprint(), allow_stale)
         if recalibrate:  # a new yardstick: an anchor to the old one means nothing now

@@ -22,7 +22,7 @@ from edgenas.device.descriptor import Device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import DeviceError, ProfileError
 from edgenas.profile.level import DEFAULT as DEFAULT_LEVEL
-from edgenas.profile.level import choose, express_at, relevel
+from edgenas.profile.level import choose, express_at, pair_gaps, relevel
 from edgenas.profile.lut import LUT
 from edgenas.profile.onnx_graph import network_model
 from edgenas.progress import StageProgress
@@ -254,10 +254,4 @@ def noise_floor(items: list[dict[str, Any]]) -> dict[str, Any] | None:
     (|a - b| <= 0.1 * min(a, b)): a perfect predictor of either round would be judged
     against the other one. None when the networks were timed once.
     """
-    pairs = np.array([item["rounds"][:2] for item in items if len(item.get("rounds", [])) >= 2])
-    if not len(pairs):
-        return None
-    gap = np.abs(pairs[:, 0] - pairs[:, 1]) / pairs.min(axis=1)
-    return {"n": int(len(pairs)), "within_5pct": float(np.mean(gap <= 0.05)),
-            "within_10pct": float(np.mean(gap <= 0.10)),
-            "median_gap_pct": float(100 * np.median(gap))}
+    return pair_gaps([item["rounds"][:2] for item in items if len(item.get("rounds", [])) >= 2])

@@ -66,8 +66,8 @@ def record_result(trial: optuna.Trial, result: dict[str, Any]) -> None:
 def _previous_result(study: optuna.Study, key: str) -> FrozenTrial | None:
     """An earlier trial that evaluated this arch: completed, or failed after evaluating
     (a worker killed between scoring an arch and reporting it). A result only partly
-    written is none: a study from before `record_result` can hold one, and reusing it
-    crashed a worker of a four-worker search."""
+    written is none: a study from before `record_result` can hold one, and a worker reusing
+    it would crash on the missing keys."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
         if trial.user_attrs.get("arch") == key and all(k in trial.user_attrs for k in RESULT):
             return trial
@@ -77,8 +77,8 @@ def _previous_result(study: optuna.Study, key: str) -> FrozenTrial | None:
 class BudgetWait:
     """Optuna callback: after a trial pruned because the budget is taken, wait a little
     for stragglers instead of spinning. The wait comes after the trial is finished: waited
-    inside the objective, a pruned trial still counted as running for its peers, and the
-    workers of a search held each other off its last trial for minutes."""
+    inside the objective, a pruned trial would still count as running for its peers, and
+    the workers of a search would hold each other off its last trial."""
 
     def __init__(self, seconds: float = 0.5) -> None:
         self.seconds = seconds

@@ -165,8 +165,8 @@ def mark_alive(trial: optuna.Trial) -> None:
 def orphaned(trial: FrozenTrial, now: datetime.datetime) -> bool:
     """A running trial whose process died before `mark_alive`. Optuna's heartbeat fails only
     trials that beat once, and a worker killed between starting a trial and its first beat
-    leaves it running for ever. Counted as alive, such a trial held a four-worker search one
-    trial short of its budget, every worker pruning: a fresh trial, and equally a retried
+    leaves it running for ever. Counted as alive, such a trial would hold a search one trial
+    short of its budget while every worker prunes: a fresh trial, and equally a retried
     one, which inherits its failed original's attributes (hence `ALIVE` holds a number)."""
     return (trial.state == TrialState.RUNNING and trial.user_attrs.get(ALIVE) != trial.number
             and trial.datetime_start is not None
