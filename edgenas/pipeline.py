@@ -61,8 +61,13 @@ class RunConfig:
     estimator: str = "trained"  # or "supernet": the weight-sharing estimate (for a GPU)
     supernet_epochs: int = 15
     train_epochs: int = 2
-    train_budget: int = 14      # archs trained by the surrogate-assisted search
-    per_round: int = 2          # of which 10 first, then this many per round
+    train_budget: int = 24      # archs the surrogate-assisted search trains
+    per_round: int = 3          # of which 10 first, then this many per round
+    # successive halving: every arch is scored after these epochs of the recipe, and 1 in
+    # ``halving`` of them goes on to the full recipe. Off by default: after 1 of the 2
+    # epochs of the default recipe most archs still score at chance (docs/results.md §15)
+    rungs: tuple[int, ...] = ()
+    halving: int = 2
     trials: int = 300           # inner-search trials per round (supernet: trials in all)
     population: int = 20
     val_limit: int = 200
@@ -91,6 +96,8 @@ class RunConfig:
                                           " (the archs trained before the first surrogate)")
         if self.data_limit is not None:
             at_least["--data-limit"] = (self.data_limit, 20, " (both splits hold every class)")
+        if self.estimator == "trained":
+            at_least["--halving"] = (self.halving, 2, " (1 in this many archs goes on)")
         for flag, (value, low, why) in at_least.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{flag} {value!r}: must be a whole number >= {low}{why}")
@@ -106,6 +113,17 @@ class RunConfig:
             Budgets(self.max_latency_ms, self.max_memory_mb).limits()
         except SearchError as err:
             raise ConfigError(f"--{str(err).replace('_', '-')}") from None
+        if self.estimator == "trained":
+            try:
+                self.surrogate_config().schedule(self.train_epochs)
+            except SearchError as err:
+                raise ConfigError(str(err)) from None
+
+    def surrogate_config(self) -> SurrogateConfig:
+        """The trained search's settings."""
+        return SurrogateConfig(self.train_budget, per_round=self.per_round, seed=self.seed,
+                               inner_trials=self.trials, population=self.population,
+                               rungs=tuple(self.rungs), halving=self.halving)
 
 
 def _latency_table(config: RunConfig) -> tuple[LUT, dict[str, Any] | None]:
@@ -237,10 +255,8 @@ def _search(state: RunState) -> dict[str, Any]:
         surrogate = None
     else:
         search = trained_search(space, ("accuracy", "latency", "memory"), budgets,
-                                SurrogateConfig(config.train_budget, per_round=config.per_round,
-                                                seed=config.seed, inner_trials=config.trials,
-                                                population=config.population),
-                                _recipe(state), config.data, search_dir, latency_model=latency)
+                                config.surrogate_config(), _recipe(state), config.data,
+                                search_dir, latency_model=latency)
         evaluator = search.evaluator
         trials, outcome = search.outcome(search.run(storage=storage))
         surrogate = outcome["surrogate"]
@@ -423,7 +439,7 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
 def _run_stages(config: RunConfig) -> dict[str, Any]:
     state = RunState(config, Path(config.out))
     state.out.mkdir(parents=True, exist_ok=True)
-    settings = asdict(config)
+    settings = json.loads(json.dumps(asdict(config)))  # as stored: lists, not tuples
     fresh = False  # once a stage runs, every stage after it runs too
     for number, stage in enumerate(STAGES, 1):
         path = state.out / "stages" / f"{stage.name}.json"

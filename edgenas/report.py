@@ -150,6 +150,9 @@ def _surrogate(surrogate: dict[str, Any] | None) -> str:
              f"{surrogate['trained_archs']} archs in {surrogate['rounds']} rounds, choosing "
              f"each round's candidates with an accuracy surrogate fitted on those already "
              f"trained."]
+    rungs = surrogate.get("rungs")
+    if rungs:
+        parts.append(" " + html.escape(rung_words(rungs)))
     final = surrogate.get("final")
     if final:
         parts.append(f" The final surrogate ({html.escape(final['model'])}) ranks the trained "
@@ -163,6 +166,21 @@ def _surrogate(surrogate: dict[str, Any] | None) -> str:
                      f"trained accuracies (mean error "
                      f"{100 * proposals['mean_abs_error']:.1f} points).")
     return "".join(parts) + "</p>"
+
+
+def rung_words(rungs: dict[str, Any]) -> str:
+    """Successive halving in one sentence: how many archs each fidelity had, and how well
+    each lower one ranked the archs it promoted."""
+    epochs, archs = rungs["epochs"], rungs["archs"]
+    steps = "; ".join(f"{n} of them went on to {e} epochs" for e, n in zip(epochs[1:], archs[1:]))
+    taus = [f"{p['kendall_tau']:.2f} ({p['from_epochs']} against {p['epochs']} epochs, "
+            f"{p['archs']} archs)" for p in rungs["promotions"] if p.get("kendall_tau") is not None]
+    agreement = (f" Over the promoted archs, the shorter training ranked them as the longer "
+                 f"one did with a Kendall tau of {', '.join(taus)}." if taus else "")
+    return (f"Successive halving: every arch was first scored after {epochs[0]} "
+            f"epoch{'' if epochs[0] == 1 else 's'} ({archs[0]} archs); {steps}, chosen as "
+            f"whole Pareto layers of their scores and costs. The front holds only archs "
+            f"trained to the full {epochs[-1]} epochs.{agreement}")
 
 
 def _baseline_accuracy(record: dict[str, Any]) -> str:

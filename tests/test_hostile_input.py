@@ -272,7 +272,8 @@ RUN_NUMBERS = {"supernet_epochs": "--supernet-epochs", "train_epochs": "--train-
                "train_budget": "--train-budget", "trials": "--trials",
                "population": "--population", "val_limit": "--val-limit", "seed": "--seed",
                "table_minutes": "--table-minutes", "max_latency_ms": "--max-latency-ms",
-               "max_memory_mb": "--max-memory-mb", "data_limit": "--data-limit"}
+               "max_memory_mb": "--max-memory-mb", "data_limit": "--data-limit",
+               "halving": "--halving"}
 
 
 @SETTINGS

@@ -30,3 +30,100 @@ def test_verdict_does_not_claim_differences_inside_the_spread(hypotheses) -> Non
     assert hypotheses.verdict([10.0, 12.0], [11.0, 11.5]).startswith("not shown")
     assert hypotheses.verdict([20.0, 20.5], [10.0, 10.5]).startswith("supported")
     assert hypotheses.verdict([10.0, 10.5], [20.0, 20.5]).startswith("contradicted")
+
+
+# H3 at matched measured latency: the matching and the verdict, on injected latencies.
+
+def searched(arch: str, accuracy: float, memory_mb: float = 1.0, round_: int = 1) -> dict:
+    return {"arch": arch, "accuracy": accuracy, "memory": memory_mb, "round": round_}
+
+
+BASELINE = {"name": "Base", "arch": "base", "accuracy": 0.30, "memory_bytes": 2_000_000,
+            "accuracy_seeds": [0]}
+
+
+def test_an_arch_slower_than_the_baseline_is_never_matched(hypotheses) -> None:
+    runs = {0: [searched("fast", 0.32), searched("slow-but-best", 0.50)]}
+    latency = {"base": 1.0, "fast": 0.9, "slow-but-best": 1.01}
+    at = hypotheses.compare_measured(runs, [BASELINE], latency, 0.01)[0]["at_latency_ms"]
+    seed = at["seeds"][0]
+    assert seed["matched"]["arch"] == "fast"
+    assert seed["gap_pts"] == pytest.approx(2.0)
+    assert at["verdict"].startswith("searched better")
+
+
+def test_no_arch_within_the_baseline_is_reported_as_none(hypotheses) -> None:
+    runs = {0: [searched("a", 0.40, memory_mb=3.0)], 1: [searched("b", 0.35, memory_mb=1.5)]}
+    latency = {"base": 1.0, "a": 2.0, "b": 4.0}
+    pair = hypotheses.compare_measured(runs, [BASELINE], latency, 0.01)[0]
+    at = pair["at_latency_ms"]
+    assert [s["matched"] for s in at["seeds"]] == [None, None]
+    assert at["gap_mean_pts"] is None and at["verdict"].startswith("none")
+    # the reverse view still answers: the fastest arch at least as accurate, and its speed-up
+    assert at["seeds"][0]["as_accurate"]["arch"] == "a"
+    assert at["seeds"][0]["saving"] == pytest.approx(0.5)
+    # by peak memory (records in MB, the baseline in bytes) seed 1's arch fits, seed 0's not
+    memory = pair["at_memory_bytes"]
+    assert [s["matched"] and s["matched"]["arch"] for s in memory["seeds"]] == [None, "b"]
+    assert "1 of 2 seeds have no arch within it" in memory["verdict"]
+
+
+def test_the_verdict_is_on_the_mean_over_seeds_against_the_seed_std(hypotheses) -> None:
+    runs = {0: [searched("a", 0.33)], 1: [searched("b", 0.29)], 2: [searched("c", 0.31)]}
+    latency = {"base": 1.0, "a": 0.5, "b": 0.5, "c": 0.5}
+    at = hypotheses.compare_measured(runs, [BASELINE], latency, 0.025)[0]["at_latency_ms"]
+    assert at["gap_mean_pts"] == pytest.approx(1.0)
+    assert at["gap_std_pts"] == pytest.approx(2.0)
+    assert at["verdict"].startswith("not shown")
+    worse = hypotheses.compare_measured(runs, [{**BASELINE, "accuracy": 0.40}], latency,
+                                        0.025)[0]["at_latency_ms"]
+    assert worse["verdict"].startswith("baseline better")
+    assert all(s["as_accurate"] is None for s in worse["seeds"])
+
+
+def test_the_match_is_taken_from_the_accuracy_latency_front(hypotheses) -> None:
+    trained = [searched("dominated", 0.30), searched("front-fast", 0.31), searched("front", 0.35)]
+    latency = {"dominated": 0.8, "front-fast": 0.5, "front": 0.9}
+    rows = [{**t, "latency_ms": latency[t["arch"]]} for t in trained]
+    assert {t["arch"] for t in hypotheses.accuracy_front(rows, "latency_ms")} == {"front-fast",
+                                                                                   "front"}
+
+
+def test_the_stage_runs_from_records_alone_and_renders(hypotheses, tmp_path) -> None:
+    from edgenas.device.descriptor import get_device
+    from edgenas.estimate.groundtruth import GroundTruth
+    from edgenas.estimate.estimators import DEFAULT_TABLE
+
+    records = tmp_path / "runs.jsonl"
+    known = hypotheses.RECORDED.read_text().splitlines()
+    records.write_text("\n".join(line for line in known if '"strategy": "nsga2",' in line) + "\n")
+    gt = GroundTruth.load(DEFAULT_TABLE)
+
+    def fake_timer(device, archs, rounds):  # slower with MACs, 5 % apart between rounds
+        from edgenas.cost.count import count
+        return {name: [count(a).macs / 1e8 * (1 + 0.05 * (r % 2)) for r in range(rounds)]
+                for name, a in archs.items()}
+
+    result = hypotheses.measured_h3(get_device("host-cpu"), gt, records, [0, 1, 2], 4, 0.025,
+                                    timer=fake_timer)
+    assert {p["baseline"] for p in result["pairs"]} == {"ResNet-20", "ResNet-56",
+                                                        "MobileNetV2 (in space)"}
+    assert result["timing_noise"]["median_range_pct"] == pytest.approx(100 * 0.05 / 1.025)
+    assert result["timing_noise"]["median_spread_pct"] == pytest.approx(100 * 0.05 / 1.025)
+    for pair in result["pairs"]:
+        for seed in pair["at_latency_ms"]["seeds"]:
+            if seed["matched"] is not None:
+                assert seed["matched"]["latency_ms"] <= pair["baseline_latency_ms"]
+                assert seed["matched"]["no_slower_in_rounds"] == 1.0
+    table = hypotheses.render_measured_h3(result)
+    assert "not latency" in table and "ResNet-20" in table
+    with pytest.raises(hypotheses.EdgenasError, match="seed"):
+        hypotheses.measured_h3(get_device("host-cpu"), gt, records, [7], 3, 0.025,
+                               timer=fake_timer)
+
+
+def test_one_burst_round_moves_the_range_not_the_median_or_spread(hypotheses) -> None:
+    summary = hypotheses.timing_summary({"net": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0]})
+    net = summary["networks"]["net"]
+    assert net["median_ms"] == 1.0 and net["spread_pct"] == 0.0
+    assert net["range_pct"] == pytest.approx(100.0)

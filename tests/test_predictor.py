@@ -1,6 +1,6 @@
 """`edgenas.estimate.predictor` part by part: the folds, out-of-fold predictions, the choice
-among regressors, non-finite features and the feature rows. (The committed predictor held
-to its ground truth: tests/test_accuracy_claims.py.)"""
+among regressors, non-finite features, the feature rows, and fits built on a prior. (The
+committed predictor held to its ground truth: tests/test_accuracy_claims.py.)"""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from edgenas.estimate.features import arch_features
-from edgenas.estimate.predictor import (clip, feature_matrix, fit_predictor, floors, folds,
+from edgenas.estimate.predictor import (MIN_PRIOR_SLOPE, PRIOR, PRIOR_MARGIN, PredictorError,
+                                        PriorPlusResidual, RescaledPrior, candidates, choose,
+                                        clip, feature_matrix, fit_predictor, floors, folds,
                                         out_of_fold, quiet_fit)
+from edgenas.estimate.rank import kendall
 from edgenas.space import get_space
 from edgenas.space.presets import get_preset
 
@@ -131,3 +134,101 @@ def test_feature_rows_are_the_arch_features_then_the_extra_scores() -> None:
     extra = feature_matrix(archs, lambda arch: [1.5, -2])
     assert np.array_equal(extra[:, :-2], plain)
     assert extra[:, -2:].tolist() == [[1.5, -2.0], [1.5, -2.0]]
+
+
+# -- a prior: one prediction per row from a predictor fitted elsewhere --------------------------
+
+def noise_features_and_a_ranking_prior(n: int, seed: int = 0
+                                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features that say nothing about the accuracy, and a prior that ranks it (the truth
+    plus a little noise, on another scale): what a search's first rounds look like."""
+    rng = np.random.default_rng(seed)
+    truth = rng.uniform(0.3, 0.4, n)
+    prior = 2.0 * truth + 0.1 + rng.normal(0.0, 0.004, n)
+    return rng.normal(size=(n, 6)), truth, prior
+
+
+def test_the_prior_is_kept_when_the_features_are_noise_and_the_prior_ranks() -> None:
+    x, y, prior = noise_features_and_a_ranking_prior(12)
+    fitted = fit_predictor(x, y, k=5, seed=0, prior=prior)
+    assert fitted.uses_prior and fitted.name == PRIOR
+    assert set(fitted.candidates) == set(candidates(0, prior=True))
+    assert fitted.cv_tau == fitted.candidates[PRIOR]["cv_tau"] > 0.6
+
+
+def test_a_prior_aware_predictor_predicts_new_rows_from_their_prior() -> None:
+    x, y, prior = noise_features_and_a_ranking_prior(40)
+    fitted = fit_predictor(x[:12], y[:12], prior=prior[:12], only=[PRIOR])
+    new = fitted.predict(x[12:], prior=prior[12:])
+    assert new.shape == (28,)
+    assert kendall(prior[12:], new) == pytest.approx(1.0)  # ranks exactly as the prior
+    assert np.mean(np.abs(new - y[12:])) < 0.01           # rescaled onto the accuracies
+    one = fitted.predict(x[12], prior=prior[12])
+    assert one.shape == (1,) and one[0] == pytest.approx(new[0])
+    with pytest.raises(PredictorError, match="fitted with a prior: pass prior="):
+        fitted.predict(x[12:])
+
+
+def test_the_choice_keeps_the_prior_unless_beaten_by_the_margin() -> None:
+    def scores(**taus: float) -> dict[str, dict[str, float]]:
+        return {name.replace("_", "+"): {"cv_tau": tau, "cv_mae": 0.01}
+                for name, tau in taus.items()}
+
+    close = scores(prior=0.30, gbdt_prior=0.45)
+    assert choose(close, prior_margin=0.2) == PRIOR
+    assert choose(close, prior_margin=0.1) == "gbdt+prior"
+    assert choose(close, prior_margin=0.0) == "gbdt+prior"
+    assert choose(scores(prior=0.30, gbdt_prior=0.55), prior_margin=0.2) == "gbdt+prior"
+    assert choose(scores(ridge=0.1, gbdt=0.2), prior_margin=0.2) == "gbdt"  # no prior scored
+    assert PRIOR_MARGIN > 0
+
+
+def test_a_rescaled_prior_never_reverses_the_priors_order() -> None:
+    prior = np.linspace(0.3, 0.4, 10)
+    contradicted = RescaledPrior().fit(prior[:, None], prior[::-1].copy())
+    assert contradicted.slope == MIN_PRIOR_SLOPE
+    assert np.all(np.diff(contradicted.predict(prior[:, None])) > 0)
+    agreed = RescaledPrior().fit(prior[:, None], 0.5 * prior + 0.1)
+    assert agreed.slope == pytest.approx(0.5) and agreed.intercept == pytest.approx(0.1)
+
+
+def test_the_residual_model_learns_what_the_prior_misses() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(30, 4))
+    prior = rng.uniform(0.3, 0.4, 30)
+    y = prior + 0.03 * x[:, 0]               # the prior misses the first feature
+    rows = np.hstack([x, prior[:, None]])
+    alone = RescaledPrior().fit(rows[:20], y[:20]).predict(rows[20:])
+    corrected = PriorPlusResidual().fit(rows[:20], y[:20]).predict(rows[20:])
+    assert kendall(y[20:], corrected) > kendall(y[20:], alone) + 0.2
+
+
+def test_without_a_prior_the_candidates_and_their_use_are_unchanged() -> None:
+    x, y, prior = noise_features_and_a_ranking_prior(12)
+    fitted = fit_predictor(x, y)
+    assert not fitted.uses_prior
+    assert set(fitted.candidates) == {"ridge", "gp-rbf", "random-forest", "gbdt"}
+    assert fitted.predict(x).shape == (12,)
+    with pytest.raises(PredictorError, match="fitted without a prior"):
+        fitted.predict(x, prior=prior)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros(11), r"one value per row, shape \(12,\), got shape \(11,\)"),
+    (np.zeros((12, 2)), r"one value per row, shape \(12,\), got shape \(12, 2\)"),
+    (np.r_[np.zeros(11), np.nan], r"rows \[11\] are not finite"),
+])
+def test_a_prior_of_the_wrong_shape_or_not_finite_is_refused(bad: np.ndarray,
+                                                              message: str) -> None:
+    x, y, _ = noise_features_and_a_ranking_prior(12)
+    with pytest.raises(PredictorError, match=message):
+        fit_predictor(x, y, prior=bad)
+    fitted = fit_predictor(x, y, prior=np.arange(12.0), only=[PRIOR])
+    with pytest.raises(PredictorError, match="one value per row"):
+        fitted.predict(x[:3], prior=np.zeros(2))
+
+
+def test_an_unknown_candidate_is_refused_with_the_names_to_choose_from() -> None:
+    x, y, prior = noise_features_and_a_ranking_prior(12)
+    with pytest.raises(PredictorError, match="choose candidates among prior, prior\\+residual"):
+        fit_predictor(x, y, prior=prior, only=["ridge"])  # with a prior: "ridge+prior"

@@ -146,3 +146,15 @@ def test_the_report_says_did_not_converge_instead_of_the_accuracy_and_names_the_
     assert "16.3 % is below 30.1 %" in page and CONVERGENCE_RULE in page
     assert html.escape(PICK_RULES["knee"]) in page and html.escape(PICK_RULES["fastest"]) in page
     assert "linear warm-up over 0.5 epochs, then cosine" in page
+
+
+def test_the_main_job_halves_only_when_told() -> None:
+    """No successive halving by default (after 1 of the default recipe's 2 epochs most archs
+    score at chance); --rungs as given; a rung at or past the recipe refused before any
+    work, naming the flag."""
+    assert RunConfig().surrogate_config().rungs == ()
+    assert RunConfig(train_epochs=4, rungs=(1, 2)).surrogate_config().rungs == (1, 2)
+    with pytest.raises(ConfigError, match="^--rungs 2: every rung must be below"):
+        RunConfig(train_epochs=2, rungs=(2,)).check()
+    with pytest.raises(ConfigError, match="^--rungs 2 1: give increasing"):
+        RunConfig(train_epochs=4, rungs=(2, 1)).check()

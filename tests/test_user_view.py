@@ -18,7 +18,7 @@ from edgenas.cli import main
 from edgenas.commands import run
 from edgenas.pipeline import assess_convergence, choose_picks
 from edgenas.profile.lut import load_lut
-from edgenas.report import write_report
+from edgenas.report import rung_words, write_report
 from edgenas.search import accuracy_source
 from edgenas.search.engine import SearchConfig, run_search
 from edgenas.search.study_store import open_storage
@@ -185,3 +185,16 @@ def test_the_report_says_a_pick_is_the_same_arch_and_what_the_accuracy_is(
     page = write_report(tmp_path, summary, lut, front).read_text()
     assert "fastest: same arch as knee" in page
     assert "The front's accuracies: trained, the validation accuracy after 2 epochs" in page
+
+
+def test_a_halved_front_says_how_its_archs_were_chosen() -> None:
+    rungs = {"epochs": [1, 2], "archs": [24, 12],
+             "promotions": [{"from_epochs": 1, "epochs": 2, "archs": 12, "kendall_tau": 0.61}]}
+    summary = {"models": [], "baselines": [], "front_size": 6,
+               "search": {"surrogate": {"rungs": rungs}}}
+    assert run.summary_lines(summary, "host-cpu")[0].strip() == \
+        "front: 6 archs, each trained to the full 2 epochs (12 of the 24 scored after 1 went on)"
+    words = rung_words(rungs)
+    assert "first scored after 1 epoch (24 archs); 12 of them went on to 2 epochs" in words
+    assert "Kendall tau of 0.61 (1 against 2 epochs, 12 archs)" in words
+    assert "only archs trained to the full 2 epochs" in words

@@ -11,6 +11,11 @@ H2  hierarchical vs flat variation (Optuna's plain NSGA-II) in the same loop.
 H3  searched vs hand-designed networks at matched MACs: the NSGA-II runs' trained arch
     with the best accuracy within +-25 % of the baseline's MACs (else the closest), against
     ResNet-20/56 and MobileNetV2-in-space, all trained with the ground truth's recipe.
+H3 at matched measured latency and peak memory (stage ``h3-latency``): every NSGA-II run's
+    trained archs and the baselines timed on --device in interleaved rounds; per seed, the
+    front's most accurate arch no slower (no larger) than each baseline and its fastest
+    (smallest) arch at least as accurate. It needs no images: ``--only h3-latency`` runs it
+    from the committed records alone and also writes ``tools/results/h3-latency.json``.
 H4  transfer: the NSGA-II front, timed on this device and on another (--transfer-device;
     default: the same host with 2 ONNX Runtime threads instead of 1).
 
@@ -27,24 +32,32 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import sys
+import time
 from dataclasses import replace
+from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import optuna
 
 from edgenas.assess import predict_latency
 from edgenas.cost.count import count
-from edgenas.device.descriptor import get_device
+from edgenas.device.descriptor import Device, get_device
+from edgenas.device.session import DeviceSession
 from edgenas.errors import EdgenasError
 from edgenas.estimate.estimators import DEFAULT_TABLE
 from edgenas.estimate.groundtruth import GroundTruth
 from edgenas.jsonio import write_json_atomic
 from edgenas.profile.latency import kendall_tau
+from edgenas.profile.level import pair_gaps
 from edgenas.profile.lut import open_lut
 from edgenas.profile.measure import measure_latency
+from edgenas.profile.onnx_graph import network_model
+from edgenas.profile.timing import time_batch
+from edgenas.progress import StageProgress
 from edgenas.search.engine import front
 from edgenas.search.pareto import non_dominated
 from edgenas.search.surrogate import SurrogateConfig, trained_evaluator
@@ -60,6 +73,10 @@ RECORDED = Path(__file__).resolve().parent / "results" / "hypotheses-runs.jsonl"
 OBJECTIVES = ("accuracy", "macs", "memory")
 #: where the CIFAR-10 ImageFolder tree is, when not given: the environment, never a fixed path
 CIFAR_TREE = os.environ.get("EDGENAS_CIFAR10", "digits")
+#: H3 at matched latency, as committed: host, date, every network's round times, the pairs
+H3_LATENCY_RESULT = Path(__file__).resolve().parent / "results" / "h3-latency.json"
+#: Interleaved timing rounds per network: their median is the latency, their spread the noise
+H3_ROUNDS = 7
 
 
 def say(message: str) -> None:
@@ -178,14 +195,41 @@ def main() -> None:
                         help="random archs added to the front for H4's rank correlation")
     parser.add_argument("--skip-h4", action="store_true",
                         help="leave out H4 (it times networks: needs a quiet host)")
+    parser.add_argument("--skip-h3-latency", action="store_true",
+                        help="leave out H3 at matched measured latency (it times networks)")
+    parser.add_argument("--only", choices=["h3-latency"],
+                        help="run this stage alone, from the recorded runs (--known): no "
+                             "images, no training")
+    parser.add_argument("--rounds", type=int, default=H3_ROUNDS,
+                        help="H3-latency: interleaved timing rounds per network")
+    parser.add_argument("--h3-latency-json", default=str(H3_LATENCY_RESULT),
+                        help="H3-latency's result with host, date and every timing, "
+                             "written by --only h3-latency (commit-able)")
     args = parser.parse_args()
-    if not args.data:
-        parser.error("--data: give the ground truth's images (or set EDGENAS_CIFAR10)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    space = get_space(args.space)
     gt = GroundTruth.load(args.groundtruth)
+    noise = seed_noise(gt)
+
+    def h3_latency() -> dict[str, Any]:
+        try:
+            return measured_h3(get_device(args.device), gt, Path(args.known), args.seeds,
+                               args.rounds, noise)
+        except EdgenasError as err:
+            parser.error(f"H3-latency: {err}")
+
+    if args.only == "h3-latency":
+        result = stage(out, "h3-latency", h3_latency)
+        write_json_atomic(result, Path(args.h3_latency_json))
+        table = render_measured_h3(result)
+        print(table)
+        (out / "h3-latency.md").write_text(table + "\n")
+        say(f"written {out / 'h3-latency.md'} and {args.h3_latency_json}")
+        return
+    if not args.data:
+        parser.error("--data: give the ground truth's images (or set EDGENAS_CIFAR10)")
+    space = get_space(args.space)
     recipe = TrainConfig.from_dict({**gt.recipe, "seed": 0}, args.groundtruth)
     samples = [e for e in gt.finished if e.stratum != "baseline" and 0 in e.accuracy]
     config = SurrogateConfig(args.train_budget, args.initial, args.per_round, "nsga2",
@@ -241,13 +285,15 @@ def main() -> None:
         return {"data": args.data, "config": recipe.to_dict(), "pairs": pairs}
 
     matched_result = stage(out, "h3", h3)
+    at_latency = None if args.skip_h3_latency else stage(out, "h3-latency", h3_latency)
     transfer = None if args.skip_h4 else stage(out, "h4", lambda: h4(args, space, out))
-    noise = seed_noise(gt)
     table = render(comparison, hv, matched_result, transfer, noise)
+    if at_latency is not None:
+        table += "\n\n" + render_measured_h3(at_latency)
     print(table)
     (out / "hypotheses.md").write_text(table + "\n")
     write_json_atomic({"h12": comparison, "h3": {**matched_result, "seed_to_seed_std": noise},
-                       "h4": transfer},
+                       "h3_latency": at_latency, "h4": transfer},
                       out / "hypotheses.json")
 
 
@@ -300,6 +346,272 @@ def h4(args: argparse.Namespace, space: Any, out: Path) -> dict[str, Any]:
             "measurements": [{"arch": k, "predicted_ms": p, "measured_ms": a,
                               f"measured_ms_{args.transfer_threads}threads": b}
                              for k, p, a, b in zip(keys, predicted, a_meas, b_meas)]}
+
+
+def recorded_runs(path: Path, strategy: str, seeds: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each seed's trained archs (records of `log_run`) of ``strategy``; the last record of
+    a (strategy, seed) wins. Raises when a seed has none."""
+    runs: dict[int, list[dict[str, Any]]] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line) if line.strip() else {}
+            if record.get("strategy") == strategy and record.get("seed") in seeds:
+                runs[record["seed"]] = record["trained"]
+    missing = [seed for seed in seeds if seed not in runs]
+    if missing:
+        raise EdgenasError(f"{path}: no finished {strategy} run for seed(s) {missing}; run "
+                           "the comparison (H1/H2) first, or give --seeds that it recorded")
+    return {seed: runs[seed] for seed in seeds}
+
+
+def time_in_rounds(device: Device, archs: Mapping[str, Arch], rounds: int,
+                   seed: int = 0) -> dict[str, list[float]]:
+    """Each network's median latency (ms) in each of ``rounds`` rounds over all of them.
+
+    A round times every network once, in its own shuffled order, so that a slow spell of a
+    shared host hits every network alike and no network always follows the same one; the
+    median of a network's rounds is its latency, their range says how far to trust it."""
+    models = {name: network_model(arch) for name, arch in archs.items()}
+    times: dict[str, list[float]] = {name: [] for name in archs}
+    rng = np.random.default_rng(seed)
+    names = list(models)
+    with DeviceSession(device) as session:
+        for index in range(rounds):
+            started = time.perf_counter()
+            order = [names[i] for i in rng.permutation(len(names))]
+            time_batch(session, {name: models[name] for name in order},
+                       lambda name, stats: times[name].append(float(stats["median_ms"])),
+                       len(order), lambda: None, StageProgress())
+            say(f"  round {index + 1}/{rounds}: {len(order)} networks, "
+                f"{time.perf_counter() - started:.0f} s")
+    return times
+
+
+def timing_summary(rounds_ms: Mapping[str, list[float]]) -> dict[str, Any]:
+    """Per network the median of its rounds, their interquartile range (``spread_pct``) and
+    full range (``range_pct``), both over the median; for all, how far rounds disagree and
+    how fast the host ran in each round (``round_level``: the networks' median ratio of
+    that round to their own median). The full range is set by single-round bursts of a
+    shared host (a network twice as slow in one round of 15); the median ignores them."""
+    networks = {}
+    for name, times in rounds_ms.items():
+        median = float(np.median(times))
+        low, high = np.percentile(times, [25, 75])
+        networks[name] = {"median_ms": median, "rounds_ms": [float(t) for t in times],
+                          "spread_pct": float(100 * (high - low) / median),
+                          "range_pct": float(100 * (max(times) - min(times)) / median)}
+    spreads = [n["spread_pct"] for n in networks.values()]
+    count_rounds = min(len(t) for t in rounds_ms.values())
+    level = [float(np.median([t[r] / networks[n]["median_ms"] for n, t in rounds_ms.items()]))
+             for r in range(count_rounds)]
+    noise = {"rounds": count_rounds, "median_spread_pct": float(np.median(spreads)),
+             "p90_spread_pct": float(np.percentile(spreads, 90)),
+             "median_range_pct": float(np.median([n["range_pct"] for n in networks.values()])),
+             "round_level": level,
+             "first_two_rounds": pair_gaps([t[:2] for t in rounds_ms.values() if len(t) >= 2])}
+    return {"networks": networks, "noise": noise}
+
+
+def accuracy_front(trained: list[dict[str, Any]], cost: str) -> list[dict[str, Any]]:
+    """The archs no other is both more accurate and cheaper than (in ``cost``)."""
+    if not trained:
+        return []
+    points = np.array([[-t["accuracy"], t[cost]] for t in trained], dtype=float)
+    return [t for t, kept in zip(trained, non_dominated(points)) if kept]
+
+
+def _pick(trial: dict[str, Any] | None, cost: str) -> dict[str, Any] | None:
+    return None if trial is None else {"arch": trial["arch"], "accuracy": trial["accuracy"],
+                                       "round": trial.get("round"), cost: trial[cost]}
+
+
+def compare_at(searched: Mapping[int, list[dict[str, Any]]], cost: str, limit: float,
+               accuracy: float, noise: float | None) -> dict[str, Any]:
+    """Searched fronts against one baseline at its ``cost`` (``limit``) and ``accuracy``.
+
+    Per seed: the front's most accurate arch costing no more than the baseline
+    (``matched``, None when none does) and its gap in points, and the front's cheapest arch
+    at least as accurate (``as_accurate``) with the baseline's cost over its own
+    (``saving``). Over seeds: the gaps' mean and std, and the verdict on the mean matched
+    accuracy against the recipe's seed-to-seed std (`_winner`)."""
+    seeds = []
+    for seed, trained in searched.items():
+        on_front = accuracy_front(trained, cost)
+        best = max((t for t in on_front if t[cost] <= limit),
+                   key=lambda t: (t["accuracy"], -t[cost]), default=None)
+        cheapest = min((t for t in on_front if t["accuracy"] >= accuracy),
+                       key=lambda t: (t[cost], -t["accuracy"]), default=None)
+        seeds.append({"seed": seed, "front": len(on_front),
+                      "within": sum(t[cost] <= limit for t in trained),
+                      "matched": _pick(best, cost),
+                      "gap_pts": None if best is None else 100 * (best["accuracy"] - accuracy),
+                      "as_accurate": _pick(cheapest, cost),
+                      "saving": None if cheapest is None else limit / cheapest[cost]})
+    gaps = [s["gap_pts"] for s in seeds if s["gap_pts"] is not None]
+    if gaps:
+        verdict = _winner(float(np.mean([s["matched"]["accuracy"] for s in seeds
+                                         if s["matched"] is not None])), accuracy, noise)
+        if len(gaps) < len(seeds):
+            verdict += f"; {len(seeds) - len(gaps)} of {len(seeds)} seeds have no arch within it"
+    else:
+        verdict = "none: no searched arch costs as little as the baseline in any seed"
+    return {"seeds": seeds, "seeds_matched": len(gaps),
+            "gap_mean_pts": float(np.mean(gaps)) if gaps else None,
+            "gap_std_pts": float(np.std(gaps, ddof=1)) if len(gaps) > 1 else None,
+            "verdict": verdict}
+
+
+def compare_measured(runs: Mapping[int, list[dict[str, Any]]], baselines: list[dict[str, Any]],
+                     latency_ms: Mapping[str, float], noise: float | None) -> list[dict[str, Any]]:
+    """For each baseline (name, arch JSON, accuracy, memory_bytes), every seed's searched
+    archs (`log_run` records) compared at its measured latency (``latency_ms`` by arch JSON)
+    and at its peak memory (`compare_at`)."""
+    searched = {seed: [{**t, "latency_ms": latency_ms[t["arch"]],
+                        "memory_bytes": t["memory"] * 1e6} for t in trained]
+                for seed, trained in runs.items()}
+    pairs = []
+    for base in baselines:
+        pair = {"baseline": base["name"], "baseline_accuracy": base["accuracy"],
+                "baseline_latency_ms": latency_ms[base["arch"]],
+                "baseline_memory_bytes": base["memory_bytes"],
+                "baseline_seeds": base.get("accuracy_seeds")}
+        for cost in ("latency_ms", "memory_bytes"):
+            pair[f"at_{cost}"] = compare_at(searched, cost, pair[f"baseline_{cost}"],
+                                            base["accuracy"], noise)
+        pairs.append(pair)
+    return pairs
+
+
+def host_info() -> dict[str, Any]:
+    """What the timings depend on: the CPU, the runtime, when, how loaded."""
+    model = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    try:  # the runtime a local agent times with
+        runtime: str | None = metadata.version("onnxruntime")
+    except metadata.PackageNotFoundError:
+        runtime = None
+    return {"cpu": model, "cpus": os.cpu_count(), "machine": platform.machine(),
+            "onnxruntime": runtime,
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def measured_h3(device: Device, gt: GroundTruth, known: Path, seeds: list[int], rounds: int,
+                noise: float | None, strategy: str = "nsga2",
+                timer: Callable[[Device, Mapping[str, Arch], int], dict[str, list[float]]]
+                = time_in_rounds) -> dict[str, Any]:
+    """H3 at matched measured latency and peak memory: the recorded ``strategy`` runs'
+    trained archs and the ground truth's baselines timed together in ``rounds`` rounds
+    (by ``timer``: each network's round times, as `time_in_rounds` gives them)."""
+    runs = recorded_runs(known, strategy, seeds)
+    baselines = [{"name": e.name, "arch": e.arch.to_json(), "accuracy": e.mean_accuracy,
+                  "accuracy_seeds": sorted(e.accuracy),
+                  "memory_bytes": count(e.arch).memory_bytes("fp32")}
+                 for e in gt.finished if e.stratum == "baseline"]
+    if not baselines:
+        raise EdgenasError("the ground truth has no trained baselines (stratum 'baseline')")
+    archs = {b["name"]: Arch.from_json(b["arch"]) for b in baselines}
+    keys = {b["name"]: b["arch"] for b in baselines}
+    distinct = list(dict.fromkeys(t["arch"] for trained in runs.values() for t in trained))
+    for i, key in enumerate(distinct):
+        archs[f"searched-{i:02d}"], keys[f"searched-{i:02d}"] = Arch.from_json(key), key
+    say(f"H3-latency: {len(distinct)} distinct {strategy} archs (seeds {seeds}) and "
+        f"{len(baselines)} baselines, {rounds} interleaved rounds on {device.name}")
+    host = host_info()
+    started = time.perf_counter()
+    timing = timing_summary(timer(device, archs, rounds))
+    for name, item in timing["networks"].items():
+        item["arch"] = keys[name]
+    latency_ms = {keys[name]: item["median_ms"] for name, item in timing["networks"].items()}
+    pairs = compare_measured(runs, baselines, latency_ms, noise)
+    by_arch = {keys[name]: item["rounds_ms"] for name, item in timing["networks"].items()}
+    for pair in pairs:  # a match by medians that single rounds would overturn is fragile
+        base = by_arch[keys[pair["baseline"]]]
+        for seed in pair["at_latency_ms"]["seeds"]:
+            if seed["matched"] is not None:
+                own = by_arch[seed["matched"]["arch"]]
+                seed["matched"]["no_slower_in_rounds"] = float(np.mean(
+                    [a <= b for a, b in zip(own, base)]))
+    return {"schema_version": 1, "device": device.name, "runtime": device.runtime_settings(),
+            "host": {**host, "timing_seconds": time.perf_counter() - started,
+                     "load_average_after": list(os.getloadavg())
+                     if hasattr(os, "getloadavg") else None},
+            "strategy": strategy, "seeds": seeds, "searched_objectives": list(OBJECTIVES),
+            "recipe": gt.recipe, "data": gt.data, "seed_to_seed_std": noise,
+            "timing_noise": timing["noise"],
+            "pairs": pairs,
+            "networks": timing["networks"]}
+
+
+def render_measured_h3(result: dict[str, Any]) -> str:
+    """H3 at matched measured latency and peak memory as markdown tables."""
+    timing = result["timing_noise"]
+    first = timing["first_two_rounds"] or {}
+    lines = [f"H3 at matched measured latency on {result['device']} "
+             f"({result['runtime']['name']}, {result['runtime']['threads']} thread(s); "
+             f"{result['host']['cpu']}, {result['host']['date']}): the {result['strategy']} "
+             f"runs of seeds {', '.join(map(str, result['seeds']))}, 20-arch fronts each. "
+             f"These searches optimised {', '.join(result['searched_objectives'])}, not "
+             "latency. Latency: median of "
+             f"{timing['rounds']} interleaved rounds; their interquartile range is "
+             f"{timing['median_spread_pct']:.1f} % of the median for the median network "
+             f"({timing['p90_spread_pct']:.1f} % at the 90th percentile; full range "
+             f"{timing['median_range_pct']:.1f} %, single-round bursts); rounds 1 and 2 agree "
+             f"within 10 % for {100 * first.get('within_10pct', float('nan')):.0f} % of "
+             "networks; the host ran at " + ", ".join(f"{x:.2f}" for x in timing["round_level"])
+             + " of its median speed round by round."]
+    units = {"latency_ms": ("ms", 1.0, "{:.2f}", "latency", "speed-up"),
+             "memory_bytes": ("MB", 1e-6, "{:.2f}", "peak memory", "less memory")}
+    noise = result["seed_to_seed_std"]
+    against = f"seed-to-seed std {100 * noise:.1f} pts" if noise else "no seed-to-seed std"
+    for cost, (unit, scale, fmt, label, saving) in units.items():
+        lines += ["", f"| baseline ({label}, accuracy) | searched: most accurate within the "
+                      f"baseline's {label}, per seed | gap (pts), mean ± std over seeds | "
+                      f"verdict ({against}) | searched: cheapest as accurate, per seed "
+                      f"({saving}) |", "| --- | --- | --- | --- | --- |"]
+        for pair in result["pairs"]:
+            row = pair[f"at_{cost}"]
+
+            def show(seed: dict[str, Any], key: str) -> str:
+                pick = seed[key]
+                if pick is None:
+                    return f"s{seed['seed']} none"
+                text = f"s{seed['seed']} {fmt.format(pick[cost] * scale)} {unit}"
+                if key == "matched":
+                    origin = "warm start" if pick["round"] == 0 else f"round {pick['round']}"
+                    share = pick.get("no_slower_in_rounds", 1.0)
+                    return text + f", {100 * pick['accuracy']:.1f} % ({origin}" + (
+                        "" if share == 1.0 else f"; no slower in {100 * share:.0f} % of "
+                        "rounds") + ")"
+                return text + f" ({seed['saving']:.2f}x)"
+
+            gap = ("none" if row["gap_mean_pts"] is None else f"{row['gap_mean_pts']:+.1f} ± "
+                   + ("n/a" if row["gap_std_pts"] is None else f"{row['gap_std_pts']:.1f}")
+                   + f" ({row['seeds_matched']} of {len(row['seeds'])} seeds)")
+            lines.append(
+                f"| {pair['baseline']} ({fmt.format(pair[f'baseline_{cost}'] * scale)} {unit}, "
+                f"{100 * pair['baseline_accuracy']:.1f} %) | "
+                + "; ".join(show(s, "matched") for s in row["seeds"]) + f" | {gap} | "
+                f"{row['verdict']} | " + "; ".join(show(s, "as_accurate") for s in row["seeds"])
+                + " |")
+    cfg = result["recipe"]
+    lines += ["", f"Recipe (the ground truth's): {cfg['epochs']} epochs on {cfg['limit']} "
+              f"CIFAR-10 training images, {cfg['val_fraction']:.0%} of them carved off for "
+              "validation (no test split); one training per searched arch; trainings per "
+              "baseline: " + ", ".join(f"{p['baseline']} {len(p['baseline_seeds'] or [])}"
+                                       for p in result["pairs"]) + ". Warm-start archs are "
+              "the ten random ground-truth samples a seed's run starts from, not the "
+              "search's choice. A latency match says in how many interleaved rounds the "
+              "arch was no slower than the baseline when not in all. "
+              "The best of several archs under a budget is biased up by training noise "
+              "(more so the more archs fit under it). Peak memory: analytic fp32 weights "
+              "plus peak live activations."]
+    return "\n".join(lines)
 
 
 class _Trial:

@@ -23,7 +23,7 @@ from edgenas.search.engine import SearchConfig, completed, front, objective_matr
 from edgenas.search.objectives import Evaluator
 from edgenas.search.pareto import hypervolume
 from edgenas.search.surrogate import (SurrogateConfig, Trainer, run_surrogate_search,
-                                      surrogate_summary, trained_trials)
+                                      search_prior, surrogate_summary, trained_trials)
 from edgenas.space.arch import Arch
 from edgenas.space.search_space import SearchSpace
 
@@ -117,13 +117,18 @@ def compare_trained(space: SearchSpace, evaluator: Evaluator, strategies: Sequen
     for seed in seeds:  # seeds outside: a partial comparison covers every strategy
         for strategy in strategies:
             start = time.perf_counter()
+            # "nsga2+prior": the strategy with the committed predictor as the surrogate's prior
+            name, _, variant = strategy.partition("+")
+            if variant not in ("", "prior"):
+                raise ValueError(f"{strategy!r}: the only variant is +prior")
+            settings = replace(config, strategy=name, seed=seed, prior=variant == "prior")
             study = run_surrogate_search(
-                space, evaluator, trainer, replace(config, strategy=strategy, seed=seed),
+                space, evaluator, trainer, settings,
                 recipe, storage=f"sqlite:///{(folder / f'{strategy}-{seed}.db').resolve()}",
                 warm_start=warm_start(seed))
             run = {"strategy": strategy, "seed": seed, "trials": trained_trials(study),
                    "seconds": time.perf_counter() - start,
-                   "surrogate": surrogate_summary(study, seed)}
+                   "surrogate": surrogate_summary(study, seed, search_prior(settings))}
             runs.append(run)
             if on_run is not None:
                 on_run(run)

@@ -18,6 +18,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         profiles_dir=args.profiles_dir, estimator=args.estimator,
         supernet_epochs=args.supernet_epochs, train_epochs=args.train_epochs,
         train_budget=args.train_budget, train_warmup_epochs=args.train_warmup_epochs,
+        rungs=tuple(args.rungs), halving=args.halving,
         trials=args.trials, population=args.population,
         val_limit=args.val_limit, max_latency_ms=args.max_latency_ms,
         max_memory_mb=args.max_memory_mb, seed=args.seed,
@@ -33,6 +34,14 @@ def summary_lines(summary: dict[str, Any], device: str) -> list[str]:
     """What the main job tells the user at the end: each exported pick (and a pick that is
     the same arch as another), then each baseline, or why it has no accuracy to compare."""
     lines = []
+    surrogate = (summary.get("search") or {}).get("surrogate") or {}
+    rungs = surrogate.get("rungs")
+    if rungs:
+        lines.append(f"   front: {summary['front_size']} archs, each trained to the full "
+                     f"{rungs['epochs'][-1]} epochs ({rungs['archs'][-1]} of the "
+                     f"{rungs['archs'][0]} scored after {rungs['epochs'][0]} went on)")
+    elif "front_size" in summary:
+        lines.append(f"   front: {summary['front_size']} trained archs")
     for m in summary["models"]:
         lines.append(f"{m['name']:>8}: val. accuracy {100 * m['accuracy_exported']:.1f} %, "
                      f"{m['macs'] / 1e6:.2f} M MACs, predicted {m['predicted_ms']:.3f} ms, "
@@ -80,8 +89,18 @@ def register(commands: argparse._SubParsersAction) -> None:
                      help="the recipe's linear learning-rate warm-up, in epochs (fractions "
                           "allowed), before the cosine decay; 0 for none, below "
                           "--train-epochs (default 0.5)")
-    run.add_argument("--train-budget", type=int, default=14,
-                     help="archs the search trains in all (default 14)")
+    run.add_argument("--train-budget", type=int, default=24,
+                     help="archs the search trains in all (with --rungs: each at least to "
+                          "the first rung; default 24)")
+    run.add_argument("--rungs", type=int, nargs="*", default=[], metavar="EPOCHS",
+                     help="successive halving: every arch is first trained this many epochs "
+                          "of the recipe and scored, and 1 in --halving goes on to the next "
+                          "rung, the last to the full recipe (default: none, every arch "
+                          "trained in full; with the default 2-epoch recipe an arch scored "
+                          "after 1 epoch is mostly at chance)")
+    run.add_argument("--halving", type=int, default=2,
+                     help="with rungs: 1 in this many archs of a rung goes on to the next "
+                          "(default 2)")
     run.add_argument("--trials", type=int, default=300,
                      help="inner-search trials per round (supernet: trials in all; "
                           "default 300)")

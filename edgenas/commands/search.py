@@ -93,7 +93,8 @@ def cmd_search_trained(args: argparse.Namespace, space, objectives: tuple[str, .
                            "ImageFolder tree) to train candidates on")
     latency, objectives = _latency(args, space, objectives)
     config = SurrogateConfig(args.train_budget, args.initial, args.per_round, args.strategy,
-                             args.trials, args.population, args.seed)
+                             args.trials, args.population, args.seed, tuple(args.rungs),
+                             args.halving, args.prior)
     out = Path(args.out)
     search = trained_search(space, objectives, budgets, config, _recipe(args), args.data, out,
                             **latency)
@@ -117,8 +118,12 @@ def cmd_search_trained(args: argparse.Namespace, space, objectives: tuple[str, .
             "recipe": outcome["recipe"], "data": args.data, "surrogate": outcome["surrogate"],
             "accuracy_source": outcome["accuracy_source"]}
     summary = write_results(out, trials, objectives, args.per_round, info)
-    print(f"{out}: {len(trials)} archs trained in {time.perf_counter() - start:.0f} s; "
-          f"{len(summary['front'])} on the Pareto front (all trained), hypervolume "
+    rungs = outcome["surrogate"].get("rungs")
+    trained = (f"{rungs['archs'][0]} archs scored after {rungs['epochs'][0]} epochs, "
+               f"{len(trials)} of them trained to the full {rungs['epochs'][-1]}" if rungs
+               else f"{len(trials)} archs trained")
+    print(f"{out}: {trained} in {time.perf_counter() - start:.0f} s; "
+          f"{len(summary['front'])} on the Pareto front (all trained in full), hypervolume "
           f"{summary['hypervolume']:.4g}")
     print(accuracy_source.describe(outcome["accuracy_source"], summary["front"]))
     final = outcome["surrogate"].get("final")
@@ -249,6 +254,18 @@ def register(commands: argparse._SubParsersAction) -> None:
                          help="candidates trained per round (default 4)")
     trained.add_argument("--train-epochs", type=int, default=4,
                          help="epochs of the training recipe (default 4)")
+    trained.add_argument("--rungs", type=int, nargs="*", default=[], metavar="EPOCHS",
+                         help="successive halving: every arch is first trained this many "
+                              "epochs of the recipe and scored, and 1 in --halving goes on to "
+                              "the next rung, the last to the full recipe (default: none, "
+                              "every arch trained in full; 'edgenas run' uses half the recipe)")
+    trained.add_argument("--prior", action="store_true",
+                         help="fit the accuracy surrogate around the committed predictor (the "
+                              "CIFAR-10 ground truth's: worth it with its --recipe), which it "
+                              "keeps unless a regressor of the trained archs ranks clearly "
+                              "better")
+    trained.add_argument("--halving", type=int, default=2,
+                         help="with --rungs: 1 in this many archs of a rung goes on (default 2)")
     trained.add_argument("--recipe", metavar="FILE",
                          help="the recipe as JSON, e.g. a ground truth's "
                               "(tools/groundtruth/cifar-c10-cpu.json)")

@@ -5,6 +5,14 @@ scores on a real batch; the regressor is chosen among a few small ones by k-fold
 cross-validated Kendall tau on the table it is fitted on, since ranking archs is all a
 search asks of it. The chosen model's cross-validated tau and error travel with it, so a
 front can say how far its predicted accuracies can be trusted.
+
+With a *prior* (one accuracy per row from a predictor fitted elsewhere, such as
+`estimate.prior`'s), the candidates build on it instead: the prior rescaled, the prior
+plus a regularised residual, or a regressor given the prior as one more feature. On the
+10-20 archs of a search's first rounds, cross-validated tau is too noisy to choose among
+them fairly (a fold holds two to four archs), so the rescaled prior is kept unless another
+candidate beats it by a margin (`PRIOR_MARGIN`; tools/bench_surrogate.py replays recorded
+searches to measure the choice).
 """
 
 from __future__ import annotations
@@ -23,15 +31,34 @@ from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from edgenas.errors import EdgenasError
 from edgenas.estimate.features import arch_features
 from edgenas.estimate.rank import kendall
 from edgenas.space.arch import Arch
 
 log = logging.getLogger(__name__)
 
+#: The candidate that is the prior itself, rescaled.
+PRIOR = "prior"
+#: The rescaled prior is kept unless another candidate's cross-validated tau beats its own
+#: by this much: about what the best of five candidates gains by chance on 10-20 rows. In
+#: the replay of the recorded searches (tools/bench_surrogate.py) no candidate ranked the
+#: proposals better than the prior alone, while choosing by tau alone claimed 0.41 and
+#: reached 0.21.
+PRIOR_MARGIN = 0.3
+#: Smallest slope of the rescaled prior: a prior that the trained archs contradict is
+#: flattened towards their mean, never turned upside down.
+MIN_PRIOR_SLOPE = 0.05
 
-def _candidates(seed: int) -> dict[str, Callable[[], Any]]:
-    return {
+
+class PredictorError(EdgenasError, ValueError):
+    """Rows, targets or prior values a predictor cannot be fitted on or predict from."""
+
+
+def candidates(seed: int, prior: bool = False) -> dict[str, Callable[[], Any]]:
+    """The candidate regressors by name, each a maker of an unfitted model; with ``prior``,
+    those for rows whose last column is the prior (`with_prior`)."""
+    plain: dict[str, Callable[[], Any]] = {
         "ridge": lambda: make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 12))),
         "gp-rbf": lambda: make_pipeline(StandardScaler(), GaussianProcessRegressor(
             ConstantKernel() * RBF(length_scale=5.0) + WhiteKernel(1e-3), normalize_y=True,
@@ -42,6 +69,45 @@ def _candidates(seed: int) -> dict[str, Callable[[], Any]]:
                                                   learning_rate=0.1, subsample=0.8,
                                                   random_state=seed),
     }
+    if not prior:
+        return plain
+    return {PRIOR: RescaledPrior, "prior+residual": PriorPlusResidual,
+            **{f"{name}+prior": make for name, make in plain.items()}}
+
+
+class RescaledPrior:
+    """``a + b * prior`` by least squares, the prior being the last column; ``b`` is kept
+    at least `MIN_PRIOR_SLOPE`, so the predictions rank exactly as the prior does."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "RescaledPrior":
+        prior = x[:, -1]
+        spread = float(np.var(prior))
+        slope = float(np.mean((prior - prior.mean()) * (y - y.mean())) / spread) \
+            if spread > 0 else 1.0
+        self.slope = max(slope, MIN_PRIOR_SLOPE)
+        self.intercept = float(y.mean() - self.slope * prior.mean())
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.intercept + self.slope * x[:, -1]
+
+
+class PriorPlusResidual:
+    """The rescaled prior plus a strongly regularised ridge, on the arch features (every
+    column but the last), of what the prior got wrong on the trained archs."""
+
+    def __init__(self) -> None:
+        self.prior = RescaledPrior()
+        # alphas from 10 up: with ~10 rows and ~50 features a weaker ridge fits the noise
+        self.residual = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(1, 4, 10)))
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "PriorPlusResidual":
+        self.prior.fit(x, y)
+        self.residual.fit(x[:, :-1], y - self.prior.predict(x))
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.prior.predict(x) + self.residual.predict(x[:, :-1])
 
 
 def folds(n: int, k: int, seed: int) -> list[np.ndarray]:
@@ -69,7 +135,9 @@ def quiet_fit(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
 
 @dataclass
 class Predictor:
-    """The chosen regressor, fitted on every row, and how each candidate cross-validated."""
+    """The chosen regressor, fitted on every row, and how each candidate cross-validated.
+
+    ``uses_prior``: fitted with a prior, so `predict` needs each new row's prior too."""
 
     name: str
     model: Any
@@ -78,10 +146,34 @@ class Predictor:
     candidates: dict[str, dict[str, float]] = field(default_factory=dict)
     n: int = 0
     floor: np.ndarray | None = None     # per feature: where a non-finite value is put
+    uses_prior: bool = False
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Predicted accuracy for feature rows."""
-        return np.asarray(self.model.predict(clip(np.atleast_2d(x), self.floor)), float)
+    def predict(self, x: np.ndarray, prior: np.ndarray | Sequence[float] | float | None = None
+                ) -> np.ndarray:
+        """Predicted accuracy for feature rows (and, if fitted with one, their prior)."""
+        rows = clip(np.atleast_2d(x), self.floor)
+        if self.uses_prior:
+            if prior is None:
+                raise PredictorError(f"{self.name} was fitted with a prior: pass prior=, "
+                                     "one value per row (the prior the fit was given)")
+            rows = with_prior(rows, prior)
+        elif prior is not None:
+            raise PredictorError(f"{self.name} was fitted without a prior; refit with "
+                                 "fit_predictor(..., prior=) to use one")
+        return np.asarray(self.model.predict(rows), float)
+
+
+def prior_column(prior: np.ndarray | Sequence[float] | float, rows: int) -> np.ndarray:
+    """``prior`` as one finite value per row, else a `PredictorError` saying what is wrong."""
+    values = np.atleast_1d(np.asarray(prior, dtype=float))
+    if values.shape != (rows,):
+        raise PredictorError(f"prior: expected one value per row, shape ({rows},), got "
+                             f"shape {values.shape}")
+    if not np.isfinite(values).all():
+        bad = np.flatnonzero(~np.isfinite(values)).tolist()
+        raise PredictorError(f"prior: rows {bad[:5]} are not finite; a prior gives every "
+                             "arch a number")
+    return values
 
 
 def floors(x: np.ndarray) -> np.ndarray:
@@ -97,26 +189,66 @@ def clip(x: np.ndarray, floor: np.ndarray | None) -> np.ndarray:
     return np.where(np.isfinite(x), x, np.broadcast_to(floor, x.shape))
 
 
-def fit_predictor(x: np.ndarray, y: np.ndarray, k: int = 5, seed: int = 0,
-                  only: Sequence[str] | None = None) -> Predictor:
-    """Choose the candidate with the best out-of-fold Kendall tau, refit it on all rows."""
-    if len(y) < 2 * k:
-        raise ValueError(f"a predictor needs at least {2 * k} trained archs, got {len(y)}")
-    floor = floors(x)
-    x = clip(x, floor)
+def choose(scores: dict[str, dict[str, float]], prior_margin: float = PRIOR_MARGIN) -> str:
+    """The candidate to keep: the best cross-validated tau (then the smallest error), but
+    the rescaled prior, when scored, unless the best beats its tau by ``prior_margin``."""
+    best = max(scores, key=lambda name: (scores[name]["cv_tau"], -scores[name]["cv_mae"]))
+    if PRIOR in scores and scores[best]["cv_tau"] < scores[PRIOR]["cv_tau"] + prior_margin:
+        return PRIOR
+    return best
+
+
+def score_candidates(makers: dict[str, Callable[[], Any]], x: np.ndarray, y: np.ndarray,
+                     k: int = 5, seed: int = 0
+                     ) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
+    """Each candidate's out-of-fold Kendall tau and mean absolute error, and the out-of-fold
+    predictions themselves (rows prepared as `fit_predictor` prepares them)."""
     scores: dict[str, dict[str, float]] = {}
-    makers = _candidates(seed)
+    predictions: dict[str, np.ndarray] = {}
     for name, make in makers.items():
-        if only is not None and name not in only:
-            continue
         predicted = out_of_fold(make, x, y, k, seed)
+        predictions[name] = predicted
         scores[name] = {"cv_tau": kendall(y, predicted),
                         "cv_mae": float(np.mean(np.abs(predicted - y)))}
-    best = max(scores, key=lambda name: (scores[name]["cv_tau"], -scores[name]["cv_mae"]))
-    log.info("predictor: %s", ", ".join(f"{name} tau {s['cv_tau']:.3f}"
-                                        for name, s in scores.items()))
-    return Predictor(best, quiet_fit(makers[best](), x, y), scores[best]["cv_tau"],
-                     scores[best]["cv_mae"], scores, len(y), floor)
+    return scores, predictions
+
+
+def with_prior(x: np.ndarray, prior: np.ndarray | Sequence[float] | None) -> np.ndarray:
+    """``x`` with ``prior`` appended as its last column (the rows prior candidates take)."""
+    if prior is None:
+        return x
+    return np.hstack([x, prior_column(prior, len(x))[:, None]])
+
+
+def fit_predictor(x: np.ndarray, y: np.ndarray, k: int = 5, seed: int = 0,
+                  only: Sequence[str] | None = None,
+                  prior: np.ndarray | Sequence[float] | None = None,
+                  prior_margin: float = PRIOR_MARGIN) -> Predictor:
+    """Choose a candidate by out-of-fold Kendall tau (`choose`), refit it on all rows.
+
+    ``prior``: one prior accuracy per row (aligned with ``y``); the candidates are then
+    those built on it, and `Predictor.predict` needs new rows' prior values too."""
+    y = np.asarray(y, float)
+    if len(y) < 2 * k:
+        raise PredictorError(f"a predictor needs at least {2 * k} trained archs, got {len(y)}")
+    if len(x) != len(y):
+        raise PredictorError(f"{len(x)} feature rows but {len(y)} accuracies")
+    makers = candidates(seed, prior is not None)
+    if only is not None:
+        unknown = sorted(set(only) - set(makers))
+        if unknown or not only:
+            raise PredictorError(f"only={list(only)}: choose candidates among "
+                                 f"{', '.join(makers)}")
+        makers = {name: make for name, make in makers.items() if name in only}
+    floor = floors(x)
+    rows = with_prior(clip(x, floor), prior)
+    scores, _ = score_candidates(makers, rows, y, k, seed)
+    best = choose(scores, prior_margin)
+    log.info("predictor: %s; kept %s", ", ".join(f"{name} tau {s['cv_tau']:.3f}"
+                                                 for name, s in scores.items()), best)
+    return Predictor(best, quiet_fit(makers[best](), rows, y), scores[best]["cv_tau"],
+                     scores[best]["cv_mae"], scores, len(y), floor,
+                     uses_prior=prior is not None)
 
 
 def feature_matrix(archs: Sequence[Arch], extra: Callable[[Arch], Sequence[float]] | None

@@ -146,3 +146,50 @@ def fastest_index(latency: Sequence[float], accuracy: Sequence[float] | None = N
     acc = np.asarray(accuracy, dtype=np.float64)
     tied = np.flatnonzero(lat <= lat.min() * (1.0 + tolerance))
     return int(min(tied, key=lambda i: (-acc[i], lat[i])))
+
+
+def crowding_distance(points: np.ndarray) -> np.ndarray:
+    """NSGA-II's crowding distance of each point within its set: per objective, the gap
+    between its two neighbours scaled by the objective's range, summed; the extremes of any
+    objective get infinity, so a selection that prefers large distances keeps them."""
+    points = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
+    n = len(points)
+    distance = np.zeros(n)
+    if n <= 2:
+        return np.full(n, np.inf)
+    for column in points.T:
+        order = np.argsort(column, kind="stable")
+        span = column[order[-1]] - column[order[0]]
+        distance[order[0]] = distance[order[-1]] = np.inf
+        if span > 0:
+            distance[order[1:-1]] += (column[order[2:]] - column[order[:-2]]) / span
+    return distance
+
+
+def select_spread(points: np.ndarray, k: int) -> list[int]:
+    """``k`` indices chosen the way NSGA-II fills a population: whole non-dominated layers
+    in order, the layer that does not fit cut by crowding distance (its most isolated
+    points first, extremes always). What successive halving promotes when there is more
+    than one objective: the archs that could still end on the front, spread along it."""
+    points = np.asarray(points, dtype=np.float64)
+    left = np.arange(len(points))
+    chosen: list[int] = []
+    while len(chosen) < min(k, len(points)):
+        layer = left[non_dominated_all(points[left])]
+        room = k - len(chosen)
+        if len(layer) <= room:
+            chosen.extend(int(i) for i in layer)
+        else:
+            distance = crowding_distance(points[layer])
+            order = sorted(range(len(layer)), key=lambda j: (-distance[j], int(layer[j])))
+            chosen.extend(int(layer[j]) for j in order[:room])
+        left = np.setdiff1d(left, layer)
+    return chosen
+
+
+def non_dominated_all(points: np.ndarray) -> np.ndarray:
+    """Like `non_dominated`, but exact duplicates all stay in (they are distinct archs with
+    equal numbers, equally worth keeping)."""
+    points = np.asarray(points, dtype=np.float64)
+    return np.array([not (np.all(points <= p, axis=1) & np.any(points < p, axis=1)).any()
+                     for p in points], dtype=bool).reshape(len(points))

@@ -17,8 +17,10 @@ one into its object.
 from __future__ import annotations
 
 import statistics
+import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import optuna
 from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESampler
 
 from edgenas.search.objectives import Evaluator, SearchError
@@ -74,8 +76,10 @@ class NSGA2(Strategy):
         variation = HierarchicalVariation(config.crossover_prob, config.macro_mutation_prob,
                                           config.stage_mutation_prob, config.block_mutation_prob,
                                           seed=config.seed)
-        return NSGAIISampler(population_size=config.population, seed=config.seed,
-                             child_generation_strategy=variation)
+        with warnings.catch_warnings():  # Optuna calls the argument experimental: users
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # need not
+            return NSGAIISampler(population_size=config.population, seed=config.seed,
+                                 child_generation_strategy=variation)
 
 
 class FlatNSGA2(Strategy):

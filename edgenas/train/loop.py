@@ -183,11 +183,20 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
 
 def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize: Normalize,
         config: TrainConfig, run_dir: Path, identity: dict[str, Any], placement: Placement,
-        description: str, state_module: nn.Module | None = None) -> list[dict[str, float]]:
+        description: str, state_module: nn.Module | None = None,
+        until_epoch: int | None = None) -> list[dict[str, float]]:
     """Train ``config.epochs`` epochs (resuming from ``run_dir``); gives per-epoch history.
 
-    ``state_module`` is what is checkpointed (the unwrapped model under DDP).
+    ``state_module`` is what is checkpointed (the unwrapped model under DDP). ``until_epoch``
+    stops after that epoch on the full recipe's schedule (its learning rate is the one the
+    full run would have there), so that a run stopped early to be scored can later be
+    continued to the full recipe and end exactly as an uninterrupted run: how successive
+    halving trains an arch in rungs without paying twice.
     """
+    stop = config.epochs if until_epoch is None else until_epoch
+    if not 1 <= stop <= config.epochs:
+        raise ConfigError(f"until_epoch {until_epoch!r}: must be between 1 and the recipe's "
+                          f"{config.epochs} epochs")
     state_module = state_module if state_module is not None else model
     optimizer = make_optimizer(state_module, config)
     scaler = placement.grad_scaler()
@@ -208,7 +217,7 @@ def fit(model: nn.Module, step: StepFn, data: ImageSet, split: Split, normalize:
     parameters = list(state_module.parameters())
     images_on_device = data.images.to(placement.device)
     labels_on_device = data.labels.to(placement.device)
-    for epoch in range(start_epoch, config.epochs):
+    for epoch in range(start_epoch, stop):
         model.train()
         batches = epoch_batches(split.train, config.batch_size, config.seed, epoch, placement)
         augment_rng = torch.Generator().manual_seed(config.seed * 7919 + epoch * 31

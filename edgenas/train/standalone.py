@@ -8,6 +8,7 @@ training of a searched arch. Under torchrun the network is wrapped in
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +19,7 @@ from torch import nn
 
 from edgenas.data import open_dataset
 from edgenas.data.images import ImageSet
+from edgenas.errors import CheckpointError
 from edgenas.locking import folder_lock
 from edgenas.nn.model import build_model
 from edgenas.space.arch import Arch
@@ -30,23 +32,37 @@ from edgenas.train.placement import Placement, broadcast_parameters, place
 
 def train_arch(arch: Arch, data_spec: str, out_dir: str | Path, config: TrainConfig,
                init_from: str | Path | None = None, data: ImageSet | None = None,
-               placement: Placement | None = None, cache_dir: str | Path | None = None
-               ) -> dict[str, Any]:
+               placement: Placement | None = None, cache_dir: str | Path | None = None,
+               until_epoch: int | None = None) -> dict[str, Any]:
     """Train ``arch`` (or resume) into ``out_dir``; gives history and validation accuracy.
 
     With ``init_from`` (a supernet run directory) the network starts from the inherited
     weights, and the supernet run's split is reused, so that validation images are never
     ones the supernet trained on.
+
+    ``until_epoch`` (below ``config.epochs``): stop there on the full recipe's schedule and
+    score the network, a rung of successive halving; a later call without it continues the
+    same run to the full recipe. A rung's score is kept (`rung_file`) and returned as it is
+    when asked for again, even after the run went on: the weights of that epoch are gone.
     """
     placement = placement or place()
+    if until_epoch is not None and until_epoch >= config.epochs:
+        until_epoch = None
     with folder_lock(out_dir, "training", enabled=placement.is_main):
+        if until_epoch is not None and (Path(out_dir) / rung_file(until_epoch)).exists():
+            return json.loads((Path(out_dir) / rung_file(until_epoch)).read_text("utf-8"))
         return _train_arch(arch, data_spec, Path(out_dir), config, init_from, data, placement,
-                           cache_dir)
+                           cache_dir, until_epoch)
+
+
+def rung_file(epoch: int) -> str:
+    """Where a run stopped at ``epoch`` for successive halving keeps its score."""
+    return f"result-epoch{epoch}.json"
 
 
 def _train_arch(arch: Arch, data_spec: str, out: Path, config: TrainConfig,
                 init_from: str | Path | None, data: ImageSet | None, placement: Placement,
-                cache_dir: str | Path | None) -> dict[str, Any]:
+                cache_dir: str | Path | None, until_epoch: int | None) -> dict[str, Any]:
     if init_from is not None:
         from edgenas.train.supernet_training import load_supernet
 
@@ -82,8 +98,13 @@ def _train_arch(arch: Arch, data_spec: str, out: Path, config: TrainConfig,
         return float(loss.detach())
 
     history = fit(model, step, run_data.data, run_data.split, run_data.normalize, config, out,
-                  identity, placement, "train", state_module=network)
-    result: dict[str, Any] = {"history": history,
+                  identity, placement, "train", state_module=network, until_epoch=until_epoch)
+    epochs = config.epochs if until_epoch is None else until_epoch
+    if len(history) != epochs:
+        raise CheckpointError(f"{out}: asked for the score after epoch {epochs}, but the run "
+                              f"was trained {len(history)} epochs and kept no score of epoch "
+                              f"{epochs}; delete {out} to train it again")
+    result: dict[str, Any] = {"history": history, "epochs": epochs,
                               "train_seconds_this_call": time.perf_counter() - started}
     if placement.is_main:
         val = run_data.split.val if config.val_limit is None \
@@ -91,7 +112,8 @@ def _train_arch(arch: Arch, data_spec: str, out: Path, config: TrainConfig,
         result["val_accuracy"] = accuracy(network, run_data.data, val, run_data.normalize,
                                           arch.resolution, placement, config.eval_batch_size)
         result["split"] = run_data.split.to_dict()
-        write_json_atomic(result, out / RESULT_FILE)
+        write_json_atomic(result, out / (RESULT_FILE if until_epoch is None
+                                         else rung_file(until_epoch)))
     return result
 
 
@@ -131,15 +153,19 @@ def arch_folder(arch: Arch) -> str:
 
 
 def recipe_trainer(data_spec: str, root: str | Path, config: TrainConfig,
-                   cache_dir: str | Path | None = None) -> Callable[[Arch], dict[str, Any]]:
+                   cache_dir: str | Path | None = None
+                   ) -> Callable[..., dict[str, Any]]:
     """Train any arch with one recipe into ``root/<arch_folder>``: what a surrogate-assisted
-    search calls per candidate. A killed training resumes from its epoch checkpoint, and a
+    search calls per candidate, ``train(arch)`` or ``train(arch, epochs=k)`` for a rung of
+    successive halving. A killed training resumes from its epoch checkpoint, and a
     finished one is only evaluated again, never retrained."""
     data = open_dataset(data_spec, cache_dir=cache_dir)
 
-    def train(arch: Arch) -> dict[str, Any]:
+    def train(arch: Arch, epochs: int | None = None) -> dict[str, Any]:
         run_dir = Path(root) / arch_folder(arch)
-        result = train_arch(arch, data_spec, run_dir, config, data=data, cache_dir=cache_dir)
-        return {"accuracy": result["val_accuracy"], "run_dir": str(run_dir)}
+        result = train_arch(arch, data_spec, run_dir, config, data=data, cache_dir=cache_dir,
+                            until_epoch=epochs)
+        return {"accuracy": result["val_accuracy"], "run_dir": str(run_dir),
+                "epochs": result.get("epochs", config.epochs)}
 
     return train
