@@ -265,6 +265,21 @@ def committed_tables_untouched():
                          "command a copy (--profiles-dir tmp_path/...)")
 
 
+@pytest.fixture(autouse=True)
+def torch_threads_restored():
+    """A test that changed torch's thread count for itself and left it so made the main
+    job's in-process run train with other float sums than its subprocess re-runs, and the
+    kill-matrix test of test_pipeline.py fail far from the cause. Fail the test that leaks."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    after = torch.get_num_threads()
+    if after != before:
+        torch.set_num_threads(before)
+        pytest.fail(f"the test left torch.set_num_threads({after}) (was {before}); restore it")
+
+
 # -- the committed tables, as another host sees them ------------------------------------------
 
 import json  # noqa: E402

@@ -166,7 +166,15 @@ def test_a_run_stopped_at_a_rung_continues_as_an_uninterrupted_run(tmp_path) -> 
     recipe = TrainConfig(epochs=2, batch_size=32, limit=160, val_fraction=0.25,
                          warmup_epochs=0.5)
     data = open_dataset("digits")
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the same sums in the same order both times
+    try:
+        _stop_and_continue(recipe, data, tmp_path)
+    finally:  # later tests in this process compare trainings with subprocesses' own
+        torch.set_num_threads(threads)
+
+
+def _stop_and_continue(recipe: TrainConfig, data, tmp_path: Path) -> None:  # noqa: ANN001
     rung = train_arch(TINY, "digits", tmp_path / "halved", recipe, data=data, until_epoch=1)
     assert rung["epochs"] == 1 and len(rung["history"]) == 1
     assert (tmp_path / "halved" / rung_file(1)).exists()

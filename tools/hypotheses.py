@@ -665,6 +665,14 @@ def render(comparison: dict[str, Any], hv: dict[str, list[float]], h3: dict[str,
              f"| H2 hierarchical vs flat | {setting}: hierarchical {mean_std(hv['nsga2'])} "
              f"(gain {gain('nsga2')}), flat {mean_std(hv['nsga2-flat'])} (gain "
              f"{gain('nsga2-flat')}) | {verdict(hv['nsga2'], hv['nsga2-flat'])} |"]
+    for variant in (name for name in rows if "+" in name):  # e.g. nsga2+prior (H1 again)
+        proposals = [run["surrogate"].get("proposals", {}).get("kendall_tau")
+                     for run in comparison["runs"] if run["strategy"] == variant]
+        taus = ", ".join(f"{t:.2f}" for t in proposals if t is not None) or "-"
+        lines.append(f"| H1 with {variant} | {setting}: {variant} {mean_std(hv[variant])} (gain "
+                     f"{gain(variant)}), proposals' Kendall tau {taus}; random "
+                     f"{mean_std(hv['random'])} | vs random: "
+                     f"{verdict(hv[variant], hv['random'])} |")
     wins = 0
     for pair in h3["pairs"]:
         wins += pair["searched_accuracy"] - pair["baseline_accuracy"] > (noise or 0.0)
