@@ -24,13 +24,7 @@ def non_dominated(points: np.ndarray) -> np.ndarray:
     """Boolean mask of the points no other point dominates (minimisation)."""
     points = np.asarray(points, dtype=np.float64)
     n = len(points)
-    mask = np.ones(n, dtype=bool)
-    for i in range(n):
-        if not mask[i]:
-            continue
-        dominated_by = np.all(points <= points[i], axis=1) & np.any(points < points[i], axis=1)
-        if dominated_by.any():
-            mask[i] = False
+    mask = non_dominated_all(points)
     # drop exact duplicates after the first
     _, first = np.unique(points[mask], axis=0, return_index=True)
     keep = np.flatnonzero(mask)[np.sort(first)]
@@ -190,6 +184,6 @@ def select_spread(points: np.ndarray, k: int) -> list[int]:
 def non_dominated_all(points: np.ndarray) -> np.ndarray:
     """Like `non_dominated`, but exact duplicates all stay in (they are distinct archs with
     equal numbers, equally worth keeping)."""
-    points = np.asarray(points, dtype=np.float64)
+    points = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
     return np.array([not (np.all(points <= p, axis=1) & np.any(points < p, axis=1)).any()
                      for p in points], dtype=bool).reshape(len(points))

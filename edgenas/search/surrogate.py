@@ -281,34 +281,32 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
     crash gets a later trial number, and the surrogate fitted on this archive must not
     depend on that (a killed and resumed search ends with the archs an uninterrupted one
     trains). With rungs these are the scores every arch has, all at one fidelity."""
-    unique: dict[str, FrozenTrial] = {}
-    for trial in completed(study):
-        kept = unique.get(trial.user_attrs["arch"])
-        if kept is None or _lowest_first(trial) < _lowest_first(kept):
-            unique[trial.user_attrs["arch"]] = trial
-    return _in_proposal_order(study, unique.values())
-
-
-def _lowest_first(trial: FrozenTrial) -> float:
-    fidelity = fidelity_of(trial)
-    return math.inf if fidelity is None else fidelity
+    done = completed(study)
+    # every arch is scored at the first rung before any goes on, so the lowest fidelity
+    # on record is every arch's first
+    first = min((f for f in map(fidelity_of, done) if f is not None), default=None)
+    return _per_arch(study, done, first)
 
 
 def trials_at(study: optuna.Study, epochs: int | None) -> list[FrozenTrial]:
     """One completed trial per arch trained to ``epochs`` (None: a search without rungs,
     where that is every arch), in proposal order."""
+    return _per_arch(study, completed(study), epochs)
+
+
+def _per_arch(study: optuna.Study, done: list[FrozenTrial], epochs: int | None
+              ) -> list[FrozenTrial]:
+    """Of the completed trials ``done``, the first per arch trained to ``epochs``, in the
+    order the archs were proposed."""
     unique: dict[str, FrozenTrial] = {}
-    for trial in completed(study):
+    for trial in done:
         if fidelity_of(trial) == epochs:
             unique.setdefault(trial.user_attrs["arch"], trial)
-    return _in_proposal_order(study, unique.values())
-
-
-def _in_proposal_order(study: optuna.Study, trials: Any) -> list[FrozenTrial]:
     order = {item["arch"]: (r, i) for r, proposal in enumerate(_proposals(study))
              for i, item in enumerate(proposal["archs"])}
     unproposed = (len(order) + 1, 0)  # archs of older studies: after, by trial number
-    return sorted(trials, key=lambda t: (order.get(t.user_attrs["arch"], unproposed), t.number))
+    return sorted(unique.values(), key=lambda t: (order.get(t.user_attrs["arch"], unproposed),
+                                                  t.number))
 
 
 def _proposals(study: optuna.Study) -> list[dict[str, Any]]:
@@ -652,9 +650,10 @@ def rung_summary(study: optuna.Study) -> dict[str, Any]:
     how well the lower fidelity ranked the promoted archs as the higher one then did
     (Kendall tau over those archs only: a selected sample, the best of their rung, so
     narrower and usually lower than over all archs), the fidelity's own trust number."""
-    epochs = sorted({fidelity_of(t) for t in completed(study)} - {None})
+    done = completed(study)
+    epochs = sorted({fidelity_of(t) for t in done} - {None})
     at = {e: {t.user_attrs["arch"]: t.user_attrs["metrics"]["accuracy"]
-              for t in trials_at(study, e)} for e in epochs}
+              for t in _per_arch(study, done, e)} for e in epochs}
     out: dict[str, Any] = {"epochs": epochs, "archs": [len(at[e]) for e in epochs],
                            "promotions": []}
     for low, high in zip(epochs, epochs[1:]):
