@@ -127,3 +127,35 @@ def test_one_burst_round_moves_the_range_not_the_median_or_spread(hypotheses) ->
     net = summary["networks"]["net"]
     assert net["median_ms"] == 1.0 and net["spread_pct"] == 0.0
     assert net["range_pct"] == pytest.approx(100.0)
+
+
+def _comparison(strategies: dict[str, list[float]]) -> dict:
+    runs = [{"strategy": name, "seed": seed, "surrogate": {"proposals": {"kendall_tau": 0.3}}}
+            for name, values in strategies.items() for seed in range(len(values))]
+    return {"train_budget": 20, "initial": 10, "seeds": [0, 1], "runs": runs,
+            "strategies": {name: {"hypervolume": values, "gain_over_warm_start": values}
+                           for name, values in strategies.items()}}
+
+
+def test_a_comparison_without_plain_nsga2_renders_the_rows_it_has(hypotheses) -> None:
+    # the prior against random alone: no H1 against weighted sum, no H2, no H3 (the tool
+    # crashed here once, asking for plain nsga2's hypervolume)
+    comparison = _comparison({"nsga2+prior": [30.0, 80.0], "random": [14.0, 30.0]})
+    hv = {name: row["hypervolume"] for name, row in comparison["strategies"].items()}
+    table = hypotheses.render(comparison, hv, None, None)
+    assert "H1 with nsga2+prior" in table and "vs random" in table
+    assert "H2" not in table and "weighted sum" not in table and "H3" not in table
+    alone = _comparison({"nsga2+prior": [30.0, 80.0]})
+    table = hypotheses.render(alone, {"nsga2+prior": [30.0, 80.0]}, None, None)
+    assert "H1 with nsga2+prior" in table and "vs random" not in table
+
+
+def test_the_full_comparison_still_renders_h1_and_h2(hypotheses) -> None:
+    values = {"nsga2": [30.0, 40.0], "nsga2-flat": [20.0, 25.0], "weighted-sum": [10.0, 12.0],
+              "random": [5.0, 6.0]}
+    comparison = _comparison(values)
+    h3 = {"pairs": [], "data": "cifar10", "config": {"epochs": 2, "batch_size": 64, "lr": 0.1,
+                                                     "limit": 4000, "val_fraction": 0.3}}
+    table = hypotheses.render(comparison, values, h3, None)
+    assert "vs weighted sum: supported" in table and "vs random: supported" in table
+    assert "| H2 hierarchical vs flat" in table and "won 0 of 0 H3 pairs" in table

@@ -18,8 +18,17 @@ the median of the two rounds:
 - ``median anchor``: scaled by the median, not the fastest, of the same burst of reference
   timings over the table's yardstick (an alternative the product does not use).
 
+Two more rows say what is left once the level is right:
+
+- ``oracle level``: scaled by the phase's own median measured/predicted ratio, the best any
+  single level could do (no anchor can beat it);
+- ``build-time timings``: not predictions but the table's own held-out timings, taken when
+  it was built, scaled the same way: how far the host's phase changed the networks' times
+  relative to each other.
+
 Beside them, each phase's noise floor: how often the two rounds agree within 10 %. Timing is
-host-dependent, so this is a benchmark, never a test.
+host-dependent, so this is a benchmark, never a test. ``--rejudge JSON`` recomputes the
+rows of a saved run from its timings and its table, timing nothing.
 """
 
 from __future__ import annotations
@@ -50,8 +59,20 @@ def judge(predicted: dict[str, float], measured: dict[str, float]) -> dict[str, 
     return accuracy_metrics([predicted[k] for k in keys], [measured[k] for k in keys])
 
 
+def level_rows(plain: dict[str, float], build: dict[str, float],
+               measured: dict[str, float]) -> dict[str, dict[str, float]]:
+    """The ``oracle level`` and ``build-time timings`` rows (see the module docstring)."""
+    def at_best_level(values: dict[str, float]) -> dict[str, float]:
+        scale = float(np.median([measured[k] / values[k] for k in measured]))
+        return {k: v * scale for k, v in values.items()}
+
+    return {"oracle level": judge(at_best_level(plain), measured),
+            "build-time timings": judge(at_best_level(build), measured)}
+
+
 def run_phase(kind: str, device: Any, space: Any, lut: Any, archs: dict[str, Arch],
-              plain: dict[str, float], first_ratio: float | None) -> dict[str, Any]:
+              plain: dict[str, float], build: dict[str, float],
+              first_ratio: float | None) -> dict[str, Any]:
     reference = space.sample(REFERENCE_SEED)
     with Neighbour(kind):
         anchor = measure_anchor(device, space, lut)
@@ -66,6 +87,7 @@ def run_phase(kind: str, device: Any, space: Any, lut: Any, archs: dict[str, Arc
             "median anchor": judge({k: v * median_ratio for k, v in plain.items()}, measured)}
     if first_ratio is not None:
         rows["stale anchor"] = judge({k: v * first_ratio for k, v in plain.items()}, measured)
+    rows.update(level_rows(plain, build, measured))
     floor = pair_gaps([[r[k] for r in rounds] for k in archs])
     return {"neighbour": kind, "anchor": anchor, "noise_floor": floor, "rows": rows,
             "measured_ms": measured}
@@ -80,18 +102,33 @@ def main() -> None:
     parser.add_argument("--phases", nargs="+", default=["none", "compute"],
                         help="neighbour kinds, one phase each (tools/neighbour.py)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--rejudge", type=Path,
+                        help="a saved run's JSON: recompute its rows from its timings and "
+                             "its table (which must still be where it was), timing nothing")
     args = parser.parse_args()
-    device, space = get_device(args.device), get_space(args.space)
-    path = lut_path(args.profiles_dir, device.name, space.name)
+    saved = json.loads(args.rejudge.read_text()) if args.rejudge else None
+    if saved is not None:
+        path = Path(saved["table"])
+        if not path.exists():
+            parser.error(f"--rejudge {args.rejudge}: its table {path} is gone")
+    else:
+        path = lut_path(args.profiles_dir, args.device, args.space)
     lut = load_lut(path)
-    items = (lut.networks.get("validation") or [])[:args.networks]
+    items = (lut.networks.get("validation") or [])[:saved["networks"] if saved else args.networks]
     archs = {str(i): Arch.from_json(item["arch"]) for i, item in enumerate(items)}
+    build = {str(i): item["measured_ms"] for i, item in enumerate(items)}
     model = LatencyModel(lut, anchored=False)
     plain = {k: model.predict(a) for k, a in archs.items()}
     phases: list[dict[str, Any]] = []
-    for kind in args.phases:
-        first = phases[0]["anchor"]["ratio"] if phases else None
-        phases.append(run_phase(kind, device, space, lut, archs, plain, first))
+    if saved is not None:
+        for phase in saved["phases"]:
+            phase["rows"].update(level_rows(plain, build, phase["measured_ms"]))
+            phases.append(phase)
+    else:
+        device, space = get_device(args.device), get_space(args.space)
+        for kind in args.phases:
+            first = phases[0]["anchor"]["ratio"] if phases else None
+            phases.append(run_phase(kind, device, space, lut, archs, plain, build, first))
     print(f"{path} (updated {lut.updated}), {len(archs)} of its held-out networks timed now in "
           f"{ROUNDS} rounds per phase")
     print(f"| neighbour | anchor ratio | noise floor (within 10 %) | predictions | within 10 % "

@@ -19,7 +19,11 @@ rounds (whose agreement is the device's noise floor):
   ``--source`` (no further device time: the fits are offline).
 
 Each step saves its table under ``--out`` as it goes and is skipped when done, so a killed
-run resumes. On the emulated board every latency is the emulator's.
+run resumes; ``--offline`` times nothing and judges what a finished run left (another
+``--source``'s curve costs no device time). The last line says how far the transfer's
+predictions depart from the MACs line against how far two timing rounds do: a gap far
+below the noise means no held-out timing can tell the two apart on this device. On the
+emulated board every latency is the emulator's.
 """
 
 from __future__ import annotations
@@ -32,13 +36,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from edgenas.cost.count import count
 from edgenas.device.descriptor import get_device
 from edgenas.jsonio import write_json_atomic
+from edgenas.profile.latency import LatencyModel
 from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
 from edgenas.profile.profiler import profile, validation_report
 from edgenas.profile.timing import noise_floor
 from edgenas.profile.transfer import fit_transfer, macs_only_metrics, transfer
 from edgenas.space import get_space
+from edgenas.space.arch import Arch
 
 CURVE = (10, 20, 50, 100, 150, 200)
 
@@ -64,6 +73,20 @@ def _row(name: str, report: dict[str, Any], board_s: float | None, networks: int
             "networks": networks, "units_timed": units}
 
 
+def gap_from_macs(table: LUT, items: list[dict[str, Any]]) -> float:
+    """Median |table / MACs line - 1| over ``items``, in per cent: how far the table's
+    predictions depart from counting at all. Two tables closer than the device's noise
+    cannot be told apart on held-out timings, however many."""
+    model = LatencyModel(table, anchored=False)
+    line = table.transfer["macs_line"]  # type: ignore[index]
+    gaps = []
+    for item in items:
+        arch = Arch.from_json(item["arch"])
+        macs = line["intercept_ms"] + line["ms_per_mmac"] * count(arch).macs / 1e6
+        gaps.append(abs(model.predict(arch) / macs - 1))
+    return float(100 * np.median(gaps))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", required=True)
@@ -77,6 +100,9 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench_transfer")
     parser.add_argument("--json", default="tools/results/bench_transfer.json")
     parser.add_argument("--skip-sampled", action="store_true")
+    parser.add_argument("--offline", action="store_true",
+                        help="time nothing: judge and refit the tables a finished run left "
+                             "under --out (say, from another --source)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -89,26 +115,46 @@ def main() -> None:
     first = args.source[0]
     where = str(lut_path(args.profiles_dir, first, space.name))
 
-    # 1. the transfer table, timed; then its held-out networks (not part of its cost)
     main_path = out / f"transfer{args.networks}.json"
+    ceiling_path = out / f"transfer{args.ceiling}.json"
+    sampled_path = out / "sampled.json"
+    if args.offline:
+        missing = [str(p) for p in (main_path, ceiling_path) if not p.exists()]
+        if missing or not state.get("transfer_done"):
+            why = ", ".join(missing) or "state.json says the transfer is unfinished"
+            parser.error(f"--offline: no finished run under {out} ({why}); run without it first")
+        lut, ceiling = load_lut(main_path), load_lut(ceiling_path)
+        sampled = None if args.skip_sampled or not sampled_path.exists() else load_lut(sampled_path)
+        held_out = lut.networks["validation"][:args.validate]
+    else:
+        lut, ceiling, sampled, held_out = _measure(args, device, space, source, where,
+                                                   state, state_path, main_path, ceiling_path,
+                                                   sampled_path)
+    _report(args, device, space, sources, first, state, lut, ceiling, sampled, held_out)
+
+
+def _measure(args: argparse.Namespace, device: Any, space: Any, source: LUT, where: str,
+             state: dict[str, Any], state_path: Path, main_path: Path, ceiling_path: Path,
+             sampled_path: Path) -> tuple[LUT, LUT, LUT | None, list[dict[str, Any]]]:
+    """Steps 1-3, on the device: each saved as it goes and skipped when done."""
+    # 1. the transfer table, timed; then its held-out networks (not part of its cost)
     if not state.get("transfer_done"):
         _timed(state, "transfer_s", state_path, lambda: save_lut(transfer(
-            device, space, sources[first], where, _load(main_path), networks=args.networks,
+            device, space, source, where, _load(main_path), networks=args.networks,
             checkpoint=lambda t: save_lut(t, main_path)), main_path))
         state["transfer_done"] = True
         write_json_atomic(state, state_path)
-    lut = transfer(device, space, sources[first], where, load_lut(main_path),
+    lut = transfer(device, space, source, where, load_lut(main_path),
                    networks=args.networks, validate=args.validate,
                    checkpoint=lambda t: save_lut(t, main_path))
     save_lut(lut, main_path)
     held_out = lut.networks["validation"][:args.validate]
 
     # 2. the ceiling: the same transfer on more networks, held-out networks reused
-    ceiling_path = out / f"transfer{args.ceiling}.json"
     if not ceiling_path.exists():
         save_lut(lut, ceiling_path)
     ceiling = _timed(state, "ceiling_s", state_path, lambda: transfer(
-        device, space, sources[first], where, load_lut(ceiling_path), networks=args.ceiling,
+        device, space, source, where, load_lut(ceiling_path), networks=args.ceiling,
         validate=args.validate, checkpoint=lambda t: save_lut(t, ceiling_path)))
     save_lut(ceiling, ceiling_path)
 
@@ -116,7 +162,6 @@ def main() -> None:
     #    count from a pilot's rate), half on networks (the transfer's first N/2, as timed)
     sampled = None
     if not args.skip_sampled:
-        sampled_path = out / "sampled.json"
         if not sampled_path.exists():
             seed = LUT.new(device, space, lut.fingerprint)
             seed.timing = copy.deepcopy(lut.timing)  # same reference, same level
@@ -136,7 +181,13 @@ def main() -> None:
                           calibrate=args.networks // 2, validate=args.validate,
                           checkpoint=lambda t: save_lut(t, sampled_path))
         save_lut(sampled, sampled_path)
+    return lut, ceiling, sampled, held_out
 
+
+def _report(args: argparse.Namespace, device: Any, space: Any, sources: dict[str, LUT],
+            first: str, state: dict[str, Any], lut: LUT, ceiling: LUT, sampled: LUT | None,
+            held_out: list[dict[str, Any]]) -> None:
+    """Steps 4-5, offline: the tables side by side, the curve, the JSON."""
     # 4. side by side on the same held-out networks
     rows = [_row(f"transfer from {first} ({args.networks} networks)", validation_report(lut, args.validate),
                  state["transfer_s"], args.networks, 0),
@@ -166,7 +217,9 @@ def main() -> None:
                           **{k: report[k] for k in ("within_10pct", "kendall_tau",
                                                     "mean_abs_pct_error", "median_bias_pct")},
                           "macs_within_10pct": macs["within_10pct"],
-                          "macs_kendall_tau": macs["kendall_tau"]})
+                          "macs_kendall_tau": macs["kendall_tau"],
+                          "source_weight": table.transfer["work"]["source_ms"],
+                          "gap_from_macs_pct": gap_from_macs(table, held_out)})
 
     floor = noise_floor(held_out)
     print(f"{device.name} ({space.name}), {len(held_out)} held-out archs; noise floor: two rounds "
@@ -178,16 +231,24 @@ def main() -> None:
               f"{r['kendall_tau']:6.3f} {r['mean_abs_pct_error']:7.1f} {r['median_bias_pct']:+6.1f} "
               f"{r['device_s'] or 0:9.0f}")
     print(f"\n{'source':<14} {'level of':<9} {'N':>4} {'form':<12} {'<=10%':>6} {'tau':>6} {'|err|%':>7} "
-          f"{'MACs <=10%':>10} {'MACs tau':>8}")
+          f"{'MACs <=10%':>10} {'MACs tau':>8} {'src wt':>7} {'vs MACs %':>9}")
     for c in curve:
         print(f"{c['source']:<14} {c['level_of']:<9} {c['networks']:>4} {c['form']:<12} {100 * c['within_10pct']:6.1f} "
               f"{c['kendall_tau']:6.3f} {c['mean_abs_pct_error']:7.1f} "
-              f"{100 * c['macs_within_10pct']:10.1f} {c['macs_kendall_tau']:8.3f}")
+              f"{100 * c['macs_within_10pct']:10.1f} {c['macs_kendall_tau']:8.3f} "
+              f"{c['source_weight']:7.3g} {c['gap_from_macs_pct']:9.1f}")
+    apart = gap_from_macs(lut, held_out)
+    print(f"\nthe transfer table's predictions depart from its MACs line by a median {apart:.1f} % "
+          f"on the held-out archs; two rounds of their timings, by {floor['median_gap_pct']:.1f} %"
+          + (": no number of held-out timings at this noise tells the two apart"
+             if apart < floor["median_gap_pct"] / 2 else ""))
     record = {"device": device.name, "space": space.name, "fingerprint": lut.fingerprint,
               "noise_floor": floor, "rows": rows, "curve": curve, "state": state,
+              "transfer_gap_from_macs_pct": apart,
               "command": "python tools/bench_transfer.py " + " ".join(
                   f"--source {s}" for s in args.source) + f" --device {device.name} "
-              f"--networks {args.networks} --ceiling {args.ceiling} --validate {args.validate}"}
+              f"--networks {args.networks} --ceiling {args.ceiling} --validate {args.validate}"
+              + (" --offline" if args.offline else "")}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(record, Path(args.json))
     print(f"\nwrote {args.json}")

@@ -247,6 +247,12 @@ def main() -> None:
         order = np.random.default_rng(seed).permutation(len(samples))[:args.initial]
         return [samples[i].arch for i in sorted(order)]
 
+    # H3 and H4 judge one search's archs: plain NSGA-II when it ran, else the first other
+    # search strategy (say nsga2+prior); a comparison of random runs alone has none
+    searched_strategy = next((s for s in ("nsga2", *args.strategies)
+                              if s in args.strategies and s != "random"), None)
+    searched_path = out / "searched_trials.json"
+
     def h12() -> dict[str, Any]:
         say(f"H1/H2: {len(args.strategies)} strategies x {len(args.seeds)} seeds, "
             f"{args.train_budget} trained archs each ({args.initial} from the ground truth)")
@@ -257,18 +263,15 @@ def main() -> None:
             on_run=lambda r: log_run(known, r))
         write_json_atomic([{"arch": t.user_attrs["arch"], **t.user_attrs["metrics"],
                             "feasible": t.user_attrs["feasible"], "seed": run["seed"]}
-                           for run in summary["runs"] if run["strategy"] == "nsga2"
-                           for t in run["trials"]], out / "nsga2_trials.json")
+                           for run in summary["runs"] if run["strategy"] == searched_strategy
+                           for t in run["trials"]], searched_path)
         return jsonable(summary)
 
     comparison = stage(out, "h12", h12)
     hv = {s: row["hypervolume"] for s, row in comparison["strategies"].items()}
 
-    def searched() -> list[dict[str, Any]]:
-        return json.loads((out / "nsga2_trials.json").read_text())
-
     def h3() -> dict[str, Any]:
-        trials = [_Trial(r) for r in searched()]
+        trials = [_Trial(r) for r in json.loads(searched_path.read_text())]
         baselines = {e.name: e for e in gt.finished if e.stratum == "baseline" and 0 in e.accuracy}
         pairs = []
         for name, entry in baselines.items():
@@ -282,27 +285,32 @@ def main() -> None:
                           "searched_macs": metrics["macs"] * 1e6,
                           "searched_accuracy": metrics["accuracy"],
                           "searched_memory_bytes": metrics["memory"] * 1e6})
-        return {"data": args.data, "config": recipe.to_dict(), "pairs": pairs}
+        return {"data": args.data, "config": recipe.to_dict(), "pairs": pairs,
+                "strategy": searched_strategy}
 
-    matched_result = stage(out, "h3", h3)
-    at_latency = None if args.skip_h3_latency else stage(out, "h3-latency", h3_latency)
-    transfer = None if args.skip_h4 else stage(out, "h4", lambda: h4(args, space, out))
+    if searched_strategy is None:
+        say("H3/H4: no search strategy among --strategies (random alone); left out")
+    matched_result = None if searched_strategy is None else stage(out, "h3", h3)
+    at_latency = (None if args.skip_h3_latency or searched_strategy != "nsga2"
+                  else stage(out, "h3-latency", h3_latency))  # recorded nsga2 runs only
+    transfer = (None if args.skip_h4 or searched_strategy is None
+                else stage(out, "h4", lambda: h4(args, space, out, searched_path)))
     table = render(comparison, hv, matched_result, transfer, noise)
     if at_latency is not None:
         table += "\n\n" + render_measured_h3(at_latency)
     print(table)
     (out / "hypotheses.md").write_text(table + "\n")
-    write_json_atomic({"h12": comparison, "h3": {**matched_result, "seed_to_seed_std": noise},
+    write_json_atomic({"h12": comparison, "h3": matched_result and {**matched_result, "seed_to_seed_std": noise},
                        "h3_latency": at_latency, "h4": transfer},
                       out / "hypotheses.json")
 
 
-def h4(args: argparse.Namespace, space: Any, out: Path) -> dict[str, Any]:
-    """The NSGA-II front (trained archs) timed on this device and on another."""
+def h4(args: argparse.Namespace, space: Any, out: Path, searched_path: Path) -> dict[str, Any]:
+    """The searched front (trained archs) timed on this device and on another."""
     objectives = OBJECTIVES
     device = get_device(args.device)
     lut = open_lut(device, space, args.profiles_dir)
-    trials = [_Trial(r) for r in json.loads((out / "nsga2_trials.json").read_text())]
+    trials = [_Trial(r) for r in json.loads(searched_path.read_text())]
     on_front = front(trials, objectives)
     archs = {t.user_attrs["arch"]: Arch.from_json(t.user_attrs["arch"]) for t in on_front}
     front_keys = list(archs)
@@ -642,7 +650,7 @@ def _winner(searched: float, baseline: float, noise: float | None) -> str:
                   if noise else "")
 
 
-def render(comparison: dict[str, Any], hv: dict[str, list[float]], h3: dict[str, Any],
+def render(comparison: dict[str, Any], hv: dict[str, list[float]], h3: dict[str, Any] | None,
            h4: dict[str, Any] | None, noise: float | None = None) -> str:
     def mean_std(values: list[float]) -> str:
         return f"{np.mean(values):.4g} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.2g}"
@@ -655,24 +663,33 @@ def render(comparison: dict[str, Any], hv: dict[str, list[float]], h3: dict[str,
     n, seeds = comparison["train_budget"], len(comparison["seeds"])
     setting = (f"hypervolume of {n} trained archs ({comparison['initial']} shared warm start, "
                f"{n - comparison['initial']} chosen), {seeds} seeds")
-    lines = ["| hypothesis | measured | result |", "| --- | --- | --- |",
-             f"| H1 multi- vs single-objective | {setting}: NSGA-II {mean_std(hv['nsga2'])} "
-             f"(gain over the warm start {gain('nsga2')}), weighted sum "
-             f"{mean_std(hv['weighted-sum'])} (gain {gain('weighted-sum')}), random "
-             f"{mean_std(hv['random'])} (gain {gain('random')}) | NSGA-II vs weighted sum: "
-             f"{verdict(hv['nsga2'], hv['weighted-sum'])}; vs random: "
-             f"{verdict(hv['nsga2'], hv['random'])} |",
-             f"| H2 hierarchical vs flat | {setting}: hierarchical {mean_std(hv['nsga2'])} "
-             f"(gain {gain('nsga2')}), flat {mean_std(hv['nsga2-flat'])} (gain "
-             f"{gain('nsga2-flat')}) | {verdict(hv['nsga2'], hv['nsga2-flat'])} |"]
+    lines = ["| hypothesis | measured | result |", "| --- | --- | --- |"]
+    if "nsga2" in hv:  # each comparison only where both strategies ran
+        measured = [f"NSGA-II {mean_std(hv['nsga2'])} (gain over the warm start {gain('nsga2')})"]
+        verdicts = []
+        for other, label in (("weighted-sum", "weighted sum"), ("random", "random")):
+            if other in hv:
+                measured.append(f"{label} {mean_std(hv[other])} (gain {gain(other)})")
+                verdicts.append(f"vs {label}: {verdict(hv['nsga2'], hv[other])}")
+        lines.append(f"| H1 multi- vs single-objective | {setting}: {', '.join(measured)} | "
+                     f"{'; '.join(verdicts) or '-'} |")
+        if "nsga2-flat" in hv:
+            lines.append(f"| H2 hierarchical vs flat | {setting}: hierarchical "
+                         f"{mean_std(hv['nsga2'])} (gain {gain('nsga2')}), flat "
+                         f"{mean_std(hv['nsga2-flat'])} (gain {gain('nsga2-flat')}) | "
+                         f"{verdict(hv['nsga2'], hv['nsga2-flat'])} |")
     for variant in (name for name in rows if "+" in name):  # e.g. nsga2+prior (H1 again)
         proposals = [run["surrogate"].get("proposals", {}).get("kendall_tau")
                      for run in comparison["runs"] if run["strategy"] == variant]
         taus = ", ".join(f"{t:.2f}" for t in proposals if t is not None) or "-"
+        against = (f"; random {mean_std(hv['random'])} (gain {gain('random')})",
+                   f"vs random: {verdict(hv[variant], hv['random'])}") if "random" in hv \
+            else ("", "-")
         lines.append(f"| H1 with {variant} | {setting}: {variant} {mean_std(hv[variant])} (gain "
-                     f"{gain(variant)}), proposals' Kendall tau {taus}; random "
-                     f"{mean_std(hv['random'])} | vs random: "
-                     f"{verdict(hv[variant], hv['random'])} |")
+                     f"{gain(variant)}), proposals' Kendall tau {taus}{against[0]} | "
+                     f"{against[1]} |")
+    if h3 is None:
+        return "\n".join(lines)
     wins = 0
     for pair in h3["pairs"]:
         wins += pair["searched_accuracy"] - pair["baseline_accuracy"] > (noise or 0.0)
