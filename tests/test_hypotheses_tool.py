@@ -159,3 +159,9 @@ def test_the_full_comparison_still_renders_h1_and_h2(hypotheses) -> None:
     table = hypotheses.render(comparison, values, h3, None)
     assert "vs weighted sum: supported" in table and "vs random: supported" in table
     assert "| H2 hierarchical vs flat" in table and "won 0 of 0 H3 pairs" in table
+
+
+def test_a_tagged_strategy_names_the_objectives_it_searched_on(hypotheses) -> None:
+    assert hypotheses.searched_objectives("nsga2+prior@latency-memory") == [
+        "accuracy", "latency", "memory"]
+    assert hypotheses.searched_objectives("nsga2") == list(hypotheses.OBJECTIVES)

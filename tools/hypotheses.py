@@ -23,7 +23,10 @@ Every run of a seed starts from the same ten ground-truth archs (their accuracie
 ground truth's seed-0 runs, the recipe is the ground truth's), so strategies differ only
 in the candidates they train; an arch two runs propose is trained once. Objectives are
 accuracy, MACs and peak memory (exact, host-independent, so a resumed comparison proposes
-what an uninterrupted one would). Each hypothesis writes `<out>/h<N>.json` when done; the
+what an uninterrupted one would). ``--objectives accuracy latency memory`` searches on the
+device's committed latency table instead of MACs (deterministic too); its runs are recorded
+under the strategy's name tagged with the objectives (``nsga2+prior@latency-memory``), and
+``--only h3-latency --h3-strategy`` judges them. Each hypothesis writes `<out>/h<N>.json` when done; the
 table goes to `<out>/hypotheses.md` and `<out>/hypotheses.json`.
 """
 
@@ -51,7 +54,7 @@ from edgenas.errors import EdgenasError
 from edgenas.estimate.estimators import DEFAULT_TABLE
 from edgenas.estimate.groundtruth import GroundTruth
 from edgenas.jsonio import write_json_atomic
-from edgenas.profile.latency import kendall_tau
+from edgenas.profile.latency import LatencyModel, kendall_tau
 from edgenas.profile.level import pair_gaps
 from edgenas.profile.lut import open_lut
 from edgenas.profile.measure import measure_latency
@@ -200,6 +203,12 @@ def main() -> None:
     parser.add_argument("--only", choices=["h3-latency"],
                         help="run this stage alone, from the recorded runs (--known): no "
                              "images, no training")
+    parser.add_argument("--objectives", nargs="+", default=list(OBJECTIVES),
+                        help="the trained searches' objectives (accuracy first); latency is "
+                             "the --device's committed table's prediction")
+    parser.add_argument("--h3-strategy", default="nsga2",
+                        help="H3-latency: whose recorded runs are judged (a tagged name "
+                             "for runs with other --objectives)")
     parser.add_argument("--rounds", type=int, default=H3_ROUNDS,
                         help="H3-latency: interleaved timing rounds per network")
     parser.add_argument("--h3-latency-json", default=str(H3_LATENCY_RESULT),
@@ -215,7 +224,7 @@ def main() -> None:
     def h3_latency() -> dict[str, Any]:
         try:
             return measured_h3(get_device(args.device), gt, Path(args.known), args.seeds,
-                               args.rounds, noise)
+                               args.rounds, noise, strategy=args.h3_strategy)
         except EdgenasError as err:
             parser.error(f"H3-latency: {err}")
 
@@ -234,7 +243,20 @@ def main() -> None:
     samples = [e for e in gt.finished if e.stratum != "baseline" and 0 in e.accuracy]
     config = SurrogateConfig(args.train_budget, args.initial, args.per_round, "nsga2",
                              args.inner_trials, args.population)
-    evaluator = trained_evaluator(OBJECTIVES)
+    objectives = tuple(args.objectives)
+    if objectives[0] != "accuracy" or len(set(objectives)) != len(objectives):
+        parser.error(f"--objectives {' '.join(objectives)}: accuracy first, each once")
+    latency_model = None
+    if "latency" in objectives:
+        try:
+            latency_model = LatencyModel(open_lut(get_device(args.device), space,
+                                                  args.profiles_dir))
+        except EdgenasError as err:
+            parser.error(f"--objectives latency: {err}")
+    evaluator = trained_evaluator(objectives, latency_model=latency_model)
+    if objectives != OBJECTIVES:  # other objectives' runs are other runs: recorded apart
+        tag = "-".join(o for o in objectives if o != "accuracy")
+        args.strategies = [f"{s}@{tag}" for s in args.strategies]
     split = prepare_data(args.data, space.num_classes, recipe.val_fraction, recipe.data_seed,
                          recipe.limit, cache_dir=out / "cache").split.to_dict()
     if split["hash"] != gt.data["split"]["hash"]:  # its accuracies would not be comparable
@@ -250,7 +272,7 @@ def main() -> None:
     # H3 and H4 judge one search's archs: plain NSGA-II when it ran, else the first other
     # search strategy (say nsga2+prior); a comparison of random runs alone has none
     searched_strategy = next((s for s in ("nsga2", *args.strategies)
-                              if s in args.strategies and s != "random"), None)
+                              if s in args.strategies and s.split("@")[0] != "random"), None)
     searched_path = out / "searched_trials.json"
 
     def h12() -> dict[str, Any]:
@@ -354,6 +376,12 @@ def h4(args: argparse.Namespace, space: Any, out: Path, searched_path: Path) -> 
             "measurements": [{"arch": k, "predicted_ms": p, "measured_ms": a,
                               f"measured_ms_{args.transfer_threads}threads": b}
                              for k, p, a, b in zip(keys, predicted, a_meas, b_meas)]}
+
+
+def searched_objectives(strategy: str) -> list[str]:
+    """The objectives a recorded strategy searched on: its ``@`` tag, else `OBJECTIVES`."""
+    _, _, tag = strategy.partition("@")
+    return ["accuracy", *tag.split("-")] if tag else list(OBJECTIVES)
 
 
 def recorded_runs(path: Path, strategy: str, seeds: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -549,7 +577,7 @@ def measured_h3(device: Device, gt: GroundTruth, known: Path, seeds: list[int], 
             "host": {**host, "timing_seconds": time.perf_counter() - started,
                      "load_average_after": list(os.getloadavg())
                      if hasattr(os, "getloadavg") else None},
-            "strategy": strategy, "seeds": seeds, "searched_objectives": list(OBJECTIVES),
+            "strategy": strategy, "seeds": seeds, "searched_objectives": searched_objectives(strategy),
             "recipe": gt.recipe, "data": gt.data, "seed_to_seed_std": noise,
             "timing_noise": timing["noise"],
             "pairs": pairs,
@@ -564,8 +592,9 @@ def render_measured_h3(result: dict[str, Any]) -> str:
              f"({result['runtime']['name']}, {result['runtime']['threads']} thread(s); "
              f"{result['host']['cpu']}, {result['host']['date']}): the {result['strategy']} "
              f"runs of seeds {', '.join(map(str, result['seeds']))}, 20-arch fronts each. "
-             f"These searches optimised {', '.join(result['searched_objectives'])}, not "
-             "latency. Latency: median of "
+             f"These searches optimised {', '.join(result['searched_objectives'])}"
+             + ("" if "latency" in result["searched_objectives"] else ", not latency")
+             + ". Latency: median of "
              f"{timing['rounds']} interleaved rounds; their interquartile range is "
              f"{timing['median_spread_pct']:.1f} % of the median for the median network "
              f"({timing['p90_spread_pct']:.1f} % at the 90th percentile; full range "

@@ -117,8 +117,9 @@ def compare_trained(space: SearchSpace, evaluator: Evaluator, strategies: Sequen
     for seed in seeds:  # seeds outside: a partial comparison covers every strategy
         for strategy in strategies:
             start = time.perf_counter()
-            # "nsga2+prior": the strategy with the committed predictor as the surrogate's prior
-            name, _, variant = strategy.partition("+")
+            # "nsga2+prior": the strategy with the committed predictor as the surrogate's
+            # prior; an "@tag" only names the run (its objectives are the evaluator's)
+            name, _, variant = strategy.split("@")[0].partition("+")
             if variant not in ("", "prior"):
                 raise ValueError(f"{strategy!r}: the only variant is +prior")
             settings = replace(config, strategy=name, seed=seed, prior=variant == "prior")
