@@ -165,3 +165,12 @@ def test_a_tagged_strategy_names_the_objectives_it_searched_on(hypotheses) -> No
     assert hypotheses.searched_objectives("nsga2+prior@latency-memory") == [
         "accuracy", "latency", "memory"]
     assert hypotheses.searched_objectives("nsga2") == list(hypotheses.OBJECTIVES)
+
+
+def test_runs_on_other_objectives_are_compared_under_their_untagged_names(hypotheses) -> None:
+    comparison = _comparison({"nsga2+prior@latency-memory": [30.0, 80.0],
+                              "random@latency-memory": [14.0, 30.0]})
+    hv = {name: row["hypervolume"] for name, row in comparison["strategies"].items()}
+    table = hypotheses.render(comparison, hv, None, None)
+    assert "H1 with nsga2+prior" in table and "vs random" in table
+    assert "objectives accuracy, latency, memory" in table and "0.30, 0.30" in table

@@ -316,20 +316,22 @@ def main() -> None:
     at_latency = (None if args.skip_h3_latency or searched_strategy != "nsga2"
                   else stage(out, "h3-latency", h3_latency))  # recorded nsga2 runs only
     transfer = (None if args.skip_h4 or searched_strategy is None
-                else stage(out, "h4", lambda: h4(args, space, out, searched_path)))
+                else stage(out, "h4", lambda: h4(args, space, searched_path, objectives)))
     table = render(comparison, hv, matched_result, transfer, noise)
     if at_latency is not None:
         table += "\n\n" + render_measured_h3(at_latency)
     print(table)
     (out / "hypotheses.md").write_text(table + "\n")
-    write_json_atomic({"h12": comparison, "h3": matched_result and {**matched_result, "seed_to_seed_std": noise},
+    h3_record = None if matched_result is None else {**matched_result, "seed_to_seed_std": noise}
+    write_json_atomic({"h12": comparison, "h3": h3_record,
                        "h3_latency": at_latency, "h4": transfer},
                       out / "hypotheses.json")
 
 
-def h4(args: argparse.Namespace, space: Any, out: Path, searched_path: Path) -> dict[str, Any]:
-    """The searched front (trained archs) timed on this device and on another."""
-    objectives = OBJECTIVES
+def h4(args: argparse.Namespace, space: Any, searched_path: Path,
+       objectives: tuple[str, ...]) -> dict[str, Any]:
+    """The searched front (trained archs, on the search's ``objectives``) timed on this
+    device and on another."""
     device = get_device(args.device)
     lut = open_lut(device, space, args.profiles_dir)
     trials = [_Trial(r) for r in json.loads(searched_path.read_text())]
@@ -684,14 +686,19 @@ def render(comparison: dict[str, Any], hv: dict[str, list[float]], h3: dict[str,
     def mean_std(values: list[float]) -> str:
         return f"{np.mean(values):.4g} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.2g}"
 
-    rows = comparison["strategies"]
+    # runs on other objectives carry one "@tag" (nsga2+prior@latency-memory): compared as
+    # their untagged names, the tag said once in the setting
+    tag = next((name.partition("@")[2] for name in comparison["strategies"] if "@" in name), "")
+    rows = {name.split("@")[0]: row for name, row in comparison["strategies"].items()}
+    hv = {name.split("@")[0]: values for name, values in hv.items()}
 
     def gain(strategy: str) -> str:
         return mean_std(rows[strategy]["gain_over_warm_start"])
 
     n, seeds = comparison["train_budget"], len(comparison["seeds"])
     setting = (f"hypervolume of {n} trained archs ({comparison['initial']} shared warm start, "
-               f"{n - comparison['initial']} chosen), {seeds} seeds")
+               f"{n - comparison['initial']} chosen), {seeds} seeds"
+               + (f", objectives accuracy, {tag.replace('-', ', ')}" if tag else ""))
     lines = ["| hypothesis | measured | result |", "| --- | --- | --- |"]
     if "nsga2" in hv:  # each comparison only where both strategies ran
         measured = [f"NSGA-II {mean_std(hv['nsga2'])} (gain over the warm start {gain('nsga2')})"]
@@ -709,7 +716,7 @@ def render(comparison: dict[str, Any], hv: dict[str, list[float]], h3: dict[str,
                          f"{verdict(hv['nsga2'], hv['nsga2-flat'])} |")
     for variant in (name for name in rows if "+" in name):  # e.g. nsga2+prior (H1 again)
         proposals = [run["surrogate"].get("proposals", {}).get("kendall_tau")
-                     for run in comparison["runs"] if run["strategy"] == variant]
+                     for run in comparison["runs"] if run["strategy"].split("@")[0] == variant]
         taus = ", ".join(f"{t:.2f}" for t in proposals if t is not None) or "-"
         against = (f"; random {mean_std(hv['random'])} (gain {gain('random')})",
                    f"vs random: {verdict(hv[variant], hv['random'])}") if "random" in hv \
