@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from edgenas.estimate.features import arch_features
 from edgenas.estimate.predictor import (MIN_PRIOR_SLOPE, PRIOR, PRIOR_MARGIN, PredictorError,
-                                        PriorPlusResidual, RescaledPrior, candidates, choose,
+                                        PriorAsIs, PriorPlusResidual, RescaledPrior, candidates, choose,
                                         clip, feature_matrix, fit_predictor, floors, folds,
                                         out_of_fold, quiet_fit)
 from edgenas.estimate.rank import kendall
@@ -232,3 +232,30 @@ def test_an_unknown_candidate_is_refused_with_the_names_to_choose_from() -> None
     x, y, prior = noise_features_and_a_ranking_prior(12)
     with pytest.raises(PredictorError, match="choose candidates among prior, prior\\+residual"):
         fit_predictor(x, y, prior=prior, only=["ridge"])  # with a prior: "ridge+prior"
+
+
+def test_a_prior_used_as_is_predicts_its_own_values_whatever_the_trained_archs_say() -> None:
+    """When the archs are trained with the prior's own recipe, its values are predictions
+    already: a round's few noisy accuracies must not rescale them, so the proposals of
+    every round are predicted on one scale."""
+    x, y, prior = noise_features_and_a_ranking_prior(40)
+    values = prior / 2.0  # on the accuracies' scale, give or take the noise
+    fits = [fit_predictor(x[:n], y[:n] + shift, prior=values[:n], only=[PRIOR],
+                          prior_as_is=True) for n, shift in ((12, 0.0), (20, 0.05))]
+    for fitted in fits:  # two rounds, other archs and another level: the same predictions
+        assert fitted.uses_prior and fitted.name == PRIOR
+        assert np.array_equal(fitted.predict(x[20:], prior=values[20:]), values[20:])
+    assert isinstance(candidates(0, prior=True, prior_as_is=True)[PRIOR](), PriorAsIs)
+    rescaled = fit_predictor(x[:20], y[:20] + 0.05, prior=values[:20], only=[PRIOR])
+    assert not np.allclose(rescaled.predict(x[20:], prior=values[20:]), values[20:])
+
+
+def test_a_residual_on_a_prior_used_as_is_corrects_the_prior_not_a_rescale_of_it() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(30, 4))
+    prior = rng.uniform(0.3, 0.4, 30)
+    y = prior + 0.03 * x[:, 0]
+    rows = np.hstack([x, prior[:, None]])
+    model = PriorPlusResidual(as_is=True).fit(rows[:20], y[:20])
+    assert isinstance(model.prior, PriorAsIs)
+    assert kendall(y[20:], model.predict(rows[20:])) > kendall(y[20:], prior[20:]) + 0.2

@@ -84,3 +84,17 @@ def test_a_search_with_the_prior_fits_its_surrogate_around_it(tmp_path) -> None:
                              SurrogateConfig(train_budget=13, initial=10, per_round=3,
                                              inner_trials=30, population=10),
                              {"epochs": 2}, storage=storage, poll_s=0.01)
+
+
+def test_a_prior_used_as_is_without_the_prior_is_one_line_naming_both_options() -> None:
+    from edgenas.search.objectives import SearchError
+    from edgenas.search.surrogate import SurrogateConfig, search_prior
+
+    with pytest.raises(SearchError, match="--prior-as-is says how to use the prior: give "
+                                          "--prior too"):
+        SurrogateConfig(prior_as_is=True)
+    if not DEFAULT_TABLE.is_file():
+        pytest.skip(f"{DEFAULT_TABLE}: the committed ground truth is not in this checkout")
+    prior = search_prior(SurrogateConfig(prior=True, prior_as_is=True))
+    assert prior is not None and prior.as_is and prior.describe()["as_is"] is True
+    assert search_prior(SurrogateConfig(prior=True)).as_is is False

@@ -118,11 +118,16 @@ def compare_trained(space: SearchSpace, evaluator: Evaluator, strategies: Sequen
         for strategy in strategies:
             start = time.perf_counter()
             # "nsga2+prior": the strategy with the committed predictor as the surrogate's
-            # prior; an "@tag" only names the run (its objectives are the evaluator's)
+            # prior (+prior-as-is: unscaled); an "@tag" only names the run (its objectives
+            # are the evaluator's)
             name, _, variant = strategy.split("@")[0].partition("+")
-            if variant not in ("", "prior"):
-                raise ValueError(f"{strategy!r}: the only variant is +prior")
-            settings = replace(config, strategy=name, seed=seed, prior=variant == "prior")
+            if variant not in ("", "prior", "prior-as-is"):
+                raise ValueError(f"{strategy!r}: the variants are +prior (rescaled on the "
+                                 "trained archs) and +prior-as-is (its values unscaled: for "
+                                 "runs with the prior's own recipe and data)")
+            settings = replace(config, strategy=name, seed=seed,
+                               prior=variant in ("prior", "prior-as-is"),
+                               prior_as_is=variant == "prior-as-is")
             study = run_surrogate_search(
                 space, evaluator, trainer, settings,
                 recipe, storage=f"sqlite:///{(folder / f'{strategy}-{seed}.db').resolve()}",

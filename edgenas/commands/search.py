@@ -94,7 +94,7 @@ def cmd_search_trained(args: argparse.Namespace, space, objectives: tuple[str, .
     latency, objectives = _latency(args, space, objectives)
     config = SurrogateConfig(args.train_budget, args.initial, args.per_round, args.strategy,
                              args.trials, args.population, args.seed, tuple(args.rungs),
-                             args.halving, args.prior)
+                             args.halving, args.prior, args.prior_as_is)
     out = Path(args.out)
     search = trained_search(space, objectives, budgets, config, _recipe(args), args.data, out,
                             **latency)
@@ -264,6 +264,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                               "CIFAR-10 ground truth's: worth it with its --recipe), which it "
                               "keeps unless a regressor of the trained archs ranks clearly "
                               "better")
+    trained.add_argument("--prior-as-is", action="store_true",
+                         help="with --prior, when the search trains with the ground truth's own "
+                              "recipe and data: use the prior's values unscaled (a rescale "
+                              "fitted on a round's few trained archs reorders the proposals "
+                              "of different rounds)")
     trained.add_argument("--halving", type=int, default=2,
                          help="with --rungs: 1 in this many archs of a rung goes on (default 2)")
     trained.add_argument("--recipe", metavar="FILE",

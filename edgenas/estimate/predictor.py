@@ -55,9 +55,11 @@ class PredictorError(EdgenasError, ValueError):
     """Rows, targets or prior values a predictor cannot be fitted on or predict from."""
 
 
-def candidates(seed: int, prior: bool = False) -> dict[str, Callable[[], Any]]:
+def candidates(seed: int, prior: bool = False,
+               prior_as_is: bool = False) -> dict[str, Callable[[], Any]]:
     """The candidate regressors by name, each a maker of an unfitted model; with ``prior``,
-    those for rows whose last column is the prior (`with_prior`)."""
+    those for rows whose last column is the prior (`with_prior`), the prior itself taken
+    as it is (`PriorAsIs`) with ``prior_as_is``, else rescaled (`RescaledPrior`)."""
     plain: dict[str, Callable[[], Any]] = {
         "ridge": lambda: make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 12))),
         "gp-rbf": lambda: make_pipeline(StandardScaler(), GaussianProcessRegressor(
@@ -71,8 +73,23 @@ def candidates(seed: int, prior: bool = False) -> dict[str, Callable[[], Any]]:
     }
     if not prior:
         return plain
-    return {PRIOR: RescaledPrior, "prior+residual": PriorPlusResidual,
+    return {PRIOR: PriorAsIs if prior_as_is else RescaledPrior,
+            "prior+residual": lambda: PriorPlusResidual(prior_as_is),
             **{f"{name}+prior": make for name, make in plain.items()}}
+
+
+class PriorAsIs:
+    """The prior's own values. When the archs are trained with the recipe and data the prior
+    was fitted on, its values already predict their accuracies. A rescale fitted on a
+    round's 10-20 trained archs would then only follow those archs' training noise. It
+    moves from round to round and reorders the proposals of different rounds, which the
+    prior had ranked on one scale (docs/results.md, section 16)."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "PriorAsIs":
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.array(x[:, -1], dtype=float)
 
 
 class RescaledPrior:
@@ -93,11 +110,11 @@ class RescaledPrior:
 
 
 class PriorPlusResidual:
-    """The rescaled prior plus a strongly regularised ridge, on the arch features (every
-    column but the last), of what the prior got wrong on the trained archs."""
+    """The prior (rescaled, or ``as_is``) plus a strongly regularised ridge, on the arch
+    features (every column but the last), of what the prior got wrong on the trained archs."""
 
-    def __init__(self) -> None:
-        self.prior = RescaledPrior()
+    def __init__(self, as_is: bool = False) -> None:
+        self.prior: RescaledPrior | PriorAsIs = PriorAsIs() if as_is else RescaledPrior()
         # alphas from 10 up: with ~10 rows and ~50 features a weaker ridge fits the noise
         self.residual = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(1, 4, 10)))
 
@@ -223,17 +240,18 @@ def with_prior(x: np.ndarray, prior: np.ndarray | Sequence[float] | None) -> np.
 def fit_predictor(x: np.ndarray, y: np.ndarray, k: int = 5, seed: int = 0,
                   only: Sequence[str] | None = None,
                   prior: np.ndarray | Sequence[float] | None = None,
-                  prior_margin: float = PRIOR_MARGIN) -> Predictor:
+                  prior_margin: float = PRIOR_MARGIN, prior_as_is: bool = False) -> Predictor:
     """Choose a candidate by out-of-fold Kendall tau (`choose`), refit it on all rows.
 
     ``prior``: one prior accuracy per row (aligned with ``y``); the candidates are then
-    those built on it, and `Predictor.predict` needs new rows' prior values too."""
+    those built on it, and `Predictor.predict` needs new rows' prior values too.
+    ``prior_as_is``: the prior predicts these accuracies unscaled (`PriorAsIs`)."""
     y = np.asarray(y, float)
     if len(y) < 2 * k:
         raise PredictorError(f"a predictor needs at least {2 * k} trained archs, got {len(y)}")
     if len(x) != len(y):
         raise PredictorError(f"{len(x)} feature rows but {len(y)} accuracies")
-    makers = candidates(seed, prior is not None)
+    makers = candidates(seed, prior is not None, prior_as_is)
     if only is not None:
         unknown = sorted(set(only) - set(makers))
         if unknown or not only:

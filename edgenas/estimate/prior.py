@@ -30,8 +30,11 @@ from edgenas.space.arch import Arch
 class AccuracyPrior:
     """A ground truth's predictor as a function of an arch, remembered by the arch's JSON."""
 
-    def __init__(self, estimator: PredictorEstimator) -> None:
+    def __init__(self, estimator: PredictorEstimator, as_is: bool = False) -> None:
         self.estimator = estimator
+        # the search trains with the prior's own recipe and data: its values are used
+        # unscaled (`predictor.PriorAsIs`), not rescaled on the search's few trained archs
+        self.as_is = as_is
         self.cache: dict[str, float] = {}
 
     def __call__(self, arch: Arch) -> float:
@@ -48,6 +51,7 @@ class AccuracyPrior:
     def describe(self) -> dict[str, Any]:
         """What a result should record about the prior (table, model, how well it ranks)."""
         return {"prior": self.estimator.name, "zero_cost": self.estimator.use_proxies,
+                "as_is": self.as_is,
                 "model": self.estimator.predictor.name,
                 "cv_kendall_tau": self.estimator.predictor.cv_tau,
                 "trained_archs": self.estimator.predictor.n}
@@ -55,13 +59,15 @@ class AccuracyPrior:
 
 def accuracy_prior(data_spec: str | None = None,
                    table: str | os.PathLike[str] = DEFAULT_TABLE, proxies: bool = False,
-                   seed: int = 0) -> AccuracyPrior:
+                   seed: int = 0, as_is: bool = False) -> AccuracyPrior:
     """The predictor fitted on ``table`` (by default the committed CIFAR-10 ground truth),
     as a prior; ``data_spec``: the zero-cost batch's dataset when ``proxies`` is on and the
-    table stores no batch of its own."""
+    table stores no batch of its own; ``as_is``: the search trains with the table's own
+    recipe and data, so the prior's values are used unscaled."""
     if not Path(table).is_file():
         raise EstimatorError(f"{table}: no ground-truth table there for the accuracy prior; "
                              "build one with 'edgenas groundtruth build --out TABLE' and pass "
                              f"it, or use the committed one ({DEFAULT_TABLE.name} in "
                              "tools/groundtruth/ of a source checkout)")
-    return AccuracyPrior(PredictorEstimator(table, data_spec, seed=seed, use_proxies=proxies))
+    return AccuracyPrior(PredictorEstimator(table, data_spec, seed=seed, use_proxies=proxies),
+                         as_is)

@@ -89,6 +89,9 @@ class SurrogateConfig:
     # the committed predictor (the CIFAR-10 ground truth's recipe) as the surrogate's prior:
     # worth it when the search trains with that recipe (`edgenas.estimate.prior`)
     prior: bool = False
+    # the search trains with the ground truth's own recipe and data: the prior's values are
+    # used unscaled instead of rescaled on the trained archs (`predictor.PriorAsIs`)
+    prior_as_is: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rungs", tuple(self.rungs))
@@ -109,6 +112,8 @@ class SurrogateConfig:
                               f"raise it or lower --initial")
         if self.per_round < 1:
             raise SearchError(f"--per-round {self.per_round}: train at least 1 arch per round")
+        if self.prior_as_is and not self.prior:
+            raise SearchError("--prior-as-is says how to use the prior: give --prior too")
         SearchConfig(self.strategy, self.inner_trials, self.population, self.seed)  # validates
 
     def schedule(self, recipe_epochs: int) -> tuple[int | None, ...]:
@@ -131,7 +136,8 @@ def fit_surrogate(archs: list[Arch], accuracies: list[float], seed: int,
     ``prior``, the prior rescaled unless a regressor beats it clearly (`fit_predictor`)."""
     x = np.vstack([arch_features(a) for a in archs])
     return fit_predictor(x, np.asarray(accuracies, float), k=FOLDS, seed=seed,
-                         prior=None if prior is None else prior.values(archs))
+                         prior=None if prior is None else prior.values(archs),
+                         prior_as_is=prior is not None and prior.as_is)
 
 
 def predict(surrogate: Predictor, arch: Arch, prior: AccuracyPrior | None = None) -> float:
@@ -152,7 +158,7 @@ def describe(surrogate: Predictor, prior: AccuracyPrior | None = None) -> dict[s
 
 def search_prior(config: SurrogateConfig) -> AccuracyPrior | None:
     """The accuracy prior the search's surrogate uses, if it uses one."""
-    return accuracy_prior(seed=config.seed) if config.prior else None
+    return accuracy_prior(seed=config.seed, as_is=config.prior_as_is) if config.prior else None
 
 
 def initial_archs(space: SearchSpace, evaluator: Evaluator, n: int, seed: int,
@@ -488,6 +494,8 @@ def _recorded(config: SurrogateConfig, name: str) -> bool:
         return bool(config.rungs)
     if name == "prior":
         return config.prior
+    if name == "prior_as_is":
+        return config.prior_as_is
     return True
 
 
