@@ -127,7 +127,7 @@ def main() -> None:
         sampled = None if args.skip_sampled or not sampled_path.exists() else load_lut(sampled_path)
         held_out = lut.networks["validation"][:args.validate]
     else:
-        lut, ceiling, sampled, held_out = _measure(args, device, space, source, where,
+        lut, ceiling, sampled, held_out = _measure(args, device, space, sources[first], where,
                                                    state, state_path, main_path, ceiling_path,
                                                    sampled_path)
     _report(args, device, space, sources, first, state, lut, ceiling, sampled, held_out)

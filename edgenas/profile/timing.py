@@ -78,6 +78,9 @@ class LoadGuard:
         """Time the reference ``burst`` times for its uncontended time, unless known."""
         if self.reference_ms is not None:
             return
+        log.info("%s: timing the reference network %d times for the table's yardstick (its "
+                 "uncontended time; a minute or two on an emulated board)",
+                 session.device.name, burst)
         times: list[float] = []
         with tempfile.TemporaryDirectory(prefix="edgenas-reference-") as folder:
             files = [Path(folder) / f"ref{i:03d}.onnx" for i in range(burst)]
