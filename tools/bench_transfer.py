@@ -38,14 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from edgenas.cost.count import count
 from edgenas.device.descriptor import get_device
 from edgenas.jsonio import write_json_atomic
 from edgenas.profile.latency import LatencyModel
 from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
 from edgenas.profile.profiler import profile, validation_report
 from edgenas.profile.timing import noise_floor
-from edgenas.profile.transfer import fit_transfer, macs_only_metrics, transfer
+from edgenas.profile.transfer import fit_transfer, macs_line_ms, macs_only_metrics, transfer
 from edgenas.space import get_space
 from edgenas.space.arch import Arch
 
@@ -78,13 +77,9 @@ def gap_from_macs(table: LUT, items: list[dict[str, Any]]) -> float:
     predictions depart from counting at all. Two tables closer than the device's noise
     cannot be told apart on held-out timings, however many."""
     model = LatencyModel(table, anchored=False)
-    line = table.transfer["macs_line"]  # type: ignore[index]
-    gaps = []
-    for item in items:
-        arch = Arch.from_json(item["arch"])
-        macs = line["intercept_ms"] + line["ms_per_mmac"] * count(arch).macs / 1e6
-        gaps.append(abs(model.predict(arch) / macs - 1))
-    return float(100 * np.median(gaps))
+    archs = [Arch.from_json(item["arch"]) for item in items]
+    return float(100 * np.median([abs(model.predict(a) / macs_line_ms(table, a) - 1)
+                                  for a in archs]))
 
 
 def main() -> None:

@@ -218,11 +218,15 @@ def fit_transfer(lut: LUT, source: LUT, space: SearchSpace) -> None:
                         macs_line={"intercept_ms": intercept, "ms_per_mmac": slope})
 
 
+def macs_line_ms(lut: LUT, arch: Arch) -> float:
+    """The table's MACs-only line's prediction for ``arch`` (the baseline it is judged by)."""
+    line = lut.transfer["macs_line"]  # type: ignore[index]
+    return float(line["intercept_ms"] + line["ms_per_mmac"] * count(arch).macs / 1e6)
+
+
 def macs_only_metrics(lut: LUT, items: list[dict[str, Any]]) -> dict[str, float]:
     """How the table's MACs-only line predicts timed ``items`` (held-out networks)."""
-    line = lut.transfer["macs_line"]  # type: ignore[index]
-    predicted = [line["intercept_ms"] + line["ms_per_mmac"] *
-                 count(Arch.from_json(item["arch"])).macs / 1e6 for item in items]
+    predicted = [macs_line_ms(lut, Arch.from_json(item["arch"])) for item in items]
     return accuracy_metrics(predicted, [item["measured_ms"] for item in items])
 
 
