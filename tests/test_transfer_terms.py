@@ -1,0 +1,38 @@
+"""tools/bench_transfer_terms: a term set the device's costs follow is found by the fit, and
+one they do not follow is judged worse on held-out networks (so its verdict on the board
+means something)."""
+
+from __future__ import annotations
+
+from edgenas.cost.count import count
+from edgenas.space import get_space
+from tools.bench_transfer_terms import judge, terms
+
+
+def _items(start: int, n: int, ms: object) -> list[dict[str, object]]:
+    space = get_space("cifar")
+    archs = [space.sample(start + i) for i in range(n)]
+    return [{"arch": a.to_json(), "measured_ms": ms(a)} for a in archs]  # type: ignore[operator]
+
+
+def test_terms_add_up_to_the_counted_macs() -> None:
+    arch = get_space("cifar").sample(3)
+    t = terms(arch)
+    # the classifier's linear layer is the only MAC the unit terms leave out
+    assert 0.9 * count(arch).macs / 1e6 <= t["macs"] <= count(arch).macs / 1e6
+    assert abs(t["pointwise"] + t["dense_kxk"] - t["dense"]) < 1e-9
+    assert abs(t["dw_k3"] + t["dw_k5"] + t["dw_k7"] - t["depthwise"]) < 1e-9
+
+
+def test_a_device_that_charges_for_hswish_is_found_by_the_op_kind_terms() -> None:
+    def device_ms(arch: object) -> float:  # a device on which hswish is dear
+        t = terms(arch)  # type: ignore[arg-type]
+        return 0.5 + 0.02 * t["macs"] + 40.0 * t["hswish"] + 0.01 * t["ops"]
+
+    fitting, held_out = _items(0, 40, device_ms), _items(1000, 20, device_ms)
+    kinds = judge(["dense", "depthwise", "written", "ops", "hswish", "se_gated", "added",
+                   "pooled"], fitting, held_out, source=None)  # type: ignore[arg-type]
+    macs = judge(["macs"], fitting, held_out, source=None)  # type: ignore[arg-type]
+    assert kinds["held_out"]["within_10pct"] == 1.0
+    assert kinds["weights"]["hswish"] > 20.0
+    assert macs["held_out"]["mean_abs_pct_error"] > 3 * kinds["held_out"]["mean_abs_pct_error"]
