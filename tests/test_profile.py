@@ -238,7 +238,7 @@ def test_a_table_off_by_a_uniform_factor_is_caught_and_recalibrated(tiny_lut) ->
 
     from edgenas.profile.drift import check_drift
 
-    from edgenas.profile.latency import unit_sum
+    from edgenas.profile.latency import LatencyModel, unit_sum
     from edgenas.space.arch import Arch
 
     lut = deepcopy(tiny_lut[0])
@@ -255,7 +255,16 @@ def test_a_table_off_by_a_uniform_factor_is_caught_and_recalibrated(tiny_lut) ->
     profile(fast_device(), tiny_space(), lut, calibrate=8, validate=6, recalibrate=True,
             progress=progress)
     assert counted == [("calibration networks", 16), ("validation networks", 12)]  # 2 rounds
-    assert 0.6 < check_drift(fast_device(), lut, count=6)["median_ratio_measured_to_predicted"] < 1.6
+    # the refitted table predicts the networks it was refitted on (no timing in this check)
+    model = LatencyModel(lut)
+    refit = np.median([item["measured_ms"] / model.predict(Arch.from_json(item["arch"]))
+                       for item in lut.networks["calibration"]])
+    assert 0.8 < refit < 1.25
+    # and a fresh check finds the 2.5x gone. Both checks time the host, whose speed can move
+    # between them (once by 1.6x in CI), so the second is judged against the first: it
+    # fails only if the host slowed by 2x in the seconds between them.
+    after = check_drift(fast_device(), lut, count=6)["median_ratio_measured_to_predicted"]
+    assert after < 0.8 * check["median_ratio_measured_to_predicted"]
 
 
 def test_kill_9_mid_profile_keeps_finished_work_and_a_rerun_completes(tmp_path) -> None:
