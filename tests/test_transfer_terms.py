@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from edgenas.cost.count import count
 from edgenas.space import get_space
-from tools.bench_transfer_terms import judge, terms
+from tools.bench_transfer_terms import SETS, judge, terms
 
 
 def _items(start: int, n: int, ms: object) -> list[dict[str, object]]:
@@ -17,22 +17,21 @@ def _items(start: int, n: int, ms: object) -> list[dict[str, object]]:
 
 def test_terms_add_up_to_the_counted_macs() -> None:
     arch = get_space("cifar").sample(3)
-    t = terms(arch)
+    t = terms(arch, None)
     # the classifier's linear layer is the only MAC the unit terms leave out
     assert 0.9 * count(arch).macs / 1e6 <= t["macs"] <= count(arch).macs / 1e6
-    assert abs(t["pointwise"] + t["dense_kxk"] - t["dense"]) < 1e-9
-    assert abs(t["dw_k3"] + t["dw_k5"] + t["dw_k7"] - t["depthwise"]) < 1e-9
+    assert abs(t["pointwise"] + t["dense_kxk"] - t["dense_mmacs"]) < 1e-9
+    assert abs(t["dw_k3"] + t["dw_k5"] + t["dw_k7"] - t["depthwise_mmacs"]) < 1e-9
 
 
 def test_a_device_that_charges_for_hswish_is_found_by_the_op_kind_terms() -> None:
     def device_ms(arch: object) -> float:  # a device on which hswish is dear
-        t = terms(arch)  # type: ignore[arg-type]
+        t = terms(arch, None)  # type: ignore[arg-type]
         return 0.5 + 0.02 * t["macs"] + 40.0 * t["hswish"] + 0.01 * t["ops"]
 
     fitting, held_out = _items(0, 40, device_ms), _items(1000, 20, device_ms)
-    kinds = judge(["dense", "depthwise", "written", "ops", "hswish", "se_gated", "added",
-                   "pooled"], fitting, held_out, source=None)  # type: ignore[arg-type]
-    macs = judge(["macs"], fitting, held_out, source=None)  # type: ignore[arg-type]
+    kinds = judge(SETS["by kind of op"], fitting, held_out, source=None)
+    macs = judge(SETS["MACs only"], fitting, held_out, source=None)
     assert kinds["held_out"]["within_10pct"] == 1.0
     assert kinds["weights"]["hswish"] > 20.0
     assert macs["held_out"]["mean_abs_pct_error"] > 3 * kinds["held_out"]["mean_abs_pct_error"]

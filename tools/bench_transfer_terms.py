@@ -19,8 +19,8 @@ on relative error, on the run's table-fitting networks) and judged on its held-o
 * leave-one-out over all the run's networks (table-fitting and held-out together).
 
 The table's cross-validated correction is not applied: these are the mixes alone, so a
-run's "shipped" row need not equal the table it reported. The noise floor (two rounds of the held-out networks within 10 % of each other) is beside
-them. Nothing is timed: seconds.
+run's "shipped" row need not equal the table it reported. The noise floor (two rounds of
+the held-out networks within 10 % of each other) is beside them. Nothing is timed: seconds.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from edgenas.jsonio import write_json_atomic
 from edgenas.profile.latency import accuracy_metrics
 from edgenas.profile.lut import LUT, load_lut
 from edgenas.profile.timing import noise_floor
-from edgenas.profile.transfer import WORK, fit_work, network_work, unit_work
+from edgenas.profile.transfer import WORK, fit_work, unit_work
 from edgenas.profile.keys import unit_key
 from edgenas.space.arch import Arch
 from edgenas.space.plan import Conv, Pool, SqueezeExcite, layer_output_size, sites
@@ -48,29 +48,36 @@ SOURCE = Path(__file__).resolve().parent.parent / "profiles" / "host-cpu" / "cif
 #: channels); a dense conv's padded work is counted on whole tiles.
 TILE = 16
 
-#: Term sets compared; each a list of `terms` keys, "shipped" is transfer.WORK.
+#: Term sets compared; each a list of `terms` keys. The shipped terms are transfer.WORK,
+#: computed by `transfer.unit_work` itself; the others add to them.
 SETS: dict[str, list[str]] = {
     "MACs only": ["macs"],
     "shipped (source time + work)": list(WORK),
-    "work without the source": ["dense", "depthwise", "written", "units"],
-    "by kernel size": ["pointwise", "dense_kxk", "dw_k3", "dw_k5", "dw_k7", "written", "ops"],
-    "by kind of op": ["dense", "depthwise", "written", "ops", "hswish", "se_gated", "added",
-                      "pooled"],
-    "GEMM tiles + im2col": ["padded_gemm", "im2col", "depthwise", "written", "ops"],
+    "work without the source": [w for w in WORK if w != "source_ms"],
+    "by kernel size": ["pointwise", "dense_kxk", "dw_k3", "dw_k5", "dw_k7",
+                       "written_melements", "ops"],
+    "by kind of op": ["dense_mmacs", "depthwise_mmacs", "written_melements", "ops", "hswish",
+                      "se_gated", "added", "pooled"],
+    "GEMM tiles + im2col": ["padded_gemm", "im2col", "depthwise_mmacs", "written_melements",
+                            "ops"],
 }
 
 
-def terms(arch: Arch) -> dict[str, float]:
-    """Every candidate term of a network, summed over its units (MACs and elements in
-    millions; ``ops``: the nodes of its ONNX graph, roughly)."""
-    t = dict.fromkeys(["macs", "dense", "depthwise", "written", "units", "pointwise",
-                       "dense_kxk", "dw_k3", "dw_k5", "dw_k7", "ops", "hswish", "se_gated",
-                       "added", "pooled", "padded_gemm", "im2col"], 0.0)
+def terms(arch: Arch, source: LUT | None) -> dict[str, float]:
+    """Every candidate term of a network, summed over its units: the transfer's own `WORK`
+    (``source_ms`` is NaN without a ``source`` table, so a fit on it fails) and the finer
+    terms below (MACs and elements in millions; ``ops``: the nodes of its ONNX graph,
+    roughly)."""
+    t = dict.fromkeys(["pointwise", "dense_kxk", "dw_k3", "dw_k5", "dw_k7", "ops", "hswish",
+                       "se_gated", "added", "pooled", "padded_gemm", "im2col"], 0.0)
+    work = np.zeros(len(WORK))
     for site in sites(arch):
         unit = site.unit
         if unit.is_identity:
             continue
-        t["units"] += 1
+        key = unit_key(unit, site.height)
+        work += unit_work(unit, site.height,
+                          source.entries[key]["median_ms"] if source else float("nan"))
         size, convs = site.height, []
         for layer in unit.layers:
             out = layer_output_size(layer, size)
@@ -78,13 +85,10 @@ def terms(arch: Arch) -> dict[str, float]:
                 convs.append((layer, out))
             elif isinstance(layer, SqueezeExcite):
                 t["se_gated"] += layer.channels * size * size / 1e6
-                se_macs = 2 * layer.channels * layer.squeeze_channels / 1e6  # two 1x1 convs
-                t["dense"] += se_macs
-                t["pointwise"] += se_macs
+                t["pointwise"] += 2 * layer.channels * layer.squeeze_channels / 1e6  # 2 1x1s
                 t["ops"] += 6  # pool, reduce, relu, expand, sigmoid, multiply
             elif isinstance(layer, Pool):
                 t["pooled"] += unit.in_channels * out * out / 1e6
-                t["written"] += unit.in_channels * out * out / 1e6
                 t["ops"] += 1
             size = out
         if isinstance(unit.shortcut, Conv):
@@ -95,40 +99,28 @@ def terms(arch: Arch) -> dict[str, float]:
         for conv, out in convs:
             macs = (conv.out_channels * (conv.in_channels // conv.groups) * conv.kernel ** 2
                     * out * out / 1e6)
-            written = conv.out_channels * out * out / 1e6
-            t["written"] += written
             t["ops"] += 1 + (conv.activation is not None)
-            t["hswish"] += written if conv.activation == "hswish" else 0.0
+            t["hswish"] += conv.out_channels * out * out / 1e6 if conv.activation == "hswish" else 0
             if conv.depthwise:
-                t["depthwise"] += macs
                 t[f"dw_k{conv.kernel}"] += macs
                 continue
-            t["dense"] += macs
             t["pointwise" if conv.kernel == 1 else "dense_kxk"] += macs
             depth = conv.in_channels // conv.groups * conv.kernel ** 2
             t["padded_gemm"] += math.ceil(conv.out_channels / TILE) * TILE * out * out * depth / 1e6
             if conv.kernel > 1:
                 t["im2col"] += depth * out * out / 1e6
-    t["macs"] = t["dense"] + t["depthwise"]
+    t.update(zip(WORK, map(float, work)))
+    t["macs"] = t["dense_mmacs"] + t["depthwise_mmacs"]
     return t
 
 
-def matrix(items: list[dict[str, Any]], names: list[str], source: LUT) -> np.ndarray:
-    rows = []
-    for item in items:
-        arch = Arch.from_json(item["arch"])
-        row = terms(arch)
-        if set(names) & set(WORK) - set(row):  # the shipped set needs the source table
-            work = {unit_key(s.unit, s.height): unit_work(
-                        s.unit, s.height, source.entries[unit_key(s.unit, s.height)]["median_ms"])
-                    for s in sites(arch) if not s.unit.is_identity}
-            row.update(zip(WORK, network_work(arch, work)))
-        rows.append([row[name] for name in names])
-    return np.array(rows, dtype=np.float64)
+def matrix(items: list[dict[str, Any]], names: list[str], source: LUT | None) -> np.ndarray:
+    rows = [terms(Arch.from_json(item["arch"]), source) for item in items]
+    return np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
 
 
 def judge(names: list[str], fitting: list[dict[str, Any]], held_out: list[dict[str, Any]],
-          source: LUT) -> dict[str, Any]:
+          source: LUT | None) -> dict[str, Any]:
     x, y = matrix(fitting, names, source), np.array([i["measured_ms"] for i in fitting])
     xv, yv = matrix(held_out, names, source), np.array([i["measured_ms"] for i in held_out])
     call, weights = fit_work(x, y)
