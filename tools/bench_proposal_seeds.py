@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from edgenas.errors import EdgenasError
 from edgenas.estimate.estimators import DEFAULT_TABLE
 from edgenas.estimate.groundtruth import GroundTruth
 from edgenas.estimate.prior import accuracy_prior
@@ -36,22 +37,9 @@ from edgenas.jsonio import write_json_atomic
 from edgenas.space.arch import Arch
 from edgenas.train.loop import TrainConfig
 from edgenas.train.standalone import recipe_trainer
+from tools.hypotheses import recorded_runs
 
 RECORDED = Path(__file__).resolve().parent / "results" / "hypotheses-runs.jsonl"
-
-
-def proposals(path: Path, strategy: str, seeds: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """Each seed's proposals (trained archs of a round after the warm start); the last
-    record of a (strategy, seed) wins."""
-    runs: dict[int, list[dict[str, Any]]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line) if line.strip() else None
-        if record and record["strategy"] == strategy and record["seed"] in seeds:
-            runs[record["seed"]] = [t for t in record["trained"] if t["round"]]
-    missing = [s for s in seeds if s not in runs]
-    if missing:
-        raise SystemExit(f"{path}: no recorded {strategy} run for seed(s) {missing}")
-    return runs
 
 
 def main() -> None:
@@ -74,7 +62,11 @@ def main() -> None:
     if 0 in args.extra_seeds:
         parser.error("--extra-seeds: seed 0 is the recorded training; give others")
     gt = GroundTruth.load(args.groundtruth)
-    runs = proposals(args.known, args.strategy, args.seeds)
+    try:  # each seed's proposals: its trained archs after the warm start (round 0)
+        runs = {seed: [t for t in trained if t["round"]] for seed, trained
+                in recorded_runs(args.known, args.strategy, args.seeds).items()}
+    except EdgenasError as err:
+        parser.error(str(err))
     trainers = {s: recipe_trainer(args.data, args.out / f"seed{s}",
                                   TrainConfig.from_dict({**gt.recipe, "seed": s},
                                                         args.groundtruth),
@@ -120,8 +112,8 @@ def main() -> None:
             pooled[name][1].extend(y)
         rows.append(row)
     totals = {name: kendall(x, y) for name, (x, y) in pooled.items() if x}
-    diffs = [done[k][str(args.extra_seeds[0])] - t["accuracy"]
-             for trained in runs.values() for t in trained for k in [t["arch"]]]
+    diffs = [done[t["arch"]][str(args.extra_seeds[0])] - t["accuracy"]
+             for trained in runs.values() for t in trained]
     names = [n for n in pooled if n in totals]
     print(f"{args.strategy}: proposals' Kendall tau against 1 training (seed 0) and against "
           f"the mean of {1 + len(args.extra_seeds)} trainings")
