@@ -13,6 +13,7 @@ import sys
 from typing import Sequence
 
 from edgenas.commands import deploy, devices, estimate, groundtruth, run, search, training
+from edgenas.commands.arguments import ALLOW_STALE_HELP, PROFILES_DIR_HELP
 from edgenas.cost import count
 from edgenas.device.descriptor import get_device
 from edgenas.errors import EdgenasError
@@ -98,27 +99,30 @@ def build_parser() -> argparse.ArgumentParser:
     arch = commands.add_parser("arch", help="show, sample and count architectures")
     arch_cmds = arch.add_subparsers(dest="arch_command", required=True)
     show = arch_cmds.add_parser("show", help="print an arch (preset name or JSON file) as JSON")
-    show.add_argument("arch")
+    show.add_argument("arch", help="preset name or arch JSON file")
     show.set_defaults(func=cmd_arch_show)
     sample = arch_cmds.add_parser("sample", help="print a random arch of a space as JSON")
-    sample.add_argument("--space", default="cifar", choices=sorted(SPACES))
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--space", default="cifar", choices=sorted(SPACES),
+                        help="search space to sample from (default %(default)s)")
+    sample.add_argument("--seed", type=int, default=0,
+                        help="seed of the sample: the same seed gives the same arch "
+                             "(default %(default)s)")
     sample.set_defaults(func=cmd_arch_sample)
     counter = arch_cmds.add_parser("count", help="MACs, params and peak memory of an arch")
     counter.add_argument("arch", help="preset name or arch JSON file")
     counter.add_argument("--json", action="store_true", help="machine-readable output")
     counter.add_argument("--device", help="also predict latency from this device's latency table")
-    counter.add_argument("--profiles-dir", default="profiles")
-    counter.add_argument("--allow-stale", action="store_true",
-                         help="use a latency table even if the device no longer matches it")
+    counter.add_argument("--profiles-dir", default="profiles", help=PROFILES_DIR_HELP)
+    counter.add_argument("--allow-stale", action="store_true", help=ALLOW_STALE_HELP)
     counter.set_defaults(func=cmd_arch_count)
 
     space = commands.add_parser("space", help="inspect search spaces")
     space_cmds = space.add_subparsers(dest="space_command", required=True)
     space_cmds.add_parser("list", help="the preset spaces").set_defaults(func=cmd_space_list)
     space_show = space_cmds.add_parser("show", help="a space's genes and choices")
-    space_show.add_argument("space", choices=sorted(SPACES))
-    space_show.add_argument("--json", action="store_true")
+    space_show.add_argument("space", choices=sorted(SPACES), help="preset space name")
+    space_show.add_argument("--json", action="store_true",
+                            help="machine-readable output: the space, its size, hash and genes")
     space_show.set_defaults(func=cmd_space_show)
 
     devices.register(commands)

@@ -73,25 +73,32 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--pick", help="knee, best, fastest, or a front index (search runs)")
     export.add_argument("--max-latency-ms", type=float,
                         help="with --pick knee, best or fastest: leave out the front archs "
-                             "slower than this before the pick chooses")
+                             "predicted slower than this many ms before the pick chooses")
     export.add_argument("--device", help="with --pick after a search over several devices: "
                                          "whose latency the pick is judged on")
     export.add_argument("--weights", metavar="RUN",
                         help="stand-alone or supernet training run dir (default: the run that "
                              "trained the picked arch, when the search trained it)")
-    export.add_argument("--data", default="digits", help="dataset when no --weights (default digits)")
-    export.add_argument("--formats", default="onnx,fp16,int8")
-    export.add_argument("--out", required=True)
-    export.add_argument("--profiles-dir", default="profiles")
+    export.add_argument("--data", default="digits",
+                        help="dataset when no --weights (default %(default)s)")
+    export.add_argument("--formats", default="onnx,fp16,int8",
+                        help="comma-separated, from onnx (FP32, always), fp16 and int8 (static "
+                             "QDQ); fp16 and int8 need trained weights (default %(default)s)")
+    export.add_argument("--out", required=True, help="bundle directory to write")
+    export.add_argument("--profiles-dir", default="profiles",
+                        help="folder of latency tables (DIR/DEVICE/SPACE.json): the bundle "
+                             "records the arch's predicted latency on every device with a "
+                             "current table there (default %(default)s)")
     export.set_defaults(func=cmd_export)
 
     dep = commands.add_parser("deploy", help="benchmark a bundle on a device")
-    dep.add_argument("bundle")
-    dep.add_argument("--device", required=True)
+    dep.add_argument("bundle", help="bundle directory written by 'edgenas export'")
+    dep.add_argument("--device", required=True,
+                     help="device to run it on: a name from devices/ or a descriptor .toml")
     dep.add_argument("--rounds", type=int, default=ROUNDS,
-                     help=f"timings of the model, each with its own warm-up (default {ROUNDS}); the "
-                          "table is called drifting only when its prediction is more than "
-                          "10 %% from every one of them")
+                     help="timings of the model, each with its own warm-up "
+                          "(default %(default)s); the table is called drifting only when its "
+                          "prediction is more than 10 %% from every one of them")
     dep.add_argument("--classify", metavar="IMAGE",
                      help="also classify IMAGE (PNG, PPM/PGM or .npy) on the device with the "
                           "bundle's own run.py and the device's runtime")

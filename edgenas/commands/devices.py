@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from edgenas.device.descriptor import Device, device_dirs, get_device, list_devices, parse_device
-from edgenas.commands.arguments import whole_number
+from edgenas.commands.arguments import PROFILES_DIR_HELP, whole_number
 from edgenas.errors import DeviceError, EdgenasError, ProfileError
 from edgenas.locking import folder_lock
 from edgenas.profile.anchor import reanchor
@@ -218,35 +218,55 @@ def _print_table(args: argparse.Namespace, lut: LUT) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the device and profiling commands to the top-level parser."""
     devices = commands.add_parser("devices", help="list device descriptors and their profiles")
-    devices.add_argument("--profiles-dir", default=PROFILES_DIR)
+    devices.add_argument("--profiles-dir", default=PROFILES_DIR, help=PROFILES_DIR_HELP)
     devices.set_defaults(func=cmd_devices)
 
     device = commands.add_parser("device", help="create device descriptors")
     device_cmds = device.add_subparsers(dest="device_command", required=True)
     init = device_cmds.add_parser("init", help="write devices/NAME.toml")
-    init.add_argument("name")
+    init.add_argument("name", help="the device's name: other commands call it this, and the "
+                                   "descriptor is NAME.toml in --dir")
     where = init.add_mutually_exclusive_group()
     where.add_argument("--ssh", metavar="[USER@]HOST", help="reach it with ssh (HOST may be an ~/.ssh/config alias)")
     where.add_argument("--adb", metavar="SERIAL", nargs="?", const="", help="reach it with adb")
-    init.add_argument("--port", type=int)
-    init.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "tensorrt"])
-    init.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
-    init.add_argument("--threads", type=int, default=1)
-    init.add_argument("--providers", default="CPUExecutionProvider")
-    init.add_argument("--workspace-mb", type=int, default=1024)
-    init.add_argument("--python", default="", help="Python on the device (default python3)")
+    init.add_argument("--port", type=int,
+                      help="with --ssh: the ssh port (default: as the ssh configuration says, "
+                           "usually 22)")
+    init.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "tensorrt"],
+                      help="what runs the models on the device; tensorrt builds an engine "
+                           "there for every model (default %(default)s)")
+    init.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"],
+                      help="precision the device runs a model at: TensorRT builds its engine "
+                           "at it, ONNX Runtime runs the bundle's model of it on deploy "
+                           "(default %(default)s)")
+    init.add_argument("--threads", type=int, default=1,
+                      help="CPU threads ONNX Runtime runs one inference on "
+                           "(default %(default)s)")
+    init.add_argument("--providers", default="CPUExecutionProvider",
+                      help="ONNX Runtime execution providers, comma-separated, first "
+                           "preferred (default %(default)s)")
+    init.add_argument("--workspace-mb", type=int, default=1024,
+                      help="TensorRT builder workspace in MiB (default %(default)s)")
+    init.add_argument("--python", default="",
+                      help="Python on the device (default: python3 on a remote device, "
+                           "edgenas's own Python on this machine)")
     init.add_argument("--workdir", help="scratch folder on the device")
     init.add_argument("--perf-test", help="adb: path of onnxruntime_perf_test on the phone")
-    init.add_argument("--notes")
-    init.add_argument("--dir", default="devices")
-    init.add_argument("--force", action="store_true")
+    init.add_argument("--notes", help="free text kept in the descriptor, e.g. the board's "
+                                      "power mode")
+    init.add_argument("--dir", default="devices",
+                      help="folder the descriptor is written to (default %(default)s)")
+    init.add_argument("--force", action="store_true",
+                      help="overwrite an existing descriptor of the same name")
     init.set_defaults(func=cmd_device_init)
 
     prof = commands.add_parser("profile", help="measure a device's latency table for a space")
     prof.add_argument("device", help="device name (devices/NAME.toml) or descriptor path")
-    prof.add_argument("--space", default="cifar", choices=sorted(SPACES))
+    prof.add_argument("--space", default="cifar", choices=sorted(SPACES),
+                      help="search space the table is for (default %(default)s)")
     prof.add_argument("--validate", type=whole_number(0), default=0, metavar="N",
-                      help="time N held-out archs end to end and report prediction accuracy")
+                      help="time N held-out archs end to end and report prediction accuracy "
+                           "(default %(default)s: none)")
     prof.add_argument("--revalidate", action="store_true",
                       help="time the held-out archs again (check an existing table for drift; "
                            "N defaults to the table's held-out count)")
@@ -280,5 +300,5 @@ def register(commands: argparse._SubParsersAction) -> None:
                       help="with --from: networks timed on this device (default %(default)s)")
     prof.add_argument("--allow-stale", action="store_true",
                       help="add to a table measured under other conditions instead of starting anew")
-    prof.add_argument("--profiles-dir", default=PROFILES_DIR)
+    prof.add_argument("--profiles-dir", default=PROFILES_DIR, help=PROFILES_DIR_HELP)
     prof.set_defaults(func=cmd_profile)

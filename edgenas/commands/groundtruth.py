@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from edgenas.commands.arguments import add_recipe_arguments
 from edgenas.estimate.groundtruth import GroundTruth, build_ground_truth, plan_jobs
 from edgenas.progress import Progress
 from edgenas.space import SPACES, get_space
@@ -83,29 +84,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     build = commands.add_parser("build", help="train a stratified sample of archs from scratch",
                                 description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    build.add_argument("--space", default="cifar", choices=sorted(SPACES))
+    build.add_argument("--space", default="cifar", choices=sorted(SPACES),
+                       help="search space to sample archs from (default %(default)s)")
     build.add_argument("--data", required=True,
                        help="digits | cifar10:PATH | folder:PATH | PATH (ImageFolder)")
     build.add_argument("--out", required=True, help="the table (JSON), rewritten as it grows")
     build.add_argument("--work", default="runs/groundtruth",
-                       help="checkpoints, queue and worker logs (resumed if it exists)")
-    build.add_argument("--archs", type=int, default=60, help="stratified sample size")
+                       help="checkpoints, queue and worker logs (resumed if it exists) "
+                            "(default %(default)s)")
+    build.add_argument("--archs", type=int, default=60,
+                       help="archs sampled from the space, stratified by op and balanced "
+                            "over the macro settings (default %(default)s)")
     build.add_argument("--reseed", type=int, default=15,
-                       help="archs trained again with a second seed (seed-to-seed ceiling)")
+                       help="archs trained again with a second seed (seed-to-seed ceiling) "
+                            "(default %(default)s)")
     build.add_argument("--no-baselines", action="store_true",
                        help="leave out the space's hand-designed baselines")
-    build.add_argument("--sample-seed", type=int, default=0)
-    build.add_argument("--epochs", type=int, default=2)
+    build.add_argument("--sample-seed", type=int, default=0,
+                       help="seed of the stratified sample: another seed, other archs "
+                            "(default %(default)s)")
+    build.add_argument("--epochs", type=int, default=2,
+                       help="epochs of the one recipe every arch is trained with "
+                            "(default %(default)s)")
     build.add_argument("--limit", type=int, default=5000,
-                       help="class-balanced subset of this many images; 0: all")
-    build.add_argument("--val-fraction", type=float, default=0.2)
-    build.add_argument("--batch-size", type=int, default=64)
-    build.add_argument("--lr", type=float, default=0.05)
-    build.add_argument("--weight-decay", type=float, default=4e-5)
-    build.add_argument("--workers", type=int, default=2, help="training processes")
-    build.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    build.add_argument("--torch-device", default="cpu", help="cpu, cuda, cuda:1")
+                       help="train on a class-balanced subset of this many images; 0: every "
+                            "image (default %(default)s)")
+    add_recipe_arguments(build, val_fraction=0.2)
+    build.add_argument("--workers", type=int, default=2,
+                       help="training processes, each training one arch at a time "
+                            "(default %(default)s)")
+    build.add_argument("--threads", type=int, default=1,
+                       help="torch threads per worker (default %(default)s)")
+    build.add_argument("--torch-device", default="cpu",
+                       help="where to train: cpu, cuda, cuda:1 (default %(default)s)")
     build.set_defaults(func=cmd_build)
     show = commands.add_parser("show", help="summarise a ground-truth table")
-    show.add_argument("table")
+    show.add_argument("table", help="a ground-truth table (JSON) written by 'groundtruth "
+                                    "build'")
     show.set_defaults(func=cmd_show)

@@ -65,33 +65,34 @@ def register(commands: argparse._SubParsersAction) -> None:
                                           "host-cpu, cifar space, digits data)")
     run.add_argument("--device", default="host-cpu",
                      help="device to search for and deploy on: a name from devices/ or a "
-                          "descriptor .toml (default host-cpu)")
+                          "descriptor .toml (default %(default)s)")
     run.add_argument("--space", default="cifar",
-                     help="search space: cifar (default) or imagenet")
+                     help="search space: cifar or imagenet (default %(default)s)")
     run.add_argument("--data", default="digits",
-                     help="images to train and validate on: digits (default, built in), "
-                          "cifar10:DIR or an ImageFolder tree")
+                     help="images to train and validate on: digits (built in), cifar10:DIR "
+                          "or an ImageFolder tree (default %(default)s)")
     run.add_argument("--out", default="runs/main",
                      help="run directory; re-running the same command there resumes it "
-                          "(default runs/main)")
+                          "(default %(default)s)")
     run.add_argument("--profiles-dir", default="profiles",
-                     help="where latency tables are read and written (default profiles)")
+                     help="where latency tables are read and written (default %(default)s)")
     run.add_argument("--estimator", choices=("trained", "supernet"), default="trained",
-                     help="trained (default): a surrogate-assisted search whose front holds "
-                          "trained archs; supernet: a weight-sharing supernet scores every "
-                          "trial (worth it with a GPU)")
+                     help="trained: a surrogate-assisted search whose front holds trained "
+                          "archs; supernet: a weight-sharing supernet scores every trial "
+                          "(worth it with a GPU) (default %(default)s)")
     run.add_argument("--supernet-epochs", type=int, default=15,
-                     help="with --estimator supernet: epochs of supernet training (default 15)")
+                     help="with --estimator supernet: epochs of supernet training "
+                          "(default %(default)s)")
     run.add_argument("--train-epochs", type=int, default=2,
                      help="epochs of the one recipe the searched archs and the baselines "
-                          "are trained with (default 2)")
+                          "are trained with (default %(default)s)")
     run.add_argument("--train-warmup-epochs", type=float, default=0.5, metavar="EPOCHS",
                      help="the recipe's linear learning-rate warm-up, in epochs (fractions "
                           "allowed), before the cosine decay; 0 for none, below "
-                          "--train-epochs (default 0.5)")
+                          "--train-epochs (default %(default)s)")
     run.add_argument("--train-budget", type=int, default=24,
                      help="archs the search trains in all (with --rungs: each at least to "
-                          "the first rung; default 24)")
+                          "the first rung; default %(default)s)")
     run.add_argument("--rungs", type=int, nargs="*", default=[], metavar="EPOCHS",
                      help="successive halving: every arch is first trained this many epochs "
                           "of the recipe and scored, and 1 in --halving goes on to the next "
@@ -100,31 +101,33 @@ def register(commands: argparse._SubParsersAction) -> None:
                           "after 1 epoch is mostly at chance)")
     run.add_argument("--halving", type=int, default=2,
                      help="with rungs: 1 in this many archs of a rung goes on to the next "
-                          "(default 2)")
+                          "(default %(default)s)")
     run.add_argument("--trials", type=int, default=300,
                      help="inner-search trials per round (supernet: trials in all; "
-                          "default 300)")
+                          "default %(default)s)")
     run.add_argument("--population", type=int, default=20,
-                     help="NSGA-II population of the search (default 20)")
+                     help="NSGA-II population of the search (default %(default)s)")
     run.add_argument("--val-limit", type=int, default=200,
                      help="with --estimator supernet: validation images each trial is scored "
-                          "on (default 200)")
+                          "on (default %(default)s)")
     run.add_argument("--max-latency-ms", type=float,
-                     help="latency budget on the device, as its latency table predicts "
-                          "it: the front and the picks hold only archs within it")
+                     help="latency budget in ms on the device, as its latency table "
+                          "predicts it: the front and the picks hold only archs within it "
+                          "(default: none)")
     run.add_argument("--max-memory-mb", type=float,
-                     help="budget on peak inference memory (FP32, MB), as the latency "
-                          "budget")
+                     help="budget on peak inference memory at FP32, in MB (1e6 bytes), as "
+                          "the latency budget (default: none)")
     run.add_argument("--seed", type=int, default=0,
-                     help="seed of the search, the split and the training (default 0)")
+                     help="seed of the search, the split and the training "
+                          "(default %(default)s)")
     run.add_argument("--table-minutes", type=float, default=1.5,
                      help="minutes of unit timing when the device's table must be measured "
                           "anew (a sample of units, the rest predicted; 'edgenas profile' "
-                          "times them all)")
+                          "times them all) (default %(default)s)")
     run.add_argument("--baselines", default="all",
                      help="hand-designed networks trained with the same recipe for comparison: "
-                          "all (default), none, or a comma list (resnet-20, resnet-56, "
-                          "mobilenetv2-in-space for the cifar space)")
+                          "all, none, or a comma list (resnet-20, resnet-56, "
+                          "mobilenetv2-in-space for the cifar space) (default %(default)s)")
     run.add_argument("--data-limit", type=int, metavar="N",
                      help="train and validate on a class-balanced subset of N images (quick "
                           "trial runs; the default uses them all)")

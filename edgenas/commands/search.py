@@ -10,6 +10,7 @@ from typing import Any
 
 import optuna
 
+from edgenas.commands.arguments import ALLOW_STALE_HELP, PROFILES_DIR_HELP
 from edgenas.device.descriptor import get_device
 from edgenas.errors import EdgenasError
 from edgenas.estimate.estimators import make_estimator
@@ -215,7 +216,8 @@ def cmd_pareto(args: argparse.Namespace) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add `search` and `pareto` to the top-level parser."""
     search = commands.add_parser("search", help="multi-objective search for a device")
-    search.add_argument("--space", default="cifar", choices=sorted(SPACES))
+    search.add_argument("--space", default="cifar", choices=sorted(SPACES),
+                        help="search space (default %(default)s)")
     search.add_argument("--device", help="device whose latency table predicts latency; several "
                                          "(A,B): one latency objective per device")
     search.add_argument("--estimator", metavar="NAME",
@@ -226,34 +228,61 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "'edgenas estimate -h'")
     search.add_argument("--supernet", metavar="DIR",
                         help="short for --estimator supernet:DIR")
-    search.add_argument("--data", help="images for the zero-cost proxies (naswot, predictor)")
+    search.add_argument("--data", help="images for the zero-cost proxies (naswot, predictor); "
+                                       f"--estimator {TRAINED}: the images candidates are "
+                                       "trained on")
     search.add_argument("--objectives", default=",".join(DEFAULT_OBJECTIVES),
-                        help=f"comma-separated, from {', '.join(OBJECTIVES)}")
-    search.add_argument("--strategy", default="nsga2", choices=STRATEGIES)
-    search.add_argument("--weights", help="weighted-sum lambdas, e.g. latency=0.5,memory=0.1")
+                        help=f"comma-separated, from {', '.join(OBJECTIVES)} "
+                             "(default %(default)s)")
+    search.add_argument("--strategy", default="nsga2", choices=STRATEGIES,
+                        help="how candidates are proposed: nsga2 (NSGA-II with hierarchical "
+                             "crossover and per-level mutation), nsga2-flat (Optuna's own "
+                             "NSGA-II variation), weighted-sum (TPE on one sum, see --weights), "
+                             "random (default %(default)s)")
+    search.add_argument("--weights", help="with --strategy weighted-sum: the lambda of each cost "
+                                          "objective, e.g. latency=0.5,memory=0.1, on costs "
+                                          "scaled by their median over random archs, accuracy "
+                                          "counting 1 (default: 0.25 each)")
     search.add_argument("--trials", type=int, default=100,
                         help="trials in all (--estimator trained: surrogate evaluations per "
-                             "round)")
-    search.add_argument("--population", type=int, default=20)
-    search.add_argument("--seed", type=int, default=0)
-    search.add_argument("--max-latency-ms", type=float)
-    search.add_argument("--max-memory-mb", type=float)
-    search.add_argument("--max-mmacs", type=float)
-    search.add_argument("--max-params", type=float, help="a parameter count, e.g. 500000")
-    search.add_argument("--out", default="runs/search", help="run directory")
+                             "round) (default %(default)s)")
+    search.add_argument("--population", type=int, default=20,
+                        help="NSGA-II population: trials per generation (weighted-sum: random "
+                             "trials before TPE starts; --estimator trained: of the search on "
+                             "the surrogate) (default %(default)s)")
+    search.add_argument("--seed", type=int, default=0,
+                        help="seed of the search (--estimator trained: also of the first archs, "
+                             "the surrogate and the training); workers sharing a study give "
+                             "distinct seeds (default %(default)s)")
+    search.add_argument("--max-latency-ms", type=float,
+                        help="latency budget in ms, as the --device table predicts it (with "
+                             "several devices: on each); archs over it never enter the front "
+                             "(default: none)")
+    search.add_argument("--max-memory-mb", type=float,
+                        help="budget on peak inference memory at FP32, in MB (1e6 bytes) "
+                             "(default: none)")
+    search.add_argument("--max-mmacs", type=float,
+                        help="budget on multiply-accumulates, in millions (default: none)")
+    search.add_argument("--max-params", type=float,
+                        help="budget on parameters, as a count, e.g. 500000 (default: none)")
+    search.add_argument("--out", default="runs/search",
+                        help="run directory (default %(default)s)")
     search.add_argument("--storage", help="Optuna storage URL (default: SQLite in --out); "
                                           "postgresql://... to share a study between workers")
-    search.add_argument("--study-name", default="edgenas")
+    search.add_argument("--study-name", default="edgenas",
+                        help="the Optuna study's name in --storage; workers of one search give "
+                             "the same name (default %(default)s)")
     search.add_argument("--resume", action="store_true", help="continue a stopped run")
     trained = search.add_argument_group("--estimator trained (surrogate-assisted search)")
     trained.add_argument("--train-budget", type=int, default=30,
-                         help="archs trained in all (default 30)")
+                         help="archs trained in all (default %(default)s)")
     trained.add_argument("--initial", type=int, default=10,
-                         help="archs trained before the first surrogate (default 10)")
+                         help="archs trained before the first surrogate (default %(default)s)")
     trained.add_argument("--per-round", type=int, default=4,
-                         help="candidates trained per round (default 4)")
+                         help="candidates trained per round (default %(default)s)")
     trained.add_argument("--train-epochs", type=int, default=4,
-                         help="epochs of the training recipe (default 4)")
+                         help="epochs of the training recipe; unused with --recipe "
+                              "(default %(default)s)")
     trained.add_argument("--rungs", type=int, nargs="*", default=[], metavar="EPOCHS",
                          help="successive halving: every arch is first trained this many "
                               "epochs of the recipe and scored, and 1 in --halving goes on to "
@@ -270,15 +299,16 @@ def register(commands: argparse._SubParsersAction) -> None:
                               "fitted on a round's few trained archs reorders the proposals "
                               "of different rounds)")
     trained.add_argument("--halving", type=int, default=2,
-                         help="with --rungs: 1 in this many archs of a rung goes on (default 2)")
+                         help="with --rungs: 1 in this many archs of a rung goes on "
+                              "(default %(default)s)")
     trained.add_argument("--recipe", metavar="FILE",
                          help="the recipe as JSON, e.g. a ground truth's "
                               "(tools/groundtruth/cifar-c10-cpu.json)")
     trained.add_argument("--worker", action="store_true",
                          help="only train candidates for a leader on the same --storage "
                               "(start the same command without --worker once)")
-    search.add_argument("--profiles-dir", default="profiles")
-    search.add_argument("--allow-stale", action="store_true")
+    search.add_argument("--profiles-dir", default="profiles", help=PROFILES_DIR_HELP)
+    search.add_argument("--allow-stale", action="store_true", help=ALLOW_STALE_HELP)
     search.set_defaults(func=cmd_search)
 
     pareto = commands.add_parser("pareto", help="print a search's Pareto front or pick a point")
@@ -286,8 +316,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     pareto.add_argument("--pick", help="knee, best, fastest, or a front index")
     pareto.add_argument("--max-latency-ms", type=float,
                         help="with --pick knee, best or fastest: leave out the front archs "
-                             "slower than this before the pick chooses")
+                             "predicted slower than this many ms before the pick chooses")
     pareto.add_argument("--device", help="with --pick after a search over several devices: "
                                          "whose latency the pick is judged on")
-    pareto.add_argument("--json", action="store_true")
+    pareto.add_argument("--json", action="store_true",
+                        help="machine-readable output: the front, or with --pick the chosen "
+                             "point with its metrics instead of its arch alone")
     pareto.set_defaults(func=cmd_pareto)

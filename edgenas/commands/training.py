@@ -29,6 +29,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from edgenas.commands.arguments import add_recipe_arguments
 from edgenas.data import open_dataset
 from edgenas.errors import DataError
 from edgenas.space import SPACES, get_space
@@ -43,17 +44,20 @@ def _add_common(parser: argparse.ArgumentParser, data_required: bool = True) -> 
                         help="digits | cifar10:PATH | folder:PATH | PATH (ImageFolder)"
                              + ("" if data_required else
                                 "; default with --init-from: the supernet run's data"))
-    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--epochs", type=int, required=True,
+                        help="passes over the training images; the learning rate reaches 0 "
+                             "at the last")
     parser.add_argument("--out", required=True, help="run directory (resumed if it exists)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--weight-decay", type=float, default=4e-5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--val-fraction", type=float, default=0.1)
+    add_recipe_arguments(parser, val_fraction=0.1)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the initial weights, the batch order, the augmentation "
+                             "and the train/validation split (default %(default)s)")
     parser.add_argument("--limit", type=int, default=None,
-                        help="train on a class-balanced subset of this many images")
+                        help="train on a class-balanced subset of this many images (default: "
+                             "every image)")
     parser.add_argument("--val-limit", type=int, default=None,
-                        help="score on the first N validation images only")
+                        help="score on the first N validation images only (default: all of "
+                             "them)")
     parser.add_argument("--torch-device", default=None,
                         help="where to train: cpu, cuda, cuda:1 (default: auto)")
     parser.add_argument("--download", action="store_true",
@@ -117,17 +121,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "train", help="supernet training: sandwich rule with in-place distillation, "
                       "or FairNAS's strict fairness",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    train_super.add_argument("--space", required=True, choices=sorted(SPACES))
+    train_super.add_argument("--space", required=True, choices=sorted(SPACES),
+                             help="search space whose every arch the supernet holds")
     _add_common(train_super)
     train_super.add_argument("--sampling", choices=SAMPLINGS, default="sandwich",
                              help="paths per step: sandwich (largest, smallest, --num-random "
                                   "random; distillation) or fair (FairNAS: every op of every "
-                                  "block slot once, all on the labels)")
+                                  "block slot once, all on the labels) (default %(default)s)")
     train_super.add_argument("--num-random", type=int, default=2,
                              help="random subnets per step besides largest and smallest "
-                                  "(sandwich only)")
+                                  "(sandwich only) (default %(default)s)")
     train_super.add_argument("--calib-batches", type=int, default=4,
-                             help="BN recalibration batches before scoring a subnet")
+                             help="batches of 256 training images that recalibrate batch norm "
+                                  "before a subnet is scored (default %(default)s)")
     train_super.set_defaults(func=cmd_supernet_train)
 
     train = subparsers.add_parser(
@@ -136,5 +142,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     train.add_argument("arch", help="arch preset name or arch JSON file")
     _add_common(train, data_required=False)
     train.add_argument("--init-from", default=None,
-                       help="supernet run directory whose weights (and split) to start from")
+                       help="supernet run directory whose weights the arch starts from; its "
+                            "train/validation split is kept (--val-fraction and --limit are "
+                            "then the supernet run's), so validation images stay unseen")
     train.set_defaults(func=cmd_train)
