@@ -34,7 +34,8 @@ from edgenas.report import write_report
 from edgenas.search import accuracy_source
 from edgenas.search.engine import SearchConfig, completed, run_search
 from edgenas.search.objectives import Budgets, Evaluator, SearchError, check_budgets_reachable
-from edgenas.search.results import PICK_RULES, load_front, pick, write_results
+from edgenas.search.measured_front import latency_targets, write_measured_results
+from edgenas.search.results import PICK_RULES, load_front, pick
 from edgenas.search.surrogate import SurrogateConfig, trained_search
 from edgenas.space import Arch, SearchSpace, get_space
 from edgenas.space.baselines import baseline_archs
@@ -261,11 +262,16 @@ def _search(state: RunState) -> dict[str, Any]:
         trials, outcome = search.outcome(search.run(storage=storage))
         surrogate = outcome["surrogate"]
         info.update(outcome)
-    write_results(search_dir, trials, evaluator.objectives, config.population, info)
+    # every front arch timed on the device, the table refitted on them (and saved)
+    write_measured_results(search_dir, trials, evaluator.objectives, config.population, info,
+                           latency_targets({"latency": latency},
+                                           {"latency": get_device(config.device)},
+                                           config.profiles_dir), measure=True)
     front = load_front(search_dir)
     chosen, same = choose_picks(front, PICKS)
     return {"trials": front["trials"], "hypervolume": front["hypervolume"],
             "front": front["front"], "chosen": chosen, "same_picks": same,
+            "front_measurement": front.get("front_measurement"),
             "surrogate": surrogate, "accuracy_source": front.get("accuracy_source")}
 
 
@@ -398,6 +404,10 @@ def _report(state: RunState) -> dict[str, Any]:
                        "macs": exported["macs"], "params": exported["params"],
                        "memory_bytes_fp32": exported["memory_bytes_fp32"],
                        "predicted_ms": deployed["predicted_ms"], "rule": PICK_RULES[name],
+                       # the search's prediction, and the front's measurement before export
+                       "predicted_by_search_ms": record.get("predicted_latency_ms",
+                                                            record.get("latency")),
+                       "measured_front_ms": record.get("measured_latency_ms"),
                        "measured_ms": deployed["measured_ms"], "bundle": exported["bundle"]})
     networks = results["train"]["networks"]
     best = max(r["val_accuracy"] for r in networks)
@@ -407,6 +417,7 @@ def _report(state: RunState) -> dict[str, Any]:
                "search": {k: results["search"].get(k)
                           for k in ("trials", "hypervolume", "surrogate")},
                "front_size": len(results["search"]["front"]), "models": models,
+               "front_measurement": results["search"].get("front_measurement"),
                "same_picks": same,
                "pick_rules": {name: PICK_RULES[name] for name in (*picks, *same)},
                "accuracy_source": results["search"].get("accuracy_source"),

@@ -1,6 +1,6 @@
 """Every accuracy estimator scored against the stand-alone ground truth.
 
-    python tools/bench_estimators.py --table tools/groundtruth/cifar-c10-cpu.json \
+    python tools/bench_estimators.py --table edgenas/resources/groundtruth/cifar-c10-cpu.json \
         [--supernet runs/supernet-c10 ...] [--folds 5] [--json runs/bench_estimators.json]
 
 It also writes the zero-cost scores of the table's archs beside the table
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgenas.estimate.estimators import (MacsEstimator, NaswotEstimator, ParamsEstimator,
-                                         PredictorEstimator, ProxyStore, SupernetEstimator,
-                                         SynflowEstimator, proxy_batch)
+from edgenas.estimate.estimators import (DEFAULT_TABLE, MacsEstimator, NaswotEstimator,
+                                         ParamsEstimator, PredictorEstimator, ProxyStore,
+                                         SupernetEstimator, SynflowEstimator, proxy_batch)
 from edgenas.estimate.proxy_data import normalise_batch
 from edgenas.estimate.groundtruth import GroundTruth
 from edgenas.estimate.predictor import folds as make_folds
@@ -60,7 +60,7 @@ def cross_validated_predictor(table_path: str, n: int, k: int, cache: dict,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", default="tools/groundtruth/cifar-c10-cpu.json")
+    parser.add_argument("--table", default=str(DEFAULT_TABLE))
     parser.add_argument("--supernet", nargs="*", default=[], help="trained supernet run dirs")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--data", help="zero-cost batch from this dataset instead of the "

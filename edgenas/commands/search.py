@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import time
 from pathlib import Path
@@ -24,7 +25,9 @@ from edgenas.search import accuracy_source
 from edgenas.search.engine import SearchConfig, completed, run_search
 from edgenas.search.objectives import (DEFAULT_OBJECTIVES, OBJECTIVES, Budgets, Evaluator,
                                        check_budgets_reachable, latency_metric, parse_weights)
-from edgenas.search.results import default_storage, front_status, load_front, pick, write_results
+from edgenas.search.measured_front import latency_targets, write_measured_results
+from edgenas.search.results import (default_storage, front_status, latency_basis, load_front,
+                                     pick)
 from edgenas.search.strategy import STRATEGIES
 from edgenas.search.surrogate import SurrogateConfig, trained_search, trained_trials
 from edgenas.space import SPACES, get_space
@@ -49,6 +52,39 @@ def _latency(args: argparse.Namespace, space, objectives: tuple[str, ...]
     for objective in objectives:
         expanded += map(latency_metric, names) if objective == "latency" else [objective]
     return {"latency_models": models}, tuple(expanded)
+
+
+def _targets(args: argparse.Namespace, latency: dict[str, Any]):
+    """The searched devices whose front is timed (`edgenas.search.measured_front`)."""
+    if "latency_model" in latency:
+        models = {"latency": latency["latency_model"]}
+    else:
+        models = {latency_metric(name): model
+                  for name, model in latency.get("latency_models", {}).items()}
+    return latency_targets(models, {metric: get_device(model.lut.device)
+                                    for metric, model in models.items()}, args.profiles_dir)
+
+
+def _print_measurement(summary: dict[str, Any]) -> None:
+    """One line per device: how the search's predictions held on the measured front."""
+    report = summary.get("front_measurement") or {}
+    if report.get("status") != "measured":
+        if report:
+            print(f"front latency: predicted, not measured ({report.get('reason')})")
+        return
+    for device, numbers in report["devices"].items():
+        before = numbers.get("search_prediction_on_front") or {}
+        after = numbers.get("timed_after_a_refit") or numbers.get("refitted_table_on_held_out")
+        line = (f"front measured on {device}: {numbers['front_archs_timed']} archs, the "
+                f"search's predictions {100 * before.get('within_10pct', 0):.0f} % within "
+                f"+-10 % (median bias {before.get('median_bias_pct', 0):+.1f} %)")
+        if after:
+            line += (f"; after refitting the table on them, {100 * after['within_10pct']:.0f} % "
+                     f"of {after['n']} archs timed afterwards")
+        print(line)
+    if report.get("over_budget"):
+        print(f"over the latency budget when measured (left off the front): "
+              f"{len(report['over_budget'])} arch(s)")
 
 
 def _estimator(args: argparse.Namespace, objectives: tuple[str, ...]):
@@ -118,7 +154,8 @@ def cmd_search_trained(args: argparse.Namespace, space, objectives: tuple[str, .
             "budgets": {k: v for k, v in vars(budgets).items() if v is not None},
             "recipe": outcome["recipe"], "data": args.data, "surrogate": outcome["surrogate"],
             "accuracy_source": outcome["accuracy_source"]}
-    summary = write_results(out, trials, objectives, args.per_round, info)
+    summary = write_measured_results(out, trials, objectives, args.per_round, info,
+                                     _targets(args, latency), args.measure_front)
     rungs = outcome["surrogate"].get("rungs")
     trained = (f"{rungs['archs'][0]} archs scored after {rungs['epochs'][0]} epochs, "
                f"{len(trials)} of them trained to the full {rungs['epochs'][-1]}" if rungs
@@ -127,6 +164,7 @@ def cmd_search_trained(args: argparse.Namespace, space, objectives: tuple[str, .
           f"{len(summary['front'])} on the Pareto front (all trained in full), hypervolume "
           f"{summary['hypervolume']:.4g}")
     print(accuracy_source.describe(outcome["accuracy_source"], summary["front"]))
+    _print_measurement(summary)
     final = outcome["surrogate"].get("final")
     if final:
         print(f"surrogate: {final['model']}, cross-validated Kendall tau "
@@ -172,13 +210,15 @@ def cmd_search(args: argparse.Namespace) -> None:
             "estimator": estimator.describe() if estimator is not None else None,
             "accuracy_source": (accuracy_source.of_estimator(estimator)
                                 if estimator is not None else None)}
-    summary = write_results(out, trials, objectives, args.population, info)
+    summary = write_measured_results(out, trials, objectives, args.population, info,
+                                     _targets(args, latency), args.measure_front)
     rate = 60 * evaluator.accuracy_calls / elapsed if elapsed else 0.0
     print(f"{out}: {summary['trials']} trials ({summary['distinct_archs']} distinct archs, "
           f"{summary['feasible_trials']} within budget) in {elapsed:.0f} s; "
           f"{len(summary['front'])} on the Pareto front, hypervolume {summary['hypervolume']:.4g}")
     if estimator is not None:
         print(accuracy_source.describe(info["accuracy_source"], summary["front"]))
+    _print_measurement(summary)
     if evaluator.accuracy_calls:
         print(f"accuracy estimates: {evaluator.accuracy_calls} ({rate:.1f} archs/min in this worker)")
     print(f"see {out / 'pareto.png'}, {out / 'pareto.html'}; 'edgenas pareto {out}'")
@@ -189,6 +229,7 @@ def cmd_pareto(args: argparse.Namespace) -> None:
     objectives = tuple(summary["objectives"])
     if args.pick:
         chosen = pick(summary, args.pick, args.max_latency_ms, args.device)
+        print(latency_basis(summary), file=sys.stderr)
         print(json.dumps(chosen, indent=2) if args.json else json.dumps(chosen["arch"], indent=2))
         return
     if args.json:
@@ -200,16 +241,20 @@ def cmd_pareto(args: argparse.Namespace) -> None:
     # a front trained at several fidelities shows each arch's, beside its accuracy
     fidelity = [accuracy_source.FIDELITY] if any(accuracy_source.FIDELITY in r
                                                  for r in front) else []
-    columns = ["#", "trial", *objectives, *extra, *fidelity]
+    # a measured front: the search's prediction beside each latency (measured where timed)
+    predicted = sorted({k for r in front for k in r if k.startswith("predicted_latency_ms")})
+    columns = ["#", "trial", *objectives, *extra, *fidelity, *predicted]
     print(f"{len(front)} Pareto-optimal archs of {summary['trials']} trials "
           f"(space {summary['space']}, device {summary['device']}, hypervolume "
           f"{summary['hypervolume']:.4g})")
     if "accuracy" in objectives:
         print(accuracy_source.describe(summary.get("accuracy_source"), front))
+    print(latency_basis(summary))
     print("  ".join(f"{c:>10}" for c in columns))
     for i, r in enumerate(front):
         cells = [str(i), str(r["trial"]), *(f"{r[c]:.4g}" for c in (*objectives, *extra)),
-                 *(str(r.get(c, "-")) for c in fidelity)]
+                 *(str(r.get(c, "-")) for c in fidelity),
+                 *(f"{r[c]:.4g}" if c in r else "-" for c in predicted)]
         print("  ".join(f"{c:>10}" for c in cells))
 
 
@@ -273,6 +318,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="the Optuna study's name in --storage; workers of one search give "
                              "the same name (default %(default)s)")
     search.add_argument("--resume", action="store_true", help="continue a stopped run")
+    search.add_argument("--measure-front", action=argparse.BooleanOptionalAction, default=None,
+                        help="after the search, time every front arch on the --device as a "
+                             "whole network (the table's protocol: interleaved rounds), refit "
+                             "the table on them and rank the front on measured latency; "
+                             "--no-measure-front keeps predictions (default: measure when the "
+                             "device can be reached, else keep predictions and say so)")
     trained = search.add_argument_group("--estimator trained (surrogate-assisted search)")
     trained.add_argument("--train-budget", type=int, default=30,
                          help="archs trained in all (default %(default)s)")
@@ -303,7 +354,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                               "(default %(default)s)")
     trained.add_argument("--recipe", metavar="FILE",
                          help="the recipe as JSON, e.g. a ground truth's "
-                              "(tools/groundtruth/cifar-c10-cpu.json)")
+                              "(edgenas/resources/groundtruth/cifar-c10-cpu.json, shipped)")
     trained.add_argument("--worker", action="store_true",
                          help="only train candidates for a leader on the same --storage "
                               "(start the same command without --worker once)")

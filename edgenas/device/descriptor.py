@@ -21,6 +21,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from edgenas.errors import DeviceError
+from edgenas.resources import shipped_devices_dir
 
 CONNECTIONS = ("local", "ssh", "adb")
 RUNTIMES = ("onnxruntime", "tensorrt")
@@ -252,8 +253,8 @@ def load_device_file(path: str | os.PathLike[str]) -> Device:
 
 
 def device_dirs() -> list[Path]:
-    """Where descriptors are looked up: ./devices, then the project's own devices/."""
-    dirs = [Path.cwd() / "devices", Path(__file__).resolve().parents[2] / "devices"]
+    """Where descriptors are looked up: ./devices, then the ones edgenas ships."""
+    dirs = [Path.cwd() / "devices", shipped_devices_dir()]
     unique: list[Path] = []
     for folder in dirs:
         if folder.is_dir() and folder.resolve() not in [u.resolve() for u in unique]:

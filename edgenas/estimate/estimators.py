@@ -36,14 +36,14 @@ from edgenas.estimate.names import DEFAULT_ESTIMATOR, ESTIMATOR_NAMES
 from edgenas.estimate.proxy_data import normalise_batch, proxy_images
 from edgenas.estimate.zero_cost import naswot, synflow
 from edgenas.jsonio import write_json_atomic
+from edgenas.resources import default_groundtruth_path
 from edgenas.space.arch import Arch
 from edgenas.train.supernet_training import supernet_evaluator
 
 log = logging.getLogger(__name__)
 
-#: The committed ground truth, beside the package in a source checkout.
-DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "tools" / "groundtruth" / \
-    "cifar-c10-cpu.json"
+#: The committed ground truth, shipped as package data.
+DEFAULT_TABLE = default_groundtruth_path()
 
 
 class EstimatorError(EdgenasError):

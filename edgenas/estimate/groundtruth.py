@@ -125,8 +125,8 @@ class GroundTruth:
     @staticmethod
     def load(path: str | os.PathLike[str]) -> "GroundTruth":
         """Read and validate a table; errors name the file, the field and the fix."""
-        data = read_json(path, "build one with 'edgenas groundtruth build' or pass the "
-                               "committed tools/groundtruth/cifar-c10-cpu.json",
+        data = read_json(path, "build one with 'edgenas groundtruth build', or leave the "
+                               "table out to use the one edgenas ships",
                          GroundTruthError)
         return from_dict(data, str(path))
 

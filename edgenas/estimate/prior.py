@@ -67,7 +67,6 @@ def accuracy_prior(data_spec: str | None = None,
     if not Path(table).is_file():
         raise EstimatorError(f"{table}: no ground-truth table there for the accuracy prior; "
                              "build one with 'edgenas groundtruth build --out TABLE' and pass "
-                             f"it, or use the committed one ({DEFAULT_TABLE.name} in "
-                             "tools/groundtruth/ of a source checkout)")
+                             f"it, or leave --table out for the shipped one ({DEFAULT_TABLE})")
     return AccuracyPrior(PredictorEstimator(table, data_spec, seed=seed, use_proxies=proxies),
                          as_is)

@@ -21,6 +21,7 @@ from edgenas.profile.correction import IDENTITY, Networks, form_of
 from edgenas.profile.keys import unit_key
 from edgenas.profile.lut import LUT, find_lut
 from edgenas.profile.ranking import kendall_tau
+from edgenas.profile.residual import residual_factor
 from edgenas.space.arch import Arch
 from edgenas.space.plan import sites
 from edgenas.space.search_space import SearchSpace
@@ -106,7 +107,8 @@ class LatencyModel:
         networks = Networks.of(kinds[None, :], np.array([units]),
                                network_features(rows, arch.resolution)[None, :]  # type: ignore[arg-type]
                                if features else None)
-        return self.anchor * float(self._predict(networks)[0])
+        base = float(self._predict(networks)[0])
+        return self.anchor * base * residual_factor(self.correction.get("residual"), base)
 
 
 def accuracy_metrics(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from edgenas.device.agent import timer
 from edgenas.device.descriptor import Device
+from edgenas.device.session import check_local_runtime
 from edgenas.errors import ProfileError
 from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.space import SPACES, get_space
@@ -28,11 +29,26 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 #: Fingerprint fields that change latency; hostname and Python version do not.
 FINGERPRINT_FIELDS = ("machine", "cpu", "cpu_count", "onnxruntime", "tensorrt", "l4t",
-                      "nvpmodel", "model", "board", "android", "perf_test")
+                      "nvpmodel", "model", "board", "android", "perf_test", "openvino",
+                      "openvino_device_name", "openvino_precision")
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+#: What a table's timed networks are for (keys of `LUT.networks`): the table-fitting stream
+#: of random archs, the held-out ones it is judged on, and the archs searches put on their
+#: fronts, timed on the device afterwards (`edgenas.search.measured_front`).
+CALIBRATION, VALIDATION, FRONT = "calibration", "validation", "front"
+#: The networks the correction is fitted on: random archs cover the space, front archs the
+#: region searches go to, where random archs rarely are.
+FITTING = (CALIBRATION, FRONT)
+
+
+def fitting_networks(lut: "LUT") -> list[dict[str, Any]]:
+    """The timed networks the table's correction is fitted on (`FITTING`)."""
+    return [item for label in FITTING for item in lut.networks.get(label) or []]
 
 
 @dataclass
@@ -46,8 +62,8 @@ class LUT:
     timing: dict[str, Any]
     fingerprint: dict[str, Any]
     entries: dict[str, dict[str, float]] = field(default_factory=dict)
-    #: whole networks timed end to end: {"calibration": [...], "validation": [...]},
-    #: each item {"arch": <arch json>, "measured_ms": float}
+    #: whole networks timed end to end, by what they are for (`CALIBRATION`, `VALIDATION`,
+    #: `FRONT`), each item {"arch": <arch json>, "measured_ms": float, "rounds": [...]}
     networks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     correction: dict[str, Any] | None = None
     validation: dict[str, Any] | None = None
@@ -138,7 +154,9 @@ def local_fingerprint(device: Device) -> dict[str, Any] | None:
     """The fingerprint of a local device, computed in-process; None for remote devices."""
     if device.connection.kind != "local":
         return None
-    return timer.fingerprint(device.runtime.name)
+    check_local_runtime(device)  # one line naming the fix, not an ImportError
+    return timer.fingerprint(device.runtime.name, device.runtime.device or "CPU",
+                             device.runtime.precision)
 
 
 def open_lut(device: Device, space: SearchSpace, profiles_dir: str | os.PathLike[str],

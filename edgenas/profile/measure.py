@@ -6,14 +6,18 @@ networks, and by anything else that needs a measured (not predicted) latency.
 
 from __future__ import annotations
 
-from typing import Mapping
+from dataclasses import replace
+from typing import Any, Callable, Mapping, Sequence
 
 from edgenas.device.descriptor import Device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import DeviceError
+from edgenas.profile.lut import LUT
 from edgenas.profile.onnx_graph import network_model
-from edgenas.profile.timing import LoadGuard, time_batch
-from edgenas.progress import StageProgress
+from edgenas.profile.profiler import CHUNK, time_networks
+from edgenas.profile.timing import LoadGuard, load_guard, time_batch
+from edgenas.progress import StageProgress, stage_callbacks
+from edgenas.space import get_space
 from edgenas.space.arch import Arch
 
 
@@ -38,3 +42,25 @@ def measure_latency(device: Device, archs: Mapping[str, Arch],
     if missing:
         raise DeviceError(f"{device.name}: the timing agent returned nothing for {missing}")
     return results
+
+
+def time_in_rounds(device: Device, lut: LUT, archs: Sequence[Arch], rounds: int,
+                   timed: list[dict[str, Any]],
+                   checkpoint: Callable[[list[dict[str, Any]]], None] = lambda items: None,
+                   label: str = "networks") -> list[dict[str, Any]]:
+    """Whole networks timed as ``lut``'s own networks are: in ``rounds`` interleaved rounds
+    with its load guard, each time expressed at its level, so that they compare with its
+    predictions (unanchored) as its held-out networks do.
+
+    ``timed``: items of an earlier, interrupted measurement (as this returns them); only
+    the rounds they lack are timed, and ``checkpoint`` gets every item after each chunk, so
+    a lost device loses nothing finished. Returns one item per arch timed so far
+    (``arch``, ``rounds``, ``measured_ms``: the median of rounds, raw ``timed`` records).
+    """
+    wanted = {arch.to_json() for arch in archs}
+    scratch = replace(lut, networks={label: [item for item in timed if item["arch"] in wanted]})
+    with DeviceSession(device) as session:
+        time_networks(session, scratch, label, archs, CHUNK,
+                      lambda table: checkpoint(table.networks[label]), stage_callbacks(),
+                      rounds=rounds, guard=load_guard(device, get_space(lut.space), lut))
+    return scratch.networks[label]

@@ -27,7 +27,7 @@ from edgenas.profile.keys import space_units
 from edgenas.profile.latency import (LatencyModel, accuracy_metrics, boosted_features,
                                      kind_sums, unit_sum)
 from edgenas.profile.level import RECORD
-from edgenas.profile.lut import LUT, now, stale_reasons
+from edgenas.profile.lut import FRONT, LUT, fitting_networks, now, stale_reasons
 from edgenas.profile.onnx_graph import network_model, unit_model
 from edgenas.profile.sampling import (ACTIVE_ROUNDS, FIRST_SAMPLE, UnitRegressor,
                                       cross_validated_error, first_sample, unit_features)
@@ -272,10 +272,10 @@ def _networks(run: ProfileRun) -> None:
 def _fit(run: ProfileRun) -> None:
     """Fit the correction on the table-fitting networks, unless fitted on all of them."""
     lut = run.lut
-    fitted = len(lut.networks.get("calibration", []))
-    if run.calibrate and (lut.correction is None or lut.correction["networks"] != fitted):
-        fit_on(lut, [Arch.from_json(item["arch"]) for item in lut.networks["calibration"]],
-               [item["measured_ms"] for item in lut.networks["calibration"]])
+    fitting = fitting_networks(lut)
+    if run.calibrate and (lut.correction is None or lut.correction["networks"] != len(fitting)):
+        fit_on(lut, [Arch.from_json(item["arch"]) for item in fitting],
+               [item["measured_ms"] for item in fitting])
         run.checkpoint(lut)
 
 
@@ -347,6 +347,7 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
         lut = _table_to_complete(lut, device, space, session.fingerprint(), allow_stale)
         if recalibrate:  # a new yardstick: an anchor to the old one means nothing now
             lut.networks["calibration"], lut.correction = [], None
+            lut.networks.pop(FRONT, None)  # timed against the old yardstick
             lut.timing.pop("anchor", None)
             revalidate = True
         guard = load_guard(device, space, None if recalibrate else lut)
@@ -393,9 +394,11 @@ def unfinished(lut: LUT, space: SearchSpace) -> list[str]:
     missing = sum(1 for key in units if key not in lut.entries)
     if missing:
         reasons.append(f"{missing} of {len(units)} units have no entry")
-    calibration = lut.networks.get("calibration") or []
-    if calibration and (lut.correction or {}).get("networks") != len(calibration):
-        reasons.append(f"the correction is not fitted on its {len(calibration)} timed "
+    # fitted on its table-fitting networks, with or without the measured front archs (a
+    # transferred table keeps its own fit beside them)
+    fitting, calibration = fitting_networks(lut), lut.networks.get("calibration") or []
+    if fitting and (lut.correction or {}).get("networks") not in (len(fitting), len(calibration)):
+        reasons.append(f"the correction is not fitted on its {len(fitting)} timed "
                        "table-fitting networks")
     if lut.networks.get("validation") and lut.validation is None:
         reasons.append("its held-out networks have no validation report")

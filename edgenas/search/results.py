@@ -29,6 +29,11 @@ SCHEMA_VERSION = 1
 #: its training round, the accuracy the surrogate predicted before it was trained, and
 #: (a search training at several fidelities) the epochs its accuracy was trained for.
 TRAINED_ATTRS = ("run_dir", "round", "predicted_accuracy", FIDELITY)
+#: What a measured front adds to a point (`edgenas.search.measured_front`), per device:
+#: the latency the search predicted, the measured one, its rounds and spread, and which of
+#: the two the point's ``latency`` is.
+MEASURED_PREFIXES = ("predicted_latency_ms", "measured_latency_ms", "measured_latency_spread",
+                     "measured_latency_rounds_ms", "latency_basis")
 _LABELS = {"accuracy": "accuracy (val.)", "latency": "latency (ms)", "memory": "peak memory (MB)",
           "macs": "MACs (M)", "params": "params (M)"}
 
@@ -68,7 +73,8 @@ def front_records(trials: list[FrozenTrial], objectives: tuple[str, ...]) -> lis
     """One record per front point: trial number, metrics, arch JSON."""
     records = [{"trial": t.number, **{k: float(v) for k, v in t.user_attrs["metrics"].items()},
                 "feasible": bool(t.user_attrs["feasible"]), "arch": json.loads(t.user_attrs["arch"]),
-                **{k: t.user_attrs[k] for k in TRAINED_ATTRS if k in t.user_attrs}}
+                **{k: t.user_attrs[k] for k in TRAINED_ATTRS if k in t.user_attrs},
+                **{k: v for k, v in t.user_attrs.items() if k.startswith(MEASURED_PREFIXES)}}
                for t in front(trials, objectives)]
     first = objectives[0]
     records.sort(key=lambda r: -r[first] if objective_direction(first) == "maximize" else r[first])
@@ -120,6 +126,9 @@ def write_results(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[st
                        "hypervolume": history}, run_dir / "hypervolume.json")
     columns = ["trial", *objectives, *[m for m in ("macs", "params", "memory", "latency")
                                        if m not in objectives and records and m in records[0]]]
+    # a measured front: each device's predicted and measured latency, spread and basis
+    columns += sorted({k for r in records for k in r if k.startswith(MEASURED_PREFIXES)
+                       and "rounds" not in k})
     fidelity = [FIDELITY] if any(FIDELITY in r for r in records) else []
     labelled = "accuracy" in objectives
     with open(run_dir / "front.csv", "w", newline="", encoding="utf-8") as handle:
@@ -128,7 +137,7 @@ def write_results(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[st
                          "arch"])
         for r in records:
             source = [source_label(info.get("accuracy_source"), r)] if labelled else []
-            writer.writerow([*(r[c] for c in columns), *(r.get(c, "") for c in fidelity),
+            writer.writerow([*(r.get(c, "") for c in columns), *(r.get(c, "") for c in fidelity),
                              *source, json.dumps(r["arch"], sort_keys=True)])
     _plot_png(run_dir / "pareto.png", trials, records, objectives)
     _plot_html(run_dir / "pareto.html", trials, records, objectives)
@@ -346,3 +355,20 @@ def admitting(value: float, digits: int = 2) -> str:
     step = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
     limit = math.ceil(round(value / step, 9)) * step
     return f"{limit:.{max(0, -math.floor(math.log10(step)))}f}"
+
+
+def latency_basis(summary: dict[str, Any]) -> str:
+    """In words: whether the front's latencies (and so the picks and a latency budget) are
+    measured on the device or predicted by its table."""
+    report = summary.get("front_measurement") or {}
+    if report.get("status") != "measured":
+        why = f" ({report['reason']})" if report.get("reason") else ""
+        return f"latency: predicted by the device's table, not measured{why}"
+    front = summary.get("front") or []
+    parts = []
+    for device in report.get("devices") or {}:
+        suffix = "" if summary.get("device") == device else f"@{device}"
+        timed = sum(1 for r in front if f"measured_latency_ms{suffix}" in r)
+        parts.append(f"{timed} of {len(front)} measured on {device}")
+    return (f"latency: {', '.join(parts)} (median of interleaved rounds), the rest predicted "
+            "by the refitted table; predicted_latency_ms is what the search used")

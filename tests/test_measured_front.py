@@ -1,0 +1,179 @@
+"""The front is measured on its device: `edgenas search` times every front arch, refits the
+table on them, ranks on measured latency and keeps no arch whose measurement breaks the
+budget; a device lost half-way keeps what it timed.
+
+The device is scripted (`scripted_device`): the table is measured under one cost model,
+then the device charges a per-call cost the table never saw, so the search's predictions
+are wrong by a known amount wherever it picks, on any host at any speed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgenas.cli import main
+from edgenas.device.descriptor import get_device
+from edgenas.profile.lut import FRONT, load_lut, lut_path, save_lut
+from edgenas.profile.profiler import profile, unfinished
+from edgenas.search.measured_front import MAX_ROUND_SPREAD, ROUNDS, spread
+from edgenas.space import SPACES
+from scripted_device import CostModel, ScriptedDevice, scripted_device
+from tiny_space import tiny_space
+
+#: Where the table was measured: work only.
+TABLE_COST = CostModel(per_call_ms=0.0)
+#: The device at search time: every model pays 0.2 ms more per call (a runtime's fixed cost
+#: the table lacks). The load guard's reference pays it too, so times at the table's level
+#: come out scaled down: the cheap archs a search likes are predicted too fast, large ones
+#: too slow, as when a device's fixed costs differ from the table's.
+DEVICE_COST = CostModel(per_call_ms=0.2)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Path:
+    """A profiles folder with a tiny-space table measured on the scripted device."""
+    profiles = tmp_path_factory.mktemp("profiles")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setitem(SPACES, "tiny", tiny_space)
+        scripted_device(monkeypatch, TABLE_COST)
+        lut = profile(get_device("host-cpu"), tiny_space(), calibrate=20, validate=0)
+    save_lut(lut, lut_path(profiles, "host-cpu", "tiny"))
+    return profiles
+
+
+@pytest.fixture
+def device(table, tmp_path, monkeypatch) -> tuple[ScriptedDevice, Path]:
+    """The scripted device with its changed costs, and a copy of the table to search on."""
+    monkeypatch.setitem(SPACES, "tiny", tiny_space)
+    profiles = tmp_path / "profiles"
+    save_lut(load_lut(lut_path(table, "host-cpu", "tiny")), lut_path(profiles, "host-cpu", "tiny"))
+    return scripted_device(monkeypatch, DEVICE_COST), profiles
+
+
+def search(profiles: Path, out: Path, *extra: str) -> int:
+    return main(["search", "--space", "tiny", "--device", "host-cpu", "--estimator", "params",
+                 "--trials", "40", "--population", "10", "--profiles-dir", str(profiles),
+                 "--out", str(out), *extra])
+
+
+def front_of(out: Path) -> dict[str, Any]:
+    return json.loads((out / "front.json").read_text())
+
+
+def test_every_front_arch_is_timed_and_its_row_says_predicted_and_measured(
+        device, tmp_path) -> None:
+    scripted, profiles = device
+    assert search(profiles, tmp_path / "run") == 0
+    summary = front_of(tmp_path / "run")
+    assert summary["front_measurement"]["status"] == "measured"
+    assert summary["front"]
+    for row in summary["front"]:
+        assert row["latency_basis"] == "measured"
+        assert row["latency"] == row["measured_latency_ms"]
+        assert len(row["measured_latency_rounds_ms"]) >= ROUNDS
+        assert row["predicted_latency_ms"] > 0
+    header = (tmp_path / "run" / "front.csv").read_text().splitlines()[0].split(",")
+    assert {"predicted_latency_ms", "measured_latency_ms", "measured_latency_spread"} <= set(header)
+
+
+def test_the_refitted_table_predicts_the_picks_it_mispredicted(device, tmp_path, capsys) -> None:
+    scripted, profiles = device
+    assert search(profiles, tmp_path / "run") == 0
+    report = front_of(tmp_path / "run")["front_measurement"]["devices"]["host-cpu"]
+    before, after = report["search_prediction_on_front"], report["refitted_table_on_front"]
+    assert before["within_10pct"] <= 0.2 and abs(before["median_bias_pct"]) > 20
+    assert after["within_10pct"] >= 0.75
+    # archs timed after the refit (next to the front, never fitted on) are closer too
+    held = report["refitted_table_on_held_out"]
+    assert held["n"] > 0
+    assert abs(held["median_bias_pct"]) < abs(report["search_prediction_on_held_out"]
+                                                ["median_bias_pct"])
+    # the table itself learnt them: saved with the front archs among its fitting networks
+    lut = load_lut(lut_path(profiles, "host-cpu", "tiny"))
+    assert len(lut.networks[FRONT]) == report["front_archs_timed"]
+    assert unfinished(lut, tiny_space()) == []
+    assert "front measured on host-cpu" in capsys.readouterr().out
+
+
+def test_pareto_and_picks_use_the_measured_latency_and_say_so(device, tmp_path, capsys) -> None:
+    scripted, profiles = device
+    assert search(profiles, tmp_path / "run") == 0
+    capsys.readouterr()
+    assert main(["pareto", str(tmp_path / "run"), "--pick", "fastest", "--json"]) == 0
+    captured = capsys.readouterr()
+    fastest = json.loads(captured.out)
+    rows = front_of(tmp_path / "run")["front"]
+    assert fastest["latency"] == min(r["measured_latency_ms"] for r in rows)
+    assert "measured on host-cpu" in captured.err
+    assert main(["pareto", str(tmp_path / "run")]) == 0
+    assert "measured on host-cpu" in capsys.readouterr().out
+
+
+def test_an_arch_whose_measurement_breaks_the_budget_is_never_on_the_front(
+        device, tmp_path) -> None:
+    scripted, profiles = device
+    # a budget between the prediction and the measurement of the most underpredicted arch
+    assert search(profiles, tmp_path / "probe") == 0
+    rows = front_of(tmp_path / "probe")["front"]
+    worst = max(rows, key=lambda r: r["measured_latency_ms"] / r["predicted_latency_ms"])
+    assert worst["measured_latency_ms"] > 1.2 * worst["predicted_latency_ms"]
+    budget = (worst["measured_latency_ms"] + worst["predicted_latency_ms"]) / 2
+    assert search(profiles, tmp_path / "run", "--max-latency-ms", f"{budget:.5f}") == 0
+    summary = front_of(tmp_path / "run")
+    measurement = summary["front_measurement"]
+    assert measurement["status"] == "measured" and measurement["over_budget"]
+    assert all(r["latency"] <= budget for r in summary["front"])
+
+
+def test_a_device_lost_half_way_keeps_its_timings_and_the_rerun_times_only_the_rest(
+        device, tmp_path, capsys) -> None:
+    scripted, profiles = device
+    out = tmp_path / "run"
+    started = scripted.timed
+    scripted.lost_when = lambda: scripted.timed >= started + 25  # mid-way through the rounds
+    assert search(profiles, out) == 2
+    assert "run the same command again" in capsys.readouterr().err
+    kept = json.loads((out / "front-timing" / "host-cpu.json").read_text())
+    timed_first = {item["arch"]: list(item["rounds"]) for item in kept["front"]}
+    assert any(timed_first.values())  # the lost run kept what the device finished
+    assert "measured_latency_ms" not in (out / "front.json").read_text()  # as searched
+    scripted.lost_when = None
+    assert search(profiles, out) == 0
+    rows = front_of(out)["front"]
+    assert rows and all(r["latency_basis"] == "measured" for r in rows)
+    final = json.loads((out / "front-timing" / "host-cpu.json").read_text())
+    by_arch = {item["arch"]: item["rounds"] for item in final["front"]}
+    for arch, rounds in timed_first.items():  # nothing finished was timed again
+        assert by_arch[arch][:len(rounds)] == rounds
+        assert len(by_arch[arch]) >= ROUNDS
+
+
+def test_an_unreachable_device_keeps_predictions_and_says_so(device, tmp_path, capsys) -> None:
+    scripted, profiles = device
+    scripted.lost_when = lambda: True
+    assert search(profiles, tmp_path / "run") == 0
+    summary = front_of(tmp_path / "run")
+    assert summary["front_measurement"]["status"] == "unreachable"
+    assert all("measured_latency_ms" not in r for r in summary["front"])
+    assert "not measured" in capsys.readouterr().out
+    # asked for explicitly, the same is an error
+    assert search(profiles, tmp_path / "run2", "--measure-front") == 2
+
+
+def test_no_measure_front_keeps_the_search_s_predictions(device, tmp_path) -> None:
+    scripted, profiles = device
+    assert search(profiles, tmp_path / "run", "--no-measure-front") == 0
+    summary = front_of(tmp_path / "run")
+    assert summary["front_measurement"] == {"status": "not measured",
+                                            "reason": "--no-measure-front"}
+    assert not [k for k in scripted.kinds if k == "network"]
+
+
+def test_spread_is_the_range_of_rounds_over_their_median() -> None:
+    assert spread([1.0, 1.0, 1.0]) == 0.0
+    assert spread([0.9, 1.0, 1.2]) == pytest.approx(0.3)
+    assert spread([1.0, 1.0 + MAX_ROUND_SPREAD / 2]) < MAX_ROUND_SPREAD
