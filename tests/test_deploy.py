@@ -41,19 +41,25 @@ for model, ms in zip(models, times):
 """
 
 
-@pytest.fixture(scope="module")
-def predicted_bundle(tmp_path_factory) -> Path:
-    """An (untrained, FP32) bundle whose metrics predict PREDICTED_MS on `scripted-timer`."""
-    out = tmp_path_factory.mktemp("bundle")
+def untrained_bundle(out: Path, device: str, predicted_ms: float) -> Path:
+    """An untrained FP32 bundle of ARCH whose metrics predict ``predicted_ms`` on ``device``
+    (its labels ``class-0`` to ``class-9``)."""
     torch.manual_seed(0)
     inputs = torch.randn(8, 3, ARCH.resolution, ARCH.resolution).numpy()
     export_bundle(ARCH, build_model(ARCH).eval(), out, val_inputs=inputs,
                   val_labels=torch.zeros(8, dtype=torch.int64).numpy(), calibration=inputs,
-                  preprocess={"resolution": ARCH.resolution, "channels": 3},
-                  labels=[str(i) for i in range(10)], formats=("onnx",),
-                  predicted_latency={"scripted-timer": {"ms": PREDICTED_MS, "lut": "scripted",
-                                                        "lut_updated": "scripted"}})
+                  preprocess={"resolution": ARCH.resolution, "channels": 3,
+                              "mean": [0.5] * 3, "std": [0.25] * 3},
+                  labels=[f"class-{i}" for i in range(10)], formats=("onnx",),
+                  predicted_latency={device: {"ms": predicted_ms, "lut": "scripted",
+                                              "lut_updated": "scripted"}})
     return out
+
+
+@pytest.fixture(scope="module")
+def predicted_bundle(tmp_path_factory) -> Path:
+    """An (untrained, FP32) bundle whose metrics predict PREDICTED_MS on `scripted-timer`."""
+    return untrained_bundle(tmp_path_factory.mktemp("bundle"), "scripted-timer", PREDICTED_MS)
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from edgenas.errors import DeviceError
 from edgenas.profile.keys import space_units
 from edgenas.profile.profiler import profile
 
-SHIPPED = {"host-cpu", "jetson-orin-nano", "jetson-agx-orin", "raspberry-pi-5", "android-phone"}
+SHIPPED = {"host-cpu", "jetson-orin-nano", "jetson-agx-orin", "raspberry-pi-5", "android-phone",
+           "ov-cpu"}
 
 
 def test_shipped_descriptors_all_load() -> None:
@@ -29,12 +30,15 @@ def test_shipped_descriptors_all_load() -> None:
 
 
 @pytest.mark.parametrize("text, message", [
-    ('name = "x"\n[runtime]\nname = "tflite"\n', r"runtime\.name: 'tflite' not in \('onnxruntime', 'tensorrt'\)"),
+    ('name = "x"\n[runtime]\nname = "tflite"\n', r"runtime\.name: 'tflite' not in \('onnxruntime', 'tensorrt', 'openvino'\)"),
     ('name = "x"\n[connection]\nkind = "ssh"\n', r"connection\.host: missing"),
     ('name = "x"\n[runtime]\nthreads = "4"\n', r"runtime\.threads: expected int, got '4'"),
     ('name = "x"\n[timing]\nrepeat = 5\n', r"timing\.repeat: unknown field"),
     ('[runtime]\nname = "onnxruntime"\n', r"name: missing"),
     ('name = "x"\n[runtime\n', r"not valid TOML"),
+    ('name = "x"\n[runtime]\nname = "openvino"\ndevice = ""\n', r"runtime\.device: empty"),
+    ('name = "x"\n[runtime]\ndevice = "GPU"\n', r"runtime\.device: 'GPU': only OpenVINO"),
+    ('name = "x"\n[runtime]\nprecision = "bf16"\n', r"runtime\.precision: 'bf16' is an OpenVINO"),
 ])
 def test_malformed_descriptor_names_file_field_and_allowed_values(tmp_path, text, message) -> None:
     path = tmp_path / "bad.toml"

@@ -85,7 +85,8 @@ def test_unit_and_network_graphs_are_valid_onnx_that_runs() -> None:
 
 def test_agent_imports_only_stdlib_numpy_and_runtimes() -> None:
     allowed = {"__future__", "argparse", "importlib", "json", "os", "platform", "re", "shutil",
-               "subprocess", "sys", "time", "typing", "numpy", "onnxruntime", "tensorrt", "cuda"}
+               "subprocess", "sys", "time", "typing", "numpy", "onnxruntime", "tensorrt", "cuda",
+               "openvino"}
     tree = ast.parse(AGENT.read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree)
                 if isinstance(node, ast.Import) for alias in node.names}

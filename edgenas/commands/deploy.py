@@ -59,6 +59,9 @@ def cmd_deploy(args: argparse.Namespace) -> None:
         print(f"predicted {report['predicted_ms']:.4f} ms, error {100 * report['prediction_error']:+.1f} %{flag}")
     else:
         print("no prediction in the bundle for this device (no latency table when exported)")
+    if "ir" in report:  # an OpenVINO device wrote the bundle's ONNX as IR, and timed that
+        print(f"OpenVINO IR written on {args.device}: "
+              f"{Path(args.bundle) / 'deploy' / report['ir']['ir']} (and .bin)")
     print(f"report: {Path(args.bundle) / 'deploy' / (args.device + '.json')}")
     if args.classify:
         print(f"run.py on {args.device}, {args.classify}:")

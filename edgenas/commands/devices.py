@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from edgenas.device.descriptor import Device, device_dirs, get_device, list_devices, parse_device
+from edgenas.device.session import check_local_runtime
 from edgenas.commands.arguments import PROFILES_DIR_HELP, whole_number
 from edgenas.errors import DeviceError, EdgenasError, ProfileError
 from edgenas.locking import folder_lock
@@ -34,6 +35,9 @@ def cmd_devices(args: argparse.Namespace) -> None:
         where = {"local": "this machine", "ssh": f"ssh {d.connection.host}",
                  "adb": f"adb {d.connection.serial or '(first device)'}"}[d.connection.kind]
         runtime = d.runtime.name + (f" {d.runtime.precision}" if d.runtime.name == "tensorrt"
+                                    else f" {d.runtime.device} {d.runtime.precision} "
+                                         f"{d.runtime.threads} thread(s)"
+                                    if d.runtime.name == "openvino"
                                     else f" {d.runtime.threads} thread(s)")
         profiled = sorted(p.stem for p in (Path(args.profiles_dir) / d.name).glob("*.json"))
         print(f"{d.name:<{width}}  {where:<24} {runtime:<24} "
@@ -51,6 +55,8 @@ def cmd_device_init(args: argparse.Namespace) -> None:
                        "workdir": args.workdir or ""},
         "runtime": {"name": args.runtime, "threads": args.threads, "precision": args.precision,
                     "providers": args.providers.split(","), "workspace_mb": args.workspace_mb,
+                    **({"device": args.openvino_device or "CPU"}
+                       if args.runtime == "openvino" or args.openvino_device else {}),
                     "perf_test": args.perf_test or ""},
     }
     folder = Path(args.dir)
@@ -58,6 +64,8 @@ def cmd_device_init(args: argparse.Namespace) -> None:
     device = parse_device(data, str(path))  # the same validation a file gets
     if path.exists() and not args.force:
         raise DeviceError(f"{path} exists; pass --force to overwrite it")
+    if kind == "local" and not args.python:
+        check_local_runtime(device)  # its runtime imports here, OpenVINO lists the device
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(device.to_toml(), encoding="utf-8")
     print(f"wrote {path}")
@@ -232,21 +240,29 @@ def register(commands: argparse._SubParsersAction) -> None:
     init.add_argument("--port", type=int,
                       help="with --ssh: the ssh port (default: as the ssh configuration says, "
                            "usually 22)")
-    init.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "tensorrt"],
+    init.add_argument("--runtime", default="onnxruntime",
+                      choices=["onnxruntime", "tensorrt", "openvino"],
                       help="what runs the models on the device; tensorrt builds an engine "
-                           "there for every model (default %(default)s)")
-    init.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"],
+                           "there for every model; openvino needs pip install "
+                           "'edgenas[openvino]' where it runs (default %(default)s)")
+    init.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8", "bf16"],
                       help="precision the device runs a model at: TensorRT builds its engine "
-                           "at it, ONNX Runtime runs the bundle's model of it on deploy "
+                           "at it, ONNX Runtime runs the bundle's model of it on deploy, "
+                           "OpenVINO pins its inference precision to it (bf16: OpenVINO only) "
                            "(default %(default)s)")
     init.add_argument("--threads", type=int, default=1,
-                      help="CPU threads ONNX Runtime runs one inference on "
+                      help="CPU threads ONNX Runtime or OpenVINO runs one inference on "
                            "(default %(default)s)")
     init.add_argument("--providers", default="CPUExecutionProvider",
                       help="ONNX Runtime execution providers, comma-separated, first "
                            "preferred (default %(default)s)")
     init.add_argument("--workspace-mb", type=int, default=1024,
                       help="TensorRT builder workspace in MiB (default %(default)s)")
+    init.add_argument("--openvino-device", metavar="CPU|GPU|NPU",
+                      help="with --runtime openvino: the OpenVINO device that runs the models "
+                           "(GPU.1 for a second GPU); its inference precision is pinned to "
+                           "--precision, as OpenVINO would otherwise run bf16 on CPUs that "
+                           "have it (default CPU)")
     init.add_argument("--python", default="",
                       help="Python on the device (default: python3 on a remote device, "
                            "edgenas's own Python on this machine)")

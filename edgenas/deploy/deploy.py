@@ -1,8 +1,11 @@
-"""Deploy a bundle to a device: copy it, build there if TensorRT, benchmark, compare.
+"""Deploy a bundle to a device: copy it, build there if TensorRT or OpenVINO, benchmark,
+compare.
 
 Engines are built on the device they run on (TensorRT engines are tied to the GPU and
-the TensorRT version), by the same stand-alone agent that times models. The report goes
-into the bundle as ``deploy/<device>.json``, the engine as ``deploy/<device>.engine``.
+the TensorRT version), by the same stand-alone agent that times models; an OpenVINO device
+writes the bundle's ONNX as IR with its own OpenVINO, and the IR is what is timed. The report
+goes into the bundle as ``deploy/<device>.json``, the engine as ``deploy/<device>.engine``,
+the IR as ``deploy/<device>.xml`` and ``.bin``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ ROUNDS = 5
 
 def model_for(device: Device, files: dict[str, str]) -> str:
     """Which bundle model a device runs: TensorRT builds FP16 from the FP32 graph and INT8
-    from the QDQ graph; ONNX Runtime runs the file of its precision."""
+    from the QDQ graph; OpenVINO compiles the FP32 graph at its pinned inference precision
+    (fp32, fp16, bf16) and INT8 from the QDQ graph; ONNX Runtime runs the file of its
+    precision."""
     precision = device.runtime.precision
     name = MODEL_FILES["int8"] if precision == "int8" else (
         MODEL_FILES["fp16"] if precision == "fp16" and device.runtime.name == "onnxruntime"
@@ -105,6 +110,8 @@ def deploy(bundle_dir: Path, device: Device, rounds: int = ROUNDS) -> dict[str, 
             if not session.local:
                 session.connector.pull(engine, out_dir / f"{device.name}.engine")
             target = engine
+        elif device.runtime.name == "openvino":
+            report["ir"], target = _write_ir(session, target, remote, out_dir)
         results: list[dict[str, Any]] = []
         session.time_paths([target] * rounds, results.append)
     failed = [r for r in results if "error" in r]
@@ -123,6 +130,22 @@ def deploy(bundle_dir: Path, device: Device, rounds: int = ROUNDS) -> dict[str, 
     return report
 
 
+def _write_ir(session: DeviceSession, onnx_path: str, remote: str, out_dir: Path
+              ) -> tuple[dict[str, Any], str]:
+    """The bundle's ONNX written as OpenVINO IR on the device, by the device's OpenVINO (an
+    IR is what an OpenVINO application ships; a newer runtime reads an older IR, not the
+    other way round). Returns the agent's report and the IR's path on the device; a remote
+    IR is fetched into ``out_dir``."""
+    name = session.device.name
+    ir = f"{remote}/deploy/{name}.xml"
+    session.connector.run(["mkdir", "-p", f"{remote}/deploy"])
+    written = session.run_agent(["build", "--runtime", "openvino", onnx_path, "--out", ir])
+    if not session.local:
+        for suffix in (".xml", ".bin"):
+            session.connector.pull(f"{remote}/deploy/{name}{suffix}", out_dir / f"{name}{suffix}")
+    return json.loads(written.strip().splitlines()[-1]), ir
+
+
 #: What the bundle's runner needs beside the model to classify an image on the device.
 RUNNER_FILES = ("run.py", "preprocess.json", "labels.txt")
 
@@ -135,9 +158,10 @@ def classify_on_device(bundle_dir: Path, device: Device, image: Path, top: int =
     verified against the bundle's manifest."""
     bundle = load_bundle(bundle_dir)  # hashes checked: nothing tampered travels
     model_name = model_for(device, bundle["manifest"]["files"])
-    if device.runtime.name != "onnxruntime":
-        raise EdgenasError(f"{device.name}: run.py runs ONNX models with ONNX Runtime; "
-                           f"{device.runtime.name} devices run the engine deploy builds")
+    if device.runtime.name == "tensorrt":
+        raise EdgenasError(f"{device.name}: run.py runs ONNX models with ONNX Runtime or "
+                           "OpenVINO; TensorRT devices run the engine deploy builds")
+    runtime = runner_args(device, (Path(bundle_dir) / "run.py").read_text(encoding="utf-8"))
     if not Path(image).is_file():
         raise EdgenasError(f"--classify {image}: no such image file")
     with tempfile.TemporaryDirectory(prefix="edgenas-classify-") as folder:
@@ -150,4 +174,18 @@ def classify_on_device(bundle_dir: Path, device: Device, image: Path, top: int =
             remote = str(staged) if session.local else session.connector.push(staged, "classify")
             return session.connector.run(
                 [session.python, f"{remote}/run.py", f"{remote}/image{Path(image).suffix}",
-                 "--bundle", remote, "--model", model_name, "--top", str(top)])
+                 "--bundle", remote, "--model", model_name, "--top", str(top), *runtime])
+
+
+def runner_args(device: Device, runner: str) -> list[str]:
+    """run.py's arguments for the device's runtime: none for ONNX Runtime (its default);
+    for OpenVINO the device and the precision the profile and benchmark pinned. A bundle
+    exported before run.py read OpenVINO cannot classify there: it says so, and how."""
+    if device.runtime.name != "openvino":
+        return []
+    if "--runtime" not in runner:
+        raise EdgenasError(f"{device.name}: this bundle's run.py runs ONNX Runtime only (it "
+                           "was exported before run.py read OpenVINO); export the bundle "
+                           "again, or classify on an onnxruntime device")
+    return ["--runtime", "openvino", "--device", device.runtime.device or "CPU",
+            "--precision", device.runtime.precision]

@@ -24,8 +24,11 @@ from edgenas.errors import DeviceError
 from edgenas.resources import shipped_devices_dir
 
 CONNECTIONS = ("local", "ssh", "adb")
-RUNTIMES = ("onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "int8")
+RUNTIMES = ("onnxruntime", "tensorrt", "openvino")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+#: bf16 is an OpenVINO inference precision (CPUs with AVX512_BF16 or AMX); the other
+#: runtimes take their precision from the model file or the engine build.
+BF16_RUNTIMES = ("openvino",)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -54,6 +57,7 @@ class Runtime:
     precision: str = "fp32"
     workspace_mb: int = 1024
     perf_test: str = ""  # adb: path of onnxruntime_perf_test on the phone
+    device: str = ""  # openvino: the OpenVINO device (CPU, GPU, GPU.1, NPU, AUTO:GPU,CPU)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,12 @@ class Device:
         settings.pop("perf_test")
         if self.runtime.name == "onnxruntime":
             settings.pop("workspace_mb")
+        if self.runtime.name == "openvino":
+            # OpenVINO takes neither providers nor a TensorRT workspace
+            settings.pop("providers")
+            settings.pop("workspace_mb")
+        else:
+            settings.pop("device")  # tables measured before OpenVINO have no such field
         return settings
 
     def to_toml(self) -> str:
@@ -99,6 +109,9 @@ class Device:
                                ("timing", self.timing)):
             lines.append(f"\n[{section}]")
             for key, item in asdict(value).items():
+                if value is self.runtime and self.runtime.name == "openvino" and key in (
+                        "providers", "workspace_mb"):
+                    continue  # settings OpenVINO does not read would only mislead
                 if item not in ("", 0, "adb", "python3") or key in ("threads", "kind", "name"):
                     lines.append(f"{key} = {_toml(item)}")
         return "\n".join(lines) + "\n"
@@ -206,16 +219,26 @@ def parse_device(data: Mapping[str, Any], source: str) -> Device:
     if not all(isinstance(provider, str) for provider in providers):
         raise read.error("runtime.providers", f"expected a list of provider names, got "
                                               f"{providers!r}")
+    runtime_name = read.get(rt, "runtime.name", str, "onnxruntime", RUNTIMES)
     runtime = Runtime(
-        name=read.get(rt, "runtime.name", str, "onnxruntime", RUNTIMES),
+        name=runtime_name,
         providers=tuple(providers),
         threads=read.get(rt, "runtime.threads", int, 1),
         precision=read.get(rt, "runtime.precision", str, "fp32", PRECISIONS),
         workspace_mb=read.get(rt, "runtime.workspace_mb", int, 1024),
         perf_test=read.get(rt, "runtime.perf_test", str, ""),
+        device=read.get(rt, "runtime.device", str, "CPU" if runtime_name == "openvino" else ""),
     )
     if runtime.threads < 1:
         raise read.error("runtime.threads", f"{runtime.threads} must be >= 1")
+    if runtime.name == "openvino" and not runtime.device.strip():
+        raise read.error("runtime.device", "empty; name the OpenVINO device (CPU, GPU or NPU)")
+    if runtime.name != "openvino" and runtime.device:
+        raise read.error("runtime.device", f"{runtime.device!r}: only OpenVINO devices name a "
+                                           "device; ONNX Runtime picks one with providers")
+    if runtime.precision == "bf16" and runtime.name not in BF16_RUNTIMES:
+        raise read.error("runtime.precision", f"'bf16' is an OpenVINO inference precision; "
+                                              f"{runtime.name} runs fp32, fp16 or int8")
     if kind == "adb" and runtime.name != "onnxruntime":
         raise read.error("runtime.name", "adb devices run ONNX Runtime's perf test; "
                                          "use name = \"onnxruntime\"")

@@ -1,18 +1,20 @@
 """A working session on a device: connect once, run setup, fingerprint, time models.
 
-ONNX Runtime and TensorRT devices run the stand-alone agent (`agent/timer.py`, copied
-over on first use); adb devices run ONNX Runtime's own ``onnxruntime_perf_test``.
+ONNX Runtime, OpenVINO and TensorRT devices run the stand-alone agent (`agent/timer.py`,
+copied over on first use); adb devices run ONNX Runtime's own ``onnxruntime_perf_test``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import platform
 import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from edgenas.device.agent import timer
 from edgenas.device.connectors import Connector, LocalConnector, connect
 from edgenas.device.descriptor import Device
 from edgenas.errors import DeviceError
@@ -65,7 +67,8 @@ class DeviceSession:
                 ("android", "ro.build.version.release"), ("abi", "ro.product.cpu.abi"))}
             out["perf_test"] = self.device.runtime.perf_test
             return out
-        text = self.run_agent(["fingerprint", "--runtime", self.device.runtime.name])
+        text = self.run_agent(["fingerprint", "--runtime", self.device.runtime.name,
+                               *openvino_args(self.device, precision=True)])
         try:
             return json.loads(text.strip().splitlines()[-1])
         except (json.JSONDecodeError, IndexError):
@@ -99,7 +102,7 @@ class DeviceSession:
                 "--workspace-mb", str(runtime.workspace_mb), "--warmup", str(timing.warmup),
                 "--repeats", str(timing.repeats), "--min-time-ms", str(timing.min_time_ms),
                 "--max-time-ms", str(timing.max_time_ms),
-                *paths]
+                *openvino_args(self.device), *paths]
 
         def handle(line: str) -> None:
             if line.startswith("{"):
@@ -109,11 +112,12 @@ class DeviceSession:
 
     def run_agent(self, args: list[str], on_line: Callable[[str], None] | None = None) -> str:
         """Run the timing agent with ``args``; a device whose Python lacks a package the
-        agent needs fails with one line naming the device, the package and the fix."""
+        agent needs, or an OpenVINO device the runtime does not list, fails with one line
+        naming the device, what is missing and the fix."""
         missing: dict[str, Any] = {}
 
         def handle(line: str) -> None:
-            if line.startswith('{"missing"'):
+            if line.startswith(('{"missing"', '{"unavailable"')):
                 missing.update(json.loads(line))
             elif on_line is not None:
                 on_line(line)
@@ -122,7 +126,7 @@ class DeviceSession:
             return self.connector.run([self.python, self.agent_path(), *args], handle)
         except DeviceError:
             if missing:
-                raise DeviceError(missing_packages_message(self.device, missing)) from None
+                raise DeviceError(agent_problem_message(self.device, missing)) from None
             raise
 
     def _time_with_perf_test(self, files: list[Path], on_result: ResultHandler) -> None:
@@ -141,10 +145,58 @@ class DeviceSession:
         return parse_perf_test(text)
 
 
+def openvino_args(device: Device, precision: bool = False) -> list[str]:
+    """The agent's OpenVINO arguments (none for other runtimes): the device, and for a
+    fingerprint the precision whose hint it reads back (`time` is given it anyway)."""
+    if device.runtime.name != "openvino":
+        return []
+    return ["--device", device.runtime.device or "CPU",
+            *(["--precision", device.runtime.precision] if precision else [])]
+
+
+def check_local_runtime(device: Device) -> None:
+    """In this process, what the agent checks before it times: the runtime imports and
+    OpenVINO lists the device (a local table's fingerprint is taken in-process)."""
+    missing = timer.missing_packages(device.runtime.name)
+    if missing:
+        raise DeviceError(agent_problem_message(device, {
+            "missing": missing, "python": sys.executable, "machine": platform.machine(),
+            "python_version": ".".join(map(str, sys.version_info[:2]))}))
+    if device.runtime.name == "openvino":
+        unavailable = timer.openvino_unavailable(device.runtime.device or "CPU")
+        if unavailable:
+            raise DeviceError(agent_problem_message(device, unavailable))
+
+
+#: Runtimes edgenas installs as an extra (pip install 'edgenas[openvino]').
+EXTRAS = ("openvino", "tensorrt")
+
+
+def agent_problem_message(device: Device, problem: dict[str, Any]) -> str:
+    """One line for what the agent reported instead of timing: a missing package
+    (`missing_packages_message`) or an OpenVINO device the runtime does not list."""
+    if "unavailable" in problem:
+        version = str(problem.get("openvino", "")).split("-")[0]
+        return (f"{device.name}: OpenVINO {version} on the device lists no "
+                f"{problem['unavailable']!r} device; it has: "
+                f"{', '.join(problem['available']) or 'none'} (runtime.device of "
+                f"{device.source or 'the descriptor'}, --openvino-device of 'device init', "
+                "must name one of them)")
+    return missing_packages_message(device, problem)
+
+
 def missing_packages_message(device: Device, missing: dict[str, Any]) -> str:
-    """How to provision an offline device: wheels for *its* platform, downloaded on a
-    machine that reaches the registry (a host wheel of another ISA would not run there)."""
+    """How to install what the agent lacks. edgenas's own Python (a local device with no
+    python of its own) installs from the registry, the runtime's extra named; a device's
+    Python is provisioned offline: wheels for *its* platform, downloaded on a machine that
+    reaches the registry (a host wheel of another ISA would not run there)."""
     names = " ".join(missing["missing"])
+    if device.connection.kind == "local" and not device.connection.python:
+        runtime = device.runtime.name
+        also = (f" (or pip install 'edgenas[{runtime}]')"
+                if runtime in EXTRAS and runtime in missing["missing"] else "")
+        return (f"{device.name}: this Python ({sys.executable}) lacks {names}; install it "
+                f"with '{sys.executable} -m pip install {names}'{also}")
     machine, version = missing.get("machine", "?"), missing.get("python_version", "3")
     python = missing.get("python", device.connection.python or "python3")
     platform_tag = {"aarch64": "manylinux_2_28_aarch64", "x86_64": "manylinux_2_28_x86_64",

@@ -1,9 +1,10 @@
 """The timing protocol: how every time in a table, and every timing judged against one, is taken.
 
-Models are timed in chunks by the device's agent (`time_batch`). On ONNX Runtime devices a
-fixed reference network is timed beside them (`LoadGuard`, `load_guard`), so that a busy
-spell of a shared host does not enter the table, and each time is expressed at the table's
-level of load (`edgenas.profile.level`), chosen on the table's own rounds (`set_level`).
+Models are timed in chunks by the device's agent (`time_batch`). On ONNX Runtime and
+OpenVINO devices a fixed reference network is timed beside them (`LoadGuard`,
+`load_guard`), so that a busy spell of a shared host does not enter the table, and each
+time is expressed at the table's level of load (`edgenas.profile.level`), chosen on the
+table's own rounds (`set_level`).
 Two rounds of the same networks say how far any prediction can be trusted (`noise_floor`).
 `PROTOCOL` states all of it in words, recorded in every table.
 """
@@ -37,7 +38,7 @@ PROTOCOL = {
     "statistic": "median of each model's timed calls (at least repeats and min_time_ms; a "
                  "slow model's warm-up and timed calls capped at max_time_ms each); "
                  "networks: median of interleaved rounds",
-    "pinning": "one core when ONNX Runtime uses one thread",
+    "pinning": "one core when ONNX Runtime, or OpenVINO on a CPU, uses one thread",
     "load": "a reference network (a median-sized arch of reference_space) timed before the "
             "first model and after every 'every' "
             "models; each time at the table's 'level': scaled by reference_ms over the mean "
@@ -147,15 +148,15 @@ def load_guard(device: Device, space: SearchSpace, lut: LUT | None = None
                ) -> LoadGuard | None:
     """The load guard for timing ``space`` on ``device`` at the level of ``lut`` (its
     recorded reference and reference time; a new one is measured without). ONNX Runtime
-    devices (CPUs, boards, phones) only; on TensorRT every reference would be an engine
-    build, on a device that is rarely shared.
+    and OpenVINO devices (CPUs, boards, phones, Intel GPUs and NPUs) only; on TensorRT every
+    reference would be an engine build, on a device that is rarely shared.
 
     The reference is a median-sized arch of the space itself (`reference_network`): load
     does not slow a large `imagenet` network as much as a small `cifar` one, so a `cifar`
     reference would scale `imagenet` timings taken in a busy stretch too far (see
     ``tools/bench_reference.py``). Tables that record no reference space were measured
     against `cifar`'s, and keep it."""
-    if device.runtime.name != "onnxruntime":
+    if device.runtime.name == "tensorrt":
         return None
     protocol = (lut.timing.get("protocol") or {}) if lut else {}
     reference_space = protocol.get("reference_space") or (
@@ -173,6 +174,8 @@ def time_batch(session: DeviceSession, models: dict[str, onnx.ModelProto],
                checkpoint: Callable[[], None], progress: StageProgress,
                guard: LoadGuard | None = None) -> None:
     """Time models in chunks; ``store(key, stats)`` each result, checkpoint per chunk.
+    Models the device could not run (an operator its runtime cannot compile) are named in
+    one error once every other model is timed and stored.
 
     With a ``guard``, times are taken relative to its reference network (`LoadGuard`)."""
     keys = list(models)
@@ -217,9 +220,9 @@ def time_batch(session: DeviceSession, models: dict[str, onnx.ModelProto],
                 raise
             _keep(guard, results, names, deliver, progress)
         checkpoint()
-        if failures:
-            raise ProfileError(f"{len(failures)} model(s) failed on {session.device.name}; "
-                               f"first: {failures[0]}")
+    if failures:  # after every chunk: a model the runtime cannot compile stops no other
+        raise ProfileError(f"{len(failures)} model(s) failed on {session.device.name}; "
+                           f"first: {failures[0]}")
 
 
 def _keep(guard: LoadGuard | None, results: dict[str, dict[str, Any]], names: dict[str, str],

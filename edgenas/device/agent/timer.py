@@ -1,12 +1,13 @@
-"""Device-side timing agent: times ONNX models (ONNX Runtime) or TensorRT engines.
+"""Device-side timing agent: times ONNX models (ONNX Runtime, OpenVINO) or TensorRT engines.
 
 This file runs *on the device*. It imports only the standard library, numpy and the
 runtime, never torch or edgenas, so it is copied as it is to a Jetson, a board or a
 phone-attached host and started with the device's own Python:
 
-    python3 timer.py fingerprint [--runtime onnxruntime|tensorrt]
+    python3 timer.py fingerprint [--runtime onnxruntime|tensorrt|openvino] [--device CPU]
     python3 timer.py time --runtime onnxruntime --threads 1 --warmup 10 --repeats 50 \
         --min-time-ms 40 --max-time-ms 300 model1.onnx model2.onnx ...
+    python3 timer.py build --runtime tensorrt|openvino model.onnx --out model.engine|model.xml
 
 `time` prints one JSON object per model on its own line as soon as it is measured, so
 the host can store results while the run goes on and a broken connection loses at most
@@ -16,7 +17,7 @@ one model. Statistics are robust (median, p10/p90): devices are shared and noisy
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import json
 import os
 import platform
@@ -110,6 +111,126 @@ def ort_runner(path: str, threads: int, providers: list[str]) -> Callable[[], An
         feeds[inp.name] = rng.standard_normal(shape).astype(_ort_dtype(inp.type))
     names = [out.name for out in session.get_outputs()]
     return lambda: session.run(names, feeds)
+
+
+# -- OpenVINO ------------------------------------------------------------------------------
+
+#: The inference precision each descriptor precision pins. Left to itself OpenVINO runs the
+#: fastest precision the device has (bf16 on CPUs with AVX512_BF16 or AMX, f16 on GPUs): a
+#: different network from the one a table is built for. An int8 (QDQ) graph carries its own
+#: quantisation; what it leaves in float runs in f32.
+OPENVINO_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}
+#: OpenVINO devices that dispatch to the ones named after a colon (AUTO:GPU,CPU).
+OPENVINO_VIRTUAL = ("AUTO", "HETERO", "MULTI", "BATCH")
+
+
+def openvino_unavailable(device: str) -> dict[str, Any] | None:
+    """None when OpenVINO lists ``device`` ("GPU" stands for GPU.0, GPU.1, ...), else the
+    devices it does list, for the host to name in one line: compiling for an absent device
+    fails with a page about plugin libraries instead."""
+    import openvino as ov
+
+    available = list(ov.Core().available_devices)
+    kind, _, targets = device.partition(":")
+    wanted = [t for t in targets.split(",") if t] if kind in OPENVINO_VIRTUAL else [device]
+    absent = [name for name in wanted
+              if not any(a == name or a.startswith(name + ".") for a in available)]
+    if not absent:
+        return None
+    return {"unavailable": absent[0], "available": available, "openvino": ov.__version__}
+
+
+def openvino_properties(core: Any, device: str, threads: int, precision: str) -> dict[str, Any]:
+    """compile_model's properties: the latency hint (one stream, one request at a time, as
+    an application calls it), the pinned inference precision and the threads. A property
+    the device does not take is left out (INFERENCE_NUM_THREADS is the CPU's): the
+    fingerprint reads back what the compiled model runs with."""
+    import openvino as ov
+    import openvino.properties as props
+    import openvino.properties.hint as hints
+
+    wanted = {hints.performance_mode(): hints.PerformanceMode.LATENCY,
+              hints.inference_precision(): getattr(ov.Type, OPENVINO_PRECISION[precision]),
+              props.inference_num_threads(): threads}
+    try:
+        supported = set(core.get_property(device.partition(":")[0],
+                                          props.supported_properties()))
+    except RuntimeError:  # a virtual device that cannot say: pass everything on
+        return wanted
+    return {key: value for key, value in wanted.items() if key in supported}
+
+
+def openvino_compiled(path: Any, device: str, threads: int, precision: str) -> Any:
+    """``path`` (ONNX, an IR .xml, or an ``ov.Model``) compiled for ``device`` with the
+    pinned properties (`openvino_properties`)."""
+    import openvino as ov
+
+    core = ov.Core()
+    return core.compile_model(path, device, openvino_properties(core, device, threads, precision))
+
+
+def openvino_runner(path: str, device: str, threads: int, precision: str) -> Callable[[], Any]:
+    """A zero-argument callable that runs one inference of the model at ``path``."""
+    import openvino as ov
+
+    compiled = openvino_compiled(path, device, threads, precision)
+    request = compiled.create_infer_request()
+    rng = np.random.default_rng(0)
+    for index, port in enumerate(compiled.inputs):
+        shape = [d.get_length() if d.is_static else 1 for d in port.get_partial_shape()]
+        data = rng.standard_normal(shape).astype(port.get_element_type().to_dtype())
+        request.set_input_tensor(index, ov.Tensor(data))
+    # outputs shared, not copied: the call is the runtime's, as ORT's session.run is
+    return lambda: request.infer(share_outputs=True)
+
+
+def openvino_error(err: BaseException) -> str:
+    """OpenVINO's message on one line, without its trail of source locations."""
+    lines = [line.strip() for line in str(err).splitlines()]
+    kept = [line for line in lines
+            if line and not line.startswith(("Exception from src/", "Check '"))]
+    return f"{type(err).__name__}: {' '.join(kept or lines)}"
+
+
+def openvino_write_ir(onnx_path: str, out: str) -> None:
+    """Write ``onnx_path`` as OpenVINO IR (``out`` .xml and its .bin). Weights stay as
+    exported (save_model would halve them to FP16 by default): the precision is the
+    descriptor's, pinned when the IR is compiled."""
+    import openvino as ov
+
+    ov.save_model(ov.Core().read_model(onnx_path), out, compress_to_fp16=False)
+
+
+def openvino_fingerprint(device: str, precision: str) -> dict[str, Any]:
+    """OpenVINO's version, the device's full name and capabilities, and the inference
+    precision a compiled model reports under the pinned hint (a CPU that gains bf16 or a
+    runtime that changes its defaults makes a table stale)."""
+    import openvino as ov
+    import openvino.properties.device as device_props
+    import openvino.properties.hint as hints
+
+    try:
+        from openvino import opset8 as ops
+    except ImportError:  # OpenVINO 2024 keeps the opsets under openvino.runtime
+        from openvino.runtime import opset8 as ops  # type: ignore[no-redef]
+
+    core = ov.Core()
+    out: dict[str, Any] = {"openvino": ov.__version__, "openvino_device": device}
+    for key, prop in (("openvino_device_name", device_props.full_name()),
+                      ("openvino_capabilities", device_props.capabilities())):
+        try:
+            out[key] = core.get_property(device, prop)
+        except RuntimeError:
+            out[key] = None
+    probe = ops.parameter([1, 8, 8, 8], ov.Type.f32)
+    model = ov.Model([ops.relu(probe)], [probe], "edgenas-fingerprint")
+    compiled = openvino_compiled(model, device, 1, precision)
+    try:
+        out["openvino_precision"] = compiled.get_property(
+            hints.inference_precision()).get_type_name()
+    except RuntimeError:
+        out["openvino_precision"] = None
+    return out
 
 
 # -- TensorRT ------------------------------------------------------------------------------
@@ -281,8 +402,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def fingerprint(runtime: str) -> dict[str, Any]:
-    """What identifies this device and software stack for a latency table."""
+def fingerprint(runtime: str, device: str = "CPU", precision: str = "fp32") -> dict[str, Any]:
+    """What identifies this device and software stack for a latency table (``device`` and
+    ``precision``: OpenVINO's)."""
     out: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "hostname": platform.node(),
@@ -302,6 +424,8 @@ def fingerprint(runtime: str) -> dict[str, Any]:
         import tensorrt as trt
 
         out["tensorrt"] = trt.__version__
+    elif runtime == "openvino":
+        out.update(openvino_fingerprint(device, precision))
     tegra = _read("/etc/nv_tegra_release")
     if tegra:
         out["l4t"] = tegra.splitlines()[0]
@@ -319,13 +443,25 @@ def fingerprint(runtime: str) -> dict[str, Any]:
 
 #: Exit status when the device's Python lacks a package the agent needs.
 MISSING_EXIT = 3
+#: Exit status when OpenVINO does not list the device the descriptor names.
+UNAVAILABLE_EXIT = 4
+RUNTIMES = ["onnxruntime", "tensorrt", "openvino"]
+PRECISIONS = ["fp32", "fp16", "int8", "bf16"]
 
 
 def missing_packages(runtime: str) -> list[str]:
-    """The packages this command needs that the device's Python cannot import. TensorRT
-    is not listed: without its Python bindings the agent falls back to ``trtexec``."""
-    needed = ["numpy"] + (["onnxruntime"] if runtime == "onnxruntime" else [])
-    return [name for name in needed if importlib.util.find_spec(name) is None]
+    """The packages this command needs that the device's Python cannot import. A package
+    that is there but fails to import (a wheel for another platform, a missing library)
+    counts as missing: installing it again is the fix. TensorRT is not listed: without its
+    Python bindings the agent falls back to ``trtexec``."""
+    needed = ["numpy"] + ([runtime] if runtime in ("onnxruntime", "openvino") else [])
+    missing = []
+    for name in needed:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
 
 
 def pin_to_one_core() -> None:
@@ -343,35 +479,54 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="edgenas device-side timing agent")
     commands = parser.add_subparsers(dest="command", required=True)
     fp = commands.add_parser("fingerprint")
-    fp.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "tensorrt"])
+    fp.add_argument("--runtime", default="onnxruntime", choices=RUNTIMES)
+    fp.add_argument("--device", default="CPU", help="openvino: the OpenVINO device")
+    fp.add_argument("--precision", default="fp32", choices=PRECISIONS)
     tm = commands.add_parser("time")
     tm.add_argument("models", nargs="+")
-    tm.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "tensorrt"])
+    tm.add_argument("--runtime", default="onnxruntime", choices=RUNTIMES)
+    tm.add_argument("--device", default="CPU", help="openvino: the OpenVINO device")
     tm.add_argument("--threads", type=int, default=1)
     tm.add_argument("--providers", default="CPUExecutionProvider")
-    tm.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    tm.add_argument("--precision", default="fp32", choices=PRECISIONS)
     tm.add_argument("--workspace-mb", type=int, default=1024)
     tm.add_argument("--warmup", type=int, default=10)
     tm.add_argument("--repeats", type=int, default=50)
     tm.add_argument("--min-time-ms", type=float, default=40.0)
     tm.add_argument("--max-time-ms", type=float, default=0.0, help="0: no cap")
-    bd = commands.add_parser("build", help="build a TensorRT engine from ONNX, on this device")
+    bd = commands.add_parser("build", help="build a TensorRT engine, or write an OpenVINO IR, "
+                                           "from ONNX, on this device")
     bd.add_argument("model")
     bd.add_argument("--out", required=True)
+    bd.add_argument("--runtime", default="tensorrt", choices=["tensorrt", "openvino"])
     bd.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "int8"])
     bd.add_argument("--workspace-mb", type=int, default=1024)
     bd.add_argument("--timing-cache", default=None)
     args = parser.parse_args(argv)
 
-    missing = missing_packages(getattr(args, "runtime", "tensorrt"))
+    missing = missing_packages(args.runtime)
     if missing:
         # one JSON line the host turns into an error naming the device and the fix
         print(json.dumps({"missing": missing, "python": sys.executable,
                           "python_version": ".".join(map(str, sys.version_info[:2])),
                           "machine": platform.machine()}), flush=True)
         return MISSING_EXIT
+    if args.runtime == "openvino" and args.command != "build":  # an IR is for any device
+        unavailable = openvino_unavailable(args.device)
+        if unavailable:  # one JSON line, as for a missing package: nothing is timed
+            print(json.dumps(unavailable), flush=True)
+            return UNAVAILABLE_EXIT
     if args.command == "build":
         start = time.perf_counter()
+        if args.runtime == "openvino":
+            openvino_write_ir(args.model, args.out)
+            weights = args.out[: -len(".xml")] + ".bin" if args.out.endswith(".xml") else ""
+            print(json.dumps({"ir": os.path.basename(args.out),
+                              "bytes": os.path.getsize(args.out) + (
+                                  os.path.getsize(weights) if os.path.exists(weights) else 0),
+                              "build_seconds": time.perf_counter() - start,
+                              "builder": "openvino"}))
+            return 0
         if have_trt_python():
             engine = build_trt_engine(args.model, args.precision, args.workspace_mb,
                                       timing_cache=args.timing_cache)
@@ -386,14 +541,17 @@ def main(argv: list[str] | None = None) -> int:
                           "build_seconds": time.perf_counter() - start, "builder": builder}))
         return 0
     if args.command == "fingerprint":
-        print(json.dumps(fingerprint(args.runtime)))
+        print(json.dumps(fingerprint(args.runtime, args.device, args.precision)))
         return 0
-    if args.runtime == "onnxruntime" and args.threads == 1:
+    if args.threads == 1 and (args.runtime == "onnxruntime" or
+                              args.runtime == "openvino" and args.device == "CPU"):
         pin_to_one_core()
     for path in args.models:
         try:
-            if args.runtime == "onnxruntime":
-                run = ort_runner(path, args.threads, args.providers.split(","))
+            if args.runtime in ("onnxruntime", "openvino"):
+                run = (ort_runner(path, args.threads, args.providers.split(","))
+                       if args.runtime == "onnxruntime" else
+                       openvino_runner(path, args.device, args.threads, args.precision))
                 samples = measure(run, args.warmup, args.repeats, args.min_time_ms,
                                   args.max_time_ms)
             elif not have_trt_python():
@@ -410,7 +568,9 @@ def main(argv: list[str] | None = None) -> int:
                                   args.max_time_ms, self_timed=True)
             record = {"model": os.path.basename(path), **summarize(samples)}
         except Exception as err:  # report and go on: one bad model must not stop a profile
-            record = {"model": os.path.basename(path), "error": f"{type(err).__name__}: {err}"}
+            record = {"model": os.path.basename(path),
+                      "error": openvino_error(err) if args.runtime == "openvino"
+                      else f"{type(err).__name__}: {err}"}
         print(json.dumps(record), flush=True)
     return 0
 
