@@ -256,6 +256,24 @@ def test_deploy_on_openvino_writes_ir_on_the_device_and_times_it(fp32_bundle, ca
     assert weights.stat().st_size >= 4 * onnx_weights * 0.99
 
 
+@needs_openvino
+def test_deploy_on_openvino_over_ssh_fetches_the_ir_written_there(fp32_bundle, sshd,
+                                                                   tmp_path) -> None:
+    from edgenas.deploy.deploy import deploy
+    from edgenas.device.descriptor import Connection
+
+    device = replace(fast_ov_device(), name="ov-over-ssh",
+                     connection=Connection(kind="ssh", host=sshd.alias,
+                                           ssh_config=str(sshd.config), python=sys.executable,
+                                           workdir=str(tmp_path / "remote")))
+    report = deploy(fp32_bundle, device, rounds=2)
+    assert report["ir"]["ir"] == "ov-over-ssh.xml" and report["latency_ms"]["median_ms"] > 0
+    written = tmp_path / "remote" / "bundle" / "deploy"
+    for suffix in (".xml", ".bin"):  # written on the device, fetched into the bundle
+        fetched = fp32_bundle / "deploy" / f"ov-over-ssh{suffix}"
+        assert fetched.read_bytes() == (written / f"ov-over-ssh{suffix}").read_bytes()
+
+
 def test_a_bundle_whose_run_py_predates_openvino_says_to_export_again(tmp_path,
                                                                      monkeypatch) -> None:
     """A bundle exported before run.py read OpenVINO: classify says so before it copies
