@@ -17,10 +17,12 @@ import pytest
 
 from edgenas.cli import main
 from edgenas.device.descriptor import get_device
-from edgenas.profile.lut import FRONT, load_lut, lut_path, save_lut
-from edgenas.profile.profiler import profile, unfinished
+from edgenas.cost.count import count
+from edgenas.profile.lut import FRONT, SEARCH_BIASED, load_lut, lut_path, save_lut
+from edgenas.profile.profiler import (MIN_SEARCH_BIASED, SEARCH_BIASED_POOL, SEARCH_BIASED_SEED,
+                                      arch_stream, profile, unfinished)
 from edgenas.search.measured_front import MAX_ROUND_SPREAD, ROUNDS, spread
-from edgenas.space import SPACES
+from edgenas.space import SPACES, Arch
 from scripted_device import CostModel, ScriptedDevice, scripted_device
 from tiny_space import tiny_space
 
@@ -177,3 +179,17 @@ def test_spread_is_the_range_of_rounds_over_their_median() -> None:
     assert spread([1.0, 1.0, 1.0]) == 0.0
     assert spread([0.9, 1.0, 1.2]) == pytest.approx(0.3)
     assert spread([1.0, 1.0 + MAX_ROUND_SPREAD / 2]) < MAX_ROUND_SPREAD
+
+
+def test_validate_also_judges_the_table_where_searches_pick(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(SPACES, "tiny", tiny_space)
+    scripted_device(monkeypatch, DEVICE_COST)
+    lut = profile(get_device("host-cpu"), tiny_space(), calibrate=20, validate=10)
+    biased = lut.validation["search_biased"]
+    assert biased["n"] == MIN_SEARCH_BIASED and biased["noise_floor"]["n"] == MIN_SEARCH_BIASED
+    timed = [item["arch"] for item in lut.networks[SEARCH_BIASED]]
+    pool = arch_stream(tiny_space(), SEARCH_BIASED_SEED, SEARCH_BIASED_POOL * MIN_SEARCH_BIASED)
+    cheapest = sorted(count(arch).macs for arch in pool)[:MIN_SEARCH_BIASED]
+    assert sorted(count(Arch.from_json(a)).macs for a in timed) == cheapest
+    # the random held-out set is reported as before, beside it
+    assert lut.validation["n"] == 10 and lut.networks["validation"]

@@ -291,3 +291,11 @@ def test_a_bundle_whose_run_py_predates_openvino_says_to_export_again(tmp_path,
     with pytest.raises(EdgenasError, match=r"exported before run\.py read OpenVINO\); export "
                                            "the bundle again"):
         classify_on_device(out, fast_ov_device(), image)
+@needs_openvino
+def test_deploy_classify_runs_the_bundles_run_py_with_openvino(fp32_bundle, tmp_path) -> None:
+    from edgenas.deploy.deploy import classify_on_device
+
+    image = tmp_path / "image.npy"
+    np.save(image, np.full((ARCH.resolution, ARCH.resolution, 3), 128, np.uint8))
+    answer = classify_on_device(fp32_bundle, fast_ov_device(), image, top=3).splitlines()
+    assert len(answer) == 3 and all(line.split()[1].startswith("class-") for line in answer)

@@ -92,6 +92,14 @@ def _print_validation(report: dict) -> None:
         print(f"  median bias    {report['median_bias_pct']:+.1f} %   (negative: predicted "
               "too fast; a table at another level of load than its device shows here)")
     print(f"  Kendall tau    {report['kendall_tau']:.3f}")
+    biased = report.get("search_biased")
+    if biased:  # tables validated before it existed lack it
+        floor = biased.get("noise_floor")
+        print(f"search-biased: {biased['n']} held-out archs from the cheapest tenth by MACs "
+              f"(where searches pick): {100 * biased['within_10pct']:.1f} % within +-10 %"
+              + (f" (noise floor {100 * floor['within_10pct']:.1f} %)" if floor else "")
+              + f", median bias {biased['median_bias_pct']:+.1f} %, Kendall tau "
+              f"{biased['kendall_tau']:.3f}")
 
 
 #: Default minutes of unit timing on a TensorRT device, where every unit is an engine build

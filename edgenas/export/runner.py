@@ -1,11 +1,14 @@
-"""Classify an image with an edgenas bundle, using only numpy and ONNX Runtime.
+"""Classify an image with an edgenas bundle, using only numpy and ONNX Runtime or OpenVINO.
 
 Copied into every bundle as run.py. Usage, from inside the bundle folder or with --bundle:
 
     python3 run.py IMAGE [--model model.onnx] [--bundle DIR] [--top 5]
+    python3 run.py IMAGE --runtime openvino [--device CPU] [--precision fp32]
 
 IMAGE is a PNG (8-bit, non-interlaced), a binary PPM/PGM, or a .npy array (H, W, C) uint8.
-No torch, no Pillow: it runs on a bare board with `pip install numpy onnxruntime`.
+No torch, no Pillow: it runs on a bare board with `pip install numpy onnxruntime` (or
+`openvino`). OpenVINO runs at the precision asked for, f32 by default: left to itself it
+runs bf16 on CPUs that have it.
 """
 
 import argparse
@@ -114,23 +117,50 @@ def preprocess(image, spec):
     return image.transpose(2, 0, 1)[None].astype(np.float32)
 
 
+#: run.py's precision names -> OpenVINO's inference precision hint (int8 models carry their
+#: own quantisation; what they leave in float runs in f32).
+OPENVINO_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}
+
+
+def logits_onnxruntime(path, inputs):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: inputs})[0]
+
+
+def logits_openvino(path, inputs, device, precision):
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(path, device, {
+        "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision],
+        "PERFORMANCE_HINT": "LATENCY"})
+    return compiled([inputs])[compiled.output(0)]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="classify an image with an edgenas bundle")
     parser.add_argument("image")
     parser.add_argument("--bundle", default=os.path.dirname(os.path.abspath(__file__)))
     parser.add_argument("--model", default="model.onnx")
     parser.add_argument("--top", type=int, default=5)
+    parser.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "openvino"])
+    parser.add_argument("--device", default="CPU", help="openvino: CPU, GPU or NPU")
+    parser.add_argument("--precision", default="fp32", choices=sorted(OPENVINO_PRECISION),
+                        help="openvino: the inference precision (default fp32)")
     args = parser.parse_args(argv)
-    import onnxruntime as ort
 
     with open(os.path.join(args.bundle, "preprocess.json")) as handle:
         spec = json.load(handle)
     with open(os.path.join(args.bundle, "labels.txt")) as handle:
         labels = [line.rstrip("\n") for line in handle]
     inputs = preprocess(load_image(args.image), spec)
-    session = ort.InferenceSession(os.path.join(args.bundle, args.model),
-                                   providers=["CPUExecutionProvider"])
-    logits = session.run(None, {session.get_inputs()[0].name: inputs})[0][0].astype(np.float64)
+    path = os.path.join(args.bundle, args.model)
+    if args.runtime == "openvino":
+        logits = logits_openvino(path, inputs, args.device, args.precision)
+    else:
+        logits = logits_onnxruntime(path, inputs)
+    logits = np.asarray(logits)[0].astype(np.float64)
     probs = np.exp(logits - logits.max())
     probs /= probs.sum()
     for index in np.argsort(-probs)[:args.top]:

@@ -41,6 +41,9 @@ def now() -> str:
 #: of random archs, the held-out ones it is judged on, and the archs searches put on their
 #: fronts, timed on the device afterwards (`edgenas.search.measured_front`).
 CALIBRATION, VALIDATION, FRONT = "calibration", "validation", "front"
+#: Held-out networks from where searches go rather than from the whole space: the cheapest
+#: tenth by MACs of a random pool (`edgenas.profile.profiler.search_biased_archs`).
+SEARCH_BIASED = "search_biased"
 #: The networks the correction is fitted on: random archs cover the space, front archs the
 #: region searches go to, where random archs rarely are.
 FITTING = (CALIBRATION, FRONT)

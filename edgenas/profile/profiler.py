@@ -21,13 +21,15 @@ import numpy as np
 
 from edgenas.device.descriptor import Device
 from edgenas.device.session import DeviceSession
+from edgenas.cost.count import count
 from edgenas.errors import ProfileError
 from edgenas.profile.correction import MIN_FIT, fit_correction
 from edgenas.profile.keys import space_units
 from edgenas.profile.latency import (LatencyModel, accuracy_metrics, boosted_features,
                                      kind_sums, unit_sum)
 from edgenas.profile.level import RECORD
-from edgenas.profile.lut import FRONT, LUT, fitting_networks, now, stale_reasons
+from edgenas.profile.lut import (FRONT, LUT, SEARCH_BIASED, VALIDATION, fitting_networks, now,
+                                 stale_reasons)
 from edgenas.profile.onnx_graph import network_model, unit_model
 from edgenas.profile.sampling import (ACTIVE_ROUNDS, FIRST_SAMPLE, UnitRegressor,
                                       cross_validated_error, first_sample, unit_features)
@@ -44,6 +46,12 @@ CALIBRATION_SEED = 1_000_000
 VALIDATION_SEED = 2_000_000
 #: Held-out networks are timed in this many interleaved rounds; two give the noise floor.
 VALIDATION_ROUNDS = 2
+#: The search-biased held-out set: its own stream of archs, a pool this many times the set,
+#: of which the cheapest (by MACs) are timed: the cheapest tenth of the pool.
+SEARCH_BIASED_SEED = 3_000_000
+SEARCH_BIASED_POOL = 10
+#: Its size: half the random held-out set, at least this many.
+MIN_SEARCH_BIASED = 10
 #: Table-fitting networks too: the median of two rounds is a steadier target to fit.
 CALIBRATION_ROUNDS = 2
 #: Table-fitting networks timed by default: the boosted trees need 60, and refitting on
@@ -60,9 +68,9 @@ NETWORK_SHARE = 0.5
 CHUNK = 100
 
 
-def arch_stream(space: SearchSpace, offset: int, count: int) -> list[Arch]:
-    """``count`` archs of ``space`` from the seed ``offset`` on (a table's own stream)."""
-    return [space.sample(offset + i) for i in range(count)]
+def arch_stream(space: SearchSpace, offset: int, number: int) -> list[Arch]:
+    """``number`` archs of ``space`` from the seed ``offset`` on (a table's own stream)."""
+    return [space.sample(offset + i) for i in range(number)]
 
 
 def time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable[Arch],
@@ -286,11 +294,24 @@ def _validate(run: ProfileRun) -> None:
     lut = run.lut
     if run.revalidate:  # the old report goes with its networks: a run killed while
         lut.networks["validation"], lut.validation = [], None  # re-timing is unfinished
+        lut.networks.pop(SEARCH_BIASED, None)
     held_out = arch_stream(run.space, VALIDATION_SEED, run.validate)
     time_networks(run.session, lut, "validation", held_out, run.chunk, run.checkpoint,
                   run.progress, rounds=VALIDATION_ROUNDS, guard=run.guard)
-    lut.validation = validation_report(lut, run.validate)
+    # where searches go: a table judged on random archs only is judged where it is not used
+    biased = search_biased_archs(run.space, max(MIN_SEARCH_BIASED, run.validate // 2))
+    time_networks(run.session, lut, SEARCH_BIASED, biased, run.chunk, run.checkpoint,
+                  run.progress, rounds=VALIDATION_ROUNDS, guard=run.guard)
+    lut.validation = {**validation_report(lut, run.validate),
+                      "search_biased": validation_report(lut, len(biased), SEARCH_BIASED)}
     run.checkpoint(lut)
+
+
+def search_biased_archs(space: SearchSpace, size: int) -> list[Arch]:
+    """``size`` held-out archs from where a search picks: the cheapest by MACs of a pool of
+    `SEARCH_BIASED_POOL` times as many random archs (its own seed stream)."""
+    pool = arch_stream(space, SEARCH_BIASED_SEED, SEARCH_BIASED_POOL * size)
+    return sorted(pool, key=lambda arch: count(arch).macs)[:size]
 
 
 #: The steps of a profile, in order; each completes the table from the run's state.
@@ -405,9 +426,11 @@ def unfinished(lut: LUT, space: SearchSpace) -> list[str]:
     return reasons
 
 
-def validation_report(lut: LUT, count: int | None = None) -> dict[str, Any]:
-    """Accuracy of the table's predictions on its held-out networks."""
-    items = lut.networks.get("validation", [])[:count]
+def validation_report(lut: LUT, count: int | None = None, label: str = VALIDATION
+                      ) -> dict[str, Any]:
+    """Accuracy of the table's predictions on its held-out networks (``label``: the random
+    ones, or the `SEARCH_BIASED` ones)."""
+    items = lut.networks.get(label, [])[:count]
     if not items:
         raise ProfileError("no validation networks timed; run with --validate N")
     model = LatencyModel(lut, anchored=False)  # held-out times are at the yardstick
