@@ -15,9 +15,11 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
+from conftest import wait_until
 from edgenas.cost.count import count
 from edgenas.search.objectives import Budgets, Evaluator, SearchError
 from edgenas.search.study_store import open_storage
@@ -30,6 +32,9 @@ SPACE = get_space("cifar")
 CONFIG = SurrogateConfig(train_budget=14, initial=10, per_round=2, inner_trials=60,
                          population=10)
 RECIPE = {"epochs": 1}
+#: A guard against a hang only (a search that waits for ever), never what a test measures:
+#: far more than any host takes.
+HANG_S = 600
 
 
 def fake_accuracy(arch: Arch) -> float:
@@ -43,10 +48,11 @@ def evaluator(max_memory_mb: float | None = None) -> Evaluator:
 
 
 class Trainer:
-    """Counts its calls; ``fail_at`` raises on that call (a crash mid-search)."""
+    """Counts its calls; ``fail_at`` raises on that call (a crash mid-search); ``hold``:
+    each training ends only once ``hold()`` is true (another process took a candidate)."""
 
     def __init__(self, fail_at: int | None = None, log: Path | None = None,
-                 delay_s: float = 0.0, hold: threading.Event | None = None) -> None:
+                 delay_s: float = 0.0, hold: Callable[[], bool] | None = None) -> None:
         self.calls: list[str] = []
         self.fail_at, self.log, self.delay_s, self.hold = fail_at, log, delay_s, hold
 
@@ -56,8 +62,8 @@ class Trainer:
         if self.fail_at is not None and len(self.calls) == self.fail_at:
             raise KeyboardInterrupt("killed mid-training")
         time.sleep(self.delay_s)
-        if self.hold is not None:  # until another process has taken a candidate too
-            self.hold.wait(timeout=120)
+        if self.hold is not None:
+            wait_until(self.hold, "another process to take a candidate too", timeout_s=HANG_S)
         self._write({"event": "done", "arch": arch.to_json()})
         return {"accuracy": fake_accuracy(arch), "run_dir": f"/runs/{len(self.calls)}"}
 
@@ -146,8 +152,9 @@ def test_a_candidate_orphaned_before_its_first_heartbeat_is_trained_again(
     leader = threading.Thread(daemon=True, target=lambda: result.append(run_surrogate_search(
         SPACE, evaluator(), Trainer(), CONFIG, RECIPE, storage=storage(tmp_path), poll_s=0.05)))
     leader.start()
-    leader.join(timeout=120)
-    assert result, "the search waited for the dead worker's candidate"
+    wait_until(lambda: not leader.is_alive(), "the search to end without the dead worker's "
+               "candidate", timeout_s=HANG_S)
+    assert result, "the search failed"
     assert len(trained_trials(result[0])) == CONFIG.train_budget
 
 
@@ -155,7 +162,9 @@ def test_budgets_hold_for_every_trained_arch(tmp_path: Path) -> None:
     limit = 1.0
     study = run_surrogate_search(SPACE, evaluator(max_memory_mb=limit), Trainer(), CONFIG,
                                  RECIPE, storage=storage(tmp_path), poll_s=0.05)
-    assert all(t.user_attrs["metrics"]["memory"] <= limit for t in trained_trials(study))
+    trained = trained_trials(study)
+    assert len(trained) == CONFIG.train_budget
+    assert all(t.user_attrs["metrics"]["memory"] <= limit for t in trained)
 
 
 def test_a_study_created_but_never_stamped_is_taken_over(tmp_path: Path) -> None:
@@ -208,10 +217,16 @@ def test_a_worker_shares_the_training_and_no_arch_is_trained_twice(tmp_path: Pat
     # trial to two processes on a loaded host (seen in CI), PostgreSQL cannot
     log, url, name = tmp_path / "trained.jsonl", postgres, f"shares-{tmp_path.name}"
     worker = _start_worker(url, log, 0.3, name)
+
+    def worker_took_one() -> bool:  # the leader's first training ends only then, so that a
+        # worker slow to start on a loaded host still finds a candidate left to take
+        return any(r["pid"] == worker.pid for r in events(log, "start"))
+
     try:
-        study = run_surrogate_search(SPACE, evaluator(), Trainer(log=log, delay_s=0.3), CONFIG,
+        study = run_surrogate_search(SPACE, evaluator(),
+                                     Trainer(log=log, delay_s=0.3, hold=worker_took_one), CONFIG,
                                      RECIPE, storage=url, poll_s=0.05, study_name=name)
-        worker.join(timeout=60)
+        worker.join(timeout=HANG_S)
     finally:
         if worker.is_alive():
             worker.kill()
@@ -228,26 +243,20 @@ def test_a_killed_workers_candidate_is_trained_again(tmp_path: Path, postgres: s
     name = f"killed-{tmp_path.name}"  # one PostgreSQL database serves every test
     worker = _start_worker(url, log, 600.0, name)  # never finishes on its own
 
-    killed = threading.Event()  # the leader keeps its first training open until then, so
-    # that a slow start of the worker on a loaded host cannot leave it nothing to take
+    def killed_once_it_trains() -> bool:  # the leader's first training ends only then, so
+        # that a worker slow to start on a loaded host still finds a candidate left to take
+        if not any(r["pid"] == worker.pid for r in events(log, "start")):
+            return False
+        if worker.is_alive():
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.join()
+        return True
 
-    def kill_once_it_trains() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if any(r["pid"] == worker.pid for r in events(log, "start")):
-                os.kill(worker.pid, signal.SIGKILL)
-                break
-            time.sleep(0.05)
-        killed.set()
-
-    killer = threading.Thread(target=kill_once_it_trains)
-    killer.start()
-    study = run_surrogate_search(SPACE, evaluator(), Trainer(log=log, delay_s=0.05, hold=killed),
-                                 CONFIG,
-                                 RECIPE, storage=open_storage(url, heartbeat_s=1), poll_s=0.05,
-                                 study_name=name)
-    killer.join()
-    worker.join(timeout=10)
+    study = run_surrogate_search(SPACE, evaluator(),
+                                 Trainer(log=log, delay_s=0.05, hold=killed_once_it_trains),
+                                 CONFIG, RECIPE, storage=open_storage(url, heartbeat_s=1),
+                                 poll_s=0.05, study_name=name)
+    assert worker.exitcode == -signal.SIGKILL
     lost = [r["arch"] for r in events(log, "start") if r["pid"] == worker.pid]
     assert lost, "the worker never took a candidate"
     finished = {r["arch"] for r in events(log, "done")}
