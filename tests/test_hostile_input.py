@@ -1,6 +1,7 @@
 """Hostile input, property-based (hypothesis): every invalid arch JSON, device descriptor,
 budget, recipe, weight string or main-job number gets edgenas's own error, naming the field where it is a
-field's fault, never a traceback; every valid arch round-trips."""
+field's fault, never a traceback; and every valid one is accepted, read as written (a reader
+that refused everything would pass the first half alone)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgenas.cli import build_parser
-from edgenas.device.descriptor import Device, parse_device
+from edgenas.device.descriptor import CONNECTIONS, Device, parse_device
 from edgenas.errors import EdgenasError
 from edgenas.pipeline import RunConfig
-from edgenas.search.objectives import Budgets, parse_weights
+from edgenas.search.objectives import OBJECTIVES, Budgets, parse_weights
+from edgenas.search.surrogate import SurrogateConfig
 from edgenas.space import get_space
-from edgenas.space.arch import NEUTRAL, OP_USES, Arch
+from edgenas.space.arch import (ACTIVATIONS, DOWNSAMPLES, NEUTRAL, OP_USES, OPS,
+                                SCHEMA_VERSION, Arch)
 from edgenas.train.loop import TrainConfig
+from edgenas.train.subnet_sampling import SAMPLINGS
 
 SPACES = [get_space("cifar"), get_space("imagenet")]
 VALID_ARCH = get_space("cifar").sample(0).to_dict()
@@ -75,6 +79,34 @@ def test_any_json_is_an_arch_or_an_arch_error(document) -> None:  # noqa: ANN001
         assert "arch.json" in str(err)
     else:  # then it was an arch, read as written
         given_values_kept(arch_fields_kept(document), arch.to_dict())
+
+
+#: Fields an arch document may leave out (each has a default that any arch may hold), by
+#: where they sit. Not width_mult nor a stage's downsample: a skip that opens a stage is
+#: allowed by the channels and stride they give.
+OPTIONAL_ARCH_FIELDS = {"arch": ("schema_version", "head", "num_classes", "depth_mult",
+                                 "in_channels"),
+                        "stem": ("kernel", "stride", "activation"),
+                        "block": ("kernel", "expansion", "se", "activation")}
+
+
+@SETTINGS
+@given(st.sampled_from(SPACES), st.integers(0, 2**32 - 1), st.data())
+def test_every_valid_arch_document_is_accepted_as_written(space, seed: int, data) -> None:  # noqa: ANN001
+    document = json.loads(json.dumps(space.sample(seed).to_dict()))
+
+    def leave_out(node: dict, where: str) -> None:
+        for name in OPTIONAL_ARCH_FIELDS[where]:
+            if data.draw(st.booleans(), label=f"leave out {where}.{name}"):
+                node.pop(name)
+
+    leave_out(document, "arch")
+    leave_out(document["stem"], "stem")
+    for stage in document["stages"]:
+        for block in stage["blocks"]:
+            leave_out(block, "block")
+    arch = Arch.from_dict(document, "arch.json")
+    given_values_kept(arch_fields_kept(document), arch.to_dict())
 
 
 def kind(value) -> str:  # noqa: ANN001
@@ -157,6 +189,37 @@ def test_a_corrupted_arch_field_is_named(path, value) -> None:  # noqa: ANN001
         given_values_kept(arch_fields_kept(document), arch.to_dict())
 
 
+def valid_arch_values(path: tuple) -> st.SearchStrategy:
+    """Values the field at ``path`` of VALID_ARCH may take, the rest of it unchanged: any arch
+    may hold them (VALID_ARCH halves its resolution three times at most, and none of its
+    stages opens with a skip)."""
+    name = path[-1]
+    if name == "channels":
+        return st.integers(0 if path[0] == "head" else 1, 4096)
+    if name == "op":  # a skip may not open a stage that changes shape
+        return st.sampled_from(OPS if path[-2] != 0 else tuple(o for o in OPS if o != "skip"))
+    positive = st.floats(0, 8, exclude_min=True) | st.integers(1, 8)
+    return {"schema_version": st.just(SCHEMA_VERSION), "resolution": st.integers(8, 4096),
+            "kernel": st.integers(0, 7).map(lambda k: 2 * k + 1),
+            "stride": st.sampled_from((1, 2)), "activation": st.sampled_from(ACTIVATIONS),
+            "downsample": st.sampled_from(DOWNSAMPLES), "se": st.booleans(),
+            "expansion": st.floats(0, 16, exclude_min=True) | st.integers(1, 16),
+            "dropout": st.floats(0, 1, exclude_max=True) | st.just(0),
+            "num_classes": st.integers(1, 10**5), "in_channels": st.integers(1, 64),
+            "width_mult": positive, "depth_mult": positive}[name]
+
+
+ARCH_LEAVES = [p for p in ARCH_PATHS if not isinstance(_at(VALID_ARCH, p), (dict, list))]
+
+
+@SETTINGS
+@given(st.sampled_from(ARCH_LEAVES), st.data())
+def test_a_valid_value_in_any_arch_field_is_accepted_as_written(path, data) -> None:  # noqa: ANN001
+    document = replaced(VALID_ARCH, path, data.draw(valid_arch_values(path), label="value"))
+    arch = Arch.from_dict(document, "arch.json")
+    given_values_kept(arch_fields_kept(document), arch.to_dict())
+
+
 @SETTINGS
 @given(st.sampled_from(SPACES), st.integers(0, 2**32 - 1))
 def test_every_sampled_arch_round_trips(space, seed: int) -> None:  # noqa: ANN001
@@ -177,6 +240,47 @@ def test_a_corrupted_device_descriptor_is_a_device_error(path, value) -> None:  
     else:  # the new value is one a descriptor may hold (another port, a user), read as written
         assert_well_typed(device)
         given_values_kept(document, as_json(device))
+
+
+#: Host, user and serial names as ssh and adb take them: no leading '-', no whitespace.
+REMOTE_NAME = st.text(st.sampled_from("abcxyzABC0189.-_:@"), max_size=12).filter(
+    lambda name: not name.startswith("-"))
+
+
+def valid_device_values(path: tuple) -> st.SearchStrategy:
+    """Values the field at ``path`` of VALID_DEVICE (an ssh device on ONNX Runtime) may
+    take, the rest of it unchanged."""
+    if path[:2] == ("runtime", "providers"):
+        return st.text() if len(path) == 3 else st.lists(st.text(), max_size=4)
+    return {("name",): st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]*", fullmatch=True),
+            ("notes",): st.text(),
+            ("connection", "kind"): st.sampled_from(CONNECTIONS),
+            ("connection", "host"): REMOTE_NAME.filter(bool),  # ssh needs one
+            ("connection", "user"): REMOTE_NAME,
+            ("connection", "port"): st.integers(0, 65535),
+            ("connection", "workdir"): st.text(st.characters(categories=["L", "N", "P", "S"]))
+            .map(lambda name: "/" + name),
+            ("connection", "python"): st.text(),
+            ("runtime", "name"): st.sampled_from(["onnxruntime", "tensorrt"]),
+            ("runtime", "threads"): st.integers(1, 1024),
+            ("runtime", "precision"): st.sampled_from(["fp32", "fp16", "int8"]),
+            ("timing", "warmup"): st.integers(0, 10**6),
+            ("timing", "repeats"): st.integers(5, 10**6),
+            ("timing", "min_time_ms"): st.floats(0, 300) | st.integers(0, 300),  # max is 300
+            ("timing", "max_time_ms"): st.just(0) | st.floats(40, 1e9) | st.integers(40, 10**9),
+            }[path]
+
+
+DEVICE_LEAVES = [p for p in DEVICE_PATHS if not isinstance(_at(VALID_DEVICE, p), dict)]
+
+
+@SETTINGS
+@given(st.sampled_from(DEVICE_LEAVES), st.data())
+def test_a_valid_value_in_any_device_field_is_accepted_as_written(path, data) -> None:  # noqa: ANN001
+    document = replaced(VALID_DEVICE, path, data.draw(valid_device_values(path), label="value"))
+    device = parse_device(document, "devices/board.toml")
+    assert_well_typed(device)
+    given_values_kept(document, as_json(device))
 
 
 @SETTINGS
@@ -226,6 +330,19 @@ def test_unknown_device_tables_are_refused(extra) -> None:  # noqa: ANN001
 
 
 @SETTINGS
+@given(st.sets(st.sampled_from(["notes", "connection", "runtime", "timing"])),
+       st.none() | st.lists(st.text(), max_size=3))
+def test_a_descriptor_of_known_tables_is_accepted_whichever_it_leaves_out(left_out, setup
+                                                                          ) -> None:  # noqa: ANN001
+    document = {key: value for key, value in VALID_DEVICE.items() if key not in left_out}
+    if setup is not None:
+        document["setup"] = setup
+    device = parse_device(document, "devices/board.toml")  # a local device, if no connection
+    assert_well_typed(device)
+    given_values_kept(document, as_json(device))
+
+
+@SETTINGS
 @given(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-10**6, 10**6))
 def test_budgets_are_positive_finite_numbers(limit) -> None:  # noqa: ANN001
     for name in ("max_latency_ms", "max_memory_mb", "max_mmacs", "max_params"):
@@ -251,6 +368,15 @@ def test_weight_strings_parse_or_name_the_item(text: str) -> None:
 
 
 @SETTINGS
+@given(st.dictionaries(st.sampled_from(sorted(set(OBJECTIVES) - {"accuracy"})),
+                       st.floats(allow_nan=False)))
+def test_weight_strings_of_cost_objectives_are_read_as_written(weights: dict[str, float]
+                                                               ) -> None:
+    text = ",".join(f"{name}={value!r}" for name, value in weights.items())
+    assert parse_weights(text) == weights
+
+
+@SETTINGS
 @given(st.dictionaries(st.sampled_from(["epochs", "lr", "batch_size", "limit", "sampling",
                                         "val_fraction", "split_seed", "bogus"]), JSON,
                        max_size=3))
@@ -265,6 +391,17 @@ def test_recipes_are_checked_field_by_field(recipe) -> None:  # noqa: ANN001
         assert config.epochs >= 1 and config.batch_size >= 1
         assert 0 < config.lr < math.inf and 0 < config.val_fraction < 1
         assert config.limit is None or config.limit >= 1
+
+
+@SETTINGS
+@given(st.fixed_dictionaries({}, optional={
+    "epochs": st.integers(1, 10**6), "batch_size": st.integers(1, 10**6),
+    "lr": st.floats(0, 10.0, exclude_min=True) | st.integers(1, 10),
+    "limit": st.none() | st.integers(1, 10**9), "sampling": st.sampled_from(SAMPLINGS),
+    "val_fraction": st.floats(0, 1, exclude_min=True, exclude_max=True),
+    "split_seed": st.none() | st.integers(0, 2**32 - 1)}))
+def test_a_recipe_of_valid_values_is_accepted_as_written(recipe) -> None:  # noqa: ANN001
+    given_values_kept(recipe, as_json(TrainConfig.from_dict(recipe, "recipe.json")))
 
 
 #: The main job's numeric settings and their flags.
@@ -290,6 +427,21 @@ def test_main_job_numbers_are_checked_before_any_work(name, value) -> None:  # n
         assert name in ("table_minutes", "max_latency_ms", "max_memory_mb") or value == int(value)
 
 
+#: The least whole number each count of the main job takes (the others are positive numbers).
+RUN_MINIMUM = {"supernet_epochs": 1, "train_epochs": 1, "train_budget": SurrogateConfig.initial,
+               "trials": 1, "population": 2, "val_limit": 1, "seed": 0, "data_limit": 20,
+               "halving": 2}
+POSITIVE = st.floats(0, 1e5, exclude_min=True) | st.integers(1, 10**5)
+
+
+@SETTINGS
+@given(st.sampled_from(sorted(RUN_NUMBERS)), st.data())
+def test_main_job_numbers_at_or_above_their_minimum_are_accepted(name, data) -> None:  # noqa: ANN001
+    value = data.draw(st.integers(RUN_MINIMUM[name], 10**6) if name in RUN_MINIMUM
+                      else POSITIVE, label="value")
+    RunConfig(**{name: value}).check()
+
+
 PROFILE_COUNTS = {"--chunk": 1, "--calibrate": 0, "--max-units": 1, "--validate": 0}
 
 
@@ -306,6 +458,14 @@ def test_profile_counts_are_checked_before_any_work(flag, value) -> None:  # noq
     else:
         assert int(str(value)) >= PROFILE_COUNTS[flag]
         assert getattr(args, flag[2:].replace("-", "_")) == int(str(value))
+
+
+@SETTINGS
+@given(st.sampled_from(sorted(PROFILE_COUNTS)), st.data())
+def test_profile_counts_at_or_above_their_minimum_are_accepted(flag, data) -> None:  # noqa: ANN001
+    value = data.draw(st.integers(PROFILE_COUNTS[flag], 10**6), label="value")
+    args = build_parser().parse_args(["profile", "host-cpu", flag, str(value)])
+    assert getattr(args, flag[2:].replace("-", "_")) == value
 
 
 def test_hostile_file_and_folder_names_are_never_executed(tmp_path, monkeypatch) -> None:
