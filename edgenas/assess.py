@@ -2,7 +2,7 @@
 device, and validation accuracy after one stand-alone training recipe.
 
 Searched archs and hand-designed baselines go through this same function, so the report's
-comparison and the benchmarks in tools/ differ from each other only in which archs and data
+comparison and the benchmarks in benchmarks/ differ from each other only in which archs and data
 they use.
 A supernet's estimate is not comparable with a stand-alone trained network's accuracy;
 here both sides are trained the same way from scratch.

@@ -66,7 +66,8 @@ class RunConfig:
     per_round: int = 3          # of which 10 first, then this many per round
     # successive halving: every arch is scored after these epochs of the recipe, and 1 in
     # ``halving`` of them goes on to the full recipe. Off by default: after 1 of the 2
-    # epochs of the default recipe most archs still score at chance (docs/results.md §15)
+    # epochs of the default recipe most archs still score at chance
+    # (docs/notebook/results-log.md §15)
     rungs: tuple[int, ...] = ()
     halving: int = 2
     trials: int = 300           # inner-search trials per round (supernet: trials in all)

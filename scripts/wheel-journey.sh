@@ -27,7 +27,7 @@ rm -rf "$work/venv"
 "$work/venv/bin/pip" install -q torch==2.14.1 torchvision==0.29.1 "${wheel[0]}"
 edgenas="$work/venv/bin/edgenas"
 
-user="$work/user"   # an empty folder: no devices/, profiles/ or tools/ beside it
+user="$work/user"   # an empty folder: no devices/, profiles/ or benchmarks/ beside it
 rm -rf "$user" && mkdir -p "$user" && cd "$user"
 if "$work/venv/bin/python" -c 'import edgenas, sys; sys.exit(edgenas.__file__.startswith(sys.argv[1]))' "$repo"; then
   :

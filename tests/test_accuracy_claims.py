@@ -29,7 +29,7 @@ from edgenas.train import TrainConfig, train_arch
 
 #: The committed predictor's cross-validated Kendall tau on its own ground truth must stay
 #: above this. Measured 0.545 (ridge chosen; 5 folds, seed 0, the committed zero-cost
-#: scores; docs/results.md section 4 reports 0.549 [0.41, 0.65] for the outer 5-fold):
+#: scores; docs/notebook/results-log.md §4 reports 0.549 [0.41, 0.65] for the outer 5-fold):
 #: the floor sits near the lower end of that bootstrap interval.
 COMMITTED_PREDICTOR_TAU_FLOOR = 0.45
 #: Its cross-validated mean absolute error, in accuracy (0.01 = 1 point), must stay below

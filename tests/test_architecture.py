@@ -3,18 +3,19 @@ and no module imports itself round a cycle.
 
 Every import counts, those inside functions too (a lazy import still makes one package
 depend on another); only imports under ``if TYPE_CHECKING:`` are left out, as they never run.
-The graph is built once, by tools/import_graph.py (``python -m tools.import_graph``).
+The graph is built once, by tests/import_graph.py (``python tests/import_graph.py``). Nothing
+here imports the benchmarks: the package and its tests stand without them.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from tools.import_graph import cycles, module_graph
+from import_graph import PACKAGE, ROOT, cycles, module_graph, module_imports
 
 #: the layers, bottom-up; a package may import its own layer's leaves and anything below
 LAYERS = (
-    {"errors", "jsonio", "locking", "progress"},
+    {"errors", "jsonio", "locking", "progress", "resources"},
     {"space"},
     {"cost", "data", "device"},
     {"nn", "profile", "export"},
@@ -59,3 +60,12 @@ def test_packages_import_bottom_up_only() -> None:
 
 def test_no_import_cycle_between_modules() -> None:
     assert cycles(module_graph()) == [], "modules that import each other, round a cycle"
+
+
+def test_neither_the_package_nor_its_tests_import_the_benchmarks() -> None:
+    """benchmarks/ measures edgenas; edgenas and tests/ must run from a checkout without it
+    (its own tests, in benchmarks/tests/, are the only code that imports it)."""
+    sources = sorted(PACKAGE.rglob("*.py")) + sorted((ROOT / "tests").rglob("*.py"))
+    importers = sorted(str(path.relative_to(ROOT)) for path in sources
+                       if any(name.split(".")[0] == "benchmarks" for name in module_imports(path)))
+    assert importers == []

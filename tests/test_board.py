@@ -1,4 +1,4 @@
-"""The emulated arm64 board (`tools/emulated-board.sh up`): a second device, for real.
+"""The emulated arm64 board (`scripts/emulated-board.sh up`): a second device, for real.
 
 An aarch64 Debian root run by qemu-user, with its own sshd, Python 3.11 and ONNX Runtime
 aarch64 wheels. Everything here is real but the speed: the board's latencies are the
@@ -36,14 +36,14 @@ def board() -> Device:
     """The board's descriptor, once it answers over SSH as an aarch64 machine."""
     if not DESCRIPTOR.exists():
         skip_or_fail("the emulated arm64 board is not up (no devices/arm64-emulated.toml): "
-                     "run 'sudo tools/emulated-board.sh up'")
+                     "run 'sudo scripts/emulated-board.sh up'")
     device = get_device(str(DESCRIPTOR))
     probe = subprocess.run(["ssh", "-F", device.connection.ssh_config, "-o", "BatchMode=yes",
                             "-o", "ConnectTimeout=10", device.connection.host, "uname", "-m"],
                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if probe.stdout.strip() != "aarch64":
         skip_or_fail(f"the emulated arm64 board does not answer ({probe.stderr.strip()[-200:]}); "
-                     "run 'sudo tools/emulated-board.sh up'")
+                     "run 'sudo scripts/emulated-board.sh up'")
     return device
 
 

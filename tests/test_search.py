@@ -503,26 +503,6 @@ def test_a_seeded_search_is_the_same_in_every_process(strategy) -> None:
     assert runs[0].stdout == runs[1].stdout and len(runs[0].stdout.splitlines()) == 30
 
 
-def test_strategies_are_compared_at_equal_evaluations_on_one_reference(latency_model) -> None:
-    from tools.strategies import compare_strategies, jsonable, searched_trials
-
-    evaluator = make_evaluator(latency_model)
-    summary = compare_strategies(get_space("cifar"), evaluator, ("nsga2", "random"), 12, 4,
-                                 (0, 1))
-    assert set(summary["strategies"]) == {"nsga2", "random"}
-    assert all(len(run["trials"]) == 12 for run in summary["runs"])
-    points = [t.user_attrs["metrics"] for run in summary["runs"] for t in run["trials"]]
-    assert summary["reference"][0] == 1.0
-    assert summary["reference"][1] == pytest.approx(1.1 * max(p["latency"] for p in points))
-    for row in summary["strategies"].values():
-        assert len(row["hypervolume"]) == 2 and all(hv > 0 for hv in row["hypervolume"])
-    # the shared evaluator scored each distinct arch once across all four runs
-    distinct = {t.user_attrs["arch"] for run in summary["runs"] for t in run["trials"]}
-    assert evaluator.accuracy_calls == len(distinct)
-    assert len(searched_trials(summary, "nsga2")) == 24
-    json.dumps(jsonable(summary))  # what tools write
-
-
 def test_a_lost_connection_is_waited_out_then_reported(monkeypatch) -> None:
     """The retry both searches use (run_search, and the trained search's workers): a lost
     connection sleeps and returns, any other error is raised as it is, and a storage gone

@@ -251,7 +251,7 @@ class ProxyStore:
         return {}
 
     def write_beside(self, table_path: Path, scores: dict[str, list[float]]) -> None:
-        """Commit-ready scores of a table's archs (what tools/bench_estimators.py writes)."""
+        """Commit-ready scores of a table's archs (what benchmarks/bench_estimators.py writes)."""
         write_json_atomic({"key": self.key, "torch": torch.__version__,
                            "scores": dict(sorted(scores.items()))},
                           self.committed_path(table_path))

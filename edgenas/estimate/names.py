@@ -5,7 +5,7 @@ commands must not import torch and scipy (``edgenas --help`` would wait seconds 
 from __future__ import annotations
 
 #: What ``edgenas estimate`` and ``edgenas search`` use when no estimator is named; chosen
-#: from tools/bench_estimators.py (docs/results.md).
+#: from benchmarks/bench_estimators.py (docs/notebook/results-log.md).
 DEFAULT_ESTIMATOR = "predictor"
 ESTIMATOR_NAMES = ("params", "macs", "naswot", "synflow", "supernet:DIR", "predictor[:TABLE]")
 #: Accuracy by training each candidate with one recipe: only a search can do it (a

@@ -11,7 +11,7 @@ With a *prior* (one accuracy per row from a predictor fitted elsewhere, such as
 plus a regularised residual, or a regressor given the prior as one more feature. On the
 10-20 archs of a search's first rounds, cross-validated tau is too noisy to choose among
 them fairly (a fold holds two to four archs), so the rescaled prior is kept unless another
-candidate beats it by a margin (`PRIOR_MARGIN`; tools/bench_surrogate.py replays recorded
+candidate beats it by a margin (`PRIOR_MARGIN`; benchmarks/bench_surrogate.py replays recorded
 searches to measure the choice).
 """
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 PRIOR = "prior"
 #: The rescaled prior is kept unless another candidate's cross-validated tau beats its own
 #: by this much: about what the best of five candidates gains by chance on 10-20 rows. In
-#: the replay of the recorded searches (tools/bench_surrogate.py) no candidate ranked the
+#: the replay of the recorded searches (benchmarks/bench_surrogate.py) no candidate ranked the
 #: proposals better than the prior alone, while choosing by tau alone claimed 0.41 and
 #: reached 0.21.
 PRIOR_MARGIN = 0.3
@@ -83,7 +83,7 @@ class PriorAsIs:
     was fitted on, its values already predict their accuracies. A rescale fitted on a
     round's 10-20 trained archs would then only follow those archs' training noise. It
     moves from round to round and reorders the proposals of different rounds, which the
-    prior had ranked on one scale (docs/results.md, section 16)."""
+    prior had ranked on one scale (docs/notebook/results-log.md §16)."""
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> "PriorAsIs":
         return self

@@ -11,7 +11,7 @@ archs of a new search cannot, and the search's own archs only correct it
 The search asks for the prior of every arch its inner search scores (hundreds per round),
 so by default the prior is the predictor on the arch's own features (about a millisecond
 an arch, and it ranks held-out archs as well as the one with zero-cost scores: tau 0.548
-against 0.549, docs/results.md section 4); ``proxies=True`` adds the zero-cost scores, a
+against 0.549, docs/notebook/results-log.md §4); ``proxies=True`` adds the zero-cost scores, a
 forward and a backward pass of each new arch (seconds on a CPU).
 """
 

@@ -5,9 +5,9 @@ measured as and the reference timings around it; this module turns those into a 
 a level. A shared host's speed moves in two ways. Slowly, over minutes, which dividing by
 a reference network timed alongside repairs; and from one timing to the next, which no
 reference can repair, since its own timings jitter as much and independently (scaling
-by them can make repeated timings agree less, not more; docs/results.md). Which dominates
-changes with the stretch, so the table uses the level that makes its own table-fitting
-networks' two rounds agree best (`choose`):
+by them can make repeated timings agree less, not more; docs/notebook/results-log.md).
+Which dominates changes with the stretch, so the table uses the level that makes its own
+table-fitting networks' two rounds agree best (`choose`):
 
 * ``neighbours``: scaled by the mean of the two reference timings around the model;
 * ``chunk``: scaled by the median reference timing of its chunk (6 for 100 models): slow

@@ -56,7 +56,7 @@ MIN_SEARCH_BIASED = 10
 CALIBRATION_ROUNDS = 2
 #: Table-fitting networks timed by default: the boosted trees need 60, and refitting on
 #: growing subsets of one table's networks kept gaining on held-out archs up to about 150
-#: (tools/bench_latency.py --subsets; docs/results.md section 2), at a few seconds of
+#: (benchmarks/bench_latency.py --subsets; docs/notebook/results-log.md §2), at a few seconds of
 #: timing per ten networks more.
 CALIBRATE = 150
 #: Table-fitting networks timed however short the budget: the boosted trees need 60.

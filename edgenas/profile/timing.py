@@ -154,7 +154,7 @@ def load_guard(device: Device, space: SearchSpace, lut: LUT | None = None
     The reference is a median-sized arch of the space itself (`reference_network`): load
     does not slow a large `imagenet` network as much as a small `cifar` one, so a `cifar`
     reference would scale `imagenet` timings taken in a busy stretch too far (see
-    ``tools/bench_reference.py``). Tables that record no reference space were measured
+    ``benchmarks/bench_reference.py``). Tables that record no reference space were measured
     against `cifar`'s, and keep it."""
     if device.runtime.name == "tensorrt":
         return None

@@ -1,7 +1,7 @@
 """Data that ships inside the package: device descriptors and the default ground truth.
 
 An installed wheel has no repository around it, so nothing the library reads may live
-beside the package (``tools/``, the checkout's ``devices/``). Everything it needs at run
+beside the package (``benchmarks/``, the checkout's ``devices/``). Everything it needs at run
 time is here and is found through :mod:`importlib.resources`; the user's own folders
 (``./devices``, ``./profiles``) are still searched first by the code that reads them.
 """

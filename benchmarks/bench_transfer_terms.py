@@ -1,8 +1,8 @@
 """Would richer work terms make a transferred table more accurate? An offline test on
 networks a board run timed.
 
-    python -m tools.bench_transfer_terms --networks tools/results/bench_transfer-{quiet,\
-        earlier,loaded}-networks.json [--json tools/results/bench_transfer_terms.json]
+    python -m benchmarks bench_transfer_terms --networks benchmarks/results/bench_transfer-{quiet,\
+        earlier,loaded}-networks.json [--json benchmarks/results/bench_transfer_terms.json]
 
 `edgenas.profile.transfer` models a unit's time on a new device as a non-negative mix of its
 source time and its work (dense and depth-wise MACs, elements written, one call), fitted on
@@ -25,7 +25,6 @@ the held-out networks within 10 % of each other) is beside them. Nothing is time
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -41,6 +40,7 @@ from edgenas.profile.transfer import WORK, fit_work, unit_work
 from edgenas.profile.keys import unit_key
 from edgenas.space.arch import Arch
 from edgenas.space.plan import Conv, Pool, SqueezeExcite, layer_output_size, sites
+from benchmarks.harness import command_line
 
 QUIET = Path(__file__).resolve().parent / "results" / "bench_transfer-quiet-networks.json"
 SOURCE = Path(__file__).resolve().parent.parent / "profiles" / "host-cpu" / "cifar.json"
@@ -139,8 +139,8 @@ def judge(names: list[str], fitting: list[dict[str, Any]], held_out: list[dict[s
             "leave_one_out": accuracy_metrics(loo, ya)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
     parser.add_argument("--networks", type=Path, nargs="+", default=[QUIET],
                         help="board runs' timed networks (bench_transfer's -networks.json, or "
                              "a transferred table's JSON)")
@@ -149,7 +149,7 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=SOURCE,
                         help="the source table the shipped terms take unit times from")
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     source = load_lut(args.source)
     out: dict[str, Any] = {"runs": []}
     for path in args.networks:
@@ -173,7 +173,3 @@ def main() -> None:
     if args.json:
         write_json_atomic(out, args.json)
         print(f"wrote {args.json}")
-
-
-if __name__ == "__main__":
-    main()

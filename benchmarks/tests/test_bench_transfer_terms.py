@@ -1,4 +1,4 @@
-"""tools/bench_transfer_terms: a term set the device's costs follow is found by the fit, and
+"""benchmarks/bench_transfer_terms: a term set the device's costs follow is found by the fit, and
 one they do not follow is judged worse on held-out networks (so its verdict on the board
 means something)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from edgenas.cost.count import count
 from edgenas.space import get_space
-from tools.bench_transfer_terms import SETS, judge, terms
+from benchmarks.bench_transfer_terms import SETS, judge, terms
 
 
 def _items(start: int, n: int, ms: object) -> list[dict[str, object]]:

@@ -1,6 +1,6 @@
 """Search strategies side by side at an equal number of evaluations, or of trainings
-(research harness for hypotheses H1 and H2: used by tools/hypotheses.py and
-tools/bench_search.py).
+(research harness for hypotheses H1 and H2: used by benchmarks/hypotheses.py and
+benchmarks/bench_search.py).
 
 Every strategy and seed is scored by one shared, caching `Evaluator`, so an arch's accuracy
 is estimated once for all of them and the strategies differ only in which archs they ask

@@ -1,10 +1,10 @@
-"""The decisions inside tools/hypotheses.py (the runs themselves are benchmarks, not tests)."""
+"""The decisions inside benchmarks/hypotheses.py (the runs themselves are benchmarks, not tests)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tools import hypotheses as hypotheses_tool
+from benchmarks import hypotheses as hypotheses_tool
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
 """How well can any surrogate rank a search's proposals, and how well does the prior, once
 each proposal's accuracy is measured with more than one training seed?
 
-    EDGENAS_CIFAR10=... python -m tools.bench_proposal_seeds --out runs/proposal-seeds \
+    EDGENAS_CIFAR10=... python -m benchmarks bench_proposal_seeds --out runs/proposal-seeds \
         [--strategy nsga2+prior-as-is] [--seeds 0 1 2] [--extra-seeds 1 2] \
-        [--json tools/results/bench_proposal_seeds.json]
+        [--json benchmarks/results/bench_proposal_seeds.json]
 
-A recorded comparison (`tools/hypotheses.py`) trains each proposal once, with the recipe's
+A recorded comparison (`benchmarks/hypotheses.py`) trains each proposal once, with the recipe's
 seed 0. Under this recipe two trainings of one arch differ by a std of 1.75 points, while a
 run's ten proposals span about 5-9 points, so a single training is a noisy yardstick: the
 tau between two seeds' accuracies of the same proposals is the most any predictor can be
@@ -20,11 +20,9 @@ training is kept under ``--out``) and scores, per run and pooled:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -37,13 +35,14 @@ from edgenas.jsonio import write_json_atomic
 from edgenas.space.arch import Arch
 from edgenas.train.loop import TrainConfig
 from edgenas.train.standalone import recipe_trainer
-from tools.hypotheses import recorded_runs
+from benchmarks.harness import command_line
+from benchmarks.hypotheses import recorded_runs
 
 RECORDED = Path(__file__).resolve().parent / "results" / "hypotheses-runs.jsonl"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
     parser.add_argument("--out", type=Path, required=True, help="trainings are kept here")
     parser.add_argument("--strategy", default="nsga2+prior-as-is")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
@@ -56,7 +55,7 @@ def main() -> None:
     parser.add_argument("--data", default=f"cifar10:{tree}" if tree else None,
                         help="the ground truth's images (default cifar10:$EDGENAS_CIFAR10)")
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.data:
         parser.error("--data: give the ground truth's images (or set EDGENAS_CIFAR10)")
     if 0 in args.extra_seeds:
@@ -130,12 +129,9 @@ def main() -> None:
         write_json_atomic({"strategy": args.strategy, "search_seeds": args.seeds,
                            "training_seeds": [0, *args.extra_seeds], "by_run": rows,
                            "pooled": totals, "seed_diff_std_pts": 100 * np.std(diffs, ddof=1),
-                           "accuracies": done, "command": "python -m tools.bench_proposal_seeds "
+                           "accuracies": done,
+                           "command": "python -m benchmarks bench_proposal_seeds "
                            f"--strategy {args.strategy} --seeds {' '.join(map(str, args.seeds))}"
                            f" --extra-seeds {' '.join(map(str, args.extra_seeds))}"},
                           args.json)
         print(f"wrote {args.json}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,8 +1,8 @@
 """Benchmark transfer profiling on one device, side by side on the same held-out networks.
 
-    python tools/bench_transfer.py --device arm64-emulated --source host-cpu \
+    python -m benchmarks bench_transfer --device arm64-emulated --source host-cpu \
         [--source host-cpu-2t] [--networks 50] [--ceiling 150] [--validate 30] \
-        [--out runs/bench_transfer] [--json tools/results/bench_transfer.json]
+        [--out runs/bench_transfer] [--json benchmarks/results/bench_transfer.json]
 
 Every table is judged on the same ``--validate`` held-out archs, timed in two interleaved
 rounds (whose agreement is the device's noise floor):
@@ -47,6 +47,7 @@ from edgenas.profile.timing import noise_floor
 from edgenas.profile.transfer import fit_transfer, macs_line_ms, macs_only_metrics, transfer
 from edgenas.space import get_space
 from edgenas.space.arch import Arch
+from benchmarks.harness import command_line, table_arguments
 
 CURVE = (10, 20, 50, 100, 150, 200)
 
@@ -82,23 +83,21 @@ def gap_from_macs(table: LUT, items: list[dict[str, Any]]) -> float:
                                   for a in archs]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", required=True)
-    parser.add_argument("--space", default="cifar")
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
+    table_arguments(parser, device=None)
     parser.add_argument("--source", action="append", required=True,
                         help="source device(s) with a measured table; the first builds the tables")
     parser.add_argument("--networks", type=int, default=50)
     parser.add_argument("--ceiling", type=int, default=150)
     parser.add_argument("--validate", type=int, default=30)
-    parser.add_argument("--profiles-dir", default="profiles")
     parser.add_argument("--out", default="runs/bench_transfer")
-    parser.add_argument("--json", default="tools/results/bench_transfer.json")
+    parser.add_argument("--json", default="benchmarks/results/bench_transfer.json")
     parser.add_argument("--skip-sampled", action="store_true")
     parser.add_argument("--offline", action="store_true",
                         help="time nothing: judge and refit the tables a finished run left "
                              "under --out (say, from another --source)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     device, space = get_device(args.device), get_space(args.space)
@@ -240,14 +239,10 @@ def _report(args: argparse.Namespace, device: Any, space: Any, sources: dict[str
     record = {"device": device.name, "space": space.name, "fingerprint": lut.fingerprint,
               "noise_floor": floor, "rows": rows, "curve": curve, "state": state,
               "transfer_gap_from_macs_pct": apart,
-              "command": "python tools/bench_transfer.py " + " ".join(
+              "command": "python -m benchmarks bench_transfer " + " ".join(
                   f"--source {s}" for s in args.source) + f" --device {device.name} "
               f"--networks {args.networks} --ceiling {args.ceiling} --validate {args.validate}"
               + (" --offline" if args.offline else "")}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(record, Path(args.json))
     print(f"\nwrote {args.json}")
-
-
-if __name__ == "__main__":
-    main()

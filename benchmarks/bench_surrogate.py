@@ -1,9 +1,9 @@
 """Replay of recorded trained searches: how their surrogate would have ranked with a prior.
 
-    python -m tools.bench_surrogate [--runs tools/results/hypotheses-runs.jsonl] \
+    python -m benchmarks bench_surrogate [--runs benchmarks/results/hypotheses-runs.jsonl] \
         [--margins 0 0.1 0.2 0.3] [--zero-cost] [--json runs/bench_surrogate.json]
 
-No training: every run of `tools/hypotheses.py` recorded its trained archs in order, with
+No training: every run of `benchmarks/hypotheses.py` recorded its trained archs in order, with
 their round and accuracy (CIFAR-10 recipe of the committed ground truth) and what the
 surrogate of the time predicted for them. For each run and each round r >= 1, every
 surrogate variant is fitted on the archs of the rounds before r (their trained accuracies,
@@ -27,7 +27,6 @@ the tool counts the proposals that are and scores the prior on the others too.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -47,6 +46,7 @@ from edgenas.estimate.rank import agreement, kendall
 from edgenas.jsonio import write_json_atomic
 from edgenas.search.surrogate import FOLDS
 from edgenas.space.arch import Arch
+from benchmarks.harness import command_line
 
 RUNS = Path(__file__).resolve().parent / "results" / "hypotheses-runs.jsonl"
 RECORDED, REFIT = "as recorded", "refit, no prior"
@@ -70,7 +70,7 @@ class Run:
 
 
 def load_runs(path: Path) -> list[Run]:
-    """The runs of a `tools/hypotheses.py` record (one JSON object a line)."""
+    """The runs of a `benchmarks/hypotheses.py` record (one JSON object a line)."""
     runs = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
@@ -220,8 +220,8 @@ def markdown(results: list[dict[str, Any]], variants: list[str], key: str) -> st
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = command_line(__doc__, __file__)
     parser.add_argument("--runs", type=Path, default=RUNS,
                         help="recorded runs, one JSON object a line (default: %(default)s)")
     parser.add_argument("--table", default=str(DEFAULT_TABLE),
@@ -237,7 +237,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", metavar="RUN",
                         help="replay only these runs (labels such as nsga2/0)")
     parser.add_argument("--json", type=Path, help="write the results here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     started = time.perf_counter()
     runs = load_runs(args.runs)
@@ -298,7 +298,3 @@ def main() -> int:
                                for v in variants},
                            "runs": results}, args.json)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,10 +1,10 @@
 """Would the accuracy prior rank a search's proposals better with more trained archs?
 
-    python -m tools.bench_prior_data [--known tools/results/hypotheses-runs.jsonl] \
-        [--json tools/results/bench_prior_data.json]
+    python -m benchmarks bench_prior_data [--known benchmarks/results/hypotheses-runs.jsonl] \
+        [--json benchmarks/results/bench_prior_data.json]
 
 The committed prior is a predictor fitted on the ground truth's 63 archs. The recorded
-comparisons (`tools/hypotheses.py`) trained about 180 more archs with the same recipe and
+comparisons (`benchmarks/hypotheses.py`) trained about 180 more archs with the same recipe and
 data. Each recorded run's proposals are scored three ways against their trained accuracies:
 
 * ``committed prior``: the prior's own values (`edgenas.estimate.prior.accuracy_prior`);
@@ -18,7 +18,6 @@ It trains nothing: a few seconds.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -33,16 +32,17 @@ from edgenas.estimate.prior import accuracy_prior
 from edgenas.estimate.rank import kendall
 from edgenas.jsonio import write_json_atomic
 from edgenas.space.arch import Arch
+from benchmarks.harness import command_line
 
 RECORDED = Path(__file__).resolve().parent / "results" / "hypotheses-runs.jsonl"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
     parser.add_argument("--known", type=Path, default=RECORDED)
     parser.add_argument("--groundtruth", type=Path, default=DEFAULT_TABLE)
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     gt = GroundTruth.load(args.groundtruth)
     truth = {e.arch.to_json(): e.mean_accuracy for e in gt.finished}
     runs = [json.loads(line) for line in args.known.read_text().splitlines() if line.strip()]
@@ -96,7 +96,3 @@ def main() -> None:
                                       for (s, n), t in sorted(scores.items())],
                            "pooled": totals}, args.json)
         print(f"wrote {args.json}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""A pytest plugin for tools/mutation.py: run a mutant's quickest tests first.
+"""A pytest plugin for benchmarks/mutation.py: run a mutant's quickest tests first.
 
 mutmut stops a mutant's run at the first failing test, so a mutant that a unit test kills
 should not wait behind the tests that profile a whole scripted device. Test files are

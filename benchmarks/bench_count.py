@@ -2,7 +2,7 @@
 counting the same archs with PyTorch (FlopCounterMode on the meta device); with --lut,
 also how long `LatencyModel.predict` takes per arch.
 
-    python tools/bench_count.py [--space cifar] [--archs 5000] [--lut profiles/host-cpu/cifar.json] [--json out.json]
+    python -m benchmarks bench_count [--space cifar] [--archs 5000] [--lut profiles/host-cpu/cifar.json] [--json out.json]
 
 Prints a table and writes JSON. Absolute rates depend on the machine; the ratio to the
 PyTorch count, measured in the same run, is the number to quote.
@@ -10,14 +10,14 @@ PyTorch count, measured in the same run, is the number to quote.
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import time
 
 import edgenas
 from edgenas.cost.count import unit_cost
+from edgenas.jsonio import write_json_atomic
 from edgenas.space.plan import block_unit, unit_output_size
+from benchmarks.harness import command_line
 
 
 def _clear_caches() -> None:
@@ -52,14 +52,14 @@ def torch_rate(archs: list) -> float:
     return len(archs) / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
     parser.add_argument("--space", default="cifar")
     parser.add_argument("--archs", type=int, default=5000)
     parser.add_argument("--torch-archs", type=int, default=50)
     parser.add_argument("--lut", default=None, help="latency table to time predictions with")
     parser.add_argument("--json", default=None, help="write results here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     space = edgenas.get_space(args.space)
     archs = [space.sample(seed) for seed in range(args.archs)]
@@ -103,9 +103,4 @@ def main() -> None:
     for key, value in results.items():
         print(f"{key:<{width}}  {value}")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(results, handle, indent=2)
-
-
-if __name__ == "__main__":
-    main()
+        write_json_atomic(results, args.json)

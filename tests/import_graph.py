@@ -1,6 +1,6 @@
 """The module import graph of edgenas (modules, edges, cycles) and the path one Arch travels.
 
-Usage: python -m tools.import_graph [--dot | --list] [--arch-path]
+Usage: .venv/bin/python tests/import_graph.py [--dot | --list] [--arch-path]
 
 Every import counts, those inside functions too (a lazy import still makes one module depend
 on another); only imports under ``if TYPE_CHECKING:`` are left out, as they never run.

@@ -1,6 +1,6 @@
 """Does "device-specific" change the pick? Compare searches run for different devices.
 
-    python tools/compare_device_fronts.py runs/devsearch/host runs/devsearch/board \
+    python -m benchmarks compare_device_fronts runs/devsearch/host runs/devsearch/board \
         [runs/devsearch/both] --devices host-cpu,arm64-emulated [--json FILE]
 
 Every arch any of the runs evaluated (their Optuna studies) forms one pool. For each device
@@ -12,7 +12,6 @@ device. Prints a table and writes JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from edgenas.profile.latency import predict_on_device
 from edgenas.search.pareto import non_dominated
 from edgenas.search.results import load_front, pick
 from edgenas.space import Arch
+from benchmarks.harness import command_line
 
 
 def pool(run: Path) -> dict[str, float]:
@@ -40,13 +40,13 @@ def pool(run: Path) -> dict[str, float]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--devices", required=True)
     parser.add_argument("--profiles-dir", default="profiles")
-    parser.add_argument("--json", default="tools/results/device_fronts.json")
-    args = parser.parse_args()
+    parser.add_argument("--json", default="benchmarks/results/device_fronts.json")
+    args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     devices = [get_device(name) for name in args.devices.split(",")]
     accuracy: dict[str, float] = {}
@@ -91,7 +91,3 @@ def main() -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(record, Path(args.json))
     print(f"\nwrote {args.json}")
-
-
-if __name__ == "__main__":
-    main()

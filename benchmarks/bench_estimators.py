@@ -1,6 +1,6 @@
 """Every accuracy estimator scored against the stand-alone ground truth.
 
-    python tools/bench_estimators.py --table edgenas/resources/groundtruth/cifar-c10-cpu.json \
+    python -m benchmarks bench_estimators --table edgenas/resources/groundtruth/cifar-c10-cpu.json \
         [--supernet runs/supernet-c10 ...] [--folds 5] [--json runs/bench_estimators.json]
 
 It also writes the zero-cost scores of the table's archs beside the table
@@ -15,8 +15,6 @@ the ceiling: how well one training seed ranks the archs of another.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,6 +28,8 @@ from edgenas.estimate.proxy_data import normalise_batch
 from edgenas.estimate.groundtruth import GroundTruth
 from edgenas.estimate.predictor import folds as make_folds
 from edgenas.estimate.rank import agreement
+from edgenas.jsonio import write_json_atomic
+from benchmarks.harness import command_line
 
 
 def score_all(estimator, archs) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
@@ -58,8 +58,8 @@ def cross_validated_predictor(table_path: str, n: int, k: int, cache: dict,
     return predictions, float(np.mean(seconds)), chosen
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = command_line(__doc__, __file__)
     parser.add_argument("--table", default=str(DEFAULT_TABLE))
     parser.add_argument("--supernet", nargs="*", default=[], help="trained supernet run dirs")
     parser.add_argument("--folds", type=int, default=5)
@@ -67,7 +67,7 @@ def main() -> int:
                                        "images stored with the table")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     table = GroundTruth.load(args.table)
     archs, truth = table.archs(), table.accuracies()
@@ -125,11 +125,5 @@ def main() -> int:
                   f"[{row['spearman_ci'][0]:.2f}, {row['spearman_ci'][1]:.2f}] | {secs} | "
                   f"{row['n']} |")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"table": args.table, "archs": len(archs),
-                                               "rows": rows}, indent=1))
+        write_json_atomic({"table": args.table, "archs": len(archs), "rows": rows}, args.json)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

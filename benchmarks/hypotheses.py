@@ -1,7 +1,7 @@
 """The paper's hypotheses, measured with the surrogate-assisted search on the CIFAR-10
 recipe of the committed ground truth (CPU hours: run it in the background; it resumes).
 
-    EDGENAS_CIFAR10=../shared/data/cifar10-jpeg nohup .venv/bin/python -m tools.hypotheses \
+    EDGENAS_CIFAR10=../shared/data/cifar10-jpeg nohup .venv/bin/python -m benchmarks hypotheses \
         --out runs/hypotheses > runs/hypotheses.log 2>&1 &
 
 H1  multi-objective (NSGA-II on the surrogate) vs single-objective (weighted sum, TPE on
@@ -15,7 +15,7 @@ H3 at matched measured latency and peak memory (stage ``h3-latency``): every NSG
     trained archs and the baselines timed on --device in interleaved rounds; per seed, the
     front's most accurate arch no slower (no larger) than each baseline and its fastest
     (smallest) arch at least as accurate. It needs no images: ``--only h3-latency`` runs it
-    from the committed records alone and also writes ``tools/results/h3-latency.json``.
+    from the committed records alone and also writes ``benchmarks/results/h3-latency.json``.
 H4  transfer: the NSGA-II front, timed on this device and on another (--transfer-device;
     default: the same host with 2 ONNX Runtime threads instead of 1).
 
@@ -68,7 +68,8 @@ from edgenas.space import Arch, get_space
 from edgenas.train.loop import TrainConfig
 from edgenas.train.rundata import prepare_data
 from edgenas.train.standalone import recipe_trainer
-from tools.strategies import compare_trained, jsonable
+from benchmarks.harness import command_line, table_arguments
+from benchmarks.strategies import compare_trained, jsonable
 
 #: Runs finished so far, committed: a comparison continues from them anywhere.
 RECORDED = Path(__file__).resolve().parent / "results" / "hypotheses-runs.jsonl"
@@ -167,12 +168,10 @@ def verdict(better: list[float], other: list[float]) -> str:
     return ("supported" if diff > 0 else "contradicted") + f" (difference {diff:+.3g}, std {spread:.3g})"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
     parser.add_argument("--out", default="runs/hypotheses")
-    parser.add_argument("--space", default="cifar")
-    parser.add_argument("--device", default="host-cpu")
-    parser.add_argument("--profiles-dir", default="profiles")
+    table_arguments(parser)
     parser.add_argument("--groundtruth", default=str(DEFAULT_TABLE),
                         help="ground truth whose recipe, archs and accuracies are reused")
     parser.add_argument("--data", default=f"cifar10:{CIFAR_TREE}" if CIFAR_TREE != "digits"
@@ -214,7 +213,7 @@ def main() -> None:
     parser.add_argument("--h3-latency-json", default=str(H3_LATENCY_RESULT),
                         help="H3-latency's result with host, date and every timing, "
                              "written by --only h3-latency (commit-able)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -754,7 +753,3 @@ def render(comparison: dict[str, Any], hv: dict[str, list[float]], h3: dict[str,
                  "by more than the seed-to-seed std (one training per arch; peak memory is "
                  "not an objective of this comparison).")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    main()

@@ -4,10 +4,10 @@
 # (aarch64 wheels, installed offline). Its latencies are the emulator's, not a real board's;
 # everything else (aarch64 binaries, SSH, the agent, the deploy) is real.
 #
-#   tools/emulated-board.sh up       build once (cached), start sshd, write the descriptor
-#   tools/emulated-board.sh status   what is built and what is running
-#   tools/emulated-board.sh down     stop every process it started (by pid), unmount
-#   tools/emulated-board.sh purge    down, then delete the cached board
+#   scripts/emulated-board.sh up       build once (cached), start sshd, write the descriptor
+#   scripts/emulated-board.sh status   what is built and what is running
+#   scripts/emulated-board.sh down     stop every process it started (by pid), unmount
+#   scripts/emulated-board.sh purge    down, then delete the cached board
 #
 # Environment: EDGENAS_BOARD_DIR (cache, default /var/cache/edgenas/arm64-board),
 # EDGENAS_BOARD_MIRROR (Debian mirror, default: the host's apt mirror or deb.debian.org),
@@ -174,7 +174,7 @@ EOF
 write_descriptor() {
   mkdir -p "$DEVICES_DIR"
   cat >"$DEVICES_DIR/$NAME.toml" <<EOF
-# Written by tools/emulated-board.sh: an arm64 board EMULATED by qemu-user on this host.
+# Written by scripts/emulated-board.sh: an arm64 board EMULATED by qemu-user on this host.
 # Its latencies are the emulator's (about 200x a native run), not a real board's.
 name = "$NAME"
 notes = "Debian $SUITE arm64 under qemu-user on this host; latencies are the emulator's, not a real board's."

@@ -1,6 +1,6 @@
 """Benchmark: does the supernet rank archs like stand-alone training does? (Kendall tau)
 
-    python tools/bench_supernet_rank.py --data cifar10:../shared/data/cifar10-jpeg \
+    python -m benchmarks bench_supernet_rank --data cifar10:../shared/data/cifar10-jpeg \
         --limit 5000 --supernet-epochs 10 --arch-epochs 10 --archs 8 --json runs/rank.json
 
 Trains a supernet of the `cifar` space (sandwich rule, in-place distillation) on the
@@ -13,8 +13,6 @@ here). Also reports the supernet's training throughput. Run directories are resu
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import time
@@ -22,15 +20,17 @@ from pathlib import Path
 
 import torch
 
+from edgenas.jsonio import write_json_atomic
 from edgenas.profile.ranking import kendall_tau
 from edgenas.space import get_space
 from edgenas.train.loop import TrainConfig
 from edgenas.train.standalone import train_arch
 from edgenas.train.supernet_training import supernet_evaluator, train_supernet
+from benchmarks.harness import command_line
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
     parser.add_argument("--data", default=os.environ.get("EDGENAS_CIFAR10"),
                         required="EDGENAS_CIFAR10" not in os.environ,
                         help="the CIFAR-10 ImageFolder tree (cifar10:PATH or a folder; "
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--out", default="runs/bench_rank")
     parser.add_argument("--json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -79,9 +79,4 @@ def main() -> None:
     print(f"Kendall tau {tau:.3f} over {len(rows)} archs; supernet training {throughput:.1f} images/s "
           f"({torch.get_num_threads()} thread(s)); evaluate {results['seconds_per_evaluate']:.2f} s/arch")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+        write_json_atomic(results, args.json)

@@ -1,7 +1,7 @@
 """Mutation testing of the numeric core (issue 27): how many mutants of the Pareto, latency,
 level, predictor and rank modules their fast tests kill.
 
-    nice -n 19 .venv/bin/python tools/mutation.py [--module edgenas.profile.level ...]
+    nice -n 19 .venv/bin/python -m benchmarks mutation [--module edgenas.profile.level ...]
         [--max-children 1] [--work /tmp/edgenas-mutation] [--resume] [--report-only]
         [--show-survivors] [--json out.json]
 
@@ -19,7 +19,6 @@ score does not.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -27,8 +26,12 @@ import subprocess
 import sys
 import time
 import tomllib
+
 from collections import Counter
 from pathlib import Path
+
+from edgenas.jsonio import write_json_atomic
+from benchmarks.harness import command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,8 +66,8 @@ def run_mutmut(work: Path, targets: list[str], max_children: int) -> int:
     mutant without a result); its exit status. A named mutant is tested again even where
     mutmut has a result for it."""
     mutmut = Path(sys.executable).with_name("mutmut")
-    # quickest tests first (tools/mutation_order.py); one thread each, on a shared host
-    path = os.pathsep.join(filter(None, [str(work / "tools"), os.environ.get("PYTHONPATH")]))
+    # quickest tests first (benchmarks/mutation_order.py); one thread each, on a shared host
+    path = os.pathsep.join(filter(None, [str(work / "benchmarks"), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "EDGENAS_CACHE": str(work / ".cache"), "PYTHONPATH": path,
            "PYTEST_ADDOPTS": " ".join(filter(None, [os.environ.get("PYTEST_ADDOPTS"),
@@ -130,8 +133,8 @@ def report(work: Path, modules: list[str], show_survivors: bool) -> dict[str, di
     return {**table, "total": total}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = command_line(__doc__, __file__)
     parser.add_argument("--module", action="append", choices=modules_to_mutate(),
                         help="only this module (repeatable; default: every listed one)")
     parser.add_argument("--max-children", type=int, default=1,
@@ -145,7 +148,7 @@ def main() -> int:
     parser.add_argument("--show-survivors", action="store_true",
                         help="print the diff of every mutant not killed")
     parser.add_argument("--json", type=Path, help="also write the scores here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     modules = args.module or modules_to_mutate()
     if not args.report_only:
         if not args.resume and args.work.exists():
@@ -162,9 +165,5 @@ def main() -> int:
             print(f"mutmut run: exit status {status}, {time.monotonic() - started:.0f} s")
     table = report(args.work, modules, args.show_survivors)
     if args.json:
-        args.json.write_text(json.dumps(table, indent=1) + "\n")
+        write_json_atomic(table, args.json)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

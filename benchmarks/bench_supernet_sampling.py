@@ -1,6 +1,6 @@
 """Benchmark: how well do a supernet's middle subnets score, by sampling rule and budget?
 
-    OMP_NUM_THREADS=1 python tools/bench_supernet_sampling.py --data digits --epochs 15 \
+    OMP_NUM_THREADS=1 python -m benchmarks bench_supernet_sampling --data digits --epochs 15 \
         --val-fraction 0.3 --sampling sandwich fair --archs 12 --val-limit 300 \
         --out runs/bench_sampling --json runs/bench_sampling.json
 
@@ -32,7 +32,6 @@ random archs; 0 turns them off):
 
 from __future__ import annotations
 
-import argparse
 import copy
 import itertools
 import json
@@ -49,6 +48,7 @@ import torch
 
 from edgenas.cost import count
 from edgenas.data.augment import prepare_batch
+from edgenas.jsonio import write_json_atomic
 from edgenas.nn.supernet import SuperNet
 from edgenas.space import SearchSpace, get_space
 from edgenas.space.arch import Arch, Block
@@ -58,6 +58,7 @@ from edgenas.train.placement import place
 from edgenas.train.subnet_sampling import fair_paths, largest_arch, sandwich, smallest_arch
 from edgenas.train.checkpoint import RESULT_FILE, read_run
 from edgenas.train.supernet_training import load_supernet, train_supernet
+from benchmarks.harness import command_line
 
 BLOCK_KEY = re.compile(r"^s\d+_b\d+_")    # edgenas.nn.supernet.slot_key
 BLOCK_GENE = re.compile(r"^s\d+\.b\d+\.")  # edgenas.space.search_space gene names
@@ -230,8 +231,8 @@ def print_one_gene(details: dict[str, dict[str, Any]]) -> None:
                                      for n in names))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
     parser.add_argument("--space", default="cifar")
     parser.add_argument("--data", default="digits")
     parser.add_argument("--epochs", type=int, nargs="+", default=[15])
@@ -254,7 +255,7 @@ def main() -> None:
     parser.add_argument("--train-only", action="store_true", help="train, do not score")
     parser.add_argument("--out", default="runs/bench_sampling")
     parser.add_argument("--json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     space = get_space(args.space)
@@ -293,13 +294,6 @@ def main() -> None:
     if args.one_gene and details:
         print_one_gene(details)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"space": args.space, "data": args.data,
-                                               "arch_seeds": [args.arch_seed + i
-                                                              for i in range(args.archs)],
-                                               "summary": summaries, "variants": details},
-                                              indent=2))
-
-
-if __name__ == "__main__":
-    main()
+        write_json_atomic({"space": args.space, "data": args.data,
+                           "arch_seeds": [args.arch_seed + i for i in range(args.archs)],
+                           "summary": summaries, "variants": details}, args.json)

@@ -1,39 +1,36 @@
 """Benchmark (hypothesis H1): hypervolume of search strategies at an equal number of
 evaluations, on one evaluator (supernet accuracy + a device's latency table).
 
-    python -m tools.bench_search --supernet runs/supernet --device host-cpu \
+    python -m benchmarks bench_search --supernet runs/supernet --device host-cpu \
         --trials 200 --population 20 --seeds 0 1 2 --json runs/bench_search.json
 
 Strategies: nsga2 (hierarchical variation), nsga2-flat (Optuna's NSGA-II as it comes),
 weighted-sum (TPE on the paper's equation 2) and random, compared by
-`tools/strategies.py` (`compare_strategies`) (one cached evaluator, one reference point).
-Prints mean and standard deviation over seeds and writes JSON. `tools/hypotheses.py` runs
+`benchmarks/strategies.py` (`compare_strategies`) (one cached evaluator, one reference point).
+Prints mean and standard deviation over seeds and writes JSON. `benchmarks/hypotheses.py` runs
 this comparison as H1 and H2 together with H3 and H4.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from pathlib import Path
 
 import optuna
 
+from edgenas.jsonio import write_json_atomic
 from edgenas.profile.latency import LatencyModel
 from edgenas.device.descriptor import get_device
 from edgenas.profile.lut import open_lut
-from tools.strategies import compare_strategies, jsonable
+from benchmarks.harness import command_line, table_arguments
+from benchmarks.strategies import compare_strategies, jsonable
 from edgenas.search.objectives import Budgets, Evaluator
 from edgenas.search.strategy import STRATEGIES
 from edgenas.space import get_space
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--space", default="cifar")
-    parser.add_argument("--device", default="host-cpu")
-    parser.add_argument("--profiles-dir", default="profiles")
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
+    table_arguments(parser)
     parser.add_argument("--supernet", help="supernet run dir; without it the objectives must be costs")
     parser.add_argument("--objectives", default="accuracy,latency,memory")
     parser.add_argument("--val-limit", type=int, help="score accuracy on the first N validation images")
@@ -43,7 +40,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     parser.add_argument("--json", help="write results here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     space = get_space(args.space)
@@ -71,9 +68,4 @@ def main() -> None:
               f"{row['mean_front_size']:>6.1f}  {row['mean_seconds']:>6.0f}")
     results = {**jsonable(summary), "device": args.device, "supernet": args.supernet}
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+        write_json_atomic(results, args.json)

@@ -8,42 +8,27 @@ scored, then continued to the full recipe, and prints per rung: the Kendall tau 
 the rung's scores and the full recipe's, the share of archs still at chance (below 1.5 x
 chance), and the training time a rung costs against the full recipe.
 
-    .venv/bin/python -m tools.bench_rungs --data digits --epochs 2 --rungs 1 --lr 0.1 \\
+    .venv/bin/python -m benchmarks bench_rungs --data digits --epochs 2 --rungs 1 --lr 0.1 \\
         --json runs/bench_rungs.json
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edgenas.cost.count import count
 from edgenas.estimate.rank import kendall
 from edgenas.jsonio import write_json_atomic
-from edgenas.space import get_space
 from edgenas.train.loop import TrainConfig
 from edgenas.train.standalone import recipe_trainer
+from benchmarks.harness import command_line, spread_archs
 
 
-def spread_archs(space_name: str, n: int, seed: int) -> list[Any]:
-    """``n`` archs at evenly spaced MACs quantiles of 20 n random samples."""
-    space = get_space(space_name)
-    pool = {}
-    for i in range(20 * n):
-        arch = space.sample(seed * 1_000_003 + i)
-        pool.setdefault(arch.to_json(), arch)
-    ranked = sorted(pool.values(), key=lambda a: count(a).macs)
-    picks = ((np.arange(n) + 0.5) / n * len(ranked)).astype(int)
-    return [ranked[i] for i in picks]
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
     parser.add_argument("--data", default="digits", help="images to train on (default digits)")
     parser.add_argument("--space", default="cifar")
     parser.add_argument("--archs", type=int, default=12, help="archs to train (default 12)")
@@ -56,7 +41,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/bench_rungs", help="training runs go here")
     parser.add_argument("--json", help="write the result here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if any(not 1 <= r < args.epochs for r in args.rungs):
         parser.error(f"--rungs: each between 1 and {args.epochs - 1} (below --epochs)")
     recipe = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, seed=args.seed,
@@ -95,7 +80,3 @@ def main() -> None:
     if args.json:
         write_json_atomic({"settings": vars(args), "rows": rows, "rungs": table},
                           Path(args.json))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,13 +1,13 @@
 """A table used in another stretch than it was built in: does re-anchoring bring its
 predictions to the device's present level?
 
-    python -m tools.bench_anchor [--device host-cpu] [--space cifar] [--networks 30] \
+    python -m benchmarks bench_anchor [--device host-cpu] [--space cifar] [--networks 30] \
         [--phases none compute] [--json runs/bench_anchor.json]
 
 The table is the committed one (built on another day, so in another stretch, and possibly
 on another host of the same kind: its fingerprint is not checked here). Its own held-out
 networks are timed now in two rounds, in each phase: ``none`` (the host as it is) and a
-controlled neighbour (`tools.neighbour`, ``compute``: a busy process on the other core). In
+controlled neighbour (`benchmarks.neighbour`, ``compute``: a busy process on the other core). In
 each phase the reference network is timed first (`edgenas.profile.anchor.measure_anchor`, as
 `edgenas profile --reanchor` does) and the table's predictions are judged three ways against
 the median of the two rounds:
@@ -33,7 +33,6 @@ rows of a saved run from its timings and its table, timing nothing.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from edgenas.device.descriptor import get_device
+from edgenas.jsonio import write_json_atomic
 from edgenas.profile.anchor import BURST, measure_anchor
 from edgenas.profile.latency import LatencyModel, accuracy_metrics
 from edgenas.profile.level import pair_gaps
@@ -49,7 +49,8 @@ from edgenas.profile.measure import measure_latency
 from edgenas.profile.timing import REFERENCE_SEED
 from edgenas.space import get_space
 from edgenas.space.arch import Arch
-from tools.neighbour import Neighbour
+from benchmarks.harness import command_line, table_arguments
+from benchmarks.neighbour import Neighbour
 
 ROUNDS = 2
 
@@ -93,19 +94,17 @@ def run_phase(kind: str, device: Any, space: Any, lut: Any, archs: dict[str, Arc
             "measured_ms": measured}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="host-cpu")
-    parser.add_argument("--space", default="cifar")
-    parser.add_argument("--profiles-dir", default="profiles")
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
+    table_arguments(parser)
     parser.add_argument("--networks", type=int, default=30)
     parser.add_argument("--phases", nargs="+", default=["none", "compute"],
-                        help="neighbour kinds, one phase each (tools/neighbour.py)")
+                        help="neighbour kinds, one phase each (benchmarks/neighbour.py)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--rejudge", type=Path,
                         help="a saved run's JSON: recompute its rows from its timings and "
                              "its table (which must still be where it was), timing nothing")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     saved = json.loads(args.rejudge.read_text()) if args.rejudge else None
     if saved is not None:
         path = Path(saved["table"])
@@ -143,10 +142,5 @@ def main() -> None:
                   f"{row['median_bias_pct']:+.1f} % | {row['kendall_tau']:.3f} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"table": str(path), "table_updated": lut.updated,
-                                         "networks": len(archs), "phases": phases},
-                                        indent=1) + "\n")
-
-
-if __name__ == "__main__":
-    main()
+        write_json_atomic({"table": str(path), "table_updated": lut.updated,
+                           "networks": len(archs), "phases": phases}, args.json)

@@ -1,6 +1,6 @@
 """How well a reference network's slow-down under load carries to the models it scales.
 
-    python -m tools.bench_reference [--device host-cpu] [--space imagenet] [--archs 16] \
+    python -m benchmarks bench_reference [--device host-cpu] [--space imagenet] [--archs 16] \
         [--units 16] [--pairs 3] [--neighbour compute] [--json runs/bench_reference.json] \
         [--rescore JSON]
 
@@ -9,7 +9,7 @@ beside it (`edgenas.profile.timing`). That only works if load slows the referenc
 as the model. This benchmark tests it directly: it times the space's networks and units,
 each between candidate references (the `cifar` reference older tables record, and the
 space's own reference), in alternating quiet and busy phases. A busy phase runs a
-neighbour process on another core (`tools/neighbour.py`: ``compute``, a cache-resident
+neighbour process on another core (`benchmarks/neighbour.py`: ``compute``, a cache-resident
 loop; ``memory``, a stream over a 64 MiB array), the kind of load a shared host's
 neighbours add. Per model and pair of phases, the slow-down is
 busy over quiet time; the transfer error of a reference is the model's slow-down over
@@ -33,12 +33,14 @@ import onnx
 
 from edgenas.device.descriptor import get_device
 from edgenas.device.session import DeviceSession
+from edgenas.jsonio import write_json_atomic
 from edgenas.profile.keys import space_units
 from edgenas.profile.onnx_graph import network_model, unit_model
 from edgenas.profile.timing import reference_network
 from edgenas.profile.sampling import first_sample
 from edgenas.space import get_space
-from tools.neighbour import LOADS, Neighbour
+from benchmarks.harness import command_line
+from benchmarks.neighbour import LOADS, Neighbour
 
 #: far from the table's own streams (calibration 1e6, validation 2e6) and bench_latency's
 BENCH_SEED = 5_000_000
@@ -155,8 +157,8 @@ def report(phases: list[dict[str, Any]], names: list[str], args: argparse.Namesp
             "references_quiet_ms": references_ms}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
     parser.add_argument("--device", default="host-cpu")
     parser.add_argument("--space", default="imagenet")
     parser.add_argument("--archs", type=int, default=16)
@@ -166,7 +168,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--rescore", type=Path,
                         help="report on the phases stored in this JSON instead of timing")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     if args.rescore:
         stored = json.loads(args.rescore.read_text(encoding="utf-8"))
@@ -179,10 +181,9 @@ def main() -> None:
         measured = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result = report(phases, names, args)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
+        write_json_atomic({
             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            **result, "phases": phases, "measured": measured}, indent=1))
+            **result, "phases": phases, "measured": measured}, args.json)
 
 
 def time_phases(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
@@ -212,7 +213,3 @@ def time_phases(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[st
                       flush=True)
             phases.append(pair)
     return phases, names
-
-
-if __name__ == "__main__":
-    main()

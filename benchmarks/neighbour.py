@@ -1,6 +1,6 @@
 """A controlled neighbour: the load a shared host's other tenants add, on demand.
 
-    python tools/neighbour.py [--kind compute] [--on 60] [--off 60] [--seconds 900]
+    python -m benchmarks neighbour [--kind compute] [--on 60] [--off 60] [--seconds 900]
 
 Runs a busy process on every core but the one the timing agent pins itself to (the
 highest), switched on for ``--on`` seconds and off for ``--off`` seconds until
@@ -8,18 +8,19 @@ highest), switched on for ``--on`` seconds and off for ``--off`` seconds until
 through busy and quiet stretches that are known, instead of waiting for the host's. The
 kinds: ``compute``, a cache-resident matrix product, which contends for the core's
 arithmetic, and ``memory``, a stream over a 64 MiB array, which contends for memory
-bandwidth (what each did to timings: docs/results.md section 2). `tools/bench_reference.py`
-imports `Neighbour` from here.
+bandwidth (what each did to timings: docs/notebook/results-log.md §2).
+`benchmarks/bench_reference.py` imports `Neighbour` from here.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 import time
 from typing import Any
+
+from benchmarks.harness import command_line
 
 LOADS = {
     "memory": "import numpy as np\na = np.ones(1 << 23)\nb = np.empty_like(a)\n"
@@ -54,13 +55,13 @@ class Neighbour:
             self.process = None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
     parser.add_argument("--kind", choices=sorted(LOADS), default="compute")
     parser.add_argument("--on", type=float, default=60.0, help="seconds busy")
     parser.add_argument("--off", type=float, default=60.0, help="seconds quiet")
     parser.add_argument("--seconds", type=float, default=0.0, help="stop after (0: never)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     started = time.monotonic()
     while not args.seconds or time.monotonic() - started < args.seconds:
         with Neighbour(args.kind):
@@ -68,7 +69,3 @@ def main() -> None:
             time.sleep(args.on)
         print(f"{time.strftime('%H:%M:%S')} quiet", flush=True)
         time.sleep(args.off)
-
-
-if __name__ == "__main__":
-    main()

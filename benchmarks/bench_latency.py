@@ -1,6 +1,6 @@
 """Latency prediction accuracy of a device's table, next to the host's own noise floor.
 
-    python tools/bench_latency.py [--device host-cpu] [--space cifar] [--archs 50] \
+    python -m benchmarks bench_latency [--device host-cpu] [--space cifar] [--archs 50] \
         [--rounds 4] [--reprofile] [--calibrate 150] [--subsets 50,100] \
         [--json runs/bench_latency.json]
 
@@ -19,7 +19,6 @@ stale or not (``--profiles-dir`` says where, default ``profiles``).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import time
@@ -32,6 +31,7 @@ import numpy as np
 from edgenas.device.descriptor import get_device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import ProfileError
+from edgenas.jsonio import write_json_atomic
 from edgenas.profile.correction import CORRECTIONS, form_of
 from edgenas.profile.latency import LatencyModel, accuracy_metrics, unit_sum
 from edgenas.profile.level import LEVELS, express_at, value
@@ -42,6 +42,7 @@ from edgenas.profile.timing import load_guard, time_batch
 from edgenas.progress import StageProgress
 from edgenas.space import get_space
 from edgenas.space.arch import Arch
+from benchmarks.harness import command_line, table_arguments
 
 #: far from the table's own streams (calibration 1e6, validation 2e6)
 BENCH_SEED = 3_000_000
@@ -103,11 +104,9 @@ def every_form(lut: LUT) -> dict[str, LUT]:
     return forms
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="host-cpu")
-    parser.add_argument("--space", default="cifar")
-    parser.add_argument("--profiles-dir", default="profiles")
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line(__doc__, __file__)
+    table_arguments(parser)
     parser.add_argument("--archs", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=4, help="even, at least 2")
     parser.add_argument("--reprofile", action="store_true",
@@ -121,7 +120,7 @@ def main() -> None:
     parser.add_argument("--rescore", type=Path,
                         help="score the table against the rounds stored in this earlier --json "
                              "instead of timing them again (its table, archs and rounds)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.rounds < 2 or args.rounds % 2:
         parser.error("--rounds must be even and at least 2 (odd rounds against even rounds)")
     earlier = json.loads(args.rescore.read_text()) if args.rescore else None
@@ -194,9 +193,5 @@ def main() -> None:
               "date": time.strftime("%Y-%m-%d %H:%M")}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
+        write_json_atomic(result, args.json)
         print(f"wrote {args.json}")
-
-
-if __name__ == "__main__":
-    main()
