@@ -21,6 +21,7 @@ from edgenas.cost.count import count
 from edgenas.profile.lut import FRONT, SEARCH_BIASED, load_lut, lut_path, save_lut
 from edgenas.profile.profiler import (MIN_SEARCH_BIASED, SEARCH_BIASED_POOL, SEARCH_BIASED_SEED,
                                       arch_stream, profile, unfinished)
+from edgenas.profile.residual import cross_validated, fit_residual, residual_factor
 from edgenas.search.measured_front import MAX_ROUND_SPREAD, ROUNDS, spread
 from edgenas.space import SPACES, Arch
 from scripted_device import CostModel, ScriptedDevice, scripted_device
@@ -193,3 +194,16 @@ def test_validate_also_judges_the_table_where_searches_pick(tmp_path, monkeypatc
     assert sorted(count(Arch.from_json(a)).macs for a in timed) == cheapest
     # the random held-out set is reported as before, beside it
     assert lut.validation["n"] == 10 and lut.networks["validation"]
+
+
+def test_a_residual_is_kept_where_it_predicts_left_out_archs_better() -> None:
+    predicted = [0.10, 0.11, 0.12, 0.13, 0.14, 0.15]
+    # the cheap end runs 30 % slower than the table says, and evenly so: a residual learns it
+    slower = [1.3 * p for p in predicted]
+    assert cross_validated(predicted, slower)["keep"] == 1.0
+    model = fit_residual(predicted, slower)
+    assert residual_factor(model, 0.125) == pytest.approx(1.3, rel=0.05)
+    assert residual_factor(model, 5.0) == pytest.approx(1.0, abs=1e-6)  # far away: untouched
+    # timing noise around a right prediction: a residual would only fit the noise
+    noisy = [p * f for p, f in zip(predicted, (1.06, 0.94, 1.05, 0.95, 1.07, 0.93))]
+    assert cross_validated(predicted, noisy)["keep"] == 0.0

@@ -37,7 +37,7 @@ from edgenas.profile.lut import FRONT, LUT, fitting_networks, lut_path, now, sav
 from edgenas.profile.measure import time_in_rounds
 from edgenas.profile.correction import IDENTITY
 from edgenas.profile.profiler import fit_on
-from edgenas.profile.residual import fit_residual
+from edgenas.profile.residual import cross_validated, fit_residual
 from edgenas.search.engine import front
 from edgenas.search.results import write_results
 from edgenas.space.arch import Arch
@@ -168,9 +168,16 @@ def _refit(target: Target, timings: Timings) -> LatencyModel:
                       if key != "residual"} or None
     plain = LatencyModel(lut, anchored=False)
     items = lut.networks[FRONT]
-    residual = fit_residual([plain.predict(Arch.from_json(item["arch"])) for item in items],
-                            [item["measured_ms"] for item in items])
-    lut.correction = {**(lut.correction or IDENTITY), "residual": residual}
+    predicted = [plain.predict(Arch.from_json(item["arch"])) for item in items]
+    measured = [item["measured_ms"] for item in items]
+    scores = cross_validated(predicted, measured)
+    if scores["keep"]:
+        lut.correction = {**(lut.correction or IDENTITY),
+                          "residual": {**fit_residual(predicted, measured), "cv": scores}}
+    else:
+        log.info("%s: no residual near the front: it predicts the measured archs no better "
+                 "left out (mean |log error| %.3f with, %.3f without)", lut.device,
+                 scores["with"], scores["without"])
     lut.updated = now()
     if target.lut_path is not None:
         save_lut(lut, target.lut_path)
