@@ -57,6 +57,11 @@ def _inputs(data, index):
     return prepare_batch(data.data.images[index], data.normalize, False, ARCH.resolution).numpy()
 
 
+#: what the bundle fixture records as its predicted latency on host-cpu
+PREDICTED = {"host-cpu": {"ms": 0.5, "lut": "profiles/host-cpu/cifar.json",
+                          "lut_updated": "2026-12-01T00:00:00+00:00"}}
+
+
 def _export(trained, out, formats=("onnx", "fp16", "int8")):
     model, data = trained
     val = data.split.val
@@ -65,7 +70,16 @@ def _export(trained, out, formats=("onnx", "fp16", "int8")):
                          calibration=_inputs(data, data.split.train[:512]),
                          preprocess={"resolution": ARCH.resolution, "channels": 3,
                                      "mean": list(data.normalize.mean), "std": list(data.normalize.std)},
-                         labels=list(data.data.classes), formats=formats)
+                         labels=list(data.data.classes), formats=formats,
+                         predicted_latency=PREDICTED)
+
+
+def _ort_logits(path, inputs):
+    """Logits from ONNX Runtime directly, all images in one run (not the exporter's code)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: inputs})[0]
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +88,30 @@ def bundle(trained, tmp_path_factory):
     return out, _export(trained, out)
 
 
-def test_bundle_holds_verified_models_and_metadata(bundle) -> None:
+def test_bundle_holds_verified_models_and_metadata(bundle, trained) -> None:
     out, metrics = bundle
     for name in ("model.onnx", "model.fp16.onnx", "model.int8.onnx", "arch.json", "metrics.json",
                  "preprocess.json", "labels.txt", "run.py", "manifest.json"):
         assert (out / name).exists(), name
+    assert metrics["formats"] == ["onnx", "fp16", "int8"]
+    # the reported numbers, measured again here with ONNX Runtime and PyTorch
+    model, data = trained
+    inputs = _inputs(data, data.split.val)
+    reference = _ort_logits(out / "model.onnx", inputs)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(inputs[:256])).numpy()
+    diff = float(np.abs(reference[:256] - expected).max())
     v = metrics["verification"]
-    assert v["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
-    assert v["fp16"]["top1_agreement_with_fp32"] >= 0.99 and v["fp16"]["images"] >= 500
-    assert v["int8"]["top1_agreement_with_fp32"] >= 0.99 and v["int8"]["images"] >= 500
+    assert diff <= 1e-4 and v["onnx"]["max_abs_diff_vs_pytorch"] == pytest.approx(diff, abs=1e-6)
+    labels = data.data.labels[data.split.val].numpy()
+    assert v["onnx"]["accuracy"] == pytest.approx(float(np.mean(reference.argmax(1) == labels)),
+                                                  abs=0.004)
+    for fmt in ("fp16", "int8"):
+        logits = _ort_logits(out / f"model.{fmt}.onnx", inputs)
+        agreement = float(np.mean(logits.argmax(1) == reference.argmax(1)))
+        assert agreement >= 0.99 and len(inputs) == v[fmt]["images"] >= 500
+        # equal up to an image (ONNX Runtime may sum in another order for another batch)
+        assert v[fmt]["top1_agreement_with_fp32"] == pytest.approx(agreement, abs=0.004)
     assert metrics["accuracy"]["top1"] > 0.5  # trained on real digits, scored on held-out ones
     loaded = load_bundle(out)
     assert loaded["arch"] == ARCH
@@ -91,6 +120,25 @@ def test_bundle_holds_verified_models_and_metadata(bundle) -> None:
     model = onnx.load(str(out / "model.onnx"))
     assert model.opset_import[0].version >= 17
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_int8_metadata_names_the_layers_left_in_float(bundle) -> None:
+    """The nodes the recipe kept in float are named, and are really float in the INT8 model:
+    their weights are plain initializers, not DequantizeLinear outputs."""
+    import onnx
+
+    out, metrics = bundle
+    int8 = metrics["verification"]["int8"]
+    assert int8["recipe"]["float_roles"] == ["stem", "classifier"]
+    graph = onnx.load(str(out / "model.int8.onnx")).graph
+    initializers = {i.name for i in graph.initializer}
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    nodes = {n.name: n for n in graph.node}
+    kept = [nodes[name] for name in int8["nodes_in_float"]]
+    assert sorted(n.op_type for n in kept) == ["Conv", "Gemm"]
+    assert all(n.input[1] in initializers for n in kept)
+    quantised = [n for n in graph.node if n.op_type == "Conv" and n.name not in int8["nodes_in_float"]]
+    assert quantised and all(n.input[1] in dequantized for n in quantised)
 
 
 def test_a_failed_verification_is_an_error(trained, tmp_path) -> None:
@@ -141,7 +189,10 @@ def test_deploy_benchmarks_locally_and_compares_with_the_prediction(bundle, tmp_
     report = deploy(out, replace(device, timing=replace(device.timing, repeats=20, min_time_ms=5)))
     assert report["latency_ms"]["median_ms"] > 0 and report["model"] == "model.onnx"
     assert (out / "deploy" / "host-cpu.json").exists()
-    assert metrics["predicted_latency_ms"] == {} or "prediction_error" in report
+    assert metrics["predicted_latency_ms"] == PREDICTED
+    measured = report["latency_ms"]["median_ms"]
+    assert report["predicted_ms"] == 0.5
+    assert report["prediction_error"] == pytest.approx((0.5 - measured) / measured)
 
 
 def test_deploy_over_ssh(bundle, sshd, tmp_path) -> None:
@@ -242,12 +293,20 @@ def test_export_takes_weights_from_supernet_and_standalone_runs(tmp_path) -> Non
     from edgenas.train.loop import TrainConfig
     from edgenas.train.standalone import train_arch
     from edgenas.train.supernet_training import train_supernet
+    from edgenas.train.weights import trained_model
 
     config = TrainConfig(epochs=1, batch_size=32, limit=160, val_fraction=0.2)
     train_supernet(get_space("cifar"), "digits", tmp_path / "supernet", config)
     from_supernet = export_arch(ARCH, tmp_path / "b1", ("onnx",), str(tmp_path / "supernet"))
     assert "supernet run" in from_supernet["weights"]
-    assert from_supernet["verification"]["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
+    # the ONNX model holds the subnet's weights: compared here with the subnet in PyTorch
+    model, run_data, _ = trained_model(ARCH, tmp_path / "supernet")
+    inputs = prepare_batch(run_data.data.images[run_data.split.val], run_data.normalize, False,
+                           ARCH.resolution)
+    with torch.no_grad():
+        expected = model(inputs).numpy()
+    diff = float(np.abs(_ort_logits(tmp_path / "b1" / "model.onnx", inputs.numpy()) - expected).max())
+    assert diff <= 1e-4 and from_supernet["verification"]["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
     train_arch(ARCH, "digits", tmp_path / "alone", config)
     alone = export_arch(ARCH, tmp_path / "b2", ("onnx",), str(tmp_path / "alone"))
     assert "stand-alone" in alone["weights"]
@@ -259,7 +318,8 @@ def test_export_takes_weights_from_supernet_and_standalone_runs(tmp_path) -> Non
 def test_int8_calibration_takes_any_number_of_images(tmp_path, images) -> None:
     """A small training set leaves a ragged last calibration batch (70 = 2 x 32 + 6), which
     ONNX Runtime's histogram calibrator cannot stack; fewer than one batch is one batch."""
-    from edgenas.export.onnx_export import export_onnx, run_onnx, to_int8
+    from edgenas.export.int8 import to_int8
+    from edgenas.export.onnx_export import export_onnx, run_onnx
 
     torch.manual_seed(0)
     export_onnx(build_model(ARCH), ARCH.resolution, tmp_path / "model.onnx")

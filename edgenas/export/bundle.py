@@ -2,7 +2,7 @@
 
 Layout (all plain files, listed with their SHA-256 in ``manifest.json``):
 
-    model.onnx  model.fp16.onnx  model.int8.onnx   (the formats asked for)
+    model.onnx  model.fp16.onnx  model.int8.onnx   (the formats asked for that verified)
     arch.json  metrics.json  preprocess.json  labels.txt  run.py  manifest.json
 
 Loading a bundle checks the manifest: every file is inside the folder and has the
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -23,12 +24,13 @@ import torch
 
 from edgenas.cost.count import count
 from edgenas.errors import EdgenasError
-from edgenas.export.onnx_export import (AGREEMENT_REQUIRED, ExportError, FormatRejected,
-                                        export_onnx, run_onnx, to_fp16, to_int8,
-                                        top1_match_rate, verify_fp32)
+from edgenas.export.int8 import RECIPE, to_int8
+from edgenas.export.onnx_export import (ExportError, FormatRejected, check_agreement, export_onnx,
+                                        run_onnx, to_fp16, top1_match_rate, verify_fp32)
 from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.space.arch import Arch
 
+log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 FORMATS = ("onnx", "fp16", "int8")
 MODEL_FILES = {"onnx": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
@@ -47,8 +49,15 @@ def export_bundle(arch: Arch, model: torch.nn.Module, out: Path, *, val_inputs: 
                   val_labels: np.ndarray, calibration: np.ndarray, preprocess: dict[str, Any],
                   labels: list[str], formats: tuple[str, ...] = FORMATS,
                   provenance: dict[str, Any] | None = None,
-                  predicted_latency: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Export, verify and write a bundle; returns its metrics. Raises `ExportError`."""
+                  predicted_latency: dict[str, Any] | None = None,
+                  drop_rejected: bool = False) -> dict[str, Any]:
+    """Export, verify and write a bundle; returns its metrics. Raises `ExportError`.
+
+    An FP16 or INT8 variant below the agreement bar raises `FormatRejected` (nothing is
+    written), unless ``drop_rejected``: then it is left out, the bundle ships the formats
+    that held, and ``metrics.json`` says why (``verification[fmt]["rejected"]``) and which
+    formats the bundle holds (``formats``), so the reason travels with the bundle.
+    """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or "onnx" not in formats:
         raise ExportError(f"--formats {','.join(formats)}: choose from {FORMATS}; 'onnx' "
@@ -67,7 +76,8 @@ def export_bundle(arch: Arch, model: torch.nn.Module, out: Path, *, val_inputs: 
     staging.mkdir(parents=True)
     try:
         metrics = _write_bundle(arch, model, staging, val_inputs, val_labels, calibration,
-                                preprocess, labels, formats, provenance, predicted_latency)
+                                preprocess, labels, formats, provenance, predicted_latency,
+                                drop_rejected)
         _swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -105,7 +115,8 @@ def _write_bundle(arch: Arch, model: torch.nn.Module, out: Path, val_inputs: np.
                   val_labels: np.ndarray, calibration: np.ndarray, preprocess: dict[str, Any],
                   labels: list[str], formats: tuple[str, ...],
                   provenance: dict[str, Any] | None,
-                  predicted_latency: dict[str, Any] | None) -> dict[str, Any]:
+                  predicted_latency: dict[str, Any] | None,
+                  drop_rejected: bool) -> dict[str, Any]:
     labelled = val_labels >= 0  # callers may add unlabelled images for the agreement checks
     fp32_path = out / MODEL_FILES["onnx"]
     export_onnx(model, arch.resolution, fp32_path, arch.in_channels)
@@ -115,22 +126,35 @@ def _write_bundle(arch: Arch, model: torch.nn.Module, out: Path, val_inputs: np.
     verification: dict[str, Any] = {
         "onnx": {"max_abs_diff_vs_pytorch": max_diff, "images": int(min(256, len(val_inputs))),
                  "accuracy": float(np.mean(reference[labelled].argmax(1) == val_labels[labelled]))}}
-    if "fp16" in formats:
-        to_fp16(fp32_path, out / MODEL_FILES["fp16"])
-    if "int8" in formats:
-        to_int8(fp32_path, out / MODEL_FILES["int8"], calibration)
+    shipped = ["onnx"]
     for fmt in ("fp16", "int8"):
         if fmt not in formats:
             continue
-        logits = run_onnx(out / MODEL_FILES[fmt], val_inputs)
+        path = out / MODEL_FILES[fmt]
+        if fmt == "fp16":
+            to_fp16(fp32_path, path)
+            how: dict[str, Any] = {}
+        else:  # the recipe and the layers it left in float travel with the model
+            how = {"recipe": RECIPE.to_dict(),
+                   "nodes_in_float": to_int8(fp32_path, path, calibration, RECIPE)}
+        logits = run_onnx(path, val_inputs)
         agree = top1_match_rate(reference, logits)
         verification[fmt] = {"top1_agreement_with_fp32": agree, "images": int(len(val_inputs)),
-                             "accuracy": float(np.mean(logits[labelled].argmax(1) == val_labels[labelled]))}
-        if agree < AGREEMENT_REQUIRED:
-            raise FormatRejected(fmt, f"{fmt}: top-1 agreement with FP32 is {100 * agree:.2f} % on "
-                              f"{len(val_inputs)} images (needs >= {100 * AGREEMENT_REQUIRED:.0f} %)")
+                             "accuracy": float(np.mean(logits[labelled].argmax(1) == val_labels[labelled])),
+                             **how}
+        try:
+            check_agreement(fmt, agree, len(val_inputs))
+        except FormatRejected as err:
+            if not drop_rejected:
+                raise
+            log.warning("%s; %s left out of the bundle", err, fmt)
+            path.unlink()
+            verification[fmt]["rejected"] = str(err)
+            continue
+        shipped.append(fmt)
     metrics = {
         "schema_version": SCHEMA_VERSION,
+        "formats": shipped,
         "macs": counts.macs, "params": counts.params,
         "memory_bytes": {p: counts.memory_bytes(p) for p in ("fp32", "fp16", "int8")},
         "verification": verification,

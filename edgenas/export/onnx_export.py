@@ -1,4 +1,4 @@
-"""PyTorch -> ONNX, FP16 and INT8 variants, each verified against its reference.
+"""PyTorch -> ONNX and FP16, and the checks every format is verified by.
 
 A failed verification raises: an export that silently disagrees with the trained model
 is worse than no export.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import onnx
@@ -81,56 +80,13 @@ def to_fp16(source: Path, target: Path) -> None:
     onnx.save(model, str(target))
 
 
-class _Calibration:
-    """onnxruntime.quantization's CalibrationDataReader over float32 batches of one size.
-
-    ONNX Runtime's histogram calibrators stack the batches' outputs into one array, which
-    fails on a shorter last batch (a small training set, e.g. ``--data-limit``), so the
-    ragged tail is left out; fewer images than one batch make a single batch.
-    """
-
-    def __init__(self, inputs: np.ndarray, batch: int = 32) -> None:
-        whole = len(inputs) // batch * batch or len(inputs)
-        self.batches: Iterator[np.ndarray] = iter(inputs[i:i + batch]
-                                                  for i in range(0, whole, batch))
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        batch = next(self.batches, None)
-        return None if batch is None else {"input": batch}
-
-
-def to_int8(source: Path, target: Path, calibration: np.ndarray) -> None:
-    """Static INT8 quantisation in QDQ format (what TensorRT reads), per-channel weights.
-
-    Activations are symmetric (zero point 0, as TensorRT requires) with percentile
-    calibration: min/max calibration let single outliers stretch the scale, which cost
-    1-2 % top-1 agreement on small models in our tests; percentile kept it above 99 %.
-    Weights use 7 of their 8 bits (``reduce_range``): x86 CPUs without VNNI multiply int8
-    pairs through a saturating 16-bit instruction, and full-range weights overflowed it
-    (on an AVX2-only host: 95.4 % agreement and 91.1 % accuracy against FP32's 95.4 %;
-    with the reduced range 99.2 % and 95.2 %). One INT8 file then holds on every x86 target.
-    """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    prepared = target.with_suffix(".pre.onnx")
-    try:
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        nodes = onnx.load(str(prepared)).graph.node
-        # the stem sees raw pixels and the classifier decides the class: the two layers
-        # most sensitive to 8-bit rounding, and a small share of the compute; keep them FP
-        first_conv = next((n.name for n in nodes if n.op_type == "Conv"), None)
-        classifier = [n.name for n in nodes if n.op_type in ("Gemm", "MatMul")]
-        quantize_static(str(prepared), str(target), _Calibration(calibration),
-                        nodes_to_exclude=[n for n in (first_conv, *classifier) if n],
-                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                        calibrate_method=CalibrationMethod.Percentile,
-                        extra_options={"ActivationSymmetric": True})
-    finally:
-        prepared.unlink(missing_ok=True)
-
-
 def top1_match_rate(reference: np.ndarray, other: np.ndarray) -> float:
     """Share of images whose top-1 class is the same (a format's top-1 agreement with FP32)."""
     return float(np.mean(reference.argmax(1) == other.argmax(1)))
+
+
+def check_agreement(fmt: str, agreement: float, images: int) -> None:
+    """Raise `FormatRejected` when a format's top-1 agreement with FP32 is below the bar."""
+    if agreement < AGREEMENT_REQUIRED:
+        raise FormatRejected(fmt, f"{fmt}: top-1 agreement with FP32 is {100 * agreement:.2f} % "
+                                  f"on {images} images (needs >= {100 * AGREEMENT_REQUIRED:.0f} %)")

@@ -1,0 +1,137 @@
+"""Static INT8 quantisation of an FP32 ONNX model (QDQ, what TensorRT reads), by recipe.
+
+A recipe names every choice that moves the INT8 model's agreement with FP32: how many
+calibration images, how they are turned into ranges, per-channel weights, the weights'
+range, which layers stay in float and whether ONNX Runtime's pre-processing runs first.
+`tools/bench_int8.py` measures recipes against each other; `RECIPE` is the one exports use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import onnx
+
+from edgenas.export.onnx_export import ExportError
+
+#: Layers a recipe can keep in float, by role: the stem sees raw pixels and the classifier
+#: decides the class; both are a small share of the compute.
+FLOAT_ROLES = ("stem", "classifier")
+CALIBRATION_METHODS = ("percentile", "minmax", "entropy")
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """How an FP32 model becomes INT8; recorded with every INT8 model of a bundle.
+
+    Activations are symmetric (zero point 0) unless ``symmetric_activations`` is off:
+    TensorRT requires it, and one INT8 file serves every target.
+    """
+
+    calibration_images: int = 512
+    calibration: str = "percentile"
+    percentile: float = 99.999      # of |activation|, with percentile calibration
+    per_channel: bool = True
+    reduce_range: bool = True
+    float_roles: tuple[str, ...] = FLOAT_ROLES
+    pre_process: bool = True
+    symmetric_activations: bool = True
+
+    def __post_init__(self) -> None:
+        if self.calibration not in CALIBRATION_METHODS:
+            raise ExportError(f"Int8Recipe.calibration: {self.calibration!r} not in "
+                               f"{CALIBRATION_METHODS}")
+        unknown = [role for role in self.float_roles if role not in FLOAT_ROLES]
+        if unknown:
+            raise ExportError(f"Int8Recipe.float_roles: {unknown} not in {FLOAT_ROLES}")
+        if not 50 < self.percentile <= 100:
+            raise ExportError(f"Int8Recipe.percentile: {self.percentile}, needs (50, 100]")
+        if self.calibration_images < 1:
+            raise ExportError(f"Int8Recipe.calibration_images: {self.calibration_images}, "
+                               "needs at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as JSON-ready values (``float_roles`` a list)."""
+        return {**asdict(self), "float_roles": list(self.float_roles)}
+
+
+#: The exporter's recipe: each choice kept at least as many trained networks above the
+#: agreement bar as its alternatives in `tools/bench_int8.py`. Per-channel
+#: weights; percentile calibration, as min/max lets single outliers stretch a scale; 512
+#: images, as ranges from fewer are exceeded by images the calibration never saw; stem and
+#: classifier in float. Weights use 7 of their 8 bits (``reduce_range``): x86 CPUs without
+#: VNNI multiply int8 pairs through a saturating 16-bit instruction that full-range weights
+#: overflowed, so one INT8 file holds on every x86. Asymmetric activations kept more
+#: networks, but TensorRT reads only zero-point-0 INT8.
+RECIPE = Int8Recipe()
+
+
+class _Calibration:
+    """onnxruntime.quantization's CalibrationDataReader over float32 batches of one size.
+
+    ONNX Runtime's histogram calibrators stack the batches' outputs into one array, which
+    fails on a shorter last batch (a small training set, e.g. ``--data-limit``), so the
+    ragged tail is left out; fewer images than one batch make a single batch.
+    """
+
+    def __init__(self, inputs: np.ndarray, batch: int = 32) -> None:
+        whole = len(inputs) // batch * batch or len(inputs)
+        self.batches: Iterator[np.ndarray] = iter(inputs[i:i + batch]
+                                                  for i in range(0, whole, batch))
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self.batches, None)
+        return None if batch is None else {"input": batch}
+
+
+def role_nodes(model: onnx.ModelProto, roles: tuple[str, ...]) -> list[str]:
+    """Names of the nodes that play ``roles`` in ``model`` (first Conv; Gemm and MatMul)."""
+    nodes = model.graph.node
+    names = []
+    if "stem" in roles:
+        names += [n.name for n in nodes if n.op_type == "Conv"][:1]
+    if "classifier" in roles:
+        names += [n.name for n in nodes if n.op_type in ("Gemm", "MatMul")]
+    return names
+
+
+def to_int8(source: Path, target: Path, calibration: np.ndarray, recipe: Int8Recipe = RECIPE,
+            float_nodes: tuple[str, ...] = ()) -> list[str]:
+    """Quantise ``source`` into ``target`` by ``recipe``; gives the nodes left in float.
+
+    ``calibration`` is cut to ``recipe.calibration_images``; ``float_nodes`` names nodes
+    (of the pre-processed graph) to keep in float besides the recipe's roles.
+    """
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    method = {"percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax,
+              "entropy": CalibrationMethod.Entropy}[recipe.calibration]
+    prepared = target.with_suffix(".pre.onnx")
+    try:
+        if recipe.pre_process:
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        else:
+            onnx.save(onnx.shape_inference.infer_shapes(onnx.load(str(source))), str(prepared))
+        graph = onnx.load(str(prepared))
+        present = {n.name for n in graph.graph.node}
+        missing = [name for name in float_nodes if name not in present]
+        if missing:
+            raise ExportError(f"{source}: float_nodes {missing} are not nodes of the "
+                               "pre-processed graph")
+        excluded = list(dict.fromkeys([*role_nodes(graph, recipe.float_roles), *float_nodes]))
+        quantize_static(str(prepared), str(target),
+                        _Calibration(calibration[:recipe.calibration_images]),
+                        nodes_to_exclude=excluded, quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        per_channel=recipe.per_channel, reduce_range=recipe.reduce_range,
+                        calibrate_method=method,
+                        extra_options={"ActivationSymmetric": recipe.symmetric_activations,
+                                       "CalibPercentile": recipe.percentile})
+    finally:
+        prepared.unlink(missing_ok=True)
+    return excluded
