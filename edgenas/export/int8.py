@@ -3,7 +3,8 @@
 A recipe names every choice that moves the INT8 model's agreement with FP32: how many
 calibration images, how they are turned into ranges, per-channel weights, the weights'
 range, which layers stay in float and whether ONNX Runtime's pre-processing runs first.
-`tools/bench_int8.py` measures recipes against each other; `RECIPE` is the one exports use.
+`benchmarks/bench_int8.py` measures recipes against each other; `RECIPE` is the one
+exports use.
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ class Int8Recipe:
 
 
 #: The exporter's recipe: each choice kept at least as many trained networks above the
-#: agreement bar as its alternatives in `tools/bench_int8.py`. Per-channel
-#: weights; percentile calibration, as min/max lets single outliers stretch a scale; 512
-#: images, as ranges from fewer are exceeded by images the calibration never saw; stem and
-#: classifier in float. Weights use 7 of their 8 bits (``reduce_range``): x86 CPUs without
+#: agreement bar as its alternatives in `benchmarks/bench_int8.py`. Per-channel weights;
+#: percentile calibration, as min/max lets single outliers stretch a scale; 512 images, as
+#: ranges from fewer are exceeded by images the calibration never saw; stem and classifier
+#: in float. Weights use 7 of their 8 bits (``reduce_range``): x86 CPUs without
 #: VNNI multiply int8 pairs through a saturating 16-bit instruction that full-range weights
 #: overflowed, so one INT8 file holds on every x86. Asymmetric activations kept more
 #: networks, but TensorRT reads only zero-point-0 INT8.
