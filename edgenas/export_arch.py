@@ -48,8 +48,11 @@ def predicted_latencies(arch: Arch, profiles_dir: str | Path) -> dict[str, Any]:
 
 
 def export_arch(arch: Arch, out: Path, formats: tuple[str, ...], weights: str | None = None,
-                data: str = "digits", profiles_dir: str | Path = "profiles") -> dict[str, Any]:
-    """Export ``arch`` with the weights of run ``weights`` (or untrained: FP32 only)."""
+                data: str = "digits", profiles_dir: str | Path = "profiles",
+                drop_rejected: bool = False) -> dict[str, Any]:
+    """Export ``arch`` with the weights of run ``weights`` (or untrained: FP32 only);
+    ``drop_rejected``: an FP16/INT8 variant that fails its check is left out, with the
+    reason in the bundle's metrics, instead of failing the export."""
     if not weights and set(formats) - {"onnx"}:
         raise EdgenasError("FP16/INT8 exports are verified by top-1 agreement with FP32, which "
                            "only means something for a trained network: pass --weights RUN, "
@@ -65,13 +68,17 @@ def export_arch(arch: Arch, out: Path, formats: tuple[str, ...], weights: str | 
         provenance = {"split": {"split": run_data.split.to_dict(), "data": run_data.spec}}
     images, labels = run_data.data.images, run_data.data.labels
     val = run_data.split.val
-    calibration = run_data.split.train[:CALIBRATION_IMAGES]
+    # a seeded sample of the training images: a dataset stored class by class would
+    # otherwise calibrate INT8 ranges on its first few classes only
+    order = torch.randperm(len(run_data.split.train), generator=torch.Generator().manual_seed(0))
+    calibration = run_data.split.train[order[:CALIBRATION_IMAGES]]
+    uncalibrated = run_data.split.train[order[CALIBRATION_IMAGES:]]
     # agreement needs >= 500 images; top up a small validation split, first with images a
     # subset-trained run never saw, then with training images the INT8 calibration did not
     # see (accuracy is still reported on validation only)
     seen = torch.zeros(len(labels), dtype=torch.bool)
     seen[run_data.split.train], seen[val] = True, True
-    pool = torch.cat([torch.nonzero(~seen).flatten(), run_data.split.train[CALIBRATION_IMAGES:]])
+    pool = torch.cat([torch.nonzero(~seen).flatten(), uncalibrated])
     extra = pool[:max(0, AGREEMENT_IMAGES - len(val))]
     if extra.numel():
         log.info("validation split has %d images; %d images the network was not trained or "
@@ -89,4 +96,4 @@ def export_arch(arch: Arch, out: Path, formats: tuple[str, ...], weights: str | 
                     "scale": "pixels / 255", "mean": list(run_data.normalize.mean),
                     "std": list(run_data.normalize.std), "resize": "bilinear"},
         labels=list(run_data.data.classes), formats=formats, provenance=provenance,
-        predicted_latency=predicted_latencies(arch, profiles_dir))
+        predicted_latency=predicted_latencies(arch, profiles_dir), drop_rejected=drop_rejected)

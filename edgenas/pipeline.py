@@ -23,7 +23,6 @@ from edgenas.deploy.deploy import deploy
 from edgenas.device.descriptor import Device, get_device
 from edgenas.errors import ConfigError, ProfileError
 from edgenas.export_arch import export_arch
-from edgenas.export.onnx_export import FormatRejected
 from edgenas.jsonio import write_json_atomic
 from edgenas.locking import folder_lock
 from edgenas.profile.drift import MAX_VALIDATION_LOSS, check_drift
@@ -364,16 +363,14 @@ def _export(state: RunState) -> dict[str, Any]:
     exported = {}
     for name, arch in _picks(state).items():
         bundle = state.out / "bundles" / name
-        formats: tuple[str, ...] = ("onnx", "fp16", "int8")
-        while True:
-            try:
-                metrics = export_arch(arch, bundle, formats, run_dirs[name],
-                                      profiles_dir=state.config.profiles_dir)
-                break
-            except FormatRejected as err:
-                log.warning("%s: %s; exporting without %s", name, err, err.format)
-                formats = tuple(f for f in formats if f != err.format)
+        metrics = export_arch(arch, bundle, ("onnx", "fp16", "int8"), run_dirs[name],
+                              profiles_dir=state.config.profiles_dir, drop_rejected=True)
+        formats = metrics["formats"]
         exported[name] = {"bundle": str(bundle), "formats": list(formats),
+                          # why a variant was left out (its agreement with FP32), per format
+                          "rejected": {fmt: check["rejected"] for fmt, check
+                                       in metrics.get("verification", {}).items()
+                                       if isinstance(check, dict) and "rejected" in check},
                           "accuracy": metrics["accuracy"]["top1"], "macs": metrics["macs"],
                           "params": metrics["params"],
                           "memory_bytes_fp32": metrics["memory_bytes"]["fp32"]}
@@ -400,6 +397,7 @@ def _report(state: RunState) -> dict[str, Any]:
     for name, record in picks.items():
         exported, deployed = results["export"][name], results["deploy"][name]
         models.append({"name": name, "formats": exported["formats"], "trial": record["trial"],
+                       "rejected_formats": exported.get("rejected", {}),
                        "accuracy_estimate": record["accuracy"],
                        "accuracy_exported": exported["accuracy"],
                        "macs": exported["macs"], "params": exported["params"],

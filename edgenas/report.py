@@ -267,7 +267,9 @@ def write_report(out: Path, summary: dict[str, Any], lut: Any,
         f"{m['macs'] / 1e6:.2f} M", f"{m['params'] / 1e6:.3f} M",
         f"{m['memory_bytes_fp32'] / 1e6:.2f} MB", _ms(m.get("predicted_by_search_ms")),
         _ms(m.get("measured_front_ms")), _ms(m["predicted_ms"]), _ms(m["measured_ms"]),
-        ", ".join(m["formats"])]) for m in models)
+        ", ".join(m["formats"]) + "".join(
+            f"<br><small>{html.escape(fmt)} left out: {html.escape(why)}</small>"
+            for fmt, why in (m.get("rejected_formats") or {}).items())]) for m in models)
     baseline_rows = "".join(_row([
         b["name"], _baseline_accuracy(b), f"{b['macs'] / 1e6:.2f} M",
         f"{b['params'] / 1e6:.3f} M", f"{b['memory_bytes_fp32'] / 1e6:.2f} MB",
