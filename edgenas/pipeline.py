@@ -12,9 +12,10 @@ from the first stage.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -49,41 +50,109 @@ log = logging.getLogger(__name__)
 MAIN_CALIBRATE, MAIN_VALIDATE = 60, 30
 
 
+def _option(default: Any, help: str, **argparse: Any) -> Any:
+    """A `RunConfig` field that is also an option of `edgenas run` (``argparse``: what
+    ``add_argument`` takes besides the default and the help; ``flag`` overrides the name)."""
+    return field(default=default, metadata={"help": help, "argparse": argparse})
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """The main job's settings; the defaults are the embedded default (minutes on a CPU)."""
+    """The main job's settings; the defaults are the embedded default (minutes on a CPU).
 
-    device: str = "host-cpu"
-    space: str = "cifar"
-    data: str = "digits"
-    out: str = "runs/main"
-    profiles_dir: str = "profiles"
-    estimator: str = "trained"  # or "supernet": the weight-sharing estimate (for a GPU)
-    supernet_epochs: int = 15
-    train_epochs: int = 2
-    train_budget: int = 24      # archs the surrogate-assisted search trains
+    Each field that the command line sets carries its option's help, so `add_arguments`
+    and `from_arguments` are the whole of `edgenas run`'s option handling: a default is
+    written once, here."""
+
+    device: str = _option("host-cpu", "device to search for and deploy on: a name from "
+                          "devices/ or a descriptor .toml (default %(default)s)")
+    space: str = _option("cifar", "search space: cifar or imagenet (default %(default)s)")
+    data: str = _option("digits", "images to train and validate on: digits (built in), "
+                        "cifar10:DIR or an ImageFolder tree (default %(default)s)")
+    out: str = _option("runs/main", "run directory; re-running the same command there "
+                       "resumes it (default %(default)s)")
+    profiles_dir: str = _option("profiles", "where latency tables are read and written "
+                                "(default %(default)s)")
+    estimator: str = _option("trained", "trained: a surrogate-assisted search whose front "
+                             "holds trained archs; supernet: a weight-sharing supernet scores "
+                             "every trial (worth it with a GPU) (default %(default)s)",
+                             choices=("trained", "supernet"))
+    supernet_epochs: int = _option(15, "with --estimator supernet: epochs of supernet "
+                                   "training (default %(default)s)", type=int)
+    train_epochs: int = _option(2, "epochs of the one recipe the searched archs and the "
+                                "baselines are trained with (default %(default)s)", type=int)
+    train_budget: int = _option(24, "archs the search trains in all (with --rungs: each at "
+                                "least to the first rung; default %(default)s)", type=int)
     per_round: int = 3          # of which 10 first, then this many per round
     # successive halving: every arch is scored after these epochs of the recipe, and 1 in
     # ``halving`` of them goes on to the full recipe. Off by default: after 1 of the 2
-    # epochs of the default recipe most archs still score at chance
-    # (docs/notebook/results-log.md §15)
-    rungs: tuple[int, ...] = ()
-    halving: int = 2
-    trials: int = 300           # inner-search trials per round (supernet: trials in all)
-    population: int = 20
-    val_limit: int = 200
+    # epochs of the default recipe most archs still score at chance (docs/results.md)
+    rungs: tuple[int, ...] = _option(
+        (), "successive halving: every arch is first trained this many epochs of the recipe "
+        "and scored, and 1 in --halving goes on to the next rung, the last to the full "
+        "recipe (default: none, every arch trained in full; with the default 2-epoch recipe "
+        "an arch scored after 1 epoch is mostly at chance)", type=int, nargs="*",
+        metavar="EPOCHS")
+    halving: int = _option(2, "with rungs: 1 in this many archs of a rung goes on to the "
+                           "next (default %(default)s)", type=int)
+    trials: int = _option(300, "inner-search trials per round (supernet: trials in all; "
+                          "default %(default)s)", type=int)
+    population: int = _option(20, "NSGA-II population of the search (default %(default)s)",
+                              type=int)
+    val_limit: int = _option(200, "with --estimator supernet: validation images each trial "
+                             "is scored on (default %(default)s)", type=int)
     train_batch: int = 32       # the recipe's batch size and learning rate (digits: 2
     train_lr: float = 0.1       # epochs reach 80-90 %, ~15 s per arch on 2 cores)
     # the recipe's linear learning-rate warm-up, for every arch it trains: deep baselines
     # (ResNet-56) fed the full rate from the first step spend a short recipe recovering
-    train_warmup_epochs: float = 0.5
-    max_latency_ms: float | None = None
-    max_memory_mb: float | None = None
-    seed: int = 0
-    check_table: bool = True  # re-time a few of the table's networks before trusting it
-    table_minutes: float = 1.5  # timing when the table is measured anew (then sampled)
-    baselines: str = "all"  # hand-designed networks to train and compare: all, none, or names
-    data_limit: int | None = None  # a class-balanced subset of this many images (quick runs)
+    train_warmup_epochs: float = _option(
+        0.5, "the recipe's linear learning-rate warm-up, in epochs (fractions allowed), "
+        "before the cosine decay; 0 for none, below --train-epochs (default %(default)s)",
+        type=float, metavar="EPOCHS")
+    max_latency_ms: float | None = _option(
+        None, "latency budget in ms on the device: the search keeps to it as the latency "
+        "table predicts, and a front arch measured over it is left off the front and never "
+        "picked (default: none)", type=float)
+    max_memory_mb: float | None = _option(
+        None, "budget on peak inference memory at FP32, in MB (1e6 bytes), as the latency "
+        "budget (default: none)", type=float)
+    seed: int = _option(0, "seed of the search, the split and the training "
+                        "(default %(default)s)", type=int)
+    check_table: bool = _option(
+        True, "trust the stored latency table without re-timing 10 of its networks first (a "
+        "table that no longer holds is otherwise refitted, or measured anew; default: the "
+        "table is checked)", flag="--skip-table-check", action="store_false")
+    table_minutes: float = _option(
+        1.5, "minutes of unit timing when the device's table must be measured anew (a "
+        "sample of units, the rest predicted; 'edgenas profile' times them all) "
+        "(default %(default)s)", type=float)
+    baselines: str = _option(
+        "all", "hand-designed networks trained with the same recipe for comparison: all, "
+        "none, or a comma list (resnet-20, resnet-56, mobilenetv2-in-space for the cifar "
+        "space) (default %(default)s)")
+    data_limit: int | None = _option(
+        None, "train and validate on a class-balanced subset of N images (quick trial runs; "
+        "the default uses them all)", type=int, metavar="N")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """One option per field that has one (``--name-with-dashes``), with its default."""
+        for item in fields(cls):
+            if "help" not in item.metadata:
+                continue
+            options = dict(item.metadata["argparse"])
+            flag = options.pop("flag", "--" + item.name.replace("_", "-"))
+            default = list(item.default) if isinstance(item.default, tuple) else item.default
+            parser.add_argument(flag, dest=item.name, default=default,
+                                help=item.metadata["help"], **options)
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> "RunConfig":
+        """The settings `add_arguments`' options were given."""
+        values = {item.name: getattr(args, item.name) for item in fields(cls)
+                  if "help" in item.metadata}
+        values["rungs"] = tuple(values["rungs"])
+        return cls(**values)
 
     def check(self) -> None:
         """Refuse settings no stage could run with, naming the flag, before any work: a bad
