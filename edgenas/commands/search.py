@@ -301,8 +301,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "distinct seeds (default %(default)s)")
     search.add_argument("--max-latency-ms", type=float,
                         help="latency budget in ms, as the --device table predicts it (with "
-                             "several devices: on each); archs over it never enter the front "
-                             "(default: none)")
+                             "several devices: on each); archs over it never enter the front, "
+                             "nor does a front arch measured over it (default: none)")
     search.add_argument("--max-memory-mb", type=float,
                         help="budget on peak inference memory at FP32, in MB (1e6 bytes) "
                              "(default: none)")
