@@ -21,15 +21,14 @@ from typing import Any, Callable, Sequence
 
 from edgenas.assess import assess, slug
 from edgenas.deploy.deploy import deploy
-from edgenas.device.descriptor import Device, get_device
-from edgenas.errors import ConfigError, ProfileError
+from edgenas.device.descriptor import get_device
+from edgenas.errors import ConfigError
 from edgenas.export_arch import export_arch
 from edgenas.jsonio import write_json_atomic
 from edgenas.locking import folder_lock
-from edgenas.profile.drift import MAX_VALIDATION_LOSS, check_drift
 from edgenas.profile.latency import LatencyModel
-from edgenas.profile.lut import LUT, load_lut, lut_path, open_lut, save_lut
-from edgenas.profile.profiler import profile, unfinished
+from edgenas.profile.lut import LUT, load_lut
+from edgenas.profile.trust import CALIBRATE, VALIDATE, trusted_table
 from edgenas.report import write_report
 from edgenas.search import accuracy_source
 from edgenas.search.engine import SearchConfig, completed, run_search
@@ -37,7 +36,7 @@ from edgenas.search.objectives import Budgets, Evaluator, SearchError, check_bud
 from edgenas.search.measured_front import latency_targets, write_measured_results
 from edgenas.search.results import PICK_RULES, load_front, pick
 from edgenas.search.surrogate import SurrogateConfig, trained_search
-from edgenas.space import Arch, SearchSpace, get_space
+from edgenas.space import Arch, get_space
 from edgenas.space.baselines import baseline_archs
 from edgenas.train.loop import TrainConfig
 from edgenas.train.standalone import CONVERGENCE_RULE, convergence_floor, converged
@@ -47,7 +46,7 @@ log = logging.getLogger(__name__)
 
 
 #: Networks the main job times to fit and to judge a table it measures itself.
-MAIN_CALIBRATE, MAIN_VALIDATE = 60, 30
+MAIN_CALIBRATE, MAIN_VALIDATE = CALIBRATE, VALIDATE
 
 
 def _option(default: Any, help: str, **argparse: Any) -> Any:
@@ -196,72 +195,6 @@ class RunConfig:
                                rungs=tuple(self.rungs), halving=self.halving)
 
 
-def _latency_table(config: RunConfig) -> tuple[LUT, dict[str, Any] | None]:
-    """The device's table: measured if missing or stale, re-fitted if it no longer holds.
-
-    Returns (table, drift check of the stored table or None when it was measured now).
-    """
-    device, space = get_device(config.device), get_space(config.space)
-    path = lut_path(config.profiles_dir, device.name, space.name)
-    with folder_lock(path.parent, f"profiling of {space.name}", name=f".{space.name}.lock"):
-        return _check_or_measure(config, device, space, path)
-
-
-def _check_or_measure(config: RunConfig, device: Device, space: SearchSpace, path: Path
-                      ) -> tuple[LUT, dict[str, Any] | None]:
-
-    def save(table: LUT) -> None:
-        save_lut(table, path)
-
-    def measure_anew(existing: LUT | None, max_units: int | None = None) -> LUT:
-        # the main job's budget: a sample of units, the rest predicted, a smaller held-out
-        # set; 'edgenas profile' times every unit of a space this size. ``max_units``
-        # instead: the units a finished sample timed, so that resuming times no more
-        lut = profile(device, space, existing, checkpoint=save, calibrate=MAIN_CALIBRATE,
-                      validate=MAIN_VALIDATE, max_units=max_units,
-                      time_budget_s=None if max_units is not None else 60 * config.table_minutes)
-        save(lut)
-        return lut
-
-    try:
-        lut = open_lut(device, space, config.profiles_dir)
-    except ProfileError as err:
-        log.info("profiling %s for space %s (%s)", device.name, space.name, err)
-        return measure_anew(load_lut(path) if path.exists() else None), None
-    left = unfinished(lut, space)
-    if left:  # a run killed while it measured: its checkpoints are kept, the rest is timed
-        log.warning("%s: resuming the table an interrupted run left (%s)", path,
-                    "; ".join(left))
-        return measure_anew(lut, lut.sampling["measured"] if lut.sampling else None), None
-    if not config.check_table:
-        return lut, None
-    drift = check_drift(device, lut)
-    if drift["trusted"]:
-        return lut, drift
-    log.warning("%s: the table is off on this host (median measured/predicted %.2f, "
-                "Kendall tau %.2f over %d re-timed networks); re-timing its table-fitting "
-                "(calibration) networks and refitting the correction", device.name,
-                drift["median_ratio_measured_to_predicted"], drift["kendall_tau"], drift["n"])
-    recorded = (lut.validation or {}).get("within_10pct", 1.0)
-    # the main job's sizes, as when it measures a table anew: the defaults of 'edgenas
-    # profile' (150 table-fitting networks, as many held-out ones as the table had, 50 for
-    # the committed one) took 400 network timings, about 90 s here
-    lut = profile(device, space, lut, checkpoint=save, calibrate=MAIN_CALIBRATE,
-                  validate=MAIN_VALIDATE, recalibrate=True)
-    save(lut)
-    # a table cannot beat the host's own noise floor: re-measuring thousands of units on a
-    # host whose rounds disagree anyway would cost minutes and buy nothing
-    floor = (lut.validation.get("noise_floor") or {}).get("within_10pct", 1.0)
-    reachable = min(recorded, floor)
-    if lut.validation["within_10pct"] < reachable - MAX_VALIDATION_LOSS:
-        log.warning("%s: %.0f %% of held-out networks within +-10 %% after refitting (the table "
-                    "had %.0f %% where it was measured, this host's noise floor is %.0f %%); "
-                    "measuring the table anew", device.name,
-                    100 * lut.validation["within_10pct"], 100 * recorded, 100 * floor)
-        lut = measure_anew(None)
-    return lut, drift
-
-
 @dataclass
 class RunState:
     """What the stages share: the settings, the run directory and each finished result."""
@@ -285,9 +218,9 @@ class Stage:
 
 def _table(state: RunState) -> dict[str, Any]:
     config = state.config
-    lut, drift = _latency_table(config)
-    path = lut_path(config.profiles_dir, lut.device, lut.space)
-    return {"path": str(path), "validation": lut.validation, "check": drift}
+    table = trusted_table(get_device(config.device), get_space(config.space),
+                          config.profiles_dir, config.table_minutes, config.check_table)
+    return {"path": str(table.path), "validation": table.lut.validation, "check": table.check}
 
 
 def _supernet(state: RunState) -> dict[str, Any]:

@@ -101,7 +101,7 @@ def test_a_table_off_by_a_uniform_1_3x_is_refitted_without_retiming_units(
     table_stage_only(monkeypatch)
     device = scripted_device(monkeypatch, COST)
     device.load = 1.3
-    with caplog.at_level(logging.WARNING, logger="edgenas.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="edgenas.profile.trust"):
         result = run_table_stage(profiles, tmp_path / "main")
     check = result["check"]
     assert not check["trusted"] and check["median_ratio_measured_to_predicted"] > 1 + MAX_BIAS
@@ -125,7 +125,7 @@ def test_a_table_whose_order_is_wrong_is_measured_anew(measured, tmp_path, monke
     before = load_lut(path)
     table_stage_only(monkeypatch)
     scripted_device(monkeypatch, CostModel(per_call_ms=0.05, scrambled=True))
-    with caplog.at_level(logging.WARNING, logger="edgenas.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="edgenas.profile.trust"):
         result = run_table_stage(profiles, tmp_path / "main")
     check = result["check"]
     assert not check["trusted"] and check["kendall_tau"] < MIN_TAU
@@ -214,3 +214,22 @@ def test_a_run_killed_after_its_unit_sample_resumes_without_timing_units(measure
     assert device.kinds.count("network") == 2 * (pipeline.MAIN_VALIDATE - 10)
     assert sum(1 for e in after.entries.values() if e.get("predicted")) == predicted
     assert after.validation["n"] == pipeline.MAIN_VALIDATE
+
+
+def test_profile_check_follows_the_main_job_s_policy(measured, tmp_path, monkeypatch,
+                                                     capsys) -> None:
+    """`edgenas profile --check` is the table stage's policy, not a second one: the table
+    that holds is trusted as it is, the same table on a 1.3x slower device is refitted."""
+    profiles, path = _copy(measured, tmp_path)
+    monkeypatch.setitem(SPACES, "tiny", tiny_space)
+    before = path.read_bytes()
+    device = scripted_device(monkeypatch, COST)
+    check = ["profile", "host-cpu", "--space", "tiny", "--profiles-dir", str(profiles), "--check"]
+    assert main(check) == 0
+    assert f"{path}: trusted" in capsys.readouterr().out
+    assert path.read_bytes() == before and device.timed == 10
+    device.load = 1.3
+    assert main(check) == 0
+    printed = capsys.readouterr().out
+    assert "median measured/predicted 1.30" in printed and f"{path}: recalibrated" in printed
+    assert load_lut(path).validation["within_10pct"] == 1.0

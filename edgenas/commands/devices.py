@@ -20,6 +20,7 @@ from edgenas.profile.profiler import CALIBRATE, CHUNK, profile
 from edgenas.profile.sampling import SAMPLE_ABOVE
 from edgenas.profile.transfer import CHUNK as TRANSFER_CHUNK
 from edgenas.profile.transfer import NETWORKS, WORK, transfer, worse_than_macs
+from edgenas.profile.trust import trusted_table
 from edgenas.space import SPACES, SearchSpace, get_space
 
 PROFILES_DIR = "profiles"
@@ -178,6 +179,17 @@ def cmd_profile(args: argparse.Namespace) -> None:
         lut = _transfer(args, device, space, path, existing)
         _print_table(args, lut)
         return
+    if args.check:
+        decision = trusted_table(device, space, args.profiles_dir,
+                                 args.time_budget if args.time_budget else 1.5)
+        check = decision.check
+        if check:
+            print(f"{path}: re-timed {check['n']} of its networks: median measured/predicted "
+                  f"{check['median_ratio_measured_to_predicted']:.2f}, Kendall tau "
+                  f"{check['kendall_tau']:.2f}")
+        print(f"{path}: {decision.action}")
+        _print_table(args, decision.lut)
+        return
     validate = args.validate
     if not validate and (args.revalidate or args.recalibrate):
         # re-timing means re-judging: as many held-out archs as the table was judged on
@@ -312,6 +324,13 @@ def register(commands: argparse._SubParsersAction) -> None:
                            "fit, the rest are predicted (default: every unit, or 8 minutes for "
                            f"a space of more than {SAMPLE_ABOVE:,} units, or "
                            f"{TENSORRT_BUDGET_MIN:.0f} minutes on a TensorRT device)")
+    prof.add_argument("--check", action="store_true",
+                      help="is the stored table right on the device now? The main job's "
+                           "policy: re-time 10 of its held-out networks and trust it if their "
+                           "median measured/predicted is within 10 %% of 1 and their order "
+                           "holds, else refit its correction on re-timed networks, and measure "
+                           "it anew (within --time-budget, default 1.5 minutes) only if that "
+                           "leaves it well below its own accuracy or the noise floor")
     prof.add_argument("--reanchor", action="store_true",
                       help="time the table's reference network a few times now and scale its "
                            "predictions to the device's present level (a shared host's or "
