@@ -102,10 +102,11 @@ def deploy(bundle_dir: Path, device: Device, rounds: int = ROUNDS) -> dict[str, 
         if device.runtime.name == "tensorrt":
             engine = f"{remote}/deploy/{device.name}.engine"
             session.connector.run(["mkdir", "-p", f"{remote}/deploy"])
-            built = session.connector.run([session.python, session.agent_path(), "build", target,
-                                           "--out", engine, "--precision", device.runtime.precision,
-                                           "--workspace-mb", str(device.runtime.workspace_mb),
-                                           "--timing-cache", f"{session.connector.workdir}/timing.cache"])
+            built = session.run_agent(["build", target, "--out", engine,
+                                       "--precision", device.runtime.precision,
+                                       "--workspace-mb", str(device.runtime.workspace_mb),
+                                       "--timing-cache",
+                                       f"{session.connector.workdir}/timing.cache"])
             report["engine"] = json.loads(built.strip().splitlines()[-1])
             if not session.local:
                 session.connector.pull(engine, out_dir / f"{device.name}.engine")
