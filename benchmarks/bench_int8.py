@@ -37,8 +37,9 @@ import torch
 
 from edgenas.cost.count import count
 from edgenas.data.augment import prepare_batch
+from edgenas.export.fp16 import to_fp16
 from edgenas.export.int8 import RECIPE, Int8Recipe, to_int8
-from edgenas.export.onnx_export import AGREEMENT_REQUIRED, export_onnx, run_onnx, to_fp16
+from edgenas.export.onnx_export import AGREEMENT_REQUIRED, export_onnx, run_onnx
 from edgenas.jsonio import write_json_atomic
 from edgenas.space import Arch
 from edgenas.train.checkpoint import read_run

@@ -67,3 +67,7 @@ class WriteError(EdgenasError, OSError):
 
     Also an OSError, so that code which skips an optional write on OSError still does.
     """
+
+
+class ExportError(EdgenasError):
+    """An export failed or did not verify."""

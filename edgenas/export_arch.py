@@ -43,16 +43,19 @@ def predicted_latencies(arch: Arch, profiles_dir: str | Path) -> dict[str, Any]:
             log.info("no latency prediction for %s: %s", device.name, err)
             continue
         out[device.name] = {"ms": prediction.ms, "lut": str(prediction.path),
-                            "lut_updated": prediction.lut.updated}
+                            "lut_updated": prediction.lut.updated,
+                            # the model the table timed: the one deploy runs and compares
+                            "precision": prediction.lut.runtime.get("precision", "fp32")}
     return out
 
 
 def export_arch(arch: Arch, out: Path, formats: tuple[str, ...], weights: str | None = None,
                 data: str = "digits", profiles_dir: str | Path = "profiles",
-                drop_rejected: bool = False) -> dict[str, Any]:
+                drop_rejected: bool = False, keep: tuple[str, ...] = ()) -> dict[str, Any]:
     """Export ``arch`` with the weights of run ``weights`` (or untrained: FP32 only);
     ``drop_rejected``: an FP16/INT8 variant that fails its check is left out, with the
-    reason in the bundle's metrics, instead of failing the export."""
+    reason in the bundle's metrics, instead of failing the export; one in ``keep`` is
+    shipped all the same (`edgenas.export.bundle.export_bundle`)."""
     if not weights and set(formats) - {"onnx"}:
         raise EdgenasError("FP16/INT8 exports are verified by top-1 agreement with FP32, which "
                            "only means something for a trained network: pass --weights RUN, "
@@ -96,4 +99,5 @@ def export_arch(arch: Arch, out: Path, formats: tuple[str, ...], weights: str | 
                     "scale": "pixels / 255", "mean": list(run_data.normalize.mean),
                     "std": list(run_data.normalize.std), "resize": "bilinear"},
         labels=list(run_data.data.classes), formats=formats, provenance=provenance,
-        predicted_latency=predicted_latencies(arch, profiles_dir), drop_rejected=drop_rejected)
+        predicted_latency=predicted_latencies(arch, profiles_dir), drop_rejected=drop_rejected,
+        keep=keep)

@@ -23,6 +23,7 @@ from edgenas.assess import assess, slug
 from edgenas.deploy.deploy import deploy
 from edgenas.device.descriptor import get_device
 from edgenas.errors import ConfigError
+from edgenas.export.bundle import precision_checks
 from edgenas.export_arch import export_arch
 from edgenas.jsonio import write_json_atomic
 from edgenas.locking import folder_lock
@@ -34,7 +35,7 @@ from edgenas.search import accuracy_source
 from edgenas.search.engine import SearchConfig, completed, run_search
 from edgenas.search.objectives import Budgets, Evaluator, SearchError, check_budgets_reachable
 from edgenas.search.measured_front import latency_targets, write_measured_results
-from edgenas.search.results import PICK_RULES, load_front, pick
+from edgenas.search.results import PICK_RULES, load_front, pick, write_exports
 from edgenas.search.surrogate import SurrogateConfig, trained_search
 from edgenas.space import Arch, get_space
 from edgenas.space.baselines import baseline_archs
@@ -359,23 +360,32 @@ def chosen_baselines(config: RunConfig) -> dict[str, Arch]:
 
 
 def _export(state: RunState) -> dict[str, Any]:
-    """Every pick in FP32, FP16 and INT8; a format that fails its agreement check is left out."""
+    """Every pick in FP32, FP16 and INT8; a format that fails its agreement check is left
+    out, unless the device runs it (its latency is what the search optimised): that one
+    ships, its agreement and accuracy shown beside FP32's in the report."""
     run_dirs = {record["name"]: record["run_dir"]
                 for record in state.results["train"]["networks"]}
+    runs = get_device(state.config.device).runtime.model_format
     exported = {}
     for name, arch in _picks(state).items():
         bundle = state.out / "bundles" / name
         metrics = export_arch(arch, bundle, ("onnx", "fp16", "int8"), run_dirs[name],
-                              profiles_dir=state.config.profiles_dir, drop_rejected=True)
+                              profiles_dir=state.config.profiles_dir, drop_rejected=True,
+                              keep=(runs,) if runs != "onnx" else ())
         formats = metrics["formats"]
         exported[name] = {"bundle": str(bundle), "formats": list(formats),
                           # why a variant was left out (its agreement with FP32), per format
                           "rejected": {fmt: check["rejected"] for fmt, check
                                        in metrics.get("verification", {}).items()
                                        if isinstance(check, dict) and "rejected" in check},
+                          "precision_checks": precision_checks(metrics),
                           "accuracy": metrics["accuracy"]["top1"], "macs": metrics["macs"],
                           "params": metrics["params"],
                           "memory_bytes_fp32": metrics["memory_bytes"]["fp32"]}
+    # beside the front, for 'edgenas pareto': how each pick's reduced precisions held
+    write_exports(state.out / "search", {
+        name: {key: record[key] for key in ("bundle", "formats", "precision_checks")}
+        for name, record in exported.items()})
     return exported
 
 
@@ -400,6 +410,8 @@ def _report(state: RunState) -> dict[str, Any]:
         exported, deployed = results["export"][name], results["deploy"][name]
         models.append({"name": name, "formats": exported["formats"], "trial": record["trial"],
                        "rejected_formats": exported.get("rejected", {}),
+                       # FP16 / INT8 against FP32: top-1 agreement, validation accuracy
+                       "precision_checks": exported.get("precision_checks", {}),
                        "accuracy_estimate": record["accuracy"],
                        "accuracy_exported": exported["accuracy"],
                        "macs": exported["macs"], "params": exported["params"],

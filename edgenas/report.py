@@ -12,6 +12,7 @@ import html
 from pathlib import Path
 from typing import Any, Sequence
 
+from edgenas.export.bundle import describe_check
 from edgenas.profile.latency import LatencyModel
 from edgenas.search.accuracy_source import describe as describe_accuracy
 from edgenas.space import Arch
@@ -245,6 +246,16 @@ def _front_measurement(report: dict[str, Any] | None) -> str:
             + "".join(rows) + "</table>")
 
 
+def _precision_checks(model: dict[str, Any]) -> str:
+    """Under a pick's formats: each reduced precision's agreement and accuracy against FP32
+    (`edgenas.export.bundle.precision_checks`), and why one was left out."""
+    checks = model.get("precision_checks") or {}
+    rejected = model.get("rejected_formats") or {}
+    lines = [describe_check(fmt, check) for fmt, check in checks.items()]
+    lines += [f"{fmt} left out: {why}" for fmt, why in rejected.items()]
+    return "".join(f"<br><small>{html.escape(line)}</small>" for line in lines)
+
+
 def _image(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -267,9 +278,7 @@ def write_report(out: Path, summary: dict[str, Any], lut: Any,
         f"{m['macs'] / 1e6:.2f} M", f"{m['params'] / 1e6:.3f} M",
         f"{m['memory_bytes_fp32'] / 1e6:.2f} MB", _ms(m.get("predicted_by_search_ms")),
         _ms(m.get("measured_front_ms")), _ms(m["predicted_ms"]), _ms(m["measured_ms"]),
-        ", ".join(m["formats"]) + "".join(
-            f"<br><small>{html.escape(fmt)} left out: {html.escape(why)}</small>"
-            for fmt, why in (m.get("rejected_formats") or {}).items())]) for m in models)
+        ", ".join(m["formats"]) + _precision_checks(m)]) for m in models)
     baseline_rows = "".join(_row([
         b["name"], _baseline_accuracy(b), f"{b['macs'] / 1e6:.2f} M",
         f"{b['params'] / 1e6:.3f} M", f"{b['memory_bytes_fp32'] / 1e6:.2f} MB",

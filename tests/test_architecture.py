@@ -18,7 +18,8 @@ LAYERS = (
     {"errors", "jsonio", "locking", "progress", "resources"},
     {"space"},
     {"cost", "data", "device"},
-    {"nn", "profile", "export"},
+    {"export"},  # the formats a device runs, which the profiler times too
+    {"nn", "profile"},
     {"train"},
     {"estimate"},
     {"search"},   # the surrogate-assisted search fits estimate's predictor

@@ -19,8 +19,9 @@ import torch
 from edgenas import get_space
 from edgenas.data.augment import prepare_batch
 from edgenas.export.bundle import export_bundle, load_bundle
+from edgenas.export.fp16 import to_fp16
 from edgenas.export.int8 import RECIPE, to_int8
-from edgenas.export.onnx_export import ExportError, FormatRejected, export_onnx, to_fp16
+from edgenas.export.onnx_export import ExportError, FormatRejected, export_onnx
 from edgenas.nn.model import build_model
 from edgenas.train.rundata import prepare_data
 

@@ -26,7 +26,7 @@ from edgenas.cli import main
 from edgenas.profile.latency import LatencyModel, accuracy_metrics
 from edgenas.profile.ranking import kendall_tau
 from edgenas.device.agent import timer
-from edgenas.device.descriptor import get_device
+from edgenas.device.descriptor import Device, get_device
 from edgenas.errors import ProfileError
 from edgenas.profile.keys import space_units, unit_key
 from edgenas.profile.lut import load_lut, lut_path, open_lut, save_lut, stale_reasons
@@ -488,7 +488,7 @@ class _SlowSession:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.device = type("D", (), {"name": "scripted"})()
+        self.device = Device("scripted")
 
     def time_models(self, files, handle) -> None:
         for file in files:

@@ -58,7 +58,8 @@ def cmd_deploy(args: argparse.Namespace) -> None:
                 if report["lut_drifting"] else "  (within 10 % of a round: the table holds)")
         print(f"predicted {report['predicted_ms']:.4f} ms, error {100 * report['prediction_error']:+.1f} %{flag}")
     else:
-        print("no prediction in the bundle for this device (no latency table when exported)")
+        print(report.get("prediction_note") or "no prediction in the bundle for this device "
+              "(no latency table when exported)")
     if "ir" in report:  # an OpenVINO device wrote the bundle's ONNX as IR, and timed that
         print(f"OpenVINO IR written on {args.device}: "
               f"{Path(args.bundle) / 'deploy' / report['ir']['ir']} (and .bin)")

@@ -266,10 +266,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                            "there for every model; openvino needs pip install "
                            "'edgenas[openvino]' where it runs (default %(default)s)")
     init.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8", "bf16"],
-                      help="precision the device runs a model at: TensorRT builds its engine "
-                           "at it, ONNX Runtime runs the bundle's model of it on deploy, "
-                           "OpenVINO pins its inference precision to it (bf16: OpenVINO only) "
-                           "(default %(default)s)")
+                      help="precision the device runs a model at, in its profile as on "
+                           "deploy: ONNX Runtime times and runs the exporter's model of it "
+                           "(int8: its static QDQ quantisation, fp16: its FP16 conversion), "
+                           "TensorRT builds its engine at it (int8 from the QDQ model), "
+                           "OpenVINO pins its inference precision to it (int8: f32 inference "
+                           "of the QDQ model; bf16: OpenVINO only) (default %(default)s)")
     init.add_argument("--threads", type=int, default=1,
                       help="CPU threads ONNX Runtime or OpenVINO runs one inference on "
                            "(default %(default)s)")

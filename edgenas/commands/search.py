@@ -16,6 +16,7 @@ from edgenas.device.descriptor import get_device
 from edgenas.errors import EdgenasError
 from edgenas.estimate.estimators import make_estimator
 from edgenas.estimate.names import SEARCH_ESTIMATOR_NAMES, TRAINED
+from edgenas.export.bundle import describe_check
 from edgenas.jsonio import read_json
 from edgenas.locking import folder_lock
 from edgenas.profile.latency import LatencyModel
@@ -26,8 +27,8 @@ from edgenas.search.engine import SearchConfig, completed, run_search
 from edgenas.search.objectives import (DEFAULT_OBJECTIVES, OBJECTIVES, Budgets, Evaluator,
                                        check_budgets_reachable, latency_metric, parse_weights)
 from edgenas.search.measured_front import latency_targets, write_measured_results
-from edgenas.search.results import (default_storage, front_status, latency_basis, load_front,
-                                     pick)
+from edgenas.search.results import (default_storage, front_status, latency_basis,
+                                    load_exports, load_front, pick)
 from edgenas.search.strategy import STRATEGIES
 from edgenas.search.surrogate import SurrogateConfig, trained_search, trained_trials
 from edgenas.space import SPACES, get_space
@@ -256,6 +257,16 @@ def cmd_pareto(args: argparse.Namespace) -> None:
                  *(str(r.get(c, "-")) for c in fidelity),
                  *(f"{r[c]:.4g}" if c in r else "-" for c in predicted)]
         print("  ".join(f"{c:>10}" for c in cells))
+    _print_exports(load_exports(Path(args.run)))
+
+
+def _print_exports(picks: dict[str, Any]) -> None:
+    """Per exported pick, how its FP16 and INT8 models held against FP32."""
+    for name, record in picks.items():
+        checks = record.get("precision_checks") or {}
+        print(f"{name}: {record.get('bundle')} ({', '.join(record.get('formats', []))})")
+        for fmt, check in checks.items():
+            print(f"  {describe_check(fmt, check)}")
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -35,17 +35,16 @@ ROUNDS = 5
 
 
 def model_for(device: Device, files: dict[str, str]) -> str:
-    """Which bundle model a device runs: TensorRT builds FP16 from the FP32 graph and INT8
-    from the QDQ graph; OpenVINO compiles the FP32 graph at its pinned inference precision
-    (fp32, fp16, bf16) and INT8 from the QDQ graph; ONNX Runtime runs the file of its
-    precision."""
-    precision = device.runtime.precision
-    name = MODEL_FILES["int8"] if precision == "int8" else (
-        MODEL_FILES["fp16"] if precision == "fp16" and device.runtime.name == "onnxruntime"
-        else MODEL_FILES["onnx"])
+    """Which bundle model a device runs (`Runtime.model_format`, the model its table was
+    timed on): TensorRT builds FP16 from the FP32 graph and INT8 from the QDQ graph;
+    OpenVINO compiles the FP32 graph at its pinned inference precision (fp32, fp16, bf16)
+    and INT8 from the QDQ graph; ONNX Runtime runs the file of its precision."""
+    fmt = device.runtime.model_format
+    name = MODEL_FILES[fmt]
     if name not in files:
-        raise EdgenasError(f"{device.name} runs {device.runtime.name} {precision}, which needs "
-                           f"{name}; export with --formats onnx,{'int8' if 'int8' in name else 'fp16'}")
+        raise EdgenasError(f"{device.name} runs {device.runtime.name} "
+                           f"{device.runtime.precision}, which needs {name}; export with "
+                           f"--formats onnx,{fmt}")
     return name
 
 
@@ -122,7 +121,14 @@ def deploy(bundle_dir: Path, device: Device, rounds: int = ROUNDS) -> dict[str, 
     stats = rounds_summary(results)
     report["latency_ms"] = stats
     predicted = bundle["metrics"].get("predicted_latency_ms", {}).get(device.name)
-    if predicted is not None:
+    # bundles exported before predictions named it were predicted by the device's own table
+    timed_as = (predicted or {}).get("precision", device.runtime.precision)
+    if predicted is not None and timed_as != device.runtime.precision:
+        # a prediction of another model's latency: nothing to compare like with like
+        report["prediction_note"] = (f"the bundle's prediction for {device.name} is from a "
+                                     f"{timed_as} table; the device runs "
+                                     f"{device.runtime.precision}: re-export after profiling it")
+    elif predicted is not None:
         measured = stats["median_ms"]
         report["predicted_ms"] = predicted["ms"]
         report["prediction_error"] = (predicted["ms"] - measured) / measured

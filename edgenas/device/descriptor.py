@@ -29,6 +29,9 @@ PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 #: bf16 is an OpenVINO inference precision (CPUs with AVX512_BF16 or AMX); the other
 #: runtimes take their precision from the model file or the engine build.
 BF16_RUNTIMES = ("openvino",)
+#: ONNX Runtime providers that run an INT8 (QDQ) model's convolutions in float between its
+#: Quantize/DequantizeLinear nodes: timing int8 there times no INT8 kernel a device ships.
+FLOAT_ONLY_INT8_PROVIDERS = ("CUDAExecutionProvider", "ROCMExecutionProvider")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -58,6 +61,16 @@ class Runtime:
     workspace_mb: int = 1024
     perf_test: str = ""  # adb: path of onnxruntime_perf_test on the phone
     device: str = ""  # openvino: the OpenVINO device (CPU, GPU, GPU.1, NPU, AUTO:GPU,CPU)
+
+    @property
+    def model_format(self) -> str:
+        """Which exported model this runtime runs (a key of the bundle's ``MODEL_FILES``),
+        in a profile as on deploy: ``int8`` the QDQ graph on every runtime (TensorRT and
+        OpenVINO read its scales); ``fp16`` the FP16 graph on ONNX Runtime (TensorRT and
+        OpenVINO build FP16 from the FP32 graph); else the FP32 graph, ``onnx``."""
+        if self.precision == "int8":
+            return "int8"
+        return "fp16" if self.precision == "fp16" and self.name == "onnxruntime" else "onnx"
 
 
 @dataclass(frozen=True)
@@ -239,6 +252,12 @@ def parse_device(data: Mapping[str, Any], source: str) -> Device:
     if runtime.precision == "bf16" and runtime.name not in BF16_RUNTIMES:
         raise read.error("runtime.precision", f"'bf16' is an OpenVINO inference precision; "
                                               f"{runtime.name} runs fp32, fp16 or int8")
+    float_only = [p for p in runtime.providers[:1] if p in FLOAT_ONLY_INT8_PROVIDERS]
+    if runtime.precision == "int8" and runtime.name == "onnxruntime" and float_only:
+        raise read.error("runtime.precision", f"{name}: ONNX Runtime's {float_only[0]} runs an "
+                                              "INT8 (QDQ) model's convolutions in float; for "
+                                              "int8 put TensorrtExecutionProvider first, use "
+                                              "runtime tensorrt, or run fp16 or fp32 there")
     if kind == "adb" and runtime.name != "onnxruntime":
         raise read.error("runtime.name", "adb devices run ONNX Runtime's perf test; "
                                          "use name = \"onnxruntime\"")

@@ -24,9 +24,10 @@ import torch
 
 from edgenas.cost.count import count
 from edgenas.errors import EdgenasError
+from edgenas.export.fp16 import to_fp16
 from edgenas.export.int8 import RECIPE, to_int8
 from edgenas.export.onnx_export import (ExportError, FormatRejected, check_agreement, export_onnx,
-                                        run_onnx, to_fp16, top1_match_rate, verify_fp32)
+                                        run_onnx, top1_match_rate, verify_fp32)
 from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.space.arch import Arch
 
@@ -50,13 +51,15 @@ def export_bundle(arch: Arch, model: torch.nn.Module, out: Path, *, val_inputs: 
                   labels: list[str], formats: tuple[str, ...] = FORMATS,
                   provenance: dict[str, Any] | None = None,
                   predicted_latency: dict[str, Any] | None = None,
-                  drop_rejected: bool = False) -> dict[str, Any]:
+                  drop_rejected: bool = False, keep: tuple[str, ...] = ()) -> dict[str, Any]:
     """Export, verify and write a bundle; returns its metrics. Raises `ExportError`.
 
     An FP16 or INT8 variant below the agreement bar raises `FormatRejected` (nothing is
     written), unless ``drop_rejected``: then it is left out, the bundle ships the formats
     that held, and ``metrics.json`` says why (``verification[fmt]["rejected"]``) and which
-    formats the bundle holds (``formats``), so the reason travels with the bundle.
+    formats the bundle holds (``formats``), so the reason travels with the bundle. A format
+    in ``keep`` (the one the target device runs, whose latency a search optimised) is
+    shipped below the bar, its shortfall in ``verification[fmt]["below_bar"]``.
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or "onnx" not in formats:
@@ -77,7 +80,7 @@ def export_bundle(arch: Arch, model: torch.nn.Module, out: Path, *, val_inputs: 
     try:
         metrics = _write_bundle(arch, model, staging, val_inputs, val_labels, calibration,
                                 preprocess, labels, formats, provenance, predicted_latency,
-                                drop_rejected)
+                                drop_rejected, keep)
         _swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -116,7 +119,7 @@ def _write_bundle(arch: Arch, model: torch.nn.Module, out: Path, val_inputs: np.
                   labels: list[str], formats: tuple[str, ...],
                   provenance: dict[str, Any] | None,
                   predicted_latency: dict[str, Any] | None,
-                  drop_rejected: bool) -> dict[str, Any]:
+                  drop_rejected: bool, keep: tuple[str, ...]) -> dict[str, Any]:
     labelled = val_labels >= 0  # callers may add unlabelled images for the agreement checks
     fp32_path = out / MODEL_FILES["onnx"]
     export_onnx(model, arch.resolution, fp32_path, arch.in_channels)
@@ -145,6 +148,11 @@ def _write_bundle(arch: Arch, model: torch.nn.Module, out: Path, val_inputs: np.
         try:
             check_agreement(fmt, agree, len(val_inputs))
         except FormatRejected as err:
+            if fmt in keep:
+                log.warning("%s; shipped all the same: the target device runs %s", err, fmt)
+                verification[fmt]["below_bar"] = str(err)
+                shipped.append(fmt)
+                continue
             if not drop_rejected:
                 raise
             log.warning("%s; %s left out of the bundle", err, fmt)
@@ -174,6 +182,35 @@ def _write_bundle(arch: Arch, model: torch.nn.Module, out: Path, val_inputs: np.
     write_json_atomic({"schema_version": SCHEMA_VERSION, "files": {f: sha256(out / f) for f in files}},
                       out / "manifest.json")
     return metrics
+
+
+def precision_checks(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each reduced-precision format a bundle verified (fp16, int8): its top-1 agreement
+    with FP32, its validation accuracy beside FP32's, whether it shipped, and why not."""
+    verification = metrics.get("verification") or {}
+    fp32 = (verification.get("onnx") or {}).get("accuracy")
+    checks = {}
+    for fmt in ("fp16", "int8"):
+        check = verification.get(fmt)
+        if isinstance(check, dict) and "top1_agreement_with_fp32" in check:
+            checks[fmt] = {"agreement": check["top1_agreement_with_fp32"],
+                           "accuracy": check.get("accuracy"), "fp32_accuracy": fp32,
+                           "shipped": fmt in metrics.get("formats", ()),
+                           **{key: check[key] for key in ("rejected", "below_bar")
+                              if key in check}}
+    return checks
+
+
+def describe_check(fmt: str, check: dict[str, Any]) -> str:
+    """One `precision_checks` entry in words."""
+    accuracy = "" if check.get("accuracy") is None else (
+        f", val. accuracy {100 * check['accuracy']:.1f} %"
+        + ("" if check.get("fp32_accuracy") is None
+           else f" (FP32 {100 * check['fp32_accuracy']:.1f} %)"))
+    state = ("left out" if not check["shipped"] else
+             "shipped below the bar" if "below_bar" in check else "shipped")
+    return (f"{fmt.upper()}: top-1 agreement with FP32 {100 * check['agreement']:.2f} %"
+            f"{accuracy}; {state}")
 
 
 def load_bundle(folder: Path) -> dict[str, Any]:

@@ -9,6 +9,8 @@ exports use.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,7 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 import onnx
 
-from edgenas.export.onnx_export import ExportError
+from edgenas.errors import ExportError
 
 #: Layers a recipe can keep in float, by role: the stem sees raw pixels and the classifier
 #: decides the class; both are a small share of the compute.
@@ -75,7 +77,8 @@ class _Calibration:
 
     ONNX Runtime's histogram calibrators stack the batches' outputs into one array, which
     fails on a shorter last batch (a small training set, e.g. ``--data-limit``), so the
-    ragged tail is left out; fewer images than one batch make a single batch.
+    ragged tail is left out; fewer images than one batch make a single batch. A model whose
+    batch size is fixed (the profiler's batch-1 graphs) is fed batches of that size.
     """
 
     def __init__(self, inputs: np.ndarray, batch: int = 32) -> None:
@@ -125,14 +128,16 @@ def to_int8(source: Path, target: Path, calibration: np.ndarray, recipe: Int8Rec
             raise ExportError(f"{source}: float_nodes {missing} are not nodes of the "
                                "pre-processed graph")
         excluded = list(dict.fromkeys([*role_nodes(graph, recipe.float_roles), *float_nodes]))
-        quantize_static(str(prepared), str(target),
-                        _Calibration(calibration[:recipe.calibration_images]),
-                        nodes_to_exclude=excluded, quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        per_channel=recipe.per_channel, reduce_range=recipe.reduce_range,
-                        calibrate_method=method,
-                        extra_options={"ActivationSymmetric": recipe.symmetric_activations,
-                                       "CalibPercentile": recipe.percentile})
+        fixed = graph.graph.input[0].type.tensor_type.shape.dim[0].dim_value
+        with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print progress
+            quantize_static(str(prepared), str(target),
+                            _Calibration(calibration[:recipe.calibration_images], fixed or 32),
+                            nodes_to_exclude=excluded, quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            per_channel=recipe.per_channel, reduce_range=recipe.reduce_range,
+                            calibrate_method=method,
+                            extra_options={"ActivationSymmetric": recipe.symmetric_activations,
+                                           "CalibPercentile": recipe.percentile})
     finally:
         prepared.unlink(missing_ok=True)
     return excluded

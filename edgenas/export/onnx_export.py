@@ -1,4 +1,4 @@
-"""PyTorch -> ONNX and FP16, and the checks every format is verified by.
+"""PyTorch -> ONNX, and the checks every format is verified by (FP16: `edgenas.export.fp16`).
 
 A failed verification raises: an export that silently disagrees with the trained model
 is worse than no export.
@@ -13,16 +13,12 @@ import numpy as np
 import onnx
 import torch
 
-from edgenas.errors import EdgenasError
+from edgenas.errors import ExportError
 
 log = logging.getLogger(__name__)
 OPSET = 17
 FP32_TOLERANCE = 1e-4
 AGREEMENT_REQUIRED = 0.99
-
-
-class ExportError(EdgenasError):
-    """An export failed or did not verify."""
 
 
 class FormatRejected(ExportError):
@@ -70,14 +66,6 @@ def verify_fp32(model: torch.nn.Module, path: Path, inputs: np.ndarray) -> float
         raise ExportError(f"{path}: ONNX Runtime differs from PyTorch by {diff:.3g} "
                           f"(max allowed {FP32_TOLERANCE:g})")
     return diff
-
-
-def to_fp16(source: Path, target: Path) -> None:
-    """FP16 weights and compute, FP32 inputs and outputs (callers need not change)."""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
-    onnx.save(model, str(target))
 
 
 def top1_match_rate(reference: np.ndarray, other: np.ndarray) -> float:

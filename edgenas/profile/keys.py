@@ -48,3 +48,14 @@ def space_units(space: SearchSpace) -> dict[str, tuple[Unit, int]]:
     for site in space_sites(space):
         found.setdefault(unit_key(site.unit, site.height), (site.unit, site.height))
     return found
+
+
+def unit_roles(space: SearchSpace) -> dict[str, str]:
+    """key -> the role of the site a unit of ``space`` plays (`edgenas.space.plan.Site.role`;
+    a network's stem first, should a unit ever play two)."""
+    roles: dict[str, str] = {}
+    for site in space_sites(space):
+        key = unit_key(site.unit, site.height)
+        if roles.get(key) != "stem":
+            roles[key] = site.role
+    return roles

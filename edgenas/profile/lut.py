@@ -47,6 +47,8 @@ SEARCH_BIASED = "search_biased"
 #: The networks the correction is fitted on: random archs cover the space, front archs the
 #: region searches go to, where random archs rarely are.
 FITTING = (CALIBRATION, FRONT)
+#: A table's models by format (`Runtime.model_format`), in words.
+FORMAT_NAMES = {"onnx": "FP32", "fp16": "FP16", "int8": "INT8 (QDQ)"}
 
 
 def fitting_networks(lut: "LUT") -> list[dict[str, Any]]:
@@ -82,7 +84,8 @@ class LUT:
     @classmethod
     def new(cls, device: Device, space: SearchSpace, fingerprint: dict[str, Any]) -> "LUT":
         return cls(device.name, space.name, space.space_hash(), device.runtime_settings(),
-                   asdict(device.timing), fingerprint)
+                   {**asdict(device.timing),
+                    "models": {"format": device.runtime.model_format}}, fingerprint)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "device": self.device, "space": self.space,
@@ -145,6 +148,10 @@ def stale_reasons(lut: LUT, device: Device, space: SearchSpace,
         if settings.get(key) != lut.runtime.get(key):
             reasons.append(f"runtime.{key}: table has {lut.runtime.get(key)!r}, device has "
                            f"{settings.get(key)!r}")
+    timed = (lut.timing.get("models") or {}).get("format", "onnx")  # older tables: FP32
+    if timed != device.runtime.model_format:
+        reasons.append(f"models: table timed the {FORMAT_NAMES.get(timed, timed)} model, device "
+                       f"runs the {FORMAT_NAMES[device.runtime.model_format]} one")
     if fingerprint is not None:
         for key in FINGERPRINT_FIELDS:
             if lut.fingerprint.get(key) != fingerprint.get(key):

@@ -7,6 +7,7 @@ networks, and by anything else that needs a measured (not predicted) latency.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Any, Callable, Mapping, Sequence
 
 from edgenas.device.descriptor import Device
@@ -14,6 +15,7 @@ from edgenas.device.session import DeviceSession
 from edgenas.errors import DeviceError
 from edgenas.profile.lut import LUT
 from edgenas.profile.onnx_graph import network_model
+from edgenas.profile.precision import DeviceModels
 from edgenas.profile.profiler import CHUNK, time_networks
 from edgenas.profile.timing import LoadGuard, load_guard, time_batch
 from edgenas.progress import StageProgress, stage_callbacks
@@ -26,8 +28,9 @@ def measure_latency(device: Device, archs: Mapping[str, Arch],
     """Median batch-1 latency (ms) of each whole network, timed on ``device``.
 
     Works for any arch, in a search space or not: the network is built as one ONNX model
-    (random weights: latency does not depend on their values) and timed by the device's
-    agent with the device's runtime settings, through the timing protocol's own loop.
+    (random weights: latency does not depend on their values) in the device's precision
+    and timed by the device's agent with the device's runtime settings, through the timing
+    protocol's own loop.
     With a ``guard`` (`edgenas.profile.timing.load_guard`) the times are at the
     uncontended level, as a table's are.
     """
@@ -35,7 +38,8 @@ def measure_latency(device: Device, archs: Mapping[str, Arch],
         return {}
     results: dict[str, float] = {}
     with DeviceSession(device) as session:
-        time_batch(session, {name: network_model(arch) for name, arch in archs.items()},
+        time_batch(session, DeviceModels(device, {name: partial(network_model, arch)
+                                                  for name, arch in archs.items()}),
                    lambda name, stats: results.__setitem__(name, float(stats["median_ms"])),
                    len(archs), lambda: None, StageProgress(), guard)
     missing = sorted(set(archs) - set(results))

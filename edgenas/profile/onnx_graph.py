@@ -6,6 +6,11 @@ torch module (hundreds of milliseconds). Batch norm is folded into the convoluti
 every inference runtime does; the graph is what a deployed network runs, op for op.
 The same emitters build the whole-network graphs used to validate the latency model, so
 micro-models and networks cannot disagree about what an op is.
+
+Each graph names its place in a network (`ROLE`: a unit's site role, or "network"), so
+that a device's precision is applied to it as to that part of a network
+(`edgenas.profile.precision`): INT8 keeps a network's stem in float, not every unit's
+first convolution.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from edgenas.space.lowering import nonlinearity
 from edgenas.space.plan import Conv, Pool, SqueezeExcite, Unit, classifier, sites
 
 OPSET = 17
+#: The metadata key a graph's role is stored under.
+ROLE = "edgenas.role"
 
 
 class _Graph:
@@ -41,8 +48,8 @@ class _Graph:
         return name
 
     def node(self, op: str, inputs: list[str], **attrs: object) -> str:
-        out = self.name(op.lower())
-        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        out = self.name(op.lower())  # names the node too: quantisation excludes by name
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
     def activation(self, x: str, name: str | None) -> str:
@@ -95,22 +102,30 @@ class _Graph:
             y = self.activation(self.node("Add", [y, x]), unit.post_activation)
         return y
 
-    def model(self, x: str, y: str, in_shape: list[int], out_shape: list[int | str]) -> onnx.ModelProto:
+    def model(self, x: str, y: str, in_shape: list[int], out_shape: list[int | str],
+              role: str) -> onnx.ModelProto:
         graph = helper.make_graph(
             self.nodes, "edgenas", [helper.make_tensor_value_info(x, TensorProto.FLOAT, in_shape)],
             [helper.make_tensor_value_info(y, TensorProto.FLOAT, out_shape)], self.weights)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                                   producer_name="edgenas")
         model.ir_version = 8  # readable by every ONNX Runtime >= 1.14
+        helper.set_model_props(model, {ROLE: role})
         return model
 
 
-def unit_model(unit: Unit, size: int, seed: int = 0) -> onnx.ModelProto:
-    """A batch-1 model of one unit at a square input of ``size``."""
+def unit_model(unit: Unit, size: int, seed: int = 0, role: str = "block") -> onnx.ModelProto:
+    """A batch-1 model of one unit at a square input of ``size``; ``role``: its site's
+    (`edgenas.space.plan.Site.role`: "stem", "pool", "block" or "head")."""
     graph = _Graph(seed)
     y = graph.unit("input", unit)
     return graph.model("input", y, [1, unit.in_channels, size, size],
-                       [1, unit.out_channels, "h", "w"])
+                       [1, unit.out_channels, "h", "w"], role)
+
+
+def role(model: onnx.ModelProto) -> str:
+    """The role a graph of this module was built for ("network" or a unit's site role)."""
+    return next((prop.value for prop in model.metadata_props if prop.key == ROLE), "network")
 
 
 def network_model(arch: Arch, seed: int = 0) -> onnx.ModelProto:
@@ -125,4 +140,4 @@ def network_model(arch: Arch, seed: int = 0) -> onnx.ModelProto:
     b = graph.weight((head.num_classes,), 1)
     logits = graph.node("Gemm", [flat, w, b], transB=1)
     return graph.model("input", logits, [1, arch.in_channels, arch.resolution, arch.resolution],
-                       [1, head.num_classes])
+                       [1, head.num_classes], "network")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -24,13 +25,14 @@ from edgenas.device.session import DeviceSession
 from edgenas.cost.count import count
 from edgenas.errors import ProfileError
 from edgenas.profile.correction import MIN_FIT, fit_correction
-from edgenas.profile.keys import space_units
+from edgenas.profile.keys import space_units, unit_roles
 from edgenas.profile.latency import (LatencyModel, accuracy_metrics, boosted_features,
                                      kind_sums, unit_sum)
 from edgenas.profile.level import RECORD
 from edgenas.profile.lut import (FRONT, LUT, SEARCH_BIASED, VALIDATION, fitting_networks, now,
                                  stale_reasons)
 from edgenas.profile.onnx_graph import network_model, unit_model
+from edgenas.profile.precision import DeviceModels, describe
 from edgenas.profile.sampling import (ACTIVE_ROUNDS, FIRST_SAMPLE, UnitRegressor,
                                       cross_validated_error, first_sample, unit_features)
 from edgenas.profile.timing import LoadGuard, load_guard, noise_floor, set_level, time_batch
@@ -99,7 +101,10 @@ def time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable[
     if not total:
         return
     progress.start(f"{label} networks", total)
-    models = {item["arch"]: network_model(Arch.from_json(item["arch"])) for item in wanted}
+    # each network is made once (quantised, on an INT8 device) for all its rounds
+    models = DeviceModels(session.device, {
+        item["arch"]: partial(network_model, Arch.from_json(item["arch"])) for item in wanted})
+    keys = list(models)
 
     def store(arch_json: str, stats: dict[str, Any]) -> None:
         item = by_arch[arch_json]
@@ -112,7 +117,7 @@ def time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable[
         item["spread"] = item["spread"] or stats.get("spread")
 
     started = time.perf_counter()
-    first = [key for key in models if not by_arch[key]["rounds"]]
+    first = [key for key in keys if not by_arch[key]["rounds"]]
     step = max(1, min(chunk, MIN_NETWORKS // 2)) if budget_s is not None else chunk
     for begin in range(0, len(first), step):  # the first round, in steps when budgeted
         spent = time.perf_counter() - started
@@ -120,15 +125,16 @@ def time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable[
         if budget_s is not None and done >= MIN_NETWORKS and spent * rounds > budget_s:
             log.info("%s networks: %d of %d fit into %.0f s of timing", label, done,
                      len(first), budget_s)
-            models = {key: model for key, model in models.items() if by_arch[key]["rounds"]}
+            keys = [key for key in keys if by_arch[key]["rounds"]]
             break
         batch = {key: models[key] for key in first[begin:begin + step]}
         time_batch(session, batch, store, chunk, lambda: checkpoint(lut), progress, guard)
     for round_index in range(1, rounds):
-        todo = {key: model for key, model in models.items()
+        todo = {key: models[key] for key in keys
                 if len(by_arch[key]["rounds"]) == round_index}
         if todo:
             time_batch(session, todo, store, chunk, lambda: checkpoint(lut), progress, guard)
+    models.record(lut)
     progress.finish()
 
 
@@ -151,13 +157,23 @@ class ProfileRun:
     time_budget_s: float | None
     calibration: list[Arch] = field(default_factory=list)
     units: dict[str, tuple[Unit, int]] = field(default_factory=dict)  # the space's, by key
+    roles: dict[str, str] = field(default_factory=dict)  # each unit's site role, by key
 
     def time_units(self, keys: list[str], label: str) -> None:
-        """Time the units ``keys`` of the space into the table, as one stage."""
+        """Time the units ``keys`` of the space into the table, as one stage; each unit is
+        made in the device's precision as its chunk is timed."""
         self.progress.start(label, len(keys))
-        time_batch(self.session, {key: unit_model(*self.units[key]) for key in keys},
+        models = DeviceModels(self.session.device, {
+            key: partial(unit_model, *self.units[key], role=self.roles.get(key, "block"))
+            for key in keys}, keep=False)
+
+        def checkpoint() -> None:
+            models.record(self.lut)  # what quantising the units took, with their times
+            self.checkpoint(self.lut)
+
+        time_batch(self.session, models,
                    lambda key, stats: self.lut.entries.__setitem__(key, stats), self.chunk,
-                   lambda: self.checkpoint(self.lut), self.progress, self.guard)
+                   checkpoint, self.progress, self.guard)
         self.progress.finish()
 
     def time_calibration(self, budget_s: float | None = None) -> None:
@@ -365,7 +381,11 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
         raise ProfileError(f"--calibrate {calibrate}: 0 (unit sums, no correction) or at least "
                            f"{MIN_FIT} networks to fit a correction on")
     with DeviceSession(device) as session:
-        lut = _table_to_complete(lut, device, space, session.fingerprint(), allow_stale)
+        fingerprint = session.fingerprint()
+        lut = _table_to_complete(lut, device, space, fingerprint, allow_stale)
+        lut.timing["models"] = {**lut.timing.get("models", {}), **describe(device, fingerprint)}
+        if "note" in lut.timing["models"]:
+            log.warning("%s: %s", device.name, lut.timing["models"]["note"])
         if recalibrate:  # a new yardstick: an anchor to the old one means nothing now
             lut.networks["calibration"], lut.correction = [], None
             lut.networks.pop(FRONT, None)  # timed against the old yardstick
@@ -379,7 +399,8 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
             progress = stage_callbacks()
         run = ProfileRun(session, lut, space, guard, progress, checkpoint, chunk, calibrate,
                          validate, revalidate, max_units, time_budget_s,
-                         arch_stream(space, CALIBRATION_SEED, calibrate), space_units(space))
+                         arch_stream(space, CALIBRATION_SEED, calibrate), space_units(space),
+                         unit_roles(space))
         for name, step in STEPS:
             log.debug("%s/%s: %s", device.name, space.name, name)
             step(run)

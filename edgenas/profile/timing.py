@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import onnx
@@ -26,6 +26,7 @@ from edgenas.profile.level import DEFAULT as DEFAULT_LEVEL
 from edgenas.profile.level import choose, express_at, pair_gaps, relevel
 from edgenas.profile.lut import LUT
 from edgenas.profile.onnx_graph import network_model
+from edgenas.profile.precision import device_model
 from edgenas.progress import StageProgress
 from edgenas.space import get_space
 from edgenas.space.search_space import SearchSpace
@@ -151,7 +152,8 @@ def load_guard(device: Device, space: SearchSpace, lut: LUT | None = None
     and OpenVINO devices (CPUs, boards, phones, Intel GPUs and NPUs) only; on TensorRT every
     reference would be an engine build, on a device that is rarely shared.
 
-    The reference is a median-sized arch of the space itself (`reference_network`): load
+    The reference is a median-sized arch of the space itself (`reference_network`), in the
+    device's precision (`device_model`), as every model timed beside it is: load
     does not slow a large `imagenet` network as much as a small `cifar` one, so a `cifar`
     reference would scale `imagenet` timings taken in a busy stretch too far (see
     ``benchmarks/bench_reference.py``). Tables that record no reference space were measured
@@ -161,19 +163,22 @@ def load_guard(device: Device, space: SearchSpace, lut: LUT | None = None
     protocol = (lut.timing.get("protocol") or {}) if lut else {}
     reference_space = protocol.get("reference_space") or (
         "cifar" if protocol.get("reference_ms") else space.name)
-    guard = LoadGuard(reference_network(space if reference_space == space.name
-                                        else get_space(reference_space)),
+    reference = reference_network(space if reference_space == space.name
+                                  else get_space(reference_space))
+    guard = LoadGuard(device_model(device, reference),
                       protocol.get("reference_ms"), level=protocol.get("level", DEFAULT_LEVEL),
                       space=reference_space)
     guard.agreement = protocol.get("level_agreement") or {}
     return guard
 
 
-def time_batch(session: DeviceSession, models: dict[str, onnx.ModelProto],
+def time_batch(session: DeviceSession, models: Mapping[str, onnx.ModelProto],
                store: Callable[[str, dict[str, Any]], None], chunk: int,
                checkpoint: Callable[[], None], progress: StageProgress,
                guard: LoadGuard | None = None) -> None:
     """Time models in chunks; ``store(key, stats)`` each result, checkpoint per chunk.
+    ``models`` are what the device runs (`edgenas.profile.precision.DeviceModels` makes
+    them a chunk at a time).
     Models the device could not run (an operator its runtime cannot compile) are named in
     one error once every other model is timed and stored.
 

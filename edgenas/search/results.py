@@ -241,6 +241,27 @@ def load_front(run_dir: Path) -> dict[str, Any]:
     return data
 
 
+#: Beside a search's front.json once its picks are exported (by the main job): each pick's
+#: bundle, formats and how its reduced precisions held against FP32.
+EXPORTS = "exports.json"
+
+
+def write_exports(run_dir: Path, picks: dict[str, dict[str, Any]]) -> None:
+    """Record the bundles made of a search's picks beside its front (`EXPORTS`)."""
+    write_json_atomic({"schema_version": SCHEMA_VERSION, "picks": picks},
+                      Path(run_dir) / EXPORTS)
+
+
+def load_exports(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The picks exported from a search run, by name ({} when none were, or the file is of
+    another edgenas)."""
+    path = Path(run_dir) / EXPORTS
+    if not path.exists():
+        return {}
+    data = read_json(path, "written by 'edgenas run' after its export stage")
+    return data.get("picks") or {} if data.get("schema_version") == SCHEMA_VERSION else {}
+
+
 def latency_key(summary: dict[str, Any], device: str | None) -> str:
     """The front's latency metric for ``device``: ``latency`` for a one-device search,
     ``latency@<device>`` when it searched several (then the device must be named)."""
