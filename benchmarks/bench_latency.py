@@ -23,6 +23,7 @@ import copy
 import json
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from edgenas.profile.latency import LatencyModel, accuracy_metrics, unit_sum
 from edgenas.profile.level import LEVELS, express_at, value
 from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
 from edgenas.profile.onnx_graph import network_model
+from edgenas.profile.precision import DeviceModels
 from edgenas.profile.profiler import CALIBRATE, fit_on, profile
 from edgenas.profile.timing import load_guard, time_batch
 from edgenas.progress import StageProgress
@@ -53,10 +55,12 @@ def timed_rounds(device_name: str, lut: Any, archs: list, rounds: int
     """(rounds, archs) round medians in ms, one round over all archs after another, at the
     table's level (relative to the reference network as the table's are); the same at
     every level (`edgenas.profile.level`, "none" being as timed); and the guard's record."""
-    models = {str(i): network_model(arch) for i, arch in enumerate(archs)}
+    device = get_device(device_name)
+    # in the device's precision, as its table's networks are
+    models = DeviceModels(device, {str(i): partial(network_model, arch)
+                                   for i, arch in enumerate(archs)})
     times = np.zeros((rounds, len(archs)))
     levels = {level: np.zeros((rounds, len(archs))) for level in LEVELS}
-    device = get_device(device_name)
     # measured like the table: against its reference, at its level
     guard = load_guard(device, get_space(lut.space), lut)
     with DeviceSession(device) as session:

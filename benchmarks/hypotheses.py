@@ -39,6 +39,7 @@ import platform
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -59,6 +60,7 @@ from edgenas.profile.level import pair_gaps
 from edgenas.profile.lut import open_lut
 from edgenas.profile.measure import measure_latency
 from edgenas.profile.onnx_graph import network_model
+from edgenas.profile.precision import DeviceModels
 from edgenas.profile.timing import time_batch
 from edgenas.progress import StageProgress
 from edgenas.search.engine import front
@@ -408,7 +410,8 @@ def time_in_rounds(device: Device, archs: Mapping[str, Arch], rounds: int,
     A round times every network once, in its own shuffled order, so that a slow spell of a
     shared host hits every network alike and no network always follows the same one; the
     median of a network's rounds is its latency, their range says how far to trust it."""
-    models = {name: network_model(arch) for name, arch in archs.items()}
+    models = DeviceModels(device, {name: partial(network_model, arch)  # its precision
+                                   for name, arch in archs.items()})
     times: dict[str, list[float]] = {name: [] for name in archs}
     rng = np.random.default_rng(seed)
     names = list(models)

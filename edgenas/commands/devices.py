@@ -15,7 +15,7 @@ from edgenas.locking import folder_lock
 from edgenas.profile.anchor import reanchor
 from edgenas.profile.keys import space_units
 from edgenas.profile.correction import describe_correction
-from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
+from edgenas.profile.lut import FORMAT_NAMES, LUT, load_lut, lut_path, save_lut
 from edgenas.profile.profiler import CALIBRATE, CHUNK, profile
 from edgenas.profile.sampling import SAMPLE_ABOVE
 from edgenas.profile.transfer import CHUNK as TRANSFER_CHUNK
@@ -39,7 +39,7 @@ def cmd_devices(args: argparse.Namespace) -> None:
                                     else f" {d.runtime.device} {d.runtime.precision} "
                                          f"{d.runtime.threads} thread(s)"
                                     if d.runtime.name == "openvino"
-                                    else f" {d.runtime.threads} thread(s)")
+                                    else f" {d.runtime.precision} {d.runtime.threads} thread(s)")
         profiled = sorted(p.stem for p in (Path(args.profiles_dir) / d.name).glob("*.json"))
         print(f"{d.name:<{width}}  {where:<24} {runtime:<24} "
               f"profiles: {', '.join(profiled) or '-'}   ({d.source})")
@@ -211,6 +211,13 @@ def cmd_profile(args: argparse.Namespace) -> None:
 
 def _print_table(args: argparse.Namespace, lut: LUT) -> None:
     """How the table was sampled, corrected and timed, and how well it predicts."""
+    models = lut.timing.get("models") or {}
+    if models.get("format", "onnx") != "onnx":  # the precision the table was timed in
+        print(f"models timed: {FORMAT_NAMES[models['format']]}"
+              + (f", {models['converted']:,} converted on this host in "
+                 f"{models['convert_s']:.0f} s" if models.get("converted") else ""))
+        if models.get("note"):
+            print(f"  note: {models['note']}")
     if lut.sampling:
         cv = lut.sampling["cross_validated"]
         print(f"sampled: {lut.sampling['measured']:,} units timed, {lut.sampling['predicted']:,} "
