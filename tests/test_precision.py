@@ -198,13 +198,16 @@ def test_an_int8_profile_on_a_scripted_device_times_int8_models_and_records_them
     assert sum(quantised) >= len(seen) - 2 and all(quantised[:20])
 
 
-@pytest.mark.parametrize("machine,noted", [("x86_64", True), ("aarch64", False)])
-def test_fp16_on_a_cpu_provider_without_fp16_kernels_says_so(machine, noted) -> None:
-    note = fp16_note(host("fp16"), {"machine": machine})
+@pytest.mark.parametrize("fingerprint,noted", [({"machine": "x86_64"}, True),
+                                              ({"machine": "aarch64"}, False),
+                                              ({"abi": "arm64-v8a"}, False)])  # a phone
+def test_fp16_on_a_cpu_provider_without_fp16_kernels_says_so(fingerprint, noted) -> None:
+    machine = next(iter(fingerprint.values()))
+    note = fp16_note(host("fp16"), fingerprint)
     assert (note is not None) == noted
     if noted:
         assert "casts to float" in note and machine in note
-    assert fp16_note(host("int8"), {"machine": machine}) is None
+    assert fp16_note(host("int8"), fingerprint) is None
 
 
 def test_an_fp16_profile_warns_and_notes_it_in_the_table(monkeypatch, caplog) -> None:

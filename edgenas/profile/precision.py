@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 CALIBRATION_INPUTS = 8
 #: The exporter's recipe, calibrated on `CALIBRATION_INPUTS` random normal inputs.
 TIMING_RECIPE = replace(RECIPE, calibration_images=CALIBRATION_INPUTS)
-#: CPUs on which ONNX Runtime's CPU provider has FP16 kernels (ARMv8.2 and later).
-FP16_MACHINES = ("aarch64", "arm64")
+#: CPUs on which ONNX Runtime's CPU provider has FP16 kernels (64-bit ARM; a phone's
+#: fingerprint names its ABI instead of a machine).
+FP16_MACHINES = ("aarch64", "arm64", "arm64-v8a")
 
 
 def device_model(device: Device, graph: onnx.ModelProto) -> onnx.ModelProto:
@@ -76,7 +77,7 @@ def fp16_note(device: Device, fingerprint: dict[str, Any]) -> str | None:
     Runtime's CPU provider has FP16 kernels on ARM only; elsewhere it casts the model back
     to float, and the table times that, as the device runs it."""
     runtime = device.runtime
-    machine = str(fingerprint.get("machine", ""))
+    machine = str(fingerprint.get("machine") or fingerprint.get("abi") or "")
     if runtime.model_format != "fp16" or runtime.providers[:1] != ("CPUExecutionProvider",) \
             or machine in FP16_MACHINES:
         return None
