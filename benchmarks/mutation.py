@@ -1,5 +1,6 @@
-"""Mutation testing of the numeric core (issue 27): how many mutants of the Pareto, latency,
-level, predictor and rank modules their fast tests kill.
+"""Mutation testing of the numeric core (issues 27, 37): how many mutants of the Pareto,
+latency, correction, level, drift, residual, ranking, predictor and rank modules their fast
+tests kill.
 
     nice -n 19 .venv/bin/python -m benchmarks mutation [--module edgenas.profile.level ...]
         [--max-children 1] [--work /tmp/edgenas-mutation] [--resume] [--report-only]
@@ -10,8 +11,10 @@ mutmut works in a ``mutants/`` folder beside the sources, so this script runs it
 of the working tree (the files git tracks or would track), never in the checkout. A fresh
 copy is made unless ``--resume``: then the copy's files are refreshed and every mutant not
 yet killed (surviving, unreached or not yet tested) is tested again, against the tests as
-they are now; killed ones keep their result. ``--module`` restricts a run to some modules,
-so that a long measurement can be split.
+they are now; killed ones, and survivors listed in ``EQUIVALENT``, keep their result.
+``--module`` restricts a run to some modules, so that a long measurement can be split.
+mutmut forgets every result when pyproject.toml changes (the test selection, say): change
+``[tool.mutmut]`` before a run, not between a run and its ``--resume``.
 The score of a module is (killed + timed out) / (mutants - equivalent): a mutant that no
 selected test reaches counts as surviving. Absolute run times depend on the host; the
 score does not.
@@ -38,7 +41,71 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Surviving mutants that no test can kill, because they change nothing a caller can
 #: observe; each with the reason. Names are mutmut's, and shift when the module changes:
 #: the report warns about an entry that is no longer a surviving mutant.
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "edgenas.profile.drift.x_check_drift__mutmut_51":
+        "'< MAX_BIAS' for '<= MAX_BIAS': they differ only where |ratio - 1| is exactly 0.1, "
+        "and no double is (1 + 0.1 and 1 - 0.1 are not representable; 1.1 - 1 is "
+        "0.10000000000000009)",
+    "edgenas.profile.correction.xǁLineǁ__init____mutmut_1":
+        "the forms are built once, when the module is imported, before mutmut switches a "
+        "mutant on; nothing builds a Line later",
+    "edgenas.profile.correction.xǁPerKindǁfit__mutmut_19":
+        "lstsq without rcond=None: numpy 2 made None its default (the venv has 2.4)",
+    "edgenas.profile.correction.xǁLogRatioǁfit__mutmut_29":
+        "'target + mean' for 'target - mean' in xc.T @ (...): xc's columns are centred, so "
+        "xc.T @ mean is 0 and the weights change by rounding only",
+    "edgenas.profile.correction.xǁLogRatioǁfeatures__mutmut_13":
+        "the stand-in sum of a network without unit time (2 for 1): its shares are 0 either "
+        "way, its prediction is its sum, 0, times any factor, and no fit sees such a network",
+    "edgenas.profile.correction.xǁNetworksǁof__mutmut_17":
+        "unit counts kept as given (ints) instead of float64: every use multiplies them by a "
+        "float or takes their maximum with 1.0, so the arithmetic is float64 either way",
+    "edgenas.profile.correction.xǁNetworksǁof__mutmut_19":
+        "as xǁNetworksǁof__mutmut_17 (dtype left out rather than None)",
+    "edgenas.profile.correction.xǁNetworksǁof__mutmut_3":
+        "per-kind sums kept as given instead of float64: each form multiplies or divides "
+        "them by floats, so the arithmetic is float64 either way",
+    "edgenas.profile.correction.xǁNetworksǁof__mutmut_5":
+        "as xǁNetworksǁof__mutmut_3 (dtype left out rather than None)",
+    "edgenas.profile.correction.xǁNetworksǁof__mutmut_6":
+        "the sums of networks made for prediction (None): every form's predict reads the "
+        "per-kind sums; only Line.held_out reads sums, on the Networks fit_correction builds",
+    "edgenas.profile.correction.xǁNetworksǁof__mutmut_14":
+        "as xǁNetworksǁof__mutmut_6 (one grand total instead of per-network sums)",
+    "edgenas.profile.correction.xǁ_KindLineǁpredict__mutmut_27":
+        "'raw <= edge' for 'raw < edge': at the edge the stretch is edge / raw = 1 either way",
+    "edgenas.profile.correction.xǁ_KindLineǁpredict__mutmut_35":
+        "the divisor's guard at raw == 0 dropped: edge / 0 is computed but np.where keeps the "
+        "stretch at 1 there (raw > 0 is false); only a numpy warning differs",
+    "edgenas.profile.correction.xǁ_KindLineǁpredict__mutmut_37":
+        "the divisor's stand-in for raw == 0 (2 for 1): np.where never picks that quotient",
+    "edgenas.profile.correction.xǁLineǁfit__mutmut_18":
+        "lstsq without rcond=None: numpy 2 made None its default (the venv has 2.4)",
+    "edgenas.profile.correction.x_fit_correction__mutmut_19":
+        "unit sums kept as given instead of float64: the forms divide them by the float "
+        "times or multiply them by float coefficients, so the arithmetic is float64 either way",
+    "edgenas.profile.correction.x_fit_correction__mutmut_21":
+        "as x_fit_correction__mutmut_19 (dtype left out rather than None)",
+    "edgenas.profile.correction.x_fit_correction__mutmut_23":
+        "unit counts kept as given (ints) instead of float64: as xǁNetworksǁof__mutmut_17",
+    "edgenas.profile.correction.x_fit_correction__mutmut_25":
+        "as x_fit_correction__mutmut_23 (dtype left out rather than None)",
+    "edgenas.profile.correction.x_fit_correction__mutmut_30":
+        "per-kind sums kept as given instead of float64: as xǁNetworksǁof__mutmut_3",
+    "edgenas.profile.correction.x_fit_correction__mutmut_32":
+        "as x_fit_correction__mutmut_30 (dtype left out rather than None)",
+    "edgenas.profile.ranking.x_kendall_tau__mutmut_3":
+        "one side kept as given instead of float64: Kendall's tau depends only on the order "
+        "of the values, which ints and floats share",
+    "edgenas.profile.ranking.x_kendall_tau__mutmut_5":
+        "as x_kendall_tau__mutmut_3 (dtype left out rather than None)",
+    "edgenas.profile.ranking.x_kendall_tau__mutmut_7":
+        "as x_kendall_tau__mutmut_3, the other side",
+    "edgenas.profile.ranking.x_kendall_tau__mutmut_9":
+        "as x_kendall_tau__mutmut_7 (dtype left out rather than None)",
+    "edgenas.profile.ranking.x_kendall_tau__mutmut_14":
+        "float(\"NAN\") for float(\"nan\"): Python parses either as NaN",
+}
 #: What counts as killed: a test failed, or the mutant made the tests run past mutmut's limit.
 DETECTED = ("killed", "timeout")
 
@@ -133,6 +200,18 @@ def report(work: Path, modules: list[str], show_survivors: bool) -> dict[str, di
     return {**table, "total": total}
 
 
+def merged(table: dict[str, dict], path: Path) -> dict[str, dict]:
+    """``table`` dated today, over the scores already in ``path``: a module not in this run
+    keeps its old row and the date it carries, so a split measurement adds up in one file.
+    The total is this run's, over the modules it names."""
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    old = json.loads(path.read_text()) if path.exists() else {}
+    kept = {name: row for name, row in old.items() if name not in table and name != "total"}
+    fresh = {name: {**row, "measured": today} for name, row in table.items()}
+    fresh["total"]["modules"] = [name for name in table if name != "total"]
+    return {**kept, **fresh}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = command_line(__doc__, __file__)
     parser.add_argument("--module", action="append", choices=modules_to_mutate(),
@@ -147,17 +226,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the scores of the results in --work; run nothing")
     parser.add_argument("--show-survivors", action="store_true",
                         help="print the diff of every mutant not killed")
-    parser.add_argument("--json", type=Path, help="also write the scores here")
+    parser.add_argument("--json", type=Path,
+                        help="also write the scores here, dated; the rows of modules not in "
+                             "this run stay as the file had them")
     args = parser.parse_args(argv)
     modules = args.module or modules_to_mutate()
     if not args.report_only:
         if not args.resume and args.work.exists():
             shutil.rmtree(args.work)
         args.work.mkdir(parents=True, exist_ok=True)
-        # a resumed run tests again what was not killed, against the tests as they are now
+        # a resumed run tests again what was not killed, against the tests as they are now;
+        # a mutant listed as equivalent would only survive again
         targets = ([name for module in modules for name, status in statuses(args.work, module)
-                    .items() if status not in DETECTED] if args.resume
-                   else [f"{module}.*" for module in args.module or []])
+                    .items() if status not in DETECTED and name not in EQUIVALENT]
+                   if args.resume else [f"{module}.*" for module in args.module or []])
         copy_tree(args.work)
         started = time.monotonic()
         if not args.resume or targets:
@@ -165,5 +247,5 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mutmut run: exit status {status}, {time.monotonic() - started:.0f} s")
     table = report(args.work, modules, args.show_survivors)
     if args.json:
-        write_json_atomic(table, args.json)
+        write_json_atomic(merged(table, args.json), args.json)
     return 0

@@ -14,13 +14,16 @@ import onnx
 import pytest
 
 from edgenas.device.descriptor import get_device
+from edgenas.errors import ProfileError
 from edgenas.profile.boosted import FEATURES, UNIT_KINDS, BoostedModel, fit_boosted
-from edgenas.profile.drift import MAX_BIAS, check_drift
-from edgenas.profile.correction import fit_correction, predict_corrected
+from edgenas.profile.drift import MAX_BIAS, MIN_TAU, check_drift
+from edgenas.profile.correction import (CORRECTIONS, IDENTITY, fit_correction, form_of,
+                                        predict_corrected)
 from edgenas.profile.latency import (LatencyModel, boosted_features, kind_sums, unit_rows,
                                      unit_sum)
 from edgenas.profile.lut import LUT, load_lut, save_lut
 from edgenas.profile.profiler import fit_on, profile
+from edgenas.profile.ranking import kendall_tau
 from edgenas.profile.timing import LoadGuard, time_batch
 from edgenas.progress import StageProgress
 from edgenas.space.arch import Arch
@@ -421,6 +424,48 @@ def test_a_table_built_in_a_slow_stretch_is_re_anchored_by_a_recalibration(monke
     assert again["trusted"] and abs(again["median_bias_pct"]) < 1
 
 
+def test_the_drift_check_times_the_held_out_networks_else_the_table_fitting_ones(monkeypatch
+                                                                                ) -> None:
+    scripted_device(monkeypatch, PER_CALL)
+    lut = _scripted_profile(calibrate=8, validate=6)
+    assert check_drift(get_device("host-cpu"), lut, count=20)["n"] == 6
+    # a table without held-out networks is checked on those it was fitted on
+    lut.networks["validation"] = []
+    assert check_drift(get_device("host-cpu"), lut, count=20)["n"] == 8
+    del lut.networks["validation"]
+    assert check_drift(get_device("host-cpu"), lut, count=5)["n"] == 5
+    lut.networks["calibration"] = []
+    with pytest.raises(ProfileError, match="no timed networks to check; run 'edgenas profile "
+                                           "host-cpu --validate 20'"):
+        check_drift(get_device("host-cpu"), lut)
+
+
+def test_a_table_that_orders_the_re_timed_networks_at_exactly_min_tau_is_trusted(monkeypatch
+                                                                                 ) -> None:
+    """Trust asks for a Kendall tau of at least `MIN_TAU`: five held-out networks re-timed
+    at the table's level, but in its order only up to a rotation of the three slowest (tau
+    0.6), keep the table."""
+    device = scripted_device(monkeypatch, PER_CALL)
+    lut = _scripted_profile(calibrate=8, validate=6)
+    model = LatencyModel(lut)
+    predicted = [model.predict(Arch.from_json(item["arch"]))
+                 for item in lut.networks["validation"][:5]]
+    scripted_ms: list[float] = []
+    cost = device.cost
+    device.cost = lambda onnx_model: scripted_ms.append(cost(onnx_model)) or scripted_ms[-1]
+    check_drift(get_device("host-cpu"), lut, count=5)  # what each network takes at load 1
+    by_speed = sorted(range(5), key=predicted.__getitem__)
+    wanted = [0.0] * 5
+    for rank, other in enumerate((0, 1, 3, 4, 2)):  # tau(range(5), this) is 0.6
+        wanted[by_speed[rank]] = predicted[by_speed[other]]
+    start = device.timed
+    device.load = lambda timed: wanted[timed - start] / scripted_ms[timed - start]
+    check = check_drift(get_device("host-cpu"), lut, count=5)
+    assert check["kendall_tau"] == MIN_TAU
+    assert check["median_ratio_measured_to_predicted"] == pytest.approx(1.0)
+    assert check["trusted"]
+
+
 # -- the model's smaller parts, number by number (issue 27: mutation testing) -------------------
 
 def test_each_correction_is_described_in_its_own_terms() -> None:
@@ -444,6 +489,18 @@ def test_each_correction_is_described_in_its_own_terms() -> None:
                                             "features, fitted on 60 timed networks")
 
 
+def test_a_stored_correction_is_read_as_its_form_else_by_the_model_it_holds() -> None:
+    # stored before every form was named: no "form", told by the model inside
+    assert form_of({**IDENTITY, "boosted": {}}) is CORRECTIONS["boosted"]
+    assert form_of({**IDENTITY, "log_ratio": {}}) is CORRECTIONS["log_ratio"]
+    assert form_of({**IDENTITY, "kind_scale": {}}) is CORRECTIONS["per_kind"]
+    assert form_of(dict(IDENTITY)) is CORRECTIONS["linear"]
+    with pytest.raises(ProfileError, match=r"correction form 'cubic' is not one of \['none', "
+                                           r"'scale', 'scale\+per_unit', 'linear', 'per_kind', "
+                                           r"'log_ratio', 'boosted'\]"):
+        form_of({**IDENTITY, "form": "cubic"})
+
+
 def test_the_tables_kendall_tau_is_tau_b_and_undefined_for_a_constant_side() -> None:
     import math
 
@@ -459,6 +516,10 @@ def test_the_tables_kendall_tau_is_tau_b_and_undefined_for_a_constant_side() -> 
     assert math.isnan(kendall_tau([1, 2, 3], [5, 5, 5]))
     assert math.isnan(kendall_tau([5, 5, 5], [1, 2, 3]))
     assert kendall_tau([1, 2], [3, 4]) == 1.0 and kendall_tau([1, 2], [4, 3]) == -1.0
+
+
+def test_a_kendall_tau_of_fewer_than_two_values_is_undefined() -> None:
+    assert np.isnan(kendall_tau([0.5], [0.7])) and np.isnan(kendall_tau([], []))
 
 
 def test_accuracy_metrics_count_each_error_relative_to_the_measurement() -> None:
@@ -621,6 +682,16 @@ def test_the_correction_record_says_what_was_tried_on_how_many_networks() -> Non
         fit_correction(sums, units, measured, only=["boosted"])
 
 
+def test_the_correction_record_counts_a_network_exactly_at_a_bound_as_within_it() -> None:
+    measured = np.array([10.0, 20.0, 40.0, 80.0])
+    units = np.array([5.0, 5.0, 5.0, 5.0])
+    # the plain sum 10 % over each (1 / 10 is exactly the double 0.1)
+    ten = fit_correction([11.0, 22.0, 44.0, 88.0], units, measured, only=["none"])["cv"]["none"]
+    assert ten["within_10pct"] == 1.0 and ten["within_5pct"] == 0.0
+    five = fit_correction([10.5, 21.0, 42.0, 84.0], units, measured, only=["none"])
+    assert five["cv"]["none"]["within_5pct"] == 1.0
+
+
 def test_a_line_is_fitted_on_relative_error() -> None:
     """Twice as slow as its units at 1 ms, as fast at 10 ms: least squares on relative error
     gives scale sum(s/y) / sum((s/y)^2) = 1.2 (on absolute error it would be 1.01)."""
@@ -681,6 +752,15 @@ def test_a_log_ratio_model_clips_the_log_sum_to_its_range_and_reads_missing_weig
                                        + 0.2 * np.log([1.0, 1.0, 4.0, 1.0]))
     assert predicted == pytest.approx(expected, rel=1e-12)
     assert predicted[3] == 0.0  # a network without timed units: 0 ms, not NaN
+
+
+def test_a_per_kind_correction_keeps_a_kind_it_has_no_scale_for_at_its_table_time() -> None:
+    kinds = np.zeros((2, len(UNIT_KINDS)))
+    kinds[0, UNIT_KINDS.index("conv")] = 2.0
+    kinds[1, UNIT_KINDS.index("dwsep")] = 2.0  # a kind the stored scales do not name
+    coef = {"form": "per_kind", "intercept_ms": 0.1, "scale": 1.0, "per_unit_ms": 0.0,
+            "kind_scale": {"conv": 1.5}}
+    assert predict_corrected(coef, kinds, np.array([3.0, 3.0])) == pytest.approx([3.1, 2.1])
 
 
 def test_unit_times_are_summed_per_kind_of_unit() -> None:
@@ -746,6 +826,13 @@ def test_below_the_edge_only_a_line_with_a_negative_term_keeps_its_edge_ratio() 
         pytest.approx([0.5875, 1.175])
     kinds[2, mbconv] = 1.0  # a kind the line slows down below zero: the plain sum
     assert predict_corrected(negative_kind, kinds[2:], np.array([3.0]))[0] == 1.0
+
+
+def test_a_line_that_predicts_exactly_no_time_gives_the_plain_sum() -> None:
+    kinds = np.zeros((1, len(UNIT_KINDS)))
+    kinds[0, UNIT_KINDS.index("conv")] = 1.0
+    zero = {"intercept_ms": -1.0, "scale": 1.0, "per_unit_ms": 0.0}  # -1 + 1 x 1 ms
+    assert predict_corrected(zero, kinds, np.array([4.0])).tolist() == [1.0]
 
 
 def test_the_cross_validated_error_is_measured_on_networks_left_out_of_the_fit() -> None:

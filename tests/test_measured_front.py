@@ -10,6 +10,7 @@ are wrong by a known amount wherever it picks, on any host at any speed.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from edgenas.cost.count import count
 from edgenas.profile.lut import FRONT, SEARCH_BIASED, load_lut, lut_path, save_lut
 from edgenas.profile.profiler import (MIN_SEARCH_BIASED, SEARCH_BIASED_POOL, SEARCH_BIASED_SEED,
                                       arch_stream, profile, unfinished)
-from edgenas.profile.residual import cross_validated, fit_residual, residual_factor
+from edgenas.profile.residual import (BANDWIDTH, PRIOR_WEIGHT, cross_validated, fit_residual,
+                                      residual_factor)
 from edgenas.search.measured_front import MAX_ROUND_SPREAD, ROUNDS, spread
 from edgenas.space import SPACES, Arch
 from scripted_device import CostModel, ScriptedDevice, scripted_device
@@ -207,3 +209,35 @@ def test_a_residual_is_kept_where_it_predicts_left_out_archs_better() -> None:
     # timing noise around a right prediction: a residual would only fit the noise
     noisy = [p * f for p, f in zip(predicted, (1.06, 0.94, 1.05, 0.95, 1.07, 0.93))]
     assert cross_validated(predicted, noisy)["keep"] == 0.0
+
+
+def test_the_residual_s_cross_validation_reports_mean_log_errors_with_and_without_it() -> None:
+    predicted = [0.10, 0.11, 0.12, 0.13, 0.14, 0.15]
+    scores = cross_validated(predicted, [1.3 * p for p in predicted])
+    # every arch is off by the same 30 %: that is the mean |log error| without a residual
+    assert scores["without"] == pytest.approx(math.log(1.3))
+    assert 0 < scores["with"] < scores["without"] / 5
+    # two archs are enough to leave one out
+    two = cross_validated([0.10, 0.11], [0.13, 0.143])
+    assert two["keep"] == 1.0 and two["without"] == pytest.approx(math.log(1.3))
+    # a residual that predicts no better than none (here: both exact) is not kept
+    assert cross_validated(predicted, predicted) == {"with": 0.0, "without": 0.0, "keep": 0.0}
+
+
+def test_a_measured_arch_weighs_on_a_prediction_by_a_gaussian_of_their_log_distance() -> None:
+    model = fit_residual([0.1], [0.13])  # one arch, 30 % slower than predicted
+    for bandwidths in (0.0, 2.0, -1.0):
+        weight = math.exp(-0.5 * bandwidths ** 2)  # against PRIOR_WEIGHT's "no change"
+        expected = math.exp(weight * math.log(1.3) / (PRIOR_WEIGHT + weight))
+        at = 0.1 * math.exp(bandwidths * BANDWIDTH)
+        assert residual_factor(model, at) == pytest.approx(expected, rel=1e-12)
+    # a prediction of no time (a network without units) stays as it is
+    assert residual_factor(model, 0.0) == 1.0
+
+
+def test_a_residual_leaves_out_archs_without_a_positive_prediction_and_time() -> None:
+    assert len(fit_residual([0.1, 0.0, 0.2], [0.12, 0.1, 0.0])["points"]) == 1
+    # one usable arch cannot be left out: no residual, and no error to report
+    scores = cross_validated([0.1, 0.1, 0.0], [0.13, 0.0, 0.1])
+    assert math.isnan(scores["with"]) and math.isnan(scores["without"])
+    assert scores["keep"] == 0.0 and set(scores) == {"with", "without", "keep"}

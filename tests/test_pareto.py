@@ -10,8 +10,8 @@ import itertools
 import numpy as np
 import pytest
 
-from edgenas.search.pareto import (fastest_index, hypervolume, knee_index, margin_guard,
-                                   non_dominated, to_minimization)
+from edgenas.search.pareto import (crowding_distance, fastest_index, hypervolume, knee_index,
+                                   margin_guard, non_dominated, select_spread, to_minimization)
 
 
 def dominated_cells(points: np.ndarray, reference: np.ndarray) -> int:
@@ -170,3 +170,21 @@ def test_fastest_takes_the_most_accurate_of_the_tied_then_the_faster() -> None:
     assert fastest_index([1.0, 1.01, 1.005], [0.8, 0.9, 0.85]) == 1
     assert fastest_index([1.01, 1.0], [0.9, 0.9]) == 1
     assert fastest_index([1.0, 1.01], [0.9, 0.9], tolerance=0.0) == 0
+
+
+def test_crowding_distance_sums_each_objective_s_neighbour_gap_over_its_range() -> None:
+    # first objective: range 5, gaps 2 and 4; second: range 50, gaps 30 and 40
+    points = np.array([[0, 50], [1, 40], [2, 20], [5, 0]])
+    assert crowding_distance(points) == pytest.approx([np.inf, 0.4 + 0.6, 0.8 + 0.8, np.inf])
+    # an objective all points share adds nothing (and divides by no zero range)
+    assert crowding_distance(np.array([[0, 1], [1, 1], [3, 1]])) == pytest.approx(
+        [np.inf, 1.0, np.inf])
+    assert crowding_distance(np.array([[0, 1], [1, 0]])).tolist() == [np.inf, np.inf]
+
+
+def test_select_spread_cuts_a_layer_at_its_most_isolated_points() -> None:
+    points = np.array([[0, 50], [1, 40], [2, 20], [5, 0], [5, 50]])  # the last is dominated
+    assert select_spread(points, 3) == [0, 3, 2]  # extremes, then the most isolated
+    assert select_spread(points, 4) == [0, 1, 2, 3]  # the whole front, as it lies
+    # equally isolated: the earlier index goes first
+    assert select_spread(np.array([[0, 2], [1, 1], [2, 0]]), 1) == [0]
