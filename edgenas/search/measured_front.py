@@ -127,14 +127,14 @@ def _time(target: Target, archs: list[Arch], timings: Timings, kind: str) -> Non
     items = getattr(timings, kind)
 
     def keep(done: list[dict[str, Any]]) -> None:
-        others = [item for item in items if item["arch"] not in {d["arch"] for d in done}]
-        items[:] = [*others, *done]
+        fresh = {d["arch"] for d in done}
+        items[:] = [*(item for item in items if item["arch"] not in fresh), *done]
         timings.save()
 
     keep(time_in_rounds(target.device, target.lut, archs, ROUNDS, items, keep, kind))
+    wanted = {arch.to_json() for arch in archs}
     unsteady = [Arch.from_json(item["arch"]) for item in items
-                if item["arch"] in {a.to_json() for a in archs}
-                and spread(item["rounds"]) > MAX_ROUND_SPREAD]
+                if item["arch"] in wanted and spread(item["rounds"]) > MAX_ROUND_SPREAD]
     if unsteady:
         log.info("%s: %d arch(s) whose %d rounds disagree by more than %.0f %%: %d more "
                  "rounds each", target.device.name, len(unsteady), ROUNDS,
@@ -189,6 +189,7 @@ def _ranked(trials: list[FrozenTrial], targets: list[Target], timings: dict[str,
             max_latency_ms: float | None) -> list[FrozenTrial]:
     """Copies of ``trials`` whose latency is measured where it was timed, else predicted by
     the (refitted) table; an arch measured over the latency budget is over budget."""
+    timed = {target.metric: timings[target.metric].by_arch() for target in targets}
     out = []
     for trial in trials:
         arch_json = trial.user_attrs["arch"]
@@ -197,7 +198,7 @@ def _ranked(trials: list[FrozenTrial], targets: list[Target], timings: dict[str,
         for target in targets:
             keys = measured_keys(target.metric)
             attrs[keys["predicted"]] = trial.user_attrs["metrics"][target.metric]
-            item = timings[target.metric].by_arch().get(arch_json)
+            item = timed[target.metric].get(arch_json)
             model = models[target.metric]
             if item is not None:
                 rounds = [model.anchor * r for r in item["rounds"]]
@@ -236,6 +237,17 @@ def _second_layer(trials: list[FrozenTrial], objectives: tuple[str, ...],
     return chosen
 
 
+def _note_predictions(state: Timings, model: LatencyModel, archs: list[str],
+                      after_refit: bool) -> None:
+    """Record, before timing ``archs``, what the table predicted for them (at its yardstick)
+    and whether it had been refitted on measured front archs by then; a part-timed arch
+    keeps what was recorded when its timing began."""
+    for arch_json in archs:
+        state.predicted_when_timed.setdefault(
+            arch_json, [model.predict(Arch.from_json(arch_json)) / model.anchor,
+                        float(after_refit)])
+
+
 def _errors(pairs: list[tuple[float, float]]) -> dict[str, Any] | None:
     """accuracy_metrics over (predicted, measured) pairs, with every pair; None if none."""
     if not pairs:
@@ -258,7 +270,6 @@ def measure_front(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[st
                                       t.device.name) for t in targets}
     models = {t.metric: LatencyModel(t.lut) for t in targets}
     refitted = {t.metric: False for t in targets}
-    timed_any = {t.metric: bool(timings[t.metric].front) for t in targets}
     ranked = trials
     try:
         for _ in range(MAX_PASSES):
@@ -273,15 +284,10 @@ def measure_front(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[st
                 if not todo:
                     continue
                 pending = True
-                model = models[target.metric]
-                for arch_json in todo:
-                    state.predicted_when_timed.setdefault(arch_json, [
-                        model.predict(Arch.from_json(arch_json)) / model.anchor,
-                        float(refitted[target.metric])])
+                _note_predictions(state, models[target.metric], todo, refitted[target.metric])
                 log.info("%s: timing %d front arch(s) as whole networks (%d rounds)",
                          target.device.name, len(todo), ROUNDS)
                 _time(target, [Arch.from_json(a) for a in todo], state, "front")
-                timed_any[target.metric] = True
                 models[target.metric] = _refit(target, state)
                 refitted[target.metric] = True
             if not pending:
@@ -294,17 +300,16 @@ def measure_front(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[st
         ranked = _ranked(trials, targets, timings, models, refitted, max_latency_ms)
         for target in targets:
             state = timings[target.metric]
-            near = _second_layer(ranked, objectives, set(state.by_arch()))
-            todo = [a for a in near if len(state.by_arch().get(a, {}).get("rounds", [])) < ROUNDS]
+            timed = state.by_arch()
+            near = _second_layer(ranked, objectives, set(timed))
+            todo = [a for a in near if len(timed.get(a, {}).get("rounds", [])) < ROUNDS]
             if todo:
-                model = models[target.metric]
-                for arch_json in todo:
-                    state.predicted_when_timed.setdefault(arch_json, [
-                        model.predict(Arch.from_json(arch_json)) / model.anchor, 1.0])
+                _note_predictions(state, models[target.metric], todo, after_refit=True)
                 _time(target, [Arch.from_json(a) for a in todo], state, "held_out")
     except DeviceError as err:
+        # anything timed, in this run or an earlier one, is kept: the device was reached
         kept = any(timings[t.metric].front or timings[t.metric].held_out for t in targets)
-        if required or kept or any(timed_any.values()):
+        if required or kept:
             done = {t.device.name: len(timings[t.metric].front) for t in targets}
             raise DeviceError(f"{err}; the front timings so far are kept ({done}): run the "
                               "same command again to time the rest") from None
