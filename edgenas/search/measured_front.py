@@ -39,7 +39,7 @@ from edgenas.profile.correction import IDENTITY
 from edgenas.profile.profiler import fit_on
 from edgenas.profile.residual import cross_validated, fit_residual
 from edgenas.search.engine import front
-from edgenas.search.results import write_results
+from edgenas.search.results import measured_keys, write_results
 from edgenas.space.arch import Arch
 
 log = logging.getLogger(__name__)
@@ -55,17 +55,6 @@ EXTRA_ROUNDS = 2
 MAX_PASSES = 3
 #: Archs next to the front timed after the last refit, and kept out of the table.
 HELD_OUT = 8
-
-
-def measured_keys(metric: str) -> dict[str, str]:
-    """Front-row fields for a latency metric (``latency`` or ``latency@<device>``)."""
-    _, at, device = metric.partition("@")
-    suffix = f"@{device}" if at else ""
-    return {"predicted": f"predicted_latency_ms{suffix}",
-            "measured": f"measured_latency_ms{suffix}",
-            "spread": f"measured_latency_spread{suffix}",
-            "rounds": f"measured_latency_rounds_ms{suffix}",
-            "basis": f"latency_basis{suffix}"}
 
 
 #: What a front row's latency is, in its ``latency_basis`` field.

@@ -29,11 +29,23 @@ SCHEMA_VERSION = 1
 #: its training round, the accuracy the surrogate predicted before it was trained, and
 #: (a search training at several fidelities) the epochs its accuracy was trained for.
 TRAINED_ATTRS = ("run_dir", "round", "predicted_accuracy", FIDELITY)
-#: What a measured front adds to a point (`edgenas.search.measured_front`), per device:
-#: the latency the search predicted, the measured one, its rounds and spread, and which of
-#: the two the point's ``latency`` is.
-MEASURED_PREFIXES = ("predicted_latency_ms", "measured_latency_ms", "measured_latency_spread",
-                     "measured_latency_rounds_ms", "latency_basis")
+
+
+def measured_keys(metric: str) -> dict[str, str]:
+    """Front-row fields a measured front (`edgenas.search.measured_front`) adds for a latency
+    metric (``latency`` or ``latency@<device>``): the latency the search predicted, the
+    measured one, its rounds and spread, and which of the two the point's latency is."""
+    _, at, device = metric.partition("@")
+    suffix = f"@{device}" if at else ""
+    return {"predicted": f"predicted_latency_ms{suffix}",
+            "measured": f"measured_latency_ms{suffix}",
+            "spread": f"measured_latency_spread{suffix}",
+            "rounds": f"measured_latency_rounds_ms{suffix}",
+            "basis": f"latency_basis{suffix}"}
+
+
+#: The same fields' names for one device; a search over several suffixes each ``@device``.
+MEASURED_PREFIXES = tuple(measured_keys("latency").values())
 _LABELS = {"accuracy": "accuracy (val.)", "latency": "latency (ms)", "memory": "peak memory (MB)",
           "macs": "MACs (M)", "params": "params (M)"}
 
@@ -388,8 +400,8 @@ def latency_basis(summary: dict[str, Any]) -> str:
     front = summary.get("front") or []
     parts = []
     for device in report.get("devices") or {}:
-        suffix = "" if summary.get("device") == device else f"@{device}"
-        timed = sum(1 for r in front if f"measured_latency_ms{suffix}" in r)
+        metric = "latency" if summary.get("device") == device else f"latency@{device}"
+        timed = sum(1 for r in front if measured_keys(metric)["measured"] in r)
         parts.append(f"{timed} of {len(front)} measured on {device}")
     return (f"latency: {', '.join(parts)} (median of interleaved rounds), the rest predicted "
             "by the refitted table; predicted_latency_ms is what the search used")
