@@ -440,11 +440,12 @@ def test_the_drift_check_times_the_held_out_networks_else_the_table_fitting_ones
         check_drift(get_device("host-cpu"), lut)
 
 
-def test_a_table_that_orders_the_re_timed_networks_at_exactly_min_tau_is_trusted(monkeypatch
-                                                                                 ) -> None:
-    """Trust asks for a Kendall tau of at least `MIN_TAU`: five held-out networks re-timed
-    at the table's level, but in its order only up to a rotation of the three slowest (tau
-    0.6), keep the table."""
+def _re_timed_as(monkeypatch: pytest.MonkeyPatch, order: tuple[int, ...], ratio: float
+                 ) -> dict[str, Any]:
+    """The drift check of a scripted table whose five first held-out networks are re-timed
+    at exactly ``ratio`` times what the table predicts, in its order up to ``order``: the
+    network the table ranks ``rank`` takes the time it predicts for the one it ranks
+    ``order[rank]``. Exact times, so a test can stand just either side of a bound."""
     device = scripted_device(monkeypatch, PER_CALL)
     lut = _scripted_profile(calibrate=8, validate=6)
     model = LatencyModel(lut)
@@ -456,14 +457,44 @@ def test_a_table_that_orders_the_re_timed_networks_at_exactly_min_tau_is_trusted
     check_drift(get_device("host-cpu"), lut, count=5)  # what each network takes at load 1
     by_speed = sorted(range(5), key=predicted.__getitem__)
     wanted = [0.0] * 5
-    for rank, other in enumerate((0, 1, 3, 4, 2)):  # tau(range(5), this) is 0.6
-        wanted[by_speed[rank]] = predicted[by_speed[other]]
+    for rank, other in enumerate(order):
+        wanted[by_speed[rank]] = ratio * predicted[by_speed[other]]
     start = device.timed
     device.load = lambda timed: wanted[timed - start] / scripted_ms[timed - start]
-    check = check_drift(get_device("host-cpu"), lut, count=5)
+    return check_drift(get_device("host-cpu"), lut, count=5)
+
+
+def test_a_table_that_orders_the_re_timed_networks_at_exactly_min_tau_is_trusted(monkeypatch
+                                                                                 ) -> None:
+    """Trust asks for a Kendall tau of at least `MIN_TAU`: five held-out networks re-timed
+    at the table's level, but in its order only up to a rotation of the three slowest (tau
+    0.6), keep the table."""
+    check = _re_timed_as(monkeypatch, (0, 1, 3, 4, 2), 1.0)  # tau(range(5), this) is 0.6
     assert check["kendall_tau"] == MIN_TAU
     assert check["median_ratio_measured_to_predicted"] == pytest.approx(1.0)
     assert check["trusted"]
+
+
+def test_a_table_that_orders_the_re_timed_networks_just_below_min_tau_is_not_trusted(
+        monkeypatch) -> None:
+    """One more pair out of order than at `MIN_TAU` (tau 0.4), at the table's level: the
+    order no longer holds, whatever the bias."""
+    check = _re_timed_as(monkeypatch, (0, 3, 1, 4, 2), 1.0)  # 3 of 10 pairs discordant
+    assert check["kendall_tau"] == pytest.approx(0.4) and check["kendall_tau"] < MIN_TAU
+    assert check["median_ratio_measured_to_predicted"] == pytest.approx(1.0)
+    assert not check["trusted"]
+
+
+@pytest.mark.parametrize("ratio, trusted", [(1.09, True), (1.11, False), (0.91, True),
+                                            (0.89, False)])
+def test_a_table_is_trusted_while_its_median_ratio_stays_within_max_bias_of_1(
+        monkeypatch, ratio: float, trusted: bool) -> None:
+    """Re-timed in the table's own order (tau 1), a median measured/predicted just inside
+    `MAX_BIAS` (10 %) of 1 keeps the table and one just outside does not, either side of 1."""
+    check = _re_timed_as(monkeypatch, (0, 1, 2, 3, 4), ratio)
+    assert check["kendall_tau"] == pytest.approx(1.0)
+    assert check["median_ratio_measured_to_predicted"] == pytest.approx(ratio, rel=1e-9)
+    assert check["trusted"] is trusted
 
 
 # -- the model's smaller parts, number by number (issue 27: mutation testing) -------------------

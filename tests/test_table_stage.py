@@ -19,9 +19,10 @@ import pytest
 
 from edgenas import pipeline
 from edgenas.cli import main
-from edgenas.profile.drift import MAX_BIAS, MIN_TAU
+from edgenas.profile.drift import MAX_BIAS, MAX_VALIDATION_LOSS, MIN_TAU
 from edgenas.profile.lut import load_lut, lut_path, save_lut
 from edgenas.profile.profiler import MIN_SEARCH_BIASED, unfinished
+from edgenas.profile.trust import refit_holds
 from edgenas.space import SPACES
 from scripted_device import CostModel, DeviceKilled, ScriptedDevice, scripted_device
 from tiny_space import tiny_space
@@ -233,3 +234,20 @@ def test_profile_check_follows_the_main_job_s_policy(measured, tmp_path, monkeyp
     printed = capsys.readouterr().out
     assert "median measured/predicted 1.30" in printed and f"{path}: recalibrated" in printed
     assert load_lut(path).validation["within_10pct"] == 1.0
+
+
+@pytest.mark.parametrize("refitted, recorded, floor, kept", [
+    (0.66, 0.80, 0.95, True), (0.64, 0.80, 0.95, False),   # 15 points below the table's share
+    (0.36, 0.80, 0.50, True), (0.34, 0.80, 0.50, False),   # a floor below it lowers the bar
+    (0.64, 0.80, 0.50, True),
+    (0.36, 0.50, 0.90, True), (0.34, 0.50, 0.90, False),   # a floor above it does not raise it
+], ids=["table 80 %: 66 % kept", "table 80 %: 64 % re-measured",
+        "floor 50 %: 36 % kept", "floor 50 %: 34 % re-measured", "floor 50 %: 64 % kept",
+        "table 50 %, floor 90 %: 36 % kept", "table 50 %, floor 90 %: 34 % re-measured"])
+def test_a_refitted_table_is_measured_anew_only_15_points_below_what_it_can_reach(
+        refitted: float, recorded: float, floor: float, kept: bool) -> None:
+    """The rule after a refit, just either side of its bound: the refitted share within
+    +-10 % may fall `MAX_VALIDATION_LOSS` below the lower of the table's recorded share and
+    this host's noise floor, not more (the outcomes through the main job are above)."""
+    assert MAX_VALIDATION_LOSS == 0.15
+    assert refit_holds(refitted, recorded, floor) is kept

@@ -53,6 +53,13 @@ class TableDecision:
     path: Path
 
 
+def refit_holds(refitted: float, recorded: float, floor: float) -> bool:
+    """Whether a refitted table is kept: its held-out share within +-10 % (``refitted``)
+    is at most `MAX_VALIDATION_LOSS` below the lower of the share it had where it was
+    measured (``recorded``) and this host's noise floor (``floor``)."""
+    return refitted >= min(recorded, floor) - MAX_VALIDATION_LOSS
+
+
 def trusted_table(device: Device, space: SearchSpace, profiles_dir: str | Path,
                   table_minutes: float = 1.5, check: bool = True) -> TableDecision:
     """The device's table for ``space``, made fit to use now (the module's policy), saved
@@ -103,8 +110,7 @@ def _decide(device: Device, space: SearchSpace, profiles_dir: Path, path: Path,
                   validate=VALIDATE, recalibrate=True)
     save(lut)
     floor = (lut.validation.get("noise_floor") or {}).get("within_10pct", 1.0)
-    reachable = min(recorded, floor)
-    if lut.validation["within_10pct"] < reachable - MAX_VALIDATION_LOSS:
+    if not refit_holds(lut.validation["within_10pct"], recorded, floor):
         log.warning("%s: %.0f %% of held-out networks within +-10 %% after refitting (the table "
                     "had %.0f %% where it was measured, this host's noise floor is %.0f %%); "
                     "measuring the table anew", device.name,
