@@ -14,8 +14,12 @@ from conftest import acting_after_each_rename
 from edgenas import get_space
 from edgenas.cli import main
 from edgenas.errors import CheckpointError
+from edgenas.data.augment import prepare_batch
 from edgenas.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, read_run
-from edgenas.train.loop import TrainConfig
+from edgenas.train.evaluate import recalibrate_bn
+from edgenas.train.loop import TrainConfig, iterate_eval
+from edgenas.train.rundata import reopen_data
+from edgenas.train.subnet_sampling import largest_arch, smallest_arch
 from edgenas.train.supernet_training import supernet_evaluator, train_supernet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +36,11 @@ def supernet_run(tmp_path_factory):
 def test_supernet_training_writes_a_loadable_checkpoint(supernet_run) -> None:
     out, result = supernet_run
     assert len(result["history"]) == 1 and result["history"][0]["images_per_s"] > 0
-    assert 0.0 <= result["val_accuracy_smallest"] <= 1.0
+    # the recorded accuracies are those of the two ends of the space, scored as any arch is
+    evaluator = supernet_evaluator(out)
+    space = get_space("cifar")
+    assert result["val_accuracy_smallest"] == evaluator.evaluate(smallest_arch(space))
+    assert result["val_accuracy_largest"] == evaluator.evaluate(largest_arch(space))
     state = load_checkpoint(out / CHECKPOINT_FILE)  # weights_only=True inside
     assert state["epoch"] == 1
     assert read_run(out)["kind"] == "supernet"
@@ -43,7 +51,20 @@ def test_evaluate_is_deterministic_and_scores_validation_images(supernet_run) ->
     evaluator = supernet_evaluator(out, val_limit=64)
     arch = get_space("cifar").sample(2)
     first = evaluator.evaluate(arch)
-    assert first == evaluator.evaluate(arch) and 0.0 <= first <= 1.0
+    assert first == evaluator.evaluate(arch)
+    # counted here: the subnet, its batch norm re-estimated on the evaluator's fixed train
+    # images, right on how many of the run's (first 64) validation images
+    split = reopen_data(read_run(out)["data"]).split
+    assert torch.equal(evaluator.val, split.val[:64])
+    assert set(evaluator.calibration.tolist()) <= set(split.train.tolist())
+    model = evaluator.supernet.subnet(arch)
+    recalibrate_bn(model, [prepare_batch(images, evaluator.normalize, False, arch.resolution)
+                           for images, _ in iterate_eval(evaluator.data, evaluator.calibration,
+                                                         evaluator.batch_size)])
+    images, labels = evaluator.data.images[split.val[:64]], evaluator.data.labels[split.val[:64]]
+    with torch.no_grad():
+        logits = model(prepare_batch(images, evaluator.normalize, False, arch.resolution))
+    assert first == int((logits.argmax(1) == labels).sum()) / len(labels)
 
 
 def test_a_different_run_in_the_same_directory_is_refused(supernet_run) -> None:
@@ -56,7 +77,9 @@ def test_kill_9_mid_training_then_rerun_continues_from_the_checkpoint(tmp_path) 
     out = tmp_path / "run"
     training = f"""
 from edgenas import get_space
-from edgenas.train.loop import TrainConfig
+from edgenas.train.loop import TrainConfig, iterate_eval
+from edgenas.train.rundata import reopen_data
+from edgenas.train.subnet_sampling import largest_arch, smallest_arch
 from edgenas.train.supernet_training import train_supernet
 train_supernet(get_space('cifar'), 'digits', {str(out)!r},
                TrainConfig(epochs=3, batch_size=32, limit=120, val_fraction=0.2))
