@@ -14,6 +14,9 @@ rounds (whose agreement is the device's noise floor):
   networks: the first N/2 of the transfer's networks, reused as timed);
 * ceiling: the transfer refitted on ``--ceiling`` networks (the best table built here in
   the background);
+* full: with ``--full PATH``, the device's own full profile (``edgenas profile DEVICE``,
+  every unit timed), judged on the same held-out timings, its device time the profile's
+  wall time;
 * the curve: the transfer refitted on the first 10, 20, 30, 50, 100, ... networks of the
   ceiling and of the N-network table (each at its own level of load), from each
   ``--source`` (no further device time: the fits are offline).
@@ -33,6 +36,7 @@ import copy
 import json
 import logging
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="runs/bench_transfer")
     parser.add_argument("--json", default="benchmarks/results/bench_transfer.json")
     parser.add_argument("--skip-sampled", action="store_true")
+    parser.add_argument("--full", default=None,
+                        help="a full profile of --device (every unit timed) to judge beside "
+                             "the transfer on the same held-out timings")
     parser.add_argument("--offline", action="store_true",
                         help="time nothing: judge and refit the tables a finished run left "
                              "under --out (say, from another --source)")
@@ -125,6 +132,21 @@ def main(argv: list[str] | None = None) -> None:
                                                    state, state_path, main_path, ceiling_path,
                                                    sampled_path)
     _report(args, device, space, sources, first, state, lut, ceiling, sampled, held_out)
+
+
+def full_profile_row(path: Path, held_out: list[dict[str, Any]], count: int) -> dict[str, Any]:
+    """The device's own full profile judged on the transfer's held-out timings (the same
+    device, each timing at the yardstick, so another table's held-out set is fair to it)."""
+    table = copy.deepcopy(load_lut(path))
+    if not table.entries or (table.sampling or {}).get("measured") not in (None, len(table.entries)):
+        raise SystemExit(f"--full {path}: not a full profile (units predicted, not all timed)")
+    device_s = (datetime.fromisoformat(table.updated) - datetime.fromisoformat(table.created)
+                ).total_seconds()
+    table.networks = {**table.networks, "validation": held_out}
+    return _row(f"full profile ({len(table.entries)} units, "
+                f"{len(table.networks.get('calibration', []))} networks)",
+                validation_report(table, count), device_s,
+                len(table.networks.get("calibration", [])), len(table.entries))
 
 
 def _measure(args: argparse.Namespace, device: Any, space: Any, source: LUT, where: str,
@@ -188,12 +210,14 @@ def _report(args: argparse.Namespace, device: Any, space: Any, sources: dict[str
             _row(f"MACs-only line ({args.networks} networks)", macs_only_metrics(lut, held_out),
                  state["transfer_s"], args.networks, 0)]
     if sampled is not None:
-        rows.append(_row(f"unit-sampled profile (same device time)",
+        rows.append(_row("unit-sampled profile (same device time)",
                          validation_report(sampled, args.validate), state["transfer_s"],
                          args.networks // 2, (sampled.sampling or {}).get("measured")))
     rows.append(_row(f"ceiling: transfer from {first} ({args.ceiling} networks)",
                      validation_report(ceiling, args.validate),
                      state["transfer_s"] + state.get("ceiling_s", 0.0), args.ceiling, 0))
+    if args.full:
+        rows.append(full_profile_row(Path(args.full), held_out, args.validate))
 
     # 5. the curve: accuracy against networks, for each source (offline refits)
     curve = []
@@ -242,7 +266,7 @@ def _report(args: argparse.Namespace, device: Any, space: Any, sources: dict[str
               "command": "python -m benchmarks bench_transfer " + " ".join(
                   f"--source {s}" for s in args.source) + f" --device {device.name} "
               f"--networks {args.networks} --ceiling {args.ceiling} --validate {args.validate}"
-              + (" --offline" if args.offline else "")}
+              + (" --offline" if args.offline else "") + (f" --full {args.full}" if args.full else "")}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(record, Path(args.json))
     print(f"\nwrote {args.json}")

@@ -528,7 +528,7 @@ def test_a_stored_correction_is_read_as_its_form_else_by_the_model_it_holds() ->
     assert form_of(dict(IDENTITY)) is CORRECTIONS["linear"]
     with pytest.raises(ProfileError, match=r"correction form 'cubic' is not one of \['none', "
                                            r"'scale', 'scale\+per_unit', 'linear', 'per_kind', "
-                                           r"'log_ratio', 'boosted'\]"):
+                                           r"'log_ratio', 'boosted', 'padded_work'\]"):
         form_of({**IDENTITY, "form": "cubic"})
 
 

@@ -366,3 +366,24 @@ def test_pareto_shows_each_exported_picks_int8_agreement_and_accuracy(int8_bundl
     assert printed[0].startswith("knee: ") and printed[0].endswith("(onnx, int8)")
     assert any(line.startswith("  INT8: top-1 agreement with FP32") for line in printed)
     assert load_exports(run / "elsewhere") == {}
+
+
+def test_plain_export_keeps_the_precision_the_searched_device_runs(tmp_path, monkeypatch) -> None:
+    """`edgenas export RUN --pick knee` after a search on an INT8 device ships the INT8 model
+    below the bar, as the main job does; after an FP32 search, or for another device, it
+    keeps nothing and a failing INT8 fails the export as before."""
+    from edgenas.commands.deploy import device_formats
+    from edgenas.search.results import SCHEMA_VERSION
+
+    _stand_in(tmp_path, "int8-board")
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "front.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "device": "int8-board", "front": []}))
+    assert device_formats(str(run), None) == ("int8",)
+    assert device_formats(str(run), "host-cpu") == ()
+    (run / "front.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "device": "host-cpu,int8-board", "front": []}))
+    assert device_formats(str(run), None) == ("int8",)
+    (run / "front.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "device": "host-cpu", "front": []}))
+    assert device_formats(str(run), None) == ()
+    assert device_formats("an-arch.json", "int8-board") == ("int8",)

@@ -18,31 +18,37 @@ import numpy as np
 
 from edgenas.errors import ProfileError
 from edgenas.profile.boosted import UNIT_KINDS, BoostedModel, fit_boosted
+from edgenas.profile.padded_work import TERMS, relative_nnls
 
 
 @dataclass(frozen=True)
 class Networks:
     """What a correction sees of a batch of networks (one row each): their unit sums in
-    ms, unit counts, and, where known, the unit sums per `UNIT_KINDS` and the boosted
-    trees' whole-network features."""
+    ms, unit counts, and, where known, the unit sums per `UNIT_KINDS`, the boosted
+    trees' whole-network features and the networks' padded work
+    (`edgenas.profile.padded_work`, by channel block)."""
 
     sums: np.ndarray
     units: np.ndarray
     kinds: np.ndarray | None = None
     features: np.ndarray | None = None
+    padded: Mapping[int, np.ndarray] | None = None
 
     @classmethod
-    def of(cls, kinds: np.ndarray, units: np.ndarray,
-           features: np.ndarray | None = None) -> "Networks":
+    def of(cls, kinds: np.ndarray, units: np.ndarray, features: np.ndarray | None = None,
+           padded: Mapping[int, np.ndarray] | None = None) -> "Networks":
         """Networks known by their per-kind sums (rows), as predictions see them."""
         kinds = np.asarray(kinds, dtype=np.float64)
-        return cls(kinds.sum(axis=1), np.asarray(units, dtype=np.float64), kinds, features)
+        return cls(kinds.sum(axis=1), np.asarray(units, dtype=np.float64), kinds, features,
+                   padded)
 
     def take(self, rows: np.ndarray) -> "Networks":
         """The networks at ``rows``."""
         return Networks(self.sums[rows], self.units[rows],
                         None if self.kinds is None else self.kinds[rows],
-                        None if self.features is None else self.features[rows])
+                        None if self.features is None else self.features[rows],
+                        None if self.padded is None
+                        else {block: work[rows] for block, work in self.padded.items()})
 
 
 #: Coefficients of a form that fits no line: the line's identity, kept so every stored
@@ -273,6 +279,44 @@ class Boosted(Correction):
                 f"whole-network features, fitted on {coef['boosted']['networks']} timed networks")
 
 
+#: Padded work is a candidate only with this many timed networks: it fits a weight for
+#: each of its terms (fewer networks overfit them; docs/results.md, "Transfer between two
+#: native runtimes").
+PADDED_MIN = 20
+
+
+class PaddedWork(Correction):
+    """A non-negative mix of the network's padded work (`edgenas.profile.padded_work`),
+    fitted on whole networks for each channel block, the best-fitting block kept: for
+    runtimes that fuse layers and compute in blocked channel layouts, where isolated units
+    do not add up (OpenVINO's CPU plugin)."""
+
+    name = "padded_work"
+    needs = "padded"
+    min_networks = PADDED_MIN
+
+    def fit(self, networks: Networks, measured: np.ndarray) -> dict[str, Any]:
+        assert networks.padded is not None
+        fits = []
+        for block, work in sorted(networks.padded.items()):
+            weights = relative_nnls(work, measured)
+            error = float(np.mean(np.abs(work @ weights - measured) / measured))
+            fits.append((error, block, weights))
+        _, block, weights = min(fits, key=lambda fit: fit[0])  # ties: the smaller block
+        return {**IDENTITY, "block": int(block),
+                "terms": {term: float(w) for term, w in zip(TERMS, weights)}}
+
+    def predict(self, coef: Mapping[str, Any], networks: Networks) -> np.ndarray:
+        assert networks.padded is not None
+        weights = np.array([coef["terms"].get(term, 0.0) for term in TERMS])
+        return networks.padded[int(coef["block"])] @ weights
+
+    def describe(self, coef: Mapping[str, Any]) -> str:
+        used = sum(1 for w in coef["terms"].values() if w > 0)
+        return (f"{self.name}: whole-network work, channels padded to blocks of "
+                f"{coef['block']}, {used} of {len(coef['terms'])} terms weighted")
+
+
 #: Every form, by the name a table stores in its correction's ``form``; cross-validation
 #: ties go to the earlier one, so the simpler forms come first.
 CORRECTIONS: dict[str, Correction] = {form.name: form for form in (
@@ -283,6 +327,7 @@ CORRECTIONS: dict[str, Correction] = {form.name: form for form in (
     PerKind(),
     LogRatio(),
     Boosted(),
+    PaddedWork(),
 )}
 
 
@@ -317,11 +362,13 @@ def fit_correction(sums: Sequence[float], units: Sequence[int],
                    measured: Sequence[float], folds: int = 5,
                    kinds: np.ndarray | None = None,
                    features: np.ndarray | None = None,
-                   only: Sequence[str] | None = None) -> dict[str, Any]:
+                   only: Sequence[str] | None = None,
+                   padded: Mapping[int, np.ndarray] | None = None) -> dict[str, Any]:
     """The correction from unit sums to whole-network time that predicts held-out networks best.
 
     Every form of `CORRECTIONS` that the inputs allow (`Correction.usable`: per-kind sums
-    given as ``kinds``, boosted-tree ``features`` and enough networks) is scored by k-fold
+    given as ``kinds``, boosted-tree ``features``, ``padded`` work by channel block, and
+    enough networks) is scored by k-fold
     cross-validation on the timed networks: mean |relative error| first, the share within
     ±10 % to break ties. A correction is kept only where it beats the plain sum out of
     sample; on a host where isolated units add up differently from networks, a fitted line
@@ -332,7 +379,8 @@ def fit_correction(sums: Sequence[float], units: Sequence[int],
                            f"got {len(measured)}")
     y = np.asarray(measured, dtype=np.float64)
     networks = Networks(np.asarray(sums, np.float64), np.asarray(units, np.float64),
-                        None if kinds is None else np.asarray(kinds, np.float64), features)
+                        None if kinds is None else np.asarray(kinds, np.float64), features,
+                        padded)
     order = np.random.default_rng(0).permutation(len(y))
     k = min(folds, len(y))
     forms = [form for form in CORRECTIONS.values() if form.usable(networks, len(y))]

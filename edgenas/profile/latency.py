@@ -20,6 +20,7 @@ from edgenas.profile.boosted import UNIT_KINDS, network_features
 from edgenas.profile.correction import IDENTITY, Networks, form_of
 from edgenas.profile.keys import unit_key
 from edgenas.profile.lut import LUT, find_lut
+from edgenas.profile.padded_work import padded_work
 from edgenas.profile.ranking import kendall_tau
 from edgenas.profile.residual import residual_factor
 from edgenas.space.arch import Arch
@@ -104,9 +105,13 @@ class LatencyModel:
         features = self.form.needs == "features"
         rows = unit_rows(self.lut, arch, self._costs if features else None)
         kinds, units = _per_kind(rows)
+        padded = None
+        if self.form.needs == "padded":
+            block = int(self.correction["block"])
+            padded = {block: padded_work(arch, block)[None, :]}
         networks = Networks.of(kinds[None, :], np.array([units]),
                                network_features(rows, arch.resolution)[None, :]  # type: ignore[arg-type]
-                               if features else None)
+                               if features else None, padded)
         base = float(self._predict(networks)[0])
         return self.anchor * base * residual_factor(self.correction.get("residual"), base)
 

@@ -25,6 +25,7 @@ from edgenas.device.session import DeviceSession
 from edgenas.cost.count import count
 from edgenas.errors import ProfileError
 from edgenas.profile.correction import MIN_FIT, fit_correction
+from edgenas.profile.padded_work import BLOCKS, padded_work
 from edgenas.profile.keys import space_units, unit_roles
 from edgenas.profile.latency import (LatencyModel, accuracy_metrics, boosted_features,
                                      kind_sums, unit_sum)
@@ -417,8 +418,9 @@ def fit_on(lut: LUT, archs: list[Arch], measured: list[float],
     kinds, counts = zip(*(kind_sums(lut, arch) for arch in archs))
     matrix = np.array(kinds)
     features = np.array([boosted_features(lut, arch) for arch in archs])
+    padded = {block: np.array([padded_work(arch, block) for arch in archs]) for block in BLOCKS}
     lut.correction = {**fit_correction(matrix.sum(axis=1), counts, measured, kinds=matrix,
-                                       features=features, only=only),
+                                       features=features, only=only, padded=padded),
                       "fitted": now()}
 
 

@@ -31,6 +31,7 @@ from edgenas.errors import ProfileError
 from edgenas.profile.keys import space_units
 from edgenas.profile.latency import accuracy_metrics
 from edgenas.profile.lut import LUT, now, stale_reasons
+from edgenas.profile.padded_work import relative_nnls
 from edgenas.profile.profiler import (CALIBRATION_ROUNDS, CALIBRATION_SEED,
                                       VALIDATION_ROUNDS, VALIDATION_SEED, arch_stream, fit_on,
                                       time_networks, validation_report)
@@ -128,14 +129,8 @@ def network_work(arch: Arch, work: dict[str, np.ndarray]) -> np.ndarray:
 
 def fit_work(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """(a network's own call in ms, `WORK` weights), all >= 0, least squares on relative
-    error; columns are scaled to unit norm first, so that no unit of measure decides."""
-    from scipy.optimize import nnls
-
-    design = np.column_stack([np.ones(len(y)), x]) / y[:, None]
-    norms = np.linalg.norm(design, axis=0)
-    norms[norms == 0] = 1.0
-    weights, _ = nnls(design / norms, np.ones(len(y)))
-    weights = weights / norms
+    error (`edgenas.profile.padded_work.relative_nnls`)."""
+    weights = relative_nnls(np.column_stack([np.ones(len(y)), x]), y)
     return float(weights[0]), weights[1:]
 
 

@@ -1,0 +1,143 @@
+"""A network's padded work (`edgenas.profile.padded_work`) and the correction fitted on it.
+
+The devices here are written down, not timed: one whose networks cost their padded work
+(a runtime computing in 16-channel blocks, whose isolated units add up to something else)
+and one whose networks cost their unit sums. The cross-validated choice must tell them
+apart, and a table that chose padded work must predict with the block it fitted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgenas.cost.count import count, unit_cost
+from edgenas.device.descriptor import get_device
+from edgenas.profile.correction import PADDED_MIN, fit_correction
+from edgenas.profile.keys import space_units
+from edgenas.profile.latency import LatencyModel, unit_sum
+from edgenas.profile.lut import LUT
+from edgenas.profile.padded_work import BLOCKS, TERMS, padded_work
+from edgenas.profile.profiler import fit_on
+from edgenas.space import get_space
+from edgenas.space.arch import Arch
+from edgenas.space.plan import SqueezeExcite, classifier, sites
+
+from tests.tiny_space import tiny_space
+
+CIFAR = get_space("cifar")
+
+
+def _archs(space, n: int, seed: int) -> list[Arch]:
+    return [space.sample(seed + i) for i in range(n)]
+
+
+def _column(prefix: str) -> np.ndarray:
+    return np.array([term.startswith(prefix) for term in TERMS])
+
+
+def test_at_block_one_the_convolutions_work_is_the_counted_macs() -> None:
+    for arch in _archs(CIFAR, 25, 100):
+        work = padded_work(arch, 1)
+        squeeze = sum(2 * layer.channels * layer.squeeze_channels for site in sites(arch)
+                      if not site.unit.is_identity for layer in site.unit.layers
+                      if isinstance(layer, SqueezeExcite))
+        head = classifier(arch)
+        convolutions = count(arch).macs - squeeze - head.in_features * head.num_classes
+        assert work[_column("mmacs_")].sum() * 1e6 == pytest.approx(convolutions, rel=1e-9)
+
+
+def test_padding_adds_work_but_never_layers() -> None:
+    grew = 0
+    for arch in _archs(CIFAR, 25, 200):
+        by_block = [padded_work(arch, block) for block in BLOCKS]
+        for smaller, larger in zip(by_block, by_block[1:]):
+            assert np.all(larger >= smaller - 1e-12)
+            layers = _column("layers_") | _column("adds") | _column("network")
+            assert np.array_equal(larger[layers], smaller[layers])
+        grew += by_block[-1][_column("mmacs_")].sum() > by_block[0][_column("mmacs_")].sum()
+    assert grew == 25  # every cifar arch has a layer whose channels 16 does not divide
+
+
+def test_a_skipped_block_does_no_work() -> None:
+    arch = CIFAR.sample(7)
+    work = padded_work(arch, 16)
+    units = [site for site in sites(arch) if not site.unit.is_identity]
+    assert work[TERMS.index("network")] == 1.0
+    convs = sum(1 for site in units for layer in site.unit.layers if hasattr(layer, "kernel"))
+    convs += sum(1 for site in units if hasattr(site.unit.shortcut, "kernel"))
+    assert work[_column("layers_conv") | _column("layers_dw")].sum() == convs
+
+
+# -- the correction ---------------------------------------------------------------------------
+
+def _device_on_padded_work(archs: list[Arch]) -> np.ndarray:
+    """A runtime whose network time is its work in 16-channel blocks: MACs, memory traffic,
+    a launch per layer and a call per network, no two kinds at the same price."""
+    rng = np.random.default_rng(0)
+    weights = np.zeros(len(TERMS))
+    weights[TERMS.index("network")] = 0.05
+    for prefix, scale in (("mmacs_", 0.004), ("melements_", 0.2), ("layers_", 0.003)):
+        column = _column(prefix)
+        weights[column] = scale * rng.uniform(0.5, 2.0, column.sum())
+    return np.array([padded_work(arch, 16) @ weights for arch in archs])
+
+
+def _inputs(archs: list[Arch]) -> dict:
+    """What `fit_correction` is given: unit sums as an isolated-unit table would time them
+    (plain MACs, one call per unit), per-kind sums, and the padded work by block."""
+    sums = np.array([sum(unit_cost(site.unit, site.height).macs for site in sites(arch)
+                         if not site.unit.is_identity) * 5e-6 for arch in archs])
+    units = np.array([sum(not site.unit.is_identity for site in sites(arch)) for arch in archs])
+    padded = {block: np.array([padded_work(arch, block) for arch in archs]) for block in BLOCKS}
+    return {"sums": sums + 0.01 * units, "units": units, "padded": padded}
+
+
+def test_a_runtime_that_computes_in_channel_blocks_is_fitted_by_its_padded_work() -> None:
+    archs = _archs(CIFAR, 80, 300)
+    measured = _device_on_padded_work(archs)
+    fit, held = slice(0, 50), slice(50, 80)
+    inputs = _inputs(archs)
+    coef = fit_correction(inputs["sums"][fit], inputs["units"][fit], measured[fit],
+                          padded={b: m[fit] for b, m in inputs["padded"].items()})
+    assert coef["form"] == "padded_work" and coef["block"] == 16
+    assert coef["cv"]["padded_work"]["within_10pct"] == 1.0
+    assert max(score["within_10pct"] for form, score in coef["cv"].items()
+               if form != "padded_work") < 0.9
+    weights = np.array([coef["terms"][term] for term in TERMS])
+    predicted = inputs["padded"][16][held] @ weights
+    assert np.max(np.abs(predicted / measured[held] - 1)) < 0.01
+
+
+def test_a_runtime_whose_units_add_up_keeps_a_line_through_their_sum() -> None:
+    archs = _archs(CIFAR, 80, 400)
+    inputs = _inputs(archs)
+    rng = np.random.default_rng(1)
+    measured = (1.08 * inputs["sums"] + 0.02) * rng.uniform(0.98, 1.02, len(archs))
+    coef = fit_correction(inputs["sums"], inputs["units"], measured, padded=inputs["padded"])
+    assert coef["form"] != "padded_work"
+    assert coef["cv"][coef["form"]]["within_10pct"] == 1.0
+
+
+def test_padded_work_is_no_candidate_on_too_few_networks() -> None:
+    archs = _archs(CIFAR, PADDED_MIN - 1, 500)
+    inputs = _inputs(archs)
+    coef = fit_correction(inputs["sums"], inputs["units"], _device_on_padded_work(archs),
+                          padded=inputs["padded"])
+    assert "padded_work" not in coef["cv"]
+
+
+def test_a_table_that_chose_padded_work_predicts_with_the_block_it_fitted() -> None:
+    space = tiny_space()
+    lut = LUT.new(get_device("host-cpu"), space, {})
+    for key, (unit, size) in space_units(space).items():
+        lut.entries[key] = {"median_ms": 1e-5 * unit_cost(unit, size).macs + 0.01}
+    archs = _archs(space, 60, 600)
+    measured = _device_on_padded_work(archs)
+    fit_on(lut, archs, list(measured))
+    assert (lut.correction["form"], lut.correction["block"]) == ("padded_work", 16)
+    model = LatencyModel(lut)
+    weights = np.array([lut.correction["terms"][term] for term in TERMS])
+    for arch in _archs(space, 10, 700):
+        assert model.predict(arch) == pytest.approx(padded_work(arch, 16) @ weights, rel=1e-9)
+        assert model.predict(arch) != pytest.approx(unit_sum(lut, arch)[0], rel=0.05)
