@@ -36,7 +36,6 @@ import copy
 import json
 import logging
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -136,16 +135,16 @@ def main(argv: list[str] | None = None) -> None:
 
 def full_profile_row(path: Path, held_out: list[dict[str, Any]], count: int) -> dict[str, Any]:
     """The device's own full profile judged on the transfer's held-out timings (the same
-    device, each timing at the yardstick, so another table's held-out set is fair to it)."""
+    device, each timing at the yardstick, so another table's held-out set is fair to it).
+    Its device time is not in the table (a later refit moves ``updated``): the profile's
+    own last line says it."""
     table = copy.deepcopy(load_lut(path))
     if not table.entries or (table.sampling or {}).get("measured") not in (None, len(table.entries)):
         raise SystemExit(f"--full {path}: not a full profile (units predicted, not all timed)")
-    device_s = (datetime.fromisoformat(table.updated) - datetime.fromisoformat(table.created)
-                ).total_seconds()
     table.networks = {**table.networks, "validation": held_out}
     return _row(f"full profile ({len(table.entries)} units, "
                 f"{len(table.networks.get('calibration', []))} networks)",
-                validation_report(table, count), device_s,
+                validation_report(table, count), None,
                 len(table.networks.get("calibration", [])), len(table.entries))
 
 

@@ -141,3 +141,16 @@ def test_a_table_that_chose_padded_work_predicts_with_the_block_it_fitted() -> N
     for arch in _archs(space, 10, 700):
         assert model.predict(arch) == pytest.approx(padded_work(arch, 16) @ weights, rel=1e-9)
         assert model.predict(arch) != pytest.approx(unit_sum(lut, arch)[0], rel=0.05)
+
+
+def test_the_readme_states_the_networks_padded_work_needs() -> None:
+    from pathlib import Path
+    import re
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    found = re.search(r"from (\d+) networks on, the network's padded work", readme)
+    assert found and int(found.group(1)) == PADDED_MIN
+    latency = " ".join((Path(__file__).resolve().parents[1] / "docs" / "latency.md")
+                       .read_text().split())
+    assert f"| padded work ({PADDED_MIN} networks or more) |" in latency
+    assert "a block of " + ", ".join(str(b) for b in BLOCKS[:-1]) + f" or {BLOCKS[-1]}" in latency
