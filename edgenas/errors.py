@@ -58,6 +58,11 @@ class ProfileError(EdgenasError):
     """A latency table is malformed, incomplete, or no longer matches its device."""
 
 
+class NoTableError(ProfileError):
+    """A device has no latency table at all: not a fault of any table, so a caller asking
+    many devices (an export's predictions) names such devices together, in one line."""
+
+
 class ConfigError(EdgenasError, ValueError):
     """A run setting is outside what is accepted; names the setting and the choices."""
 

@@ -18,7 +18,7 @@ import torch
 
 from edgenas.data.augment import prepare_batch
 from edgenas.device.descriptor import list_devices
-from edgenas.errors import EdgenasError
+from edgenas.errors import EdgenasError, NoTableError
 from edgenas.export.bundle import export_bundle
 from edgenas.nn.model import build_model
 from edgenas.profile.latency import predict_on_device
@@ -36,9 +36,13 @@ def predicted_latencies(arch: Arch, profiles_dir: str | Path) -> dict[str, Any]:
     """Predicted ms on every device with a (non-stale) table for a space holding ``arch``."""
     out = {}
     holding = spaces_holding(arch)
+    untabled = []
     for device in list_devices():
         try:
             prediction = predict_on_device(device, arch, profiles_dir, holding=holding)
+        except NoTableError:
+            untabled.append(device.name)
+            continue
         except EdgenasError as err:
             log.info("no latency prediction for %s: %s", device.name, err)
             continue
@@ -46,6 +50,9 @@ def predicted_latencies(arch: Arch, profiles_dir: str | Path) -> dict[str, Any]:
                             "lut_updated": prediction.lut.updated,
                             # the model the table timed: the one deploy runs and compares
                             "precision": prediction.lut.runtime.get("precision", "fp32")}
+    if untabled:
+        log.info("no latency prediction for %s: no table in %s/ ('edgenas profile DEVICE' "
+                 "measures one)", ", ".join(untabled), profiles_dir)
     return out
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from edgenas.device.agent import timer
 from edgenas.device.descriptor import Device
 from edgenas.device.session import check_local_runtime
-from edgenas.errors import ProfileError
+from edgenas.errors import NoTableError, ProfileError
 from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.space import SPACES, get_space
 from edgenas.space.presets import spaces_holding
@@ -194,7 +194,7 @@ def find_lut(device: Device, arch: "Arch", profiles_dir: str | os.PathLike[str],
     candidates = [get_space(name) for name in sorted(SPACES)
                   if lut_path(profiles_dir, device.name, name).exists()]
     if not candidates:
-        raise ProfileError(f"device {device.name!r} has no latency table in {profiles_dir}/; "
+        raise NoTableError(f"device {device.name!r} has no latency table in {profiles_dir}/; "
                            f"run 'edgenas profile {device.name} --space cifar' first")
     holding_names = {space.name for space in (spaces_holding(arch) if holding is None
                                               else holding)}
