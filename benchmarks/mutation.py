@@ -1,6 +1,6 @@
 """Mutation testing of the numeric core (issues 27, 37): how many mutants of the Pareto,
-latency, correction, level, drift, residual, ranking, predictor and rank modules their fast
-tests kill.
+latency, correction, padded-work, precision, level, drift, residual, ranking, predictor and
+rank modules their fast tests kill.
 
     nice -n 19 .venv/bin/python -m benchmarks mutation [--module edgenas.profile.level ...]
         [--max-children 1] [--work /tmp/edgenas-mutation] [--resume] [--report-only]
