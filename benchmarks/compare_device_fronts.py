@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: {len(fronts[name])} archs on its accuracy-latency front, {len(only)} on "
               "no other device's front")
     rank = {name: np.argsort(np.argsort(latency[name])) for name in names}
-    tau = float(np.corrcoef(rank[names[0]], rank[names[-1]])[0, 1])
-    print(f"latency rank correlation between {names[0]} and {names[-1]} over the pool: {tau:.3f}")
+    spearman = float(np.corrcoef(rank[names[0]], rank[names[-1]])[0, 1])
+    print(f"latency rank correlation (Spearman) between {names[0]} and {names[-1]} over the "
+          f"pool: {spearman:.3f}")
     knees = []
     print(f"\n{'run':<28} {'knee accuracy':>13} " + " ".join(f"{n + ' ms':>20}" for n in names)
           + "  on whose front")
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
               + " ".join(f"{ms[n]:20.4g}" for n in names) + f"  {', '.join(where) or '-'}")
     record = {"runs": args.runs, "devices": names, "archs": len(keys),
               "front_sizes": {n: len(fronts[n]) for n in names}, "shared_front": len(shared),
-              "latency_rank_correlation": tau, "knees": knees}
+              "latency_rank_correlation": spearman, "knees": knees}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(record, Path(args.json))
     print(f"\nwrote {args.json}")
