@@ -23,7 +23,7 @@ from edgenas.space import get_space
 from edgenas.space.arch import Arch
 from edgenas.space.plan import SqueezeExcite, classifier, sites
 
-from tests.tiny_space import tiny_space
+from tiny_space import tiny_space
 
 CIFAR = get_space("cifar")
 
