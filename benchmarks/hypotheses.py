@@ -65,7 +65,7 @@ from edgenas.profile.timing import time_batch
 from edgenas.progress import StageProgress
 from edgenas.search.engine import front
 from edgenas.search.pareto import non_dominated
-from edgenas.search.surrogate import SurrogateConfig, trained_evaluator
+from edgenas.search.trained_search import SurrogateConfig, trained_evaluator
 from edgenas.space import Arch, get_space
 from edgenas.train.loop import TrainConfig
 from edgenas.train.rundata import prepare_data

@@ -19,11 +19,12 @@ from typing import Any, Callable, Sequence
 
 from optuna.trial import FrozenTrial
 
-from edgenas.search.engine import SearchConfig, completed, front, objective_matrix, run_search
+from edgenas.search.engine import SearchConfig, front, objective_matrix, run_search
 from edgenas.search.objectives import Evaluator
 from edgenas.search.pareto import hypervolume
-from edgenas.search.surrogate import (SurrogateConfig, Trainer, run_surrogate_search,
-                                      search_prior, surrogate_summary, trained_trials)
+from edgenas.search.trained_search import (SurrogateConfig, Trainer, run_surrogate_search,
+                                           search_prior, surrogate_summary)
+from edgenas.search.work_queue import completed, trained_trials
 from edgenas.space.arch import Arch
 from edgenas.space.search_space import SearchSpace
 

@@ -32,11 +32,12 @@ from edgenas.profile.lut import LUT, load_lut
 from edgenas.profile.trust import CALIBRATE, VALIDATE, trusted_table
 from edgenas.report import write_report
 from edgenas.search import accuracy_source
-from edgenas.search.engine import SearchConfig, completed, run_search
-from edgenas.search.objectives import Budgets, Evaluator, SearchError, check_budgets_reachable
+from edgenas.search.engine import SearchConfig
+from edgenas.search.job import SearchJob, TrainedSearch, estimated_search, trained_search
+from edgenas.search.objectives import Budgets, SearchError
 from edgenas.search.measured_front import latency_targets, write_measured_results
 from edgenas.search.results import PICK_RULES, load_front, pick, write_exports
-from edgenas.search.surrogate import SurrogateConfig, trained_search
+from edgenas.search.trained_search import SurrogateConfig
 from edgenas.space import Arch, get_space
 from edgenas.space.baselines import baseline_archs
 from edgenas.train.loop import TrainConfig
@@ -244,29 +245,28 @@ def _search(state: RunState) -> dict[str, Any]:
     info: dict[str, Any] = {"space": space.name, "device": config.device, "seed": config.seed,
                             "budgets": {k: v for k, v in vars(budgets).items() if v is not None}}
     if config.estimator == "supernet":
-        evaluator = Evaluator(("accuracy", "latency", "memory"), budgets, latency,
-                              supernet_evaluator(state.out / "supernet",
-                                                 val_limit=config.val_limit).evaluate)
-        check_budgets_reachable(space, evaluator)
-        study = run_search(space, evaluator,
-                           SearchConfig("nsga2", config.trials, config.population, config.seed),
-                           storage=storage)
-        trials = completed(study)
-        info.update(strategy="nsga2", supernet=str(state.out / "supernet"),
-                    accuracy_source=accuracy_source.estimated(
-                        f"supernet:{state.out / 'supernet'}", accuracy=True,
-                        what=accuracy_source.SUPERNET))
-        surrogate = None
+        supernet = state.out / "supernet"
+        job: SearchJob = estimated_search(
+            space, ("accuracy", "latency", "memory"), budgets,
+            SearchConfig("nsga2", config.trials, config.population, config.seed),
+            supernet_evaluator(supernet, val_limit=config.val_limit).evaluate,
+            source=accuracy_source.estimated(f"supernet:{supernet}", accuracy=True,
+                                             what=accuracy_source.SUPERNET),
+            latency_model=latency)
     else:
-        search = trained_search(space, ("accuracy", "latency", "memory"), budgets,
-                                config.surrogate_config(), _recipe(state), config.data,
-                                search_dir, latency_model=latency)
-        evaluator = search.evaluator
-        trials, outcome = search.outcome(search.run(storage=storage))
+        job = trained_search(space, ("accuracy", "latency", "memory"), budgets,
+                             config.surrogate_config(), _recipe(state), config.data,
+                             search_dir, latency_model=latency)
+    trials, outcome = job.outcome(job.run(storage=storage))
+    if isinstance(job, TrainedSearch):
         surrogate = outcome["surrogate"]
         info.update(outcome)
+    else:
+        surrogate = None
+        info.update(strategy=outcome["strategy"], supernet=str(state.out / "supernet"),
+                    accuracy_source=outcome["accuracy_source"])
     # every front arch timed on the device, the table refitted on them (and saved)
-    write_measured_results(search_dir, trials, evaluator.objectives, config.population, info,
+    write_measured_results(search_dir, trials, job.evaluator.objectives, config.population, info,
                            latency_targets({"latency": latency},
                                            {"latency": get_device(config.device)},
                                            config.profiles_dir), measure=True)

@@ -22,9 +22,9 @@ from edgenas.data import open_dataset
 from edgenas.errors import CheckpointError
 from edgenas.search.objectives import Budgets, Evaluator, SearchError
 from edgenas.search.pareto import crowding_distance, non_dominated, select_spread
-from edgenas.search.surrogate import (SurrogateConfig, TrainedSearch, fidelity_of,
-                                      run_surrogate_search, surrogate_summary, trained_trials,
-                                      trials_at)
+from edgenas.search.trained_search import (SurrogateConfig, TrainedSearch,
+                                           run_surrogate_search, surrogate_summary)
+from edgenas.search.work_queue import fidelity_of, trained_trials, trials_at
 from edgenas.space import get_space
 from edgenas.space.arch import Arch, Block, Head, Stage, Stem
 from edgenas.train.checkpoint import CHECKPOINT_FILE, RESULT_FILE, load_checkpoint
@@ -205,7 +205,7 @@ def test_proposals_weigh_costs_as_ratios() -> None:
     latency sets below lead to different picks)."""
     from types import SimpleNamespace
 
-    from edgenas.search.surrogate import _greedy_hypervolume
+    from edgenas.search.proposal import greedy_hypervolume
 
     def trial(accuracy: float, latency: float, memory: float) -> SimpleNamespace:
         return SimpleNamespace(user_attrs={"metrics": {"accuracy": accuracy, "latency": latency,
@@ -218,6 +218,6 @@ def test_proposals_weigh_costs_as_ratios() -> None:
     for power in (1.0, 2.0, 0.5):
         scaled = [[trial(a, lat ** power, m) for a, lat, m in rows]
                   for rows in (candidates, trained)]
-        pick = _greedy_hypervolume(*scaled, objectives, 1)[0]
+        pick = greedy_hypervolume(*scaled, objectives, 1)[0]
         chosen.append(round(pick.user_attrs["metrics"]["latency"] ** (1 / power), 6))
     assert chosen == [0.53] * 3  # linear: 0.53 ms, but 1.59 ms on the squared latencies

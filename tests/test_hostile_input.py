@@ -20,7 +20,7 @@ from edgenas.device.descriptor import CONNECTIONS, Device, parse_device
 from edgenas.errors import EdgenasError
 from edgenas.pipeline import RunConfig
 from edgenas.search.objectives import OBJECTIVES, Budgets, parse_weights
-from edgenas.search.surrogate import SurrogateConfig
+from edgenas.search.trained_search import SurrogateConfig
 from edgenas.space import get_space
 from edgenas.space.arch import (ACTIVATIONS, DOWNSAMPLES, NEUTRAL, OP_USES, OPS,
                                 SCHEMA_VERSION, Arch)

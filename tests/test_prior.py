@@ -58,8 +58,8 @@ def test_a_search_with_the_prior_fits_its_surrogate_around_it(tmp_path) -> None:
     the prior, predicts its proposals with it, and says so; a study started without the
     prior is refused with it (their surrogates differ)."""
     from edgenas.search.objectives import Budgets, Evaluator, SearchError
-    from edgenas.search.surrogate import (SurrogateConfig, run_surrogate_search,
-                                          surrogate_summary)
+    from edgenas.search.trained_search import (SurrogateConfig, run_surrogate_search,
+                                               surrogate_summary)
     from edgenas.space import get_space
 
     prior = accuracy_prior()
@@ -88,7 +88,7 @@ def test_a_search_with_the_prior_fits_its_surrogate_around_it(tmp_path) -> None:
 
 def test_a_prior_used_as_is_without_the_prior_is_one_line_naming_both_options() -> None:
     from edgenas.search.objectives import SearchError
-    from edgenas.search.surrogate import SurrogateConfig, search_prior
+    from edgenas.search.trained_search import SurrogateConfig, search_prior
 
     with pytest.raises(SearchError, match="--prior-as-is says how to use the prior: give "
                                           "--prior too"):

@@ -25,7 +25,8 @@ from edgenas import get_space
 from edgenas.cli import main
 from edgenas.profile.latency import LatencyModel
 from edgenas.profile.lut import load_lut
-from edgenas.search.engine import SearchConfig, completed, front, run_search
+from edgenas.search.engine import SearchConfig, front, run_search
+from edgenas.search.work_queue import completed
 from edgenas.search.objectives import (Budgets, Evaluator, SearchError, check_budgets_reachable,
                                        smallest_achievable)
 from edgenas.search.pareto import hypervolume, knee_index, non_dominated
@@ -130,10 +131,10 @@ def test_over_budget_archs_never_reach_the_accuracy_estimate(latency_model) -> N
     evaluator = Evaluator(("accuracy", "latency"), Budgets(max_latency_ms=budget), latency_model,
                           lambda arch: calls.append(arch) or 0.5)
     results = [evaluator.evaluate(arch) for arch in archs]
-    feasible = [r for r in results if r["feasible"]]
+    feasible = [r for r in results if r.feasible]
     assert 0 < len(feasible) < 40
     assert len(calls) == len(feasible) == evaluator.accuracy_calls
-    assert all(r["metrics"]["latency"] <= budget for r in feasible)
+    assert all(r.metrics["latency"] <= budget for r in feasible)
 
 
 def test_an_arch_is_evaluated_once(latency_model) -> None:
@@ -481,7 +482,8 @@ from test_search import make_evaluator, LUT_FILE
 from edgenas import get_space
 from edgenas.profile.latency import LatencyModel
 from edgenas.profile.lut import load_lut
-from edgenas.search.engine import SearchConfig, completed, run_search
+from edgenas.search.engine import SearchConfig, run_search
+from edgenas.search.work_queue import completed
 
 evaluator = make_evaluator(LatencyModel(load_lut(LUT_FILE)))
 study = run_search(get_space("cifar"), evaluator, SearchConfig(strategy={strategy!r}, trials=30,

@@ -23,8 +23,9 @@ from conftest import wait_until
 from edgenas.cost.count import count
 from edgenas.search.objectives import Budgets, Evaluator, SearchError
 from edgenas.search.study_store import open_storage
-from edgenas.search.surrogate import (SurrogateConfig, join_surrogate_search,
-                                      run_surrogate_search, surrogate_summary, trained_trials)
+from edgenas.search.trained_search import (SurrogateConfig, join_surrogate_search,
+                                           run_surrogate_search, surrogate_summary)
+from edgenas.search.work_queue import trained_trials
 from edgenas.space import get_space
 from edgenas.space.arch import Arch
 
@@ -135,7 +136,7 @@ def test_a_candidate_orphaned_before_its_first_heartbeat_is_trained_again(
     import optuna
 
     from edgenas.search import study_store
-    from edgenas.search.surrogate import TAKEN
+    from edgenas.search.work_queue import TAKEN
 
     with pytest.raises(KeyboardInterrupt):
         run_surrogate_search(SPACE, evaluator(), Trainer(fail_at=12), CONFIG, RECIPE,

@@ -23,7 +23,7 @@ from edgenas.search import accuracy_source
 from edgenas.search.engine import SearchConfig, run_search
 from edgenas.search.study_store import open_storage
 from edgenas.search.objectives import Evaluator
-from edgenas.search.surrogate import SurrogateConfig, open_archive, training_line
+from edgenas.search.trained_search import SurrogateConfig, open_archive, training_line
 from edgenas.space.baselines import baseline_archs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

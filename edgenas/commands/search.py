@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from edgenas.commands.arguments import ALLOW_STALE_HELP, PROFILES_DIR_HELP
 from edgenas.device.descriptor import get_device
@@ -23,14 +24,15 @@ from edgenas.profile.latency import LatencyModel
 from edgenas.profile.lut import open_lut
 from edgenas.progress import Progress
 from edgenas.search import accuracy_source
-from edgenas.search.engine import SearchConfig, completed, run_search
-from edgenas.search.objectives import (DEFAULT_OBJECTIVES, OBJECTIVES, Budgets, Evaluator,
-                                       check_budgets_reachable, latency_metric, parse_weights)
+from edgenas.search.engine import SearchConfig
+from edgenas.search.job import SearchJob, TrainedSearch, estimated_search, trained_search
+from edgenas.search.objectives import (DEFAULT_OBJECTIVES, OBJECTIVES, Budgets,
+                                       latency_metric, parse_weights)
 from edgenas.search.measured_front import latency_targets, write_measured_results
 from edgenas.search.results import (default_storage, front_status, latency_basis,
                                     load_exports, load_front, pick)
 from edgenas.search.strategy import STRATEGIES
-from edgenas.search.surrogate import SurrogateConfig, trained_search, trained_trials
+from edgenas.search.trained_search import SurrogateConfig
 from edgenas.space import SPACES, get_space
 from edgenas.train.loop import TrainConfig
 
@@ -98,15 +100,15 @@ def _estimator(args: argparse.Namespace, objectives: tuple[str, ...]):
                           args.data, SEARCH_ESTIMATOR_NAMES)
 
 
-def _progress(total: int, objectives: tuple[str, ...], unit: str = "trial",
-              trials_of=completed):
+def _progress(job: SearchJob, objectives: tuple[str, ...]):
     """A bar on a terminal (plain lines in a log) with the front's size and hypervolume."""
-    bar = Progress(total, "search", unit)
+    unit = "trained" if isinstance(job, TrainedSearch) else "trial"
+    bar = Progress(job.total, "search", unit)
 
     def callback(study, trial) -> None:  # noqa: ANN001
-        trials = trials_of(study)
+        trials = job.scored(study)
         size, hv = front_status(trials, objectives)
-        bar.update(min(total, len(trials)), note=f"front {size}, hv {hv:.4g}")
+        bar.update(min(job.total, len(trials)), note=f"front {size}, hv {hv:.4g}")
 
     return bar, callback
 
@@ -121,9 +123,20 @@ def _recipe(args: argparse.Namespace):
                                  args.recipe)
 
 
-def cmd_search_trained(args: argparse.Namespace, space, objectives: tuple[str, ...],
-                       budgets: Budgets) -> None:
-    """The surrogate-assisted search: every arch on its front trained with one recipe."""
+def _job(args: argparse.Namespace, space, objectives: tuple[str, ...], budgets: Budgets
+         ) -> tuple[SearchJob, dict[str, Any], tuple[str, ...]]:
+    """The search the arguments ask for, its latency arguments and its objectives (with
+    ``latency`` expanded per device)."""
+    if args.estimator != TRAINED:
+        if args.worker:
+            raise EdgenasError(f"--worker is for --estimator {TRAINED}; other searches share "
+                               "a study by starting the same command again with --storage")
+        estimator = _estimator(args, objectives)
+        latency, objectives = _latency(args, space, objectives)
+        config = SearchConfig(args.strategy, args.trials, args.population, args.seed,
+                              parse_weights(args.weights))
+        return (estimated_search(space, objectives, budgets, config, estimator=estimator,
+                                 **latency), latency, objectives)
     if "accuracy" not in objectives:
         raise EdgenasError(f"--estimator {TRAINED} scores accuracy; keep it among --objectives")
     if not args.data:
@@ -133,35 +146,64 @@ def cmd_search_trained(args: argparse.Namespace, space, objectives: tuple[str, .
     config = SurrogateConfig(args.train_budget, args.initial, args.per_round, args.strategy,
                              args.trials, args.population, args.seed, tuple(args.rungs),
                              args.halving, args.prior, args.prior_as_is)
+    return (trained_search(space, objectives, budgets, config, _recipe(args), args.data,
+                           Path(args.out), **latency), latency, objectives)
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it shorter
+    space = get_space(args.space)
+    objectives = tuple(o.strip() for o in args.objectives.split(","))
+    budgets = Budgets(args.max_latency_ms, args.max_memory_mb, args.max_mmacs, args.max_params)
+    job, latency, objectives = _job(args, space, objectives, budgets)
+    trained = isinstance(job, TrainedSearch)
     out = Path(args.out)
-    search = trained_search(space, objectives, budgets, config, _recipe(args), args.data, out,
-                            **latency)
     out.mkdir(parents=True, exist_ok=True)
     storage = args.storage or default_storage(out)
-    bar, callback = _progress(args.train_budget, objectives, "trained", trained_trials)
+    bar, callback = _progress(job, objectives)
     start = time.perf_counter()
-    try:  # one leader per run folder; workers cooperate through the study
-        with folder_lock(out, "search leader", name=".leader.lock", enabled=not args.worker):
-            study = search.run(storage=storage, study_name=args.study_name, on_trained=callback,
-                               worker=args.worker)
+    try:  # one leader per trained run folder; workers cooperate through the study
+        with folder_lock(out, "search leader", name=".leader.lock",
+                         enabled=trained and not args.worker):
+            if isinstance(job, TrainedSearch):
+                study = job.run(storage=storage, study_name=args.study_name, on_trial=callback,
+                                worker=args.worker)
+            else:
+                study = job.run(storage=storage, study_name=args.study_name,
+                                resume=args.resume, on_trial=callback)
     finally:
         bar.close()
+    elapsed = time.perf_counter() - start
     if args.worker:
         print(f"worker done: the leader finished the search in {storage}")
         return
-    trials, outcome = search.outcome(study)
+    trials, outcome = job.outcome(study)
     info = {"space": space.name, "device": args.device, "strategy": outcome["strategy"],
             "seed": args.seed, "storage": storage, "study_name": args.study_name,
-            "budgets": {k: v for k, v in vars(budgets).items() if v is not None},
-            "recipe": outcome["recipe"], "data": args.data, "surrogate": outcome["surrogate"],
-            "accuracy_source": outcome["accuracy_source"]}
-    summary = write_measured_results(out, trials, objectives, args.per_round, info,
+            "budgets": {k: v for k, v in vars(budgets).items() if v is not None}}
+    if trained:
+        info.update(recipe=outcome["recipe"], data=args.data, surrogate=outcome["surrogate"],
+                    accuracy_source=outcome["accuracy_source"])
+    else:
+        info.update(supernet=args.supernet, estimator=outcome["estimator"],
+                    accuracy_source=outcome["accuracy_source"])
+    summary = write_measured_results(out, trials, objectives,
+                                     args.per_round if trained else args.population, info,
                                      _targets(args, latency), args.measure_front)
+    if trained:
+        _print_trained(out, trials, outcome, summary, elapsed)
+    else:
+        _print_estimated(out, job.evaluator.accuracy_calls, info, summary, elapsed)
+    print(f"see {out / 'pareto.png'}, {out / 'pareto.html'}; 'edgenas pareto {out}'")
+
+
+def _print_trained(out: Path, trials: list[FrozenTrial], outcome: dict[str, Any], summary: dict[str, Any],
+                   elapsed: float) -> None:
     rungs = outcome["surrogate"].get("rungs")
     trained = (f"{rungs['archs'][0]} archs scored after {rungs['epochs'][0]} epochs, "
                f"{len(trials)} of them trained to the full {rungs['epochs'][-1]}" if rungs
                else f"{len(trials)} archs trained")
-    print(f"{out}: {trained} in {time.perf_counter() - start:.0f} s; "
+    print(f"{out}: {trained} in {elapsed:.0f} s; "
           f"{len(summary['front'])} on the Pareto front (all trained in full), hypervolume "
           f"{summary['hypervolume']:.4g}")
     print(accuracy_source.describe(outcome["accuracy_source"], summary["front"]))
@@ -170,59 +212,19 @@ def cmd_search_trained(args: argparse.Namespace, space, objectives: tuple[str, .
     if final:
         print(f"surrogate: {final['model']}, cross-validated Kendall tau "
               f"{final['cv_kendall_tau']:.2f} on {final['trained_archs']} trained archs")
-    print(f"see {out / 'pareto.png'}, {out / 'pareto.html'}; 'edgenas pareto {out}'")
 
 
-def cmd_search(args: argparse.Namespace) -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it shorter
-    space = get_space(args.space)
-    objectives = tuple(o.strip() for o in args.objectives.split(","))
-    budgets = Budgets(args.max_latency_ms, args.max_memory_mb, args.max_mmacs, args.max_params)
-    if args.estimator == TRAINED:
-        cmd_search_trained(args, space, objectives, budgets)
-        return
-    if args.worker:
-        raise EdgenasError(f"--worker is for --estimator {TRAINED}; other searches share a "
-                           "study by starting the same command again with --storage")
-    estimator = _estimator(args, objectives)
-    latency, objectives = _latency(args, space, objectives)
-    evaluator = Evaluator(objectives, budgets,
-                          accuracy_fn=estimator.score if estimator is not None else None,
-                          **latency)
-    check_budgets_reachable(space, evaluator)
-    config = SearchConfig(args.strategy, args.trials, args.population, args.seed,
-                          parse_weights(args.weights))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    storage = args.storage or default_storage(out)
-    bar, callback = _progress(args.trials, objectives)
-    start = time.perf_counter()
-    try:
-        study = run_search(space, evaluator, config, storage=storage, study_name=args.study_name,
-                           resume=args.resume, callbacks=[callback])
-    finally:
-        bar.close()
-    elapsed = time.perf_counter() - start
-    trials = completed(study)
-    info = {"space": space.name, "device": args.device, "strategy": args.strategy,
-            "seed": args.seed, "storage": storage, "study_name": args.study_name,
-            "budgets": {k: v for k, v in vars(budgets).items() if v is not None},
-            "supernet": args.supernet,
-            "estimator": estimator.describe() if estimator is not None else None,
-            "accuracy_source": (accuracy_source.of_estimator(estimator)
-                                if estimator is not None else None)}
-    summary = write_measured_results(out, trials, objectives, args.population, info,
-                                     _targets(args, latency), args.measure_front)
-    rate = 60 * evaluator.accuracy_calls / elapsed if elapsed else 0.0
+def _print_estimated(out: Path, accuracy_calls: int, info: dict[str, Any],
+                     summary: dict[str, Any], elapsed: float) -> None:
+    rate = 60 * accuracy_calls / elapsed if elapsed else 0.0
     print(f"{out}: {summary['trials']} trials ({summary['distinct_archs']} distinct archs, "
           f"{summary['feasible_trials']} within budget) in {elapsed:.0f} s; "
           f"{len(summary['front'])} on the Pareto front, hypervolume {summary['hypervolume']:.4g}")
-    if estimator is not None:
+    if info["estimator"] is not None:
         print(accuracy_source.describe(info["accuracy_source"], summary["front"]))
     _print_measurement(summary)
-    if evaluator.accuracy_calls:
-        print(f"accuracy estimates: {evaluator.accuracy_calls} ({rate:.1f} archs/min in this worker)")
-    print(f"see {out / 'pareto.png'}, {out / 'pareto.html'}; 'edgenas pareto {out}'")
+    if accuracy_calls:
+        print(f"accuracy estimates: {accuracy_calls} ({rate:.1f} archs/min in this worker)")
 
 
 def cmd_pareto(args: argparse.Namespace) -> None:

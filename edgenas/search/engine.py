@@ -2,8 +2,9 @@
 
 The strategy (`edgenas.search.strategy`) gives the sampler and what a trial reports; every
 strategy is scored by the same `Evaluator`. Any number of workers can share a study through
-an RDB storage (SQLite by default, PostgreSQL to scale out), kept by
-`edgenas.search.study_store`. A study never completes more trials than asked for, and an
+an RDB storage (SQLite by default, PostgreSQL to scale out), opened by
+`edgenas.search.study_store`; who runs which trial, and waiting out a lost connection, is
+`edgenas.search.work_queue`'s. A study never completes more trials than asked for, and an
 arch is never evaluated twice: a repeat reuses the earlier result.
 """
 
@@ -20,12 +21,11 @@ from optuna.storages import RDBStorage
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from edgenas.search.objectives import Evaluator, SearchError, objective_direction
+from edgenas.search.objectives import Evaluator, SearchError, TrialResult, objective_direction
 from edgenas.search.pareto import hypervolume, non_dominated, to_minimization
-from edgenas.search.strategy import get_strategy
-from edgenas.search.study_store import (Reconnect, completed_count, identity,
-                                        live_trials_before, mark_alive, open_storage,
-                                        open_study)
+from edgenas.search.strategy import Strategy, as_strategy
+from edgenas.search.study_store import completed_count, identity, open_storage, open_study
+from edgenas.search.work_queue import WorkQueue
 from edgenas.space.arch import Arch
 from edgenas.space.search_space import SearchSpace
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 class SearchConfig:
     """What to run; everything that changes the result is here (and stored in the study)."""
 
-    strategy: str = "nsga2"
+    strategy: Strategy = as_strategy("nsga2")  # a name is looked up once, here
     trials: int = 100
     population: int = 20
     seed: int = 0
@@ -47,20 +47,15 @@ class SearchConfig:
     block_mutation_prob: float = 0.05
 
     def __post_init__(self) -> None:
-        get_strategy(self.strategy)  # refuses an unknown name, listing `STRATEGIES`
+        self.strategy = as_strategy(self.strategy)  # refuses an unknown name, listing them
         if self.trials < 1 or self.population < 2:
             raise SearchError("need trials >= 1 and population >= 2")
 
 
-#: What a scored trial records, in the order written: "metrics" last, so that a trial with
-#: metrics (what readers look for) has the rest, even from a worker killed mid-write.
-RESULT = ("constraints", "feasible", "metrics")
-
-
-def record_result(trial: optuna.Trial, result: dict[str, Any]) -> None:
+def record_result(trial: optuna.Trial, result: TrialResult) -> None:
     """Store a scored arch's metrics, budget margins and feasibility on its trial."""
-    for key in RESULT:
-        trial.set_user_attr(key, result[key])
+    for key, value in result.as_attrs().items():
+        trial.set_user_attr(key, value)
 
 
 def _previous_result(study: optuna.Study, key: str) -> FrozenTrial | None:
@@ -69,7 +64,7 @@ def _previous_result(study: optuna.Study, key: str) -> FrozenTrial | None:
     written is none: a study from before `record_result` can hold one, and a worker reusing
     it would crash on the missing keys."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
-        if trial.user_attrs.get("arch") == key and all(k in trial.user_attrs for k in RESULT):
+        if trial.user_attrs.get("arch") == key and TrialResult.stored_in(trial.user_attrs):
             return trial
     return None
 
@@ -95,11 +90,12 @@ def make_objective(space: SearchSpace, evaluator: Evaluator, config: SearchConfi
                    wait: BudgetWait | None = None) -> Callable[[optuna.Trial], Any]:
     """The function Optuna calls per trial (``wait``: the callback that is told which
     trials were pruned for the budget)."""
-    genes, strategy = space.genes(), get_strategy(config.strategy)
+    genes, strategy = space.genes(), config.strategy
 
     def objective(trial: optuna.Trial) -> Any:
-        mark_alive(trial)
-        if live_trials_before(trial.study, trial.number) >= config.trials:
+        queue = WorkQueue(trial.study)
+        queue.begin(trial)
+        if not queue.within_budget(trial, config.trials):
             if wait is not None:
                 wait.numbers.add(trial.number)
             raise optuna.TrialPruned("enough trials are complete or running")
@@ -109,12 +105,12 @@ def make_objective(space: SearchSpace, evaluator: Evaluator, config: SearchConfi
         trial.set_user_attr("arch", key)
         earlier = _previous_result(trial.study, key)
         if earlier is not None:  # evaluated by this or another worker: reuse, don't re-run
-            result = {k: earlier.user_attrs[k] for k in RESULT}
+            result = TrialResult.from_attrs(earlier.user_attrs)
             trial.set_user_attr("repeat_of", earlier.number)
         else:
             result = evaluator.evaluate(arch)
         record_result(trial, result)
-        for name, value in zip(evaluator.limits(), result["constraints"]):
+        for name, value in zip(evaluator.limits(), result.constraints):
             trial.set_constraint(name, value)  # <= 0: within budget
         return strategy.value(result, evaluator, config.weights, references)
 
@@ -124,7 +120,7 @@ def make_objective(space: SearchSpace, evaluator: Evaluator, config: SearchConfi
 def create_study(space: SearchSpace, evaluator: Evaluator, config: SearchConfig,
                  storage: str | RDBStorage, study_name: str, resume: bool) -> optuna.Study:
     """Create a study, or load it to resume or to add a worker; refuses a mismatch."""
-    strategy = get_strategy(config.strategy)
+    strategy = config.strategy
     study = open_study(study_name, storage, strategy.sampler(config),
                        strategy.directions(evaluator), _identity(space, evaluator, config),
                        strategy.metric_names(evaluator), join_unrecorded=True)
@@ -139,7 +135,7 @@ def _identity(space: SearchSpace, evaluator: Evaluator, config: SearchConfig) ->
     workers with distinct seeds explore different archs; a resumed run may ask for more)."""
     return identity({"space": space.name, "space_hash": space.space_hash(),
                      "objectives": list(evaluator.objectives), "budgets": evaluator.limits(),
-                     "strategy": config.strategy, "population": config.population})
+                     "strategy": config.strategy.name, "population": config.population})
 
 
 def run_search(space: SearchSpace, evaluator: Evaluator, config: SearchConfig, *,
@@ -150,37 +146,28 @@ def run_search(space: SearchSpace, evaluator: Evaluator, config: SearchConfig, *
     if isinstance(storage, str):
         storage = open_storage(storage)
     study = create_study(space, evaluator, config, storage, study_name, resume)
-    references = get_strategy(config.strategy).references(space, evaluator)
+    references = config.strategy.references(space, evaluator)
     wait = BudgetWait()
     objective = make_objective(space, evaluator, config, references, wait)
-    started, watch, done_when_lost = time.monotonic(), Reconnect(), -1
-    while True:
-        try:
-            done = completed_count(study)
-            if done > done_when_lost:  # progress since the last loss: a new loss waits anew
-                watch.ok()
-            if done < config.trials:
-                left = None if timeout_s is None else timeout_s - (time.monotonic() - started)
-                if left is not None and left <= 0:
-                    return study
-                study.optimize(objective, n_trials=None, timeout=left, gc_after_trial=False,
-                               callbacks=[MaxTrialsCallback(config.trials,
-                                                            states=(TrialState.COMPLETE,)),
-                                          wait, *(callbacks or [])])
-            return study
-        except Exception as err:  # noqa: BLE001 - only a lost connection is retried
-            if watch.since is None:
-                done_when_lost = completed_count(study, fallback=done_when_lost)
-            watch.lost(err)
+    started = time.monotonic()
+
+    def step() -> bool:
+        if completed_count(study) < config.trials:
+            left = None if timeout_s is None else timeout_s - (time.monotonic() - started)
+            if left is not None and left <= 0:
+                return True
+            study.optimize(objective, n_trials=None, timeout=left, gc_after_trial=False,
+                           callbacks=[MaxTrialsCallback(config.trials,
+                                                        states=(TrialState.COMPLETE,)),
+                                      wait, *(callbacks or [])])
+        return True
+
+    # completed trials are the progress: a loss after some waits anew
+    WorkQueue(study).keep_trying(step, lambda fallback: completed_count(study, fallback))
+    return study
 
 
 # -- results --------------------------------------------------------------------------------
-
-def completed(study: optuna.Study) -> list[FrozenTrial]:
-    """Completed trials that evaluated an arch (repeats included), by trial number."""
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return sorted((t for t in trials if "metrics" in t.user_attrs), key=lambda t: t.number)
-
 
 def front(trials: list[FrozenTrial], objectives: tuple[str, ...]) -> list[FrozenTrial]:
     """Feasible, non-dominated trials (one per distinct arch)."""

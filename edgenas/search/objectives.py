@@ -28,6 +28,39 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
 DEFAULT_OBJECTIVES = ("accuracy", "latency", "memory")
 
 
+@dataclass(frozen=True)
+class TrialResult:
+    """What scoring one arch gives: its metrics (by `OBJECTIVES` name, and the cost metrics
+    beside), its budget margins (Optuna constraint values, <= 0 where met) and whether it
+    meets every budget. A trial stores it as three user attributes (`as_attrs`), the form
+    studies already hold; inside the search it is this value."""
+
+    metrics: dict[str, float]
+    constraints: list[float]
+    feasible: bool
+
+    #: The user attributes a stored result spans, in the order written: "metrics" last, so
+    #: that a trial with metrics (what readers look for) has the rest, even from a worker
+    #: killed mid-write.
+    ATTRS = ("constraints", "feasible", "metrics")
+
+    def as_attrs(self) -> dict[str, Any]:
+        """The result as a trial stores it, in `ATTRS` order."""
+        return {"constraints": list(self.constraints), "feasible": bool(self.feasible),
+                "metrics": dict(self.metrics)}
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> TrialResult:
+        """The result a trial stored (`as_attrs`)."""
+        return cls(attrs["metrics"], attrs["constraints"], attrs["feasible"])
+
+    @staticmethod
+    def stored_in(attrs: dict[str, Any]) -> bool:
+        """Whether a trial's attributes hold a whole result (a worker may have been killed
+        before writing all of it)."""
+        return all(k in attrs for k in TrialResult.ATTRS)
+
+
 def latency_metric(device: str) -> str:
     """The latency objective of one of several devices: ``latency@<device>``."""
     return f"latency@{device}"
@@ -87,7 +120,7 @@ class Evaluator:
     budgets: Budgets = field(default_factory=Budgets)
     latency_model: LatencyModel | None = None
     accuracy_fn: Callable[[Arch], float] | None = None
-    cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache: dict[str, TrialResult] = field(default_factory=dict)
     accuracy_calls: int = 0
     latency_models: dict[str, LatencyModel] = field(default_factory=dict)
 
@@ -141,14 +174,14 @@ class Evaluator:
             metrics[latency_metric(device)] = model.predict(arch)
         return metrics
 
-    def evaluate(self, arch: Arch) -> dict[str, Any]:
+    def evaluate(self, arch: Arch) -> TrialResult:
         """Metrics, constraint values and feasibility of ``arch`` (cached)."""
         key = arch.to_json()
         cached = self.cache.get(key)
         if cached is not None:
             return cached
         result = self.cheap_result(arch)
-        metrics, feasible = result["metrics"], result["feasible"]
+        metrics, feasible = result.metrics, result.feasible
         if "accuracy" in self.objectives:
             if feasible:
                 self.accuracy_calls += 1
@@ -158,16 +191,15 @@ class Evaluator:
         self.cache[key] = result
         return result
 
-    def cheap_result(self, arch: Arch) -> dict[str, Any]:
+    def cheap_result(self, arch: Arch) -> TrialResult:
         """Metrics without accuracy, constraint values and feasibility (uncached)."""
         metrics: dict[str, Any] = self.cheap_metrics(arch)
         constraints = self.violations(metrics)
-        return {"metrics": metrics, "constraints": constraints,
-                "feasible": all(c <= 0 for c in constraints)}
+        return TrialResult(metrics, constraints, all(c <= 0 for c in constraints))
 
-    def values(self, result: dict[str, Any]) -> list[float]:
+    def values(self, metrics: dict[str, float]) -> list[float]:
         """The objective vector in the order of ``objectives``."""
-        return [float(result["metrics"][name]) for name in self.objectives]
+        return [float(metrics[name]) for name in self.objectives]
 
 
 def smallest_achievable(space: SearchSpace, evaluator: Evaluator, samples: int = 2000,

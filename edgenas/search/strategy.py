@@ -10,8 +10,9 @@ the names of its values) and what one trial reports. Every strategy is scored by
   paper's equation 2), optimised with TPE;
 * ``random``: uniform samples of the encoding.
 
-The names are what the command line takes and what a study records; `get_strategy` turns
-one into its object.
+The names are what the command line takes and what a study records; `as_strategy` turns
+one into its object once, where a setting enters (`SearchConfig`, `SurrogateConfig`), and
+the object travels from there.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import optuna
 from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESampler
 
-from edgenas.search.objectives import Evaluator, SearchError
+from edgenas.search.objectives import Evaluator, SearchError, TrialResult
 from edgenas.search.variation import HierarchicalVariation
 from edgenas.space.search_space import SearchSpace
 
@@ -41,6 +42,9 @@ class Strategy:
     #: Whether archs are ranked by one number (`scalar`) rather than by Pareto dominance.
     single_objective: ClassVar[bool] = False
 
+    def __repr__(self) -> str:  # what a configuration shows: the name it was given by
+        return repr(self.name)
+
     def sampler(self, config: SearchConfig) -> BaseSampler:
         """The Optuna sampler (budgets reach NSGA-II as trial constraints)."""
         raise NotImplementedError
@@ -57,10 +61,10 @@ class Strategy:
         """The scales the strategy needs before its first trial (None: none)."""
         return None
 
-    def value(self, result: dict[str, Any], evaluator: Evaluator, weights: dict[str, float],
+    def value(self, result: TrialResult, evaluator: Evaluator, weights: dict[str, float],
               references: dict[str, float] | None) -> float | list[float]:
         """What a trial scored as ``result`` (`Evaluator.evaluate`) reports to Optuna."""
-        return evaluator.values(result)
+        return evaluator.values(result.metrics)
 
     def scalar(self, metrics: dict[str, float], objectives: tuple[str, ...],
                weights: dict[str, float], references: dict[str, float]) -> float:
@@ -108,10 +112,10 @@ class WeightedSum(Strategy):
     def references(self, space: SearchSpace, evaluator: Evaluator) -> dict[str, float]:
         return reference_costs(space, evaluator)
 
-    def value(self, result: dict[str, Any], evaluator: Evaluator, weights: dict[str, float],
+    def value(self, result: TrialResult, evaluator: Evaluator, weights: dict[str, float],
               references: dict[str, float] | None) -> float:
-        penalty = 10.0 * sum(max(0.0, c) for c in result["constraints"])
-        return self.scalar(result["metrics"], evaluator.objectives, weights,
+        penalty = 10.0 * sum(max(0.0, c) for c in result.constraints)
+        return self.scalar(result.metrics, evaluator.objectives, weights,
                            references or {}) + penalty
 
     def scalar(self, metrics: dict[str, float], objectives: tuple[str, ...],
@@ -142,6 +146,12 @@ def get_strategy(name: str) -> Strategy:
         return _REGISTRY[name]
     except KeyError:
         raise SearchError(f"strategy {name!r} not in {STRATEGIES}") from None
+
+
+def as_strategy(strategy: Strategy | str) -> Strategy:
+    """The strategy itself, or the one a name stands for: settings take either, so that a
+    name from the command line or a study is looked up once, where it enters."""
+    return strategy if isinstance(strategy, Strategy) else get_strategy(strategy)
 
 
 def weighted_sum(metrics: dict[str, float], objectives: tuple[str, ...],

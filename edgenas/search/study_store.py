@@ -1,7 +1,8 @@
 """Where searches keep their state: an Optuna RDB study that any number of workers share.
 
-Both searches (the Optuna search of `engine` and the trained search of `surrogate`) open
-their study here, and everything that is about processes rather than archs lives here too:
+Both searches (the Optuna search of `engine` and the trained search of `trained_search`)
+open their study here. The primitives about processes rather than archs live here too, and
+the searches reach them through `work_queue.WorkQueue`, never directly:
 
 * a study's identity, the settings every worker on it must agree on, and the refusal of
   a study started with other ones (`open_study`);

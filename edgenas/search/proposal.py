@@ -1,0 +1,140 @@
+"""What the trained search trains next: the first archs, spread over MACs, and each round's
+candidates, the inner search's archs that most enlarge the trained front's hypervolume under
+the surrogate's predictions (which also keeps them spread out).
+
+Plain algorithms over an `Evaluator` and a fitted surrogate; where the proposals are stored
+and queued is `edgenas.search.work_queue`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import optuna
+from optuna.storages import InMemoryStorage
+from optuna.trial import FrozenTrial
+
+from edgenas.estimate.predictor import Predictor
+from edgenas.estimate.prior import AccuracyPrior
+from edgenas.search.engine import SearchConfig, arch_of, objective_matrix, run_search
+from edgenas.search.objectives import Evaluator, SearchError
+from edgenas.search.pareto import hypervolume, non_dominated
+from edgenas.search.surrogate import predict
+from edgenas.search.work_queue import completed
+from edgenas.space.arch import Arch
+from edgenas.space.search_space import SearchSpace
+
+
+def initial_archs(space: SearchSpace, evaluator: Evaluator, n: int, seed: int,
+                  exclude: set[str]) -> list[Arch]:
+    """``n`` feasible random archs spread evenly over MACs (one per quantile bin), so the
+    first surrogate sees small and large networks alike."""
+    pool: dict[str, tuple[float, Arch]] = {}
+    for i in range(40 * n):
+        arch = space.sample(seed * 1_000_003 + i)
+        key = arch.to_json()
+        if key in exclude or key in pool:
+            continue
+        result = evaluator.cheap_result(arch)
+        if result.feasible:
+            pool[key] = (result.metrics["macs"], arch)
+        if len(pool) >= 20 * n:
+            break
+    ranked = [arch for _, arch in sorted(pool.values(), key=lambda item: item[0])]
+    if len(ranked) < n:
+        raise SearchError(f"only {len(ranked)} distinct archs within the budgets in "
+                          f"{40 * n} samples; relax the budgets")
+    # the middle of n equal quantile bins: the extremes of a random pool are rarely worth a
+    # training (the largest costs several times the median)
+    picks = ((np.arange(n) + 0.5) / n * len(ranked)).astype(int)
+    return [ranked[i] for i in dict.fromkeys(picks.tolist())]
+
+
+def propose(space: SearchSpace, evaluator: Evaluator, surrogate: Predictor | None,
+            trained: list[FrozenTrial], k: int, inner_search: SearchConfig, exclude: set[str],
+            prior: AccuracyPrior | None = None) -> list[tuple[Arch, float | None]]:
+    """The next ``k`` archs to train, each with its predicted accuracy.
+
+    The inner search (``inner_search``, seeded for the round) scores archs with the
+    surrogate; from its feasible, untrained archs the ones chosen greedily add the most
+    hypervolume to the trained front (predicted accuracy, exact costs), or, for a
+    single-objective strategy, the best by its scalar. A strategy that uses no surrogate
+    (``random``, the baseline) proposes random archs.
+    """
+    strategy = inner_search.strategy
+    if not strategy.uses_surrogate or surrogate is None:
+        return [(a, None) for a in initial_archs(space, evaluator, k, inner_search.seed,
+                                                 exclude)]
+    model = surrogate
+
+    def predicted(arch: Arch) -> float:
+        return predict(model, arch, prior)
+
+    inner = replace(evaluator, accuracy_fn=predicted, cache={}, accuracy_calls=0)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = run_search(space, inner, inner_search,
+                       storage=InMemoryStorage())  # type: ignore[arg-type]
+    pool: dict[str, FrozenTrial] = {}
+    for trial in completed(study):
+        key = trial.user_attrs["arch"]
+        if trial.user_attrs["feasible"] and key not in exclude:
+            pool.setdefault(key, trial)
+    candidates = list(pool.values())
+    if not candidates:
+        return []
+    if strategy.single_objective:  # the scalar is what this baseline optimises
+        references = strategy.references(space, inner) or {}
+        candidates.sort(key=lambda t: strategy.scalar(t.user_attrs["metrics"], inner.objectives,
+                                                      {}, references))
+        chosen = candidates[:k]
+    else:
+        chosen = greedy_hypervolume(candidates, trained, evaluator.objectives, k)
+    return [(arch_of(t), float(t.user_attrs["metrics"]["accuracy"])) for t in chosen]
+
+
+def ratio_scale(points: np.ndarray, objectives: tuple[str, ...]) -> np.ndarray:
+    """Costs on a log scale: 0.2 against 0.6 ms is as large a step as 1 against 3 ms, as a
+    user reads a latency. On a linear scale the largest trained arch sets the unit, and the
+    steps between small archs, where most of a front lies, count for little; on a log scale
+    the choice no longer depends on how the costs are spread (any power of them gives the
+    same picks)."""
+    out = np.array(points, dtype=float)
+    for j, name in enumerate(objectives):
+        if name != "accuracy" and len(out) and np.all(out[:, j] > 0):
+            out[:, j] = np.log(out[:, j])
+    return out
+
+
+def greedy_hypervolume(candidates: list[FrozenTrial], trained: list[FrozenTrial],
+                       objectives: tuple[str, ...], k: int) -> list[FrozenTrial]:
+    """Pick ``k`` candidates one at a time, each adding the most hypervolume to the trained
+    front plus those already picked; ties (no gain) go to the candidate farthest from
+    everything picked, so the proposal stays spread out."""
+    cand = ratio_scale(objective_matrix(candidates, objectives), objectives)
+    base = (ratio_scale(objective_matrix(trained, objectives), objectives) if trained
+            else np.empty((0, len(objectives))))
+    everything = np.vstack([cand, base])
+    low, high = everything.min(axis=0), everything.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    cand, base = (cand - low) / span, (base - low) / span
+    reference = np.full(len(objectives), 1.1)
+    keep = non_dominated(cand)  # dominated candidates cannot add hypervolume first
+    order = list(np.flatnonzero(keep)) + list(np.flatnonzero(~keep))
+    chosen: list[int] = []
+    current = base
+    for _ in range(min(k, len(candidates))):
+        level = hypervolume(current, reference) if len(current) else 0.0
+        best, best_gain, best_spread = -1, -1.0, -1.0
+        for i in order:
+            if i in chosen:
+                continue
+            gain = hypervolume(np.vstack([current, cand[i]]), reference) - level
+            spread = (np.min(np.linalg.norm(current - cand[i], axis=1)) if len(current)
+                      else 0.0)
+            if gain > best_gain + 1e-12 or (abs(gain - best_gain) <= 1e-12
+                                             and spread > best_spread):
+                best, best_gain, best_spread = i, gain, spread
+        chosen.append(best)
+        current = np.vstack([current, cand[best]])
+    return [candidates[i] for i in chosen]
