@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgenas.estimate.estimators import DEFAULT_TABLE, EstimatorError
+from edgenas.estimate.estimators import DEFAULT_TABLE, EstimatorError, PredictorEstimator
 from edgenas.estimate.groundtruth import GroundTruth
+from edgenas.estimate.predictor import folds
 from edgenas.estimate.prior import AccuracyPrior, accuracy_prior
 from edgenas.estimate.rank import kendall
 from edgenas.space import get_space
@@ -22,12 +23,22 @@ def prior() -> AccuracyPrior:
     return accuracy_prior()
 
 
-def test_the_prior_ranks_the_archs_of_its_ground_truth(prior: AccuracyPrior) -> None:
+def test_the_prior_ranks_archs_it_was_not_fitted_on(prior: AccuracyPrior) -> None:
+    """Each fifth of the ground truth is scored by a prior fitted on the other four fifths
+    (as `accuracy_prior` fits it: the archs' own features); pooled, the held-out scores rank
+    the 63 trained accuracies at tau 0.53. A constant or shuffled prior ranks them near 0
+    (tau's spread by chance over 63 archs is about 0.09), so 0.4 leaves both far below."""
     table = GroundTruth.load(DEFAULT_TABLE)
-    values = prior.values(table.archs())
-    assert values.shape == (len(table.archs()),) and np.isfinite(values).all()
-    # in sample (the prior was fitted on them): it must at least rank its own table
-    assert kendall(table.accuracies(), values) > 0.5
+    entries = list(table.finished)
+    held_out_values = np.full(len(entries), np.nan)
+    for held_out in folds(len(entries), 5, seed=0):
+        fitted_on = sorted(set(range(len(entries))) - set(held_out.tolist()))
+        fold_prior = AccuracyPrior(PredictorEstimator(DEFAULT_TABLE, entries=fitted_on,
+                                                      use_proxies=False))
+        assert fold_prior.estimator.predictor.n == len(fitted_on)
+        held_out_values[held_out] = fold_prior.values([entries[i].arch for i in held_out])
+    assert np.isfinite(held_out_values).all()
+    assert kendall(table.accuracies(), held_out_values) > 0.4
 
 
 def test_the_prior_scores_new_archs_without_zero_cost_proxies_and_remembers_them(
