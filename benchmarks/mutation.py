@@ -105,6 +105,33 @@ EQUIVALENT: dict[str, str] = {
         "as x_kendall_tau__mutmut_7 (dtype left out rather than None)",
     "edgenas.profile.ranking.x_kendall_tau__mutmut_14":
         "float(\"NAN\") for float(\"nan\"): Python parses either as NaN",
+    "edgenas.profile.padded_work.x_relative_nnls__mutmut_12":
+        "the stand-in norm of an all-zero column (2 for 1): NNLS never raises the weight of a "
+        "column that cannot lower the residual, so that weight is 0, and 0 over either is 0",
+    "edgenas.profile.precision.x_int8_model__mutmut_1":
+        "another default calibration seed (1 for 0): which seeded draw calibrates is "
+        "arbitrary; that it is seeded is what a test pins (the same model each time)",
+    **{f"edgenas.profile.precision.x_int8_model__mutmut_{n}":
+       "another name for a file or folder that lives only inside int8_model's temporary "
+       "folder" for n in (22, 23, 24, 28, 29, 32, 33)},
+    "edgenas.estimate.rank.x_spearman__mutmut_7":
+        "one side kept as given instead of float: Spearman's rho depends only on the ranks "
+        "of the values, which ints and floats share",
+    "edgenas.estimate.rank.x_spearman__mutmut_9":
+        "as x_spearman__mutmut_7 (dtype left out rather than None)",
+    "edgenas.estimate.rank.x_spearman__mutmut_11":
+        "as x_spearman__mutmut_7, the other side",
+    "edgenas.estimate.rank.x_spearman__mutmut_13":
+        "as x_spearman__mutmut_11 (dtype left out rather than None)",
+    "edgenas.estimate.rank.x_agreement__mutmut_5":
+        "the truth kept as given instead of float: the bootstrap only indexes it, and "
+        "kendall and spearman convert what they are given to float themselves",
+    "edgenas.estimate.rank.x_agreement__mutmut_7":
+        "as x_agreement__mutmut_5 (dtype left out rather than None)",
+    "edgenas.estimate.rank.x_agreement__mutmut_9":
+        "as x_agreement__mutmut_5, the estimate",
+    "edgenas.estimate.rank.x_agreement__mutmut_11":
+        "as x_agreement__mutmut_9 (dtype left out rather than None)",
 }
 #: What counts as killed: a test failed, or the mutant made the tests run past mutmut's limit.
 DETECTED = ("killed", "timeout")

@@ -675,6 +675,25 @@ def test_the_repeatability_of_two_rounds_is_their_gap_over_the_faster() -> None:
     assert round_repeatability(items[4:], "none") is None
 
 
+def test_a_table_expressed_at_a_level_brings_units_and_networks_to_that_level() -> None:
+    from edgenas.profile.level import express_at
+    from edgenas.profile.lut import LUT
+
+    # the neighbours' and the chunk's references disagree, so each level has its own time
+    unit = {"median_ms": 2.0, **_timing(2.0, 1.25, 2.0)}
+    network = {"measured_ms": 3.0, "rounds": [2.0, 4.0],
+               "timed": [_timing(2.0, 1.25, 2.0), _timing(4.0, 2.5, 2.0)]}
+    lut = LUT("d", "s", "h", {}, {}, {}, entries={"u": unit}, networks={"validation": [network]})
+    express_at(lut, "neighbours")
+    assert unit["median_ms"] == pytest.approx(1.6)
+    assert network["rounds"] == pytest.approx([1.6, 1.6]) and network["measured_ms"] == \
+        pytest.approx(1.6)
+    express_at(lut, "chunk")
+    assert unit["median_ms"] == pytest.approx(1.0)
+    assert network["rounds"] == pytest.approx([1.0, 2.0]) and network["measured_ms"] == \
+        pytest.approx(1.5)
+
+
 def test_a_tie_between_levels_goes_to_the_earlier_one() -> None:
     from edgenas.profile.level import choose
 
