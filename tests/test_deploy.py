@@ -41,9 +41,9 @@ for model, ms in zip(models, times):
 """
 
 
-def untrained_bundle(out: Path, device: str, predicted_ms: float) -> Path:
+def untrained_bundle(out: Path, device: str, predicted_ms: float, lut: str = "scripted") -> Path:
     """An untrained FP32 bundle of ARCH whose metrics predict ``predicted_ms`` on ``device``
-    (its labels ``class-0`` to ``class-9``)."""
+    (from table ``lut``; its labels ``class-0`` to ``class-9``)."""
     torch.manual_seed(0)
     inputs = torch.randn(8, 3, ARCH.resolution, ARCH.resolution).numpy()
     export_bundle(ARCH, build_model(ARCH).eval(), out, val_inputs=inputs,
@@ -51,7 +51,7 @@ def untrained_bundle(out: Path, device: str, predicted_ms: float) -> Path:
                   preprocess={"resolution": ARCH.resolution, "channels": 3,
                               "mean": [0.5] * 3, "std": [0.25] * 3},
                   labels=[f"class-{i}" for i in range(10)], formats=("onnx",),
-                  predicted_latency={device: {"ms": predicted_ms, "lut": "scripted",
+                  predicted_latency={device: {"ms": predicted_ms, "lut": lut,
                                               "lut_updated": "scripted"}})
     return out
 
@@ -74,10 +74,13 @@ def scripted_timer(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def _deploy(bundle: Path, rounds_ms: list[float], monkeypatch, capsys) -> dict:
+def _deploy(bundle: Path, rounds_ms: list[float], monkeypatch, capsys,
+            rounds: int | None = None) -> dict:
+    """Deploy ``bundle`` on `scripted-timer`, which times its models at ``rounds_ms`` in
+    order (``rounds``: how many of them are the model's rounds; all by default)."""
     monkeypatch.setenv("SCRIPTED_ROUNDS_MS", json.dumps(rounds_ms))
     assert main(["deploy", str(bundle), "--device", "scripted-timer",
-                 "--rounds", str(len(rounds_ms))]) == 0
+                 "--rounds", str(rounds or len(rounds_ms))]) == 0
     printed = capsys.readouterr().out
     report = json.loads((bundle / "deploy" / "scripted-timer.json").read_text())
     report["printed"] = printed
@@ -130,3 +133,74 @@ def test_a_device_python_without_the_runtime_is_one_line_naming_the_package(tmp_
     assert message.startswith("bare-board: the device's Python")
     assert "lacks numpy onnxruntime" in message and "--no-index --find-links" in message
     assert "\n" not in message and "Traceback" not in message
+
+
+# -- the load check: the table's reference network timed between the rounds -------------------
+
+YARDSTICK_MS = 2.0
+
+
+def _tabled_bundle(tmp_path: Path, predicted_ms: float, anchor: float | None = None) -> Path:
+    """A bundle predicting ``predicted_ms`` on `scripted-timer` from a table that is here
+    (its yardstick `YARDSTICK_MS`; re-anchored by ``anchor`` when given)."""
+    from edgenas.profile.lut import LUT, save_lut
+
+    lut = LUT.new(get_device("scripted-timer"), get_space("cifar"), {"machine": "scripted"})
+    lut.timing["protocol"] = {"reference_space": "cifar", "reference_ms": YARDSTICK_MS,
+                              "level": "neighbours"}
+    if anchor is not None:
+        lut.timing["anchor"] = {"ratio": anchor}
+    table = tmp_path / "profiles" / "scripted-timer" / "cifar.json"
+    table.parent.mkdir(parents=True)
+    save_lut(lut, table)
+    return untrained_bundle(tmp_path / "bundle", "scripted-timer", predicted_ms, str(table))
+
+
+def _interleaved(references_ms: list[float], rounds_ms: list[float]) -> list[float]:
+    """The order deploy times in: a reference before, between and after the rounds."""
+    return [t for pair in zip(references_ms, rounds_ms) for t in pair] + [references_ms[-1]]
+
+
+def test_a_busy_device_is_not_called_a_drifting_table(scripted_timer, tmp_path, monkeypatch,
+                                                      capsys) -> None:
+    # the device runs 20 % slow (so does the reference network beside the model): the raw
+    # time misses the prediction by 17 %, the table at its own level is exact
+    bundle = _tabled_bundle(tmp_path, PREDICTED_MS)
+    report = _deploy(bundle, _interleaved([2.4] * 6, [1.2] * 5), monkeypatch, capsys, 5)
+    assert report["latency_ms"]["rounds_ms"] == [1.2] * 5
+    assert report["prediction_error"] == pytest.approx(1.0 / 1.2 - 1)
+    load = report["load"]
+    assert load["ratio"] == pytest.approx(1.2)
+    assert load["rounds_at_table_level_ms"] == pytest.approx([1.0] * 5)
+    assert load["prediction_error_at_table_level"] == pytest.approx(0.0)
+    assert report["lut_drifting"] is False
+    assert "1.20x its yardstick" in report["printed"] and "the table holds" in report["printed"]
+
+
+def test_a_quiet_device_slower_than_predicted_is_a_drifting_table(scripted_timer, tmp_path,
+                                                                   monkeypatch, capsys) -> None:
+    bundle = _tabled_bundle(tmp_path, PREDICTED_MS)
+    references = [2.0, 2.0, 2.1, 2.0, 1.9, 2.0]
+    report = _deploy(bundle, _interleaved(references, [1.25] * 5), monkeypatch, capsys, 5)
+    load = report["load"]
+    assert load["references_ms"] == references
+    # each round scaled by the mean of the references either side of it
+    expected = [1.25 * 2.0 / ((a + b) / 2) for a, b in zip(references, references[1:])]
+    assert load["rounds_at_table_level_ms"] == pytest.approx(expected)
+    assert report["lut_drifting"] is True and "drifting" in report["printed"]
+
+
+def test_a_reanchored_prediction_is_judged_at_the_tables_yardstick(scripted_timer, tmp_path,
+                                                                   monkeypatch, capsys) -> None:
+    # re-anchored at 1.1x: the bundle predicts 1.1 ms, the device still runs at 1.1x
+    bundle = _tabled_bundle(tmp_path, 1.1, anchor=1.1)
+    report = _deploy(bundle, _interleaved([2.2] * 6, [1.1] * 5), monkeypatch, capsys, 5)
+    assert report["prediction_error"] == pytest.approx(0.0)
+    assert report["load"]["prediction_error_at_table_level"] == pytest.approx(0.0)
+    assert report["lut_drifting"] is False
+
+
+def test_without_the_predicting_table_the_rounds_are_judged_as_timed(
+        predicted_bundle, scripted_timer, monkeypatch, capsys) -> None:
+    report = _deploy(predicted_bundle, [1.2] * 5, monkeypatch, capsys)
+    assert "load" not in report and report["lut_drifting"] is True

@@ -77,10 +77,20 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     print(f"{args.device}: {report['model']} {stats['median_ms']:.4f} ms, the median of "
           f"{len(rounds)} rounds ({min(rounds):.4f}-{max(rounds):.4f} ms, spread "
           f"{100 * stats['round_spread']:.1f} %)")
+    load = report.get("load")
     if "predicted_ms" in report:
         flag = ("  <-- latency table drifting: more than 10 % from every round; re-profile"
                 if report["lut_drifting"] else "  (within 10 % of a round: the table holds)")
+        if load is not None:
+            flag = flag.replace("every round", "every round at the table's level").replace(
+                "of a round", "of a round at the table's level")
         print(f"predicted {report['predicted_ms']:.4f} ms, error {100 * report['prediction_error']:+.1f} %{flag}")
+    if load is not None:
+        print(f"load: the table's reference network ran at {load['ratio']:.2f}x its yardstick "
+              f"({load['reference_ms']:.4f} ms) between these rounds; at the table's level the "
+              f"model takes {load['median_at_table_level_ms']:.4f} ms"
+              + (f", the prediction {100 * load['prediction_error_at_table_level']:+.1f} % from it"
+                 if "prediction_error_at_table_level" in load else ""))
     else:
         print(report.get("prediction_note") or "no prediction in the bundle for this device "
               "(no latency table when exported)")

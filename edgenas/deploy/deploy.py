@@ -18,13 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
 from edgenas.device.descriptor import Device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import EdgenasError
 from edgenas.export.bundle import MODEL_FILES, load_bundle
 from edgenas.jsonio import write_json_atomic
-from edgenas.profile.lut import now
+from edgenas.profile.lut import LUT, load_lut, now
+from edgenas.profile.timing import load_guard
+from edgenas.space import get_space
 
 log = logging.getLogger(__name__)
 #: A table is called drifting when its prediction is further than this from every round.
@@ -112,15 +115,25 @@ def deploy(bundle_dir: Path, device: Device, rounds: int = ROUNDS) -> dict[str, 
             target = engine
         elif device.runtime.name == "openvino":
             report["ir"], target = _write_ir(session, target, remote, out_dir)
-        results: list[dict[str, Any]] = []
-        session.time_paths([target] * rounds, results.append)
-    failed = [r for r in results if "error" in r]
-    if failed or len(results) < rounds:
-        why = failed[0]["error"] if failed else f"{len(results)} of {rounds} timings came back"
+        predicted = bundle["metrics"].get("predicted_latency_ms", {}).get(device.name)
+        table = _predicting_table(device, predicted)
+        with tempfile.TemporaryDirectory(prefix="edgenas-reference-") as folder:
+            reference = _place_reference(session, device, table, Path(folder), remote)
+            order = [target] * rounds if reference is None else \
+                [path for _ in range(rounds) for path in (reference, target)] + [reference]
+            timed: list[dict[str, Any]] = []
+            session.time_paths(order, timed.append)
+    results = timed if reference is None else timed[1::2]
+    failed = [r for r in timed if "error" in r]
+    if failed or len(results) < rounds or (reference is not None and len(timed) < len(order)):
+        why = failed[0]["error"] if failed else f"{len(timed)} of {len(order)} timings came back"
         raise EdgenasError(f"{device.name}: benchmarking {model_name} failed: {why}")
     stats = rounds_summary(results)
     report["latency_ms"] = stats
-    predicted = bundle["metrics"].get("predicted_latency_ms", {}).get(device.name)
+    if reference is not None:
+        assert table is not None
+        report["load"] = load_during(table, [float(r["median_ms"]) for r in timed[0::2]],
+                                     stats["rounds_ms"])
     # bundles exported before predictions named it were predicted by the device's own table
     timed_as = (predicted or {}).get("precision", device.runtime.precision)
     if predicted is not None and timed_as != device.runtime.precision:
@@ -132,9 +145,72 @@ def deploy(bundle_dir: Path, device: Device, rounds: int = ROUNDS) -> dict[str, 
         measured = stats["median_ms"]
         report["predicted_ms"] = predicted["ms"]
         report["prediction_error"] = (predicted["ms"] - measured) / measured
-        report["lut_drifting"] = drifting(predicted["ms"], stats["rounds_ms"])
+        load = report.get("load")
+        if load is None:
+            report["lut_drifting"] = drifting(predicted["ms"], stats["rounds_ms"])
+        else:
+            # the table against the device at one level: the prediction at the table's
+            # yardstick, the rounds as the reference network beside them puts them there
+            at_level = predicted["ms"] / load["anchor_ratio"]
+            report["lut_drifting"] = drifting(at_level, load["rounds_at_table_level_ms"])
+            load["prediction_error_at_table_level"] = (
+                (at_level - load["median_at_table_level_ms"]) / load["median_at_table_level_ms"])
     write_json_atomic(report, out_dir / f"{device.name}.json")
     return report
+
+
+def _predicting_table(device: Device, predicted: dict[str, Any] | None) -> LUT | None:
+    """The table the bundle's prediction for ``device`` came from, where it is still here
+    and timed beside a reference network (not on TensorRT: every reference there would be
+    an engine build)."""
+    if predicted is None or device.runtime.name == "tensorrt":
+        return None
+    path = Path(str(predicted.get("lut") or ""))
+    if not path.is_file():
+        return None
+    try:
+        table = load_lut(path)
+    except EdgenasError as err:
+        log.info("%s: no load check against %s: %s", device.name, path, err)
+        return None
+    if table.device != device.name or not (table.timing.get("protocol") or {}).get("reference_ms"):
+        return None
+    return table
+
+
+def _place_reference(session: DeviceSession, device: Device, table: LUT | None, folder: Path,
+                     remote: str) -> str | None:
+    """The table's reference network, in the device's precision, where the device times it
+    (None without a table to compare with)."""
+    if table is None:
+        return None
+    guard = load_guard(device, get_space(table.space), table)
+    if guard is None:
+        return None
+    local = folder / "reference.onnx"
+    onnx.save(guard.reference, local)
+    if session.local:
+        return str(local)
+    session.connector.push(local, "bundle/reference.onnx")
+    return f"{remote}/reference.onnx"
+
+
+def load_during(table: LUT, references_ms: list[float], rounds_ms: list[float]
+                ) -> dict[str, Any]:
+    """How loaded the device was while the model was timed, from the reference network
+    timed before, between and after its rounds, and the rounds at the table's level (each
+    scaled by the yardstick over the mean of its two neighbouring reference times, as the
+    table's own networks are): a prediction is judged against the device at the level its
+    table was made at, so a busy spell is not called a drifting table, and the report says
+    how busy."""
+    yardstick = float(table.timing["protocol"]["reference_ms"])
+    neighbours = [(references_ms[i] + references_ms[i + 1]) / 2 for i in range(len(rounds_ms))]
+    at_level = [raw * yardstick / near for raw, near in zip(rounds_ms, neighbours)]
+    return {"reference_ms": yardstick, "references_ms": references_ms,
+            "ratio": float(np.median(references_ms)) / yardstick,
+            "anchor_ratio": float((table.timing.get("anchor") or {}).get("ratio", 1.0)),
+            "rounds_at_table_level_ms": at_level,
+            "median_at_table_level_ms": float(np.median(at_level))}
 
 
 def _write_ir(session: DeviceSession, onnx_path: str, remote: str, out_dir: Path
