@@ -21,7 +21,7 @@ from edgenas import pipeline
 from edgenas.cli import main
 from edgenas.profile.drift import MAX_BIAS, MAX_VALIDATION_LOSS, MIN_TAU
 from edgenas.profile.lut import load_lut, lut_path, save_lut
-from edgenas.profile.profiler import MIN_SEARCH_BIASED, unfinished
+from edgenas.profile.profiler import MIN_SEARCH_BIASED, unfinished, validation_report
 from edgenas.profile.trust import refit_holds
 from edgenas.space import SPACES
 from scripted_device import CostModel, DeviceKilled, ScriptedDevice, scripted_device
@@ -188,6 +188,49 @@ def test_a_main_job_killed_while_it_measures_a_table_resumes_it(tmp_path, monkey
     # (the random held-out networks and the search-biased ones)
     biased = max(MIN_SEARCH_BIASED, pipeline.MAIN_VALIDATE // 2)
     assert device.kinds.count("network") == 2 * (pipeline.MAIN_VALIDATE + biased)
+
+
+#: Where a refit of a table off by 1.3x is killed, judged from the table on disk (``before``:
+#: the table as it was measured).
+REFIT_KILL_POINTS: dict[str, Any] = {
+    "after one round of its table-fitting networks": lambda table, before:
+        table.get("correction") is None
+        and all(len(item["rounds"]) == 1 for item in table["networks"]["calibration"]),
+    "after the correction, before its held-out networks": lambda table, before:
+        (table.get("correction") or {}).get("fitted") not in (None, before.correction["fitted"])
+        and table["validation"]["measured"] == before.validation["measured"],
+}
+
+
+@pytest.mark.xfail(strict=True, reason="a refit killed before its held-out networks are timed "
+                   "again leaves them timed on the old device: the next run resumes (or trusts) "
+                   "the table without re-timing them, so its stored held-out times disagree "
+                   "with its new correction (0 % within 10 % recounted)")
+@pytest.mark.parametrize("point", list(REFIT_KILL_POINTS))
+def test_a_main_job_killed_while_it_refits_a_table_ends_refitted(measured, tmp_path,
+                                                                  monkeypatch, point) -> None:
+    """The table off by 1.3x (as above), the job killed during the refit; the same command
+    run again ends with what an uninterrupted refit makes: the units kept, a correction that
+    predicts the slower device, and held-out networks timed on it (their report recounted
+    from the stored times, not only the stored report)."""
+    profiles, path = _copy(measured, tmp_path)
+    before = load_lut(path)
+    table_stage_only(monkeypatch)
+    device = scripted_device(monkeypatch, COST)
+    device.load = 1.3
+    device.killed_when = lambda: REFIT_KILL_POINTS[point](json.loads(path.read_text()), before)
+    with pytest.raises(DeviceKilled):
+        run_table_stage(profiles, tmp_path / "main")
+    device.killed_when = None
+    result = run_table_stage(profiles, tmp_path / "main")
+    after = load_lut(path)
+    assert unfinished(after, tiny_space()) == [] and "unit" not in device.kinds
+    assert after.entries == before.entries
+    assert after.correction["fitted"] != before.correction["fitted"]
+    assert result["validation"] == after.validation
+    recounted = validation_report(after)
+    assert recounted["within_10pct"] == after.validation["within_10pct"] == 1.0
+    assert abs(recounted["median_bias_pct"]) < 1
 
 
 def test_a_run_killed_after_its_unit_sample_resumes_without_timing_units(measured, tmp_path,
