@@ -29,7 +29,7 @@ from edgenas.profile.keys import space_units, unit_roles
 from edgenas.profile.lut import LUT, load_lut, lut_path, open_lut, save_lut, stale_reasons
 from edgenas.profile.measure import measure_latency
 from edgenas.profile.onnx_graph import network_model, unit_model
-from edgenas.profile.precision import device_model, fp16_note
+from edgenas.profile.precision import DeviceModels, device_model, fp16_note
 from edgenas.profile.profiler import profile
 from edgenas.profile.timing import load_guard
 from edgenas.space import SPACES
@@ -78,6 +78,20 @@ def test_an_int8_unit_model_is_the_same_each_time_it_is_made() -> None:
                for m in (first, again)]
     assert weights[0].keys() == weights[1].keys()
     assert all(np.array_equal(weights[0][name], weights[1][name]) for name in weights[0])
+
+
+def test_a_table_without_a_record_of_its_models_gets_one_when_models_are_converted() -> None:
+    # a table written before tables recorded their models: the first conversion says what
+    # they are, as a new table's record would, and counts itself
+    made = DeviceModels(host("int8"), {"unit": lambda: unit_model(*block_unit())})
+    assert QDQ <= set(ops(made["unit"]))
+    lut = LUT("host-int8", "tiny", "h", {}, {}, {})
+    made.record(lut)
+    models = lut.timing["models"]
+    assert (models["format"], models["precision"], models["converted"]) == ("int8", "int8", 1)
+    assert models["quantization"]["per_channel"] and models["convert_s"] >= 0
+    made.record(lut)  # nothing converted since: nothing added
+    assert lut.timing["models"]["converted"] == 1
 
 
 def test_a_block_unit_is_quantised_whole_and_a_stem_unit_keeps_its_convolution_in_float(
