@@ -105,6 +105,9 @@ EQUIVALENT: dict[str, str] = {
         "as x_kendall_tau__mutmut_7 (dtype left out rather than None)",
     "edgenas.profile.ranking.x_kendall_tau__mutmut_14":
         "float(\"NAN\") for float(\"nan\"): Python parses either as NaN",
+    "edgenas.profile.padded_work.x__kind__mutmut_10":
+        "'or' for 'and' in choosing a prefix's kinds: no kind of the other prefix has digits "
+        "past the prefix's length ('dw3'[4:] is '', 'conv1'[2:] is 'nv1')",
     "edgenas.profile.padded_work.x_relative_nnls__mutmut_12":
         "the stand-in norm of an all-zero column (2 for 1): NNLS never raises the weight of a "
         "column that cannot lower the residual, so that weight is 0, and 0 over either is 0",

@@ -8,6 +8,8 @@ apart, and a table that chose padded work must predict with the block it fitted.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -17,11 +19,11 @@ from edgenas.profile.correction import PADDED_MIN, fit_correction
 from edgenas.profile.keys import space_units
 from edgenas.profile.latency import LatencyModel, unit_sum
 from edgenas.profile.lut import LUT
-from edgenas.profile.padded_work import BLOCKS, TERMS, padded_work
+from edgenas.profile.padded_work import BLOCKS, CONV_KINDS, TERMS, _kind, padded_work
 from edgenas.profile.profiler import fit_on
 from edgenas.space import get_space
 from edgenas.space.arch import Arch
-from edgenas.space.plan import SqueezeExcite, classifier, sites
+from edgenas.space.plan import Conv, SqueezeExcite, classifier, sites
 
 from tiny_space import tiny_space
 
@@ -67,6 +69,28 @@ def test_a_skipped_block_does_no_work() -> None:
     convs = sum(1 for site in units for layer in site.unit.layers if hasattr(layer, "kernel"))
     convs += sum(1 for site in units if hasattr(site.unit.shortcut, "kernel"))
     assert work[_column("layers_conv") | _column("layers_dw")].sum() == convs
+
+
+def test_each_convolution_is_counted_under_its_own_kind() -> None:
+    # depth-wise or dense, by kernel: each is a kernel of its own in the runtime
+    for arch in _archs(CIFAR, 10, 300):
+        counted: Counter = Counter()
+        for site in sites(arch):
+            if site.unit.is_identity:
+                continue
+            for layer in [*site.unit.layers, site.unit.shortcut]:
+                if isinstance(layer, Conv):
+                    counted[f"{'dw' if layer.depthwise else 'conv'}{layer.kernel}"] += 1
+        work = padded_work(arch, 1)
+        assert {kind: work[TERMS.index(f"layers_{kind}")] for kind in CONV_KINDS} == \
+            {kind: counted[kind] for kind in CONV_KINDS}
+        assert set(counted) <= set(CONV_KINDS)
+
+
+def test_a_kernel_between_or_beyond_the_listed_sizes_counts_as_the_next_larger_or_largest() -> None:
+    assert _kind(Conv(8, 16, 2)) == "conv3" and _kind(Conv(8, 16, 9)) == "conv7"
+    assert _kind(Conv(8, 8, 4, groups=8)) == "dw5" and _kind(Conv(8, 8, 11, groups=8)) == "dw7"
+    assert _kind(Conv(8, 16, 3, groups=8)) == "conv3"  # grouped, not depth-wise
 
 
 # -- the correction ---------------------------------------------------------------------------
