@@ -198,14 +198,10 @@ REFIT_KILL_POINTS: dict[str, Any] = {
         and all(len(item["rounds"]) == 1 for item in table["networks"]["calibration"]),
     "after the correction, before its held-out networks": lambda table, before:
         (table.get("correction") or {}).get("fitted") not in (None, before.correction["fitted"])
-        and table["validation"]["measured"] == before.validation["measured"],
+        and (table.get("validation") or {}).get("measured") in (None, before.validation["measured"]),
 }
 
 
-@pytest.mark.xfail(strict=True, reason="a refit killed before its held-out networks are timed "
-                   "again leaves them timed on the old device: the next run resumes (or trusts) "
-                   "the table without re-timing them, so its stored held-out times disagree "
-                   "with its new correction (0 % within 10 % recounted)")
 @pytest.mark.parametrize("point", list(REFIT_KILL_POINTS))
 def test_a_main_job_killed_while_it_refits_a_table_ends_refitted(measured, tmp_path,
                                                                   monkeypatch, point) -> None:

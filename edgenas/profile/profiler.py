@@ -52,6 +52,9 @@ VALIDATION_ROUNDS = 2
 #: The search-biased held-out set: its own stream of archs, a pool this many times the set,
 #: of which the cheapest (by MACs) are timed: the cheapest tenth of the pool.
 SEARCH_BIASED_SEED = 3_000_000
+#: Set in a table's ``timing`` while a recalibration runs: a table killed in it is
+#: unfinished whatever it holds, so the next run times what the recalibration had not.
+RECALIBRATING = "recalibrating_since"
 SEARCH_BIASED_POOL = 10
 #: Its size: half the random held-out set, at least this many.
 MIN_SEARCH_BIASED = 10
@@ -391,6 +394,11 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
             lut.networks["calibration"], lut.correction = [], None
             lut.networks.pop(FRONT, None)  # timed against the old yardstick
             lut.timing.pop("anchor", None)
+            # the held-out networks too, at once: a run killed before it times them again
+            # must not leave their old times, and a report on them, beside a new correction
+            lut.networks["validation"], lut.validation = [], None
+            lut.networks.pop(SEARCH_BIASED, None)
+            lut.timing[RECALIBRATING] = now()  # until the last step: see `unfinished`
             revalidate = True
         guard = load_guard(device, space, None if recalibrate else lut)
         if guard is not None:  # the yardstick first: every time in the table is relative to it
@@ -407,6 +415,7 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
             step(run)
         if guard is not None and guard.local:
             guard.record(lut)
+        if lut.timing.pop(RECALIBRATING, None) is not None or (guard is not None and guard.local):
             checkpoint(lut)
     return lut
 
@@ -446,6 +455,8 @@ def unfinished(lut: LUT, space: SearchSpace) -> list[str]:
                        "table-fitting networks")
     if lut.networks.get("validation") and lut.validation is None:
         reasons.append("its held-out networks have no validation report")
+    if RECALIBRATING in lut.timing:
+        reasons.append("a recalibration was interrupted (its networks are being timed again)")
     return reasons
 
 
