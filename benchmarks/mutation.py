@@ -105,6 +105,25 @@ EQUIVALENT: dict[str, str] = {
         "as x_kendall_tau__mutmut_7 (dtype left out rather than None)",
     "edgenas.profile.ranking.x_kendall_tau__mutmut_14":
         "float(\"NAN\") for float(\"nan\"): Python parses either as NaN",
+    "edgenas.search.pareto.x_crowding_distance__mutmut_11":
+        "reshape(n, -2) for reshape(n, -1): numpy takes any negative size as 'the rest'",
+    "edgenas.search.pareto.x_margin_guard__mutmut_16":
+        "as x_crowding_distance__mutmut_11",
+    "edgenas.search.pareto.x_crowding_distance__mutmut_15":
+        "'n < 2' for 'n <= 2': two points are each an extreme of every objective, so the "
+        "loop gives both infinity, as the shortcut does",
+    "edgenas.search.pareto.x_crowding_distance__mutmut_27":
+        "kind=\"STABLE\" for kind=\"stable\": numpy reads the sort kind case-insensitively",
+    "edgenas.search.pareto.x_select_spread__mutmut_3":
+        "points kept as given instead of float64: select_spread only indexes them and hands "
+        "them to non_dominated_all and crowding_distance, which convert them themselves",
+    "edgenas.search.pareto.x_select_spread__mutmut_5":
+        "as x_select_spread__mutmut_3 (dtype left out rather than None)",
+    "edgenas.search.pareto.x_fastest_index__mutmut_11":
+        "accuracies kept as given instead of float64: they only order the tied archs, and "
+        "widening to double keeps every order",
+    "edgenas.search.pareto.x_fastest_index__mutmut_13":
+        "as x_fastest_index__mutmut_11 (dtype left out rather than None)",
     "edgenas.profile.padded_work.x__kind__mutmut_10":
         "'or' for 'and' in choosing a prefix's kinds: no kind of the other prefix has digits "
         "past the prefix's length ('dw3'[4:] is '', 'conv1'[2:] is 'nv1')",

@@ -157,6 +157,18 @@ def test_the_guard_stays_where_nothing_is_clearly_better() -> None:
     assert margin_guard([0.80], np.array([1.0]), 0) == 0
 
 
+def test_the_guard_never_trades_accuracy_for_speed() -> None:
+    # faster but less accurate archs, within the slow-down and far below it: no move
+    assert margin_guard([0.80, 0.70, 0.79], np.array([1.0, 0.5, 0.9]), 0) == 0
+
+
+def test_the_guard_judges_single_precision_numbers_at_their_double_values() -> None:
+    # float32 0.53 is 0.52999997: 2.9999997 points over 0.5, not 3
+    assert margin_guard(np.float32([0.5, 0.53]), np.float32([1.0, 1.0]), 0) == 0
+    # float32 1.1 is 1.10000002: past 10 % slower
+    assert margin_guard([0.5, 0.75], np.float32([1.0, 1.1]), 0) == 0
+
+
 def test_fastest_without_accuracies_is_the_lowest_latency() -> None:
     assert fastest_index([0.3, 0.1, 0.2]) == 1
 
@@ -164,6 +176,11 @@ def test_fastest_without_accuracies_is_the_lowest_latency() -> None:
 def test_fastest_counts_a_latency_exactly_at_the_tolerance_as_a_tie() -> None:
     assert fastest_index([1.0, 1.02], [0.8, 0.9]) == 1
     assert fastest_index([1.0, 1.0201], [0.8, 0.9]) == 0
+
+
+def test_fastest_judges_single_precision_latencies_at_their_double_values() -> None:
+    # 1.0220411 is past 2 % over 1.002001 in double, not in single precision
+    assert fastest_index(np.float32([1.002001, 1.0220411]), [0.8, 0.9]) == 0
 
 
 def test_fastest_takes_the_most_accurate_of_the_tied_then_the_faster() -> None:
@@ -182,9 +199,23 @@ def test_crowding_distance_sums_each_objective_s_neighbour_gap_over_its_range() 
     assert crowding_distance(np.array([[0, 1], [1, 0]])).tolist() == [np.inf, np.inf]
 
 
+def test_crowding_distance_measures_gaps_against_each_objective_s_range_not_its_values() -> None:
+    # latencies 10-15 ms (range 5), errors 0.1-0.6 (a range below 1 counts as well)
+    points = np.array([[10.0, 0.6], [11.0, 0.5], [12.0, 0.3], [15.0, 0.1]])
+    assert crowding_distance(points) == pytest.approx(
+        [np.inf, 2 / 5 + 0.3 / 0.5, 4 / 5 + 0.4 / 0.5, np.inf])
+
+
 def test_select_spread_cuts_a_layer_at_its_most_isolated_points() -> None:
     points = np.array([[0, 50], [1, 40], [2, 20], [5, 0], [5, 50]])  # the last is dominated
     assert select_spread(points, 3) == [0, 3, 2]  # extremes, then the most isolated
     assert select_spread(points, 4) == [0, 1, 2, 3]  # the whole front, as it lies
     # equally isolated: the earlier index goes first
     assert select_spread(np.array([[0, 2], [1, 1], [2, 0]]), 1) == [0]
+
+
+def test_select_spread_takes_a_whole_front_then_cuts_the_next_layer_to_what_is_left() -> None:
+    front = [[0, 50], [1, 40], [2, 20], [5, 0]]
+    second = [[5, 50], [3, 60], [6, 30]]  # dominated by the front, not by each other
+    # one place left after the front: the second layer's most isolated (an extreme)
+    assert select_spread(np.array(front + second), 5) == [0, 1, 2, 3, 5]
