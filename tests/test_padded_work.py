@@ -23,7 +23,7 @@ from edgenas.profile.padded_work import BLOCKS, CONV_KINDS, TERMS, _kind, padded
 from edgenas.profile.profiler import fit_on
 from edgenas.space import get_space
 from edgenas.space.arch import Arch
-from edgenas.space.plan import Conv, SqueezeExcite, classifier, sites
+from edgenas.space.plan import Conv, SqueezeExcite, classifier, layer_output_size, sites
 
 from tiny_space import tiny_space
 
@@ -85,6 +85,24 @@ def test_each_convolution_is_counted_under_its_own_kind() -> None:
         assert {kind: work[TERMS.index(f"layers_{kind}")] for kind in CONV_KINDS} == \
             {kind: counted[kind] for kind in CONV_KINDS}
         assert set(counted) <= set(CONV_KINDS)
+
+
+def test_a_depth_wise_convolution_pads_its_outputs_but_each_reads_one_channel() -> None:
+    for arch in _archs(CIFAR, 10, 400):
+        expected = {kind: 0.0 for kind in CONV_KINDS if kind.startswith("dw")}
+        for site in sites(arch):
+            if site.unit.is_identity:
+                continue
+            size = site.height
+            for layer in site.unit.layers:
+                out = layer_output_size(layer, size)
+                if isinstance(layer, Conv) and layer.depthwise:
+                    padded = -(-layer.out_channels // 16) * 16
+                    expected[f"dw{layer.kernel}"] += padded * layer.kernel ** 2 * out * out / 1e6
+                size = out
+        work = padded_work(arch, 16)
+        assert {kind: work[TERMS.index(f"mmacs_{kind}")] for kind in expected} == \
+            pytest.approx(expected, rel=1e-12)
 
 
 def test_a_kernel_between_or_beyond_the_listed_sizes_counts_as_the_next_larger_or_largest() -> None:
