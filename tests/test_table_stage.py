@@ -229,6 +229,37 @@ def test_a_main_job_killed_while_it_refits_a_table_ends_refitted(measured, tmp_p
     assert abs(recounted["median_bias_pct"]) < 1
 
 
+def test_a_main_job_killed_while_it_measures_an_untrusted_table_anew_resumes_it(
+        measured, tmp_path, monkeypatch) -> None:
+    """Another device behind the same name (as above): the refit does not hold and the table
+    is measured anew; the job is killed while that new table's units are timed. The same
+    command run again resumes the new table: every unit timed before the kill kept, only
+    the rest timed, and it ends complete and predicting the new device."""
+    profiles, path = _copy(measured, tmp_path)
+    before = load_lut(path)
+    table_stage_only(monkeypatch)
+    device = scripted_device(monkeypatch, CostModel(per_call_ms=0.05, scrambled=True))
+
+    def measuring_anew() -> bool:
+        table = json.loads(path.read_text())
+        return table["created"] != before.created and len(table["entries"]) > 100
+
+    device.killed_when = measuring_anew
+    with pytest.raises(DeviceKilled):
+        run_table_stage(profiles, tmp_path / "main")
+    partial = load_lut(path)
+    assert partial.created != before.created and 100 < len(partial.entries) < 772
+    assert unfinished(partial, tiny_space())
+
+    device.killed_when, device.kinds = None, []
+    result = run_table_stage(profiles, tmp_path / "main")
+    after = load_lut(path)
+    assert unfinished(after, tiny_space()) == [] and after.created == partial.created
+    assert {key: after.entries[key] for key in partial.entries} == partial.entries
+    assert device.kinds.count("unit") == 772 - len(partial.entries)
+    assert after.validation["within_10pct"] == 1.0 and result["validation"] == after.validation
+
+
 def test_a_run_killed_after_its_unit_sample_resumes_without_timing_units(measured, tmp_path,
                                                                          monkeypatch) -> None:
     """A table whose sample of units was finished (the rest predicted) and whose run was
