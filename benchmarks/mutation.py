@@ -109,6 +109,31 @@ EQUIVALENT: dict[str, str] = {
         "reshape(n, -2) for reshape(n, -1): numpy takes any negative size as 'the rest'",
     "edgenas.search.pareto.x_margin_guard__mutmut_16":
         "as x_crowding_distance__mutmut_11",
+    "edgenas.search.pareto.x__hv__mutmut_17":
+        "'y <= best_y' for 'y < best_y': at y == best_y the slab added is (ref - x) * 0",
+    "edgenas.search.pareto.x__hv__mutmut_50":
+        "'height >= 0' for 'height > 0': a slice of height 0 adds 0 * its area",
+    "edgenas.search.pareto.x_hypervolume__mutmut_16":
+        "as x_crowding_distance__mutmut_11 (reshape(-2, d) for reshape(-1, d))",
+    "edgenas.search.pareto.x_non_dominated_all__mutmut_11":
+        "as x_crowding_distance__mutmut_11",
+    "edgenas.search.pareto.x_hypervolume__mutmut_22":
+        "points on the reference's boundary kept: each adds a slab of zero width, and none "
+        "can dominate a point inside (it is larger where the other is below the reference)",
+    **{f"edgenas.search.pareto.{name}":
+       "a number kept as given instead of float64 where it only meets float64 arrays "
+       "(numpy widens it exactly) or is only compared (widening keeps every order)"
+       for name in ("x_hypervolume__mutmut_3", "x_hypervolume__mutmut_5",
+                    "x_knee_index__mutmut_17", "x_knee_index__mutmut_19",
+                    "x_non_dominated__mutmut_3", "x_non_dominated__mutmut_5",
+                    "x_non_dominated_all__mutmut_7", "x_non_dominated_all__mutmut_9")},
+    "edgenas.search.pareto.x_non_dominated_all__mutmut_12":
+        "reshape(None) for reshape(n): the list of n booleans is already of shape (n,)",
+    "edgenas.search.pareto.x_non_dominated_all__mutmut_14":
+        "the mask's dtype inferred instead of bool: a list of bools is inferred as bool; only "
+        "an empty one would not, and no points (shape (0, d)) fail the reshape before it",
+    "edgenas.search.pareto.x_non_dominated_all__mutmut_16":
+        "as x_non_dominated_all__mutmut_14 (dtype left out rather than None)",
     "edgenas.search.pareto.x_crowding_distance__mutmut_15":
         "'n < 2' for 'n <= 2': two points are each an extreme of every objective, so the "
         "loop gives both infinity, as the shortcut does",
