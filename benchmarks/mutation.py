@@ -149,6 +149,9 @@ EQUIVALENT: dict[str, str] = {
         "widening to double keeps every order",
     "edgenas.search.pareto.x_fastest_index__mutmut_13":
         "as x_fastest_index__mutmut_11 (dtype left out rather than None)",
+    "edgenas.profile.padded_work.x_padded_work__mutmut_22":
+        "'/' for '//' in a convolution's input channels per group: they divide exactly "
+        "(PyTorch requires it), and padding a whole float gives the same number",
     "edgenas.profile.padded_work.x__kind__mutmut_10":
         "'or' for 'and' in choosing a prefix's kinds: no kind of the other prefix has digits "
         "past the prefix's length ('dw3'[4:] is '', 'conv1'[2:] is 'nv1')",

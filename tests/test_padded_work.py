@@ -87,22 +87,36 @@ def test_each_convolution_is_counted_under_its_own_kind() -> None:
         assert set(counted) <= set(CONV_KINDS)
 
 
-def test_a_depth_wise_convolution_pads_its_outputs_but_each_reads_one_channel() -> None:
+def test_a_convolution_s_work_pads_its_channels_but_a_depth_wise_one_reads_one_channel() -> None:
+    # recounted layer by layer at a 16-channel block: MACs and output elements per kind
+    def pad(channels: int) -> int:
+        return -(-channels // 16) * 16
+
     for arch in _archs(CIFAR, 10, 400):
-        expected = {kind: 0.0 for kind in CONV_KINDS if kind.startswith("dw")}
+        macs = {kind: 0.0 for kind in CONV_KINDS}
+        elements = {kind: 0.0 for kind in CONV_KINDS}
         for site in sites(arch):
             if site.unit.is_identity:
                 continue
-            size = site.height
+            size, convs = site.height, []
             for layer in site.unit.layers:
-                out = layer_output_size(layer, size)
-                if isinstance(layer, Conv) and layer.depthwise:
-                    padded = -(-layer.out_channels // 16) * 16
-                    expected[f"dw{layer.kernel}"] += padded * layer.kernel ** 2 * out * out / 1e6
-                size = out
+                convs.append((layer, layer_output_size(layer, size)))
+                size = convs[-1][1]
+            if isinstance(site.unit.shortcut, Conv):
+                convs.append((site.unit.shortcut, layer_output_size(site.unit.shortcut,
+                                                                    site.height)))
+            for layer, out in convs:
+                if not isinstance(layer, Conv):
+                    continue
+                kind = f"{'dw' if layer.depthwise else 'conv'}{layer.kernel}"
+                per_output = 1 if layer.depthwise else pad(layer.in_channels // layer.groups)
+                macs[kind] += pad(layer.out_channels) * per_output * layer.kernel ** 2 * out ** 2
+                elements[kind] += pad(layer.out_channels) * out ** 2
         work = padded_work(arch, 16)
-        assert {kind: work[TERMS.index(f"mmacs_{kind}")] for kind in expected} == \
-            pytest.approx(expected, rel=1e-12)
+        assert {kind: work[TERMS.index(f"mmacs_{kind}")] * 1e6 for kind in CONV_KINDS} == \
+            pytest.approx(macs, rel=1e-12)
+        assert {kind: work[TERMS.index(f"melements_{kind}")] * 1e6 for kind in CONV_KINDS} == \
+            pytest.approx(elements, rel=1e-12)
 
 
 def test_a_kernel_between_or_beyond_the_listed_sizes_counts_as_the_next_larger_or_largest() -> None:
