@@ -23,7 +23,8 @@ from edgenas.profile.padded_work import BLOCKS, CONV_KINDS, TERMS, _kind, padded
 from edgenas.profile.profiler import fit_on
 from edgenas.space import get_space
 from edgenas.space.arch import Arch
-from edgenas.space.plan import Conv, SqueezeExcite, classifier, layer_output_size, sites
+from edgenas.space.plan import (Conv, Pool, SqueezeExcite, classifier, layer_output_size,
+                                sites)
 
 from tiny_space import tiny_space
 
@@ -117,6 +118,37 @@ def test_a_convolution_s_work_pads_its_channels_but_a_depth_wise_one_reads_one_c
             pytest.approx(macs, rel=1e-12)
         assert {kind: work[TERMS.index(f"melements_{kind}")] * 1e6 for kind in CONV_KINDS} == \
             pytest.approx(elements, rel=1e-12)
+
+
+def test_squeeze_excitation_pooling_and_residual_adds_are_counted_with_their_padded_elements(
+        ) -> None:
+    def pad(channels: int) -> int:
+        return -(-channels // 16) * 16
+
+    seen: Counter = Counter()
+    for arch in _archs(CIFAR, 25, 500):
+        counted = dict.fromkeys(("layers_se", "melements_se", "layers_pool", "melements_pool",
+                                 "adds"), 0.0)
+        for site in sites(arch):
+            if site.unit.is_identity:
+                continue
+            size, channels = site.height, site.unit.in_channels
+            for layer in site.unit.layers:
+                out = layer_output_size(layer, size)
+                if isinstance(layer, SqueezeExcite):
+                    counted["layers_se"] += 1
+                    counted["melements_se"] += pad(layer.channels) * size ** 2 / 1e6
+                elif isinstance(layer, Pool):
+                    counted["layers_pool"] += 1
+                    counted["melements_pool"] += pad(channels) * out ** 2 / 1e6
+                channels = layer.out_channels if isinstance(layer, Conv) else channels
+                size = out
+            counted["adds"] += site.unit.shortcut is not None
+        work = padded_work(arch, 16)
+        assert {term: work[TERMS.index(term)] for term in counted} == \
+            pytest.approx(counted, rel=1e-12)
+        seen.update({term: value > 0 for term, value in counted.items()})
+    assert all(seen[term] > 0 for term in ("layers_se", "layers_pool", "adds"))
 
 
 def test_a_kernel_between_or_beyond_the_listed_sizes_counts_as_the_next_larger_or_largest() -> None:
