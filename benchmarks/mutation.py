@@ -152,6 +152,14 @@ EQUIVALENT: dict[str, str] = {
     "edgenas.profile.padded_work.x_padded_work__mutmut_22":
         "'/' for '//' in a convolution's input channels per group: they divide exactly "
         "(PyTorch requires it), and padding a whole float gives the same number",
+    "edgenas.profile.padded_work.x_padded_work__mutmut_94":
+        "the running channel count after a layer dropped: only a pool reads it, and a pool "
+        "is always a unit of its own (plan.py), read at the unit's input channels",
+    "edgenas.profile.padded_work.x_padded_work__mutmut_95":
+        "as x_padded_work__mutmut_94 (the running channel count never updated)",
+    "edgenas.profile.padded_work.x_padded_work__mutmut_104":
+        "a shortcut's input channels not passed: add reads them only for a pool, and a "
+        "shortcut counted here is a convolution",
     "edgenas.profile.padded_work.x__kind__mutmut_10":
         "'or' for 'and' in choosing a prefix's kinds: no kind of the other prefix has digits "
         "past the prefix's length ('dw3'[4:] is '', 'conv1'[2:] is 'nv1')",
