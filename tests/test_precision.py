@@ -80,18 +80,25 @@ def test_an_int8_unit_model_is_the_same_each_time_it_is_made() -> None:
     assert all(np.array_equal(weights[0][name], weights[1][name]) for name in weights[0])
 
 
-def test_a_table_without_a_record_of_its_models_gets_one_when_models_are_converted() -> None:
+def test_a_record_of_converted_models_is_made_when_missing_and_adds_each_later_conversion() -> None:
     # a table written before tables recorded their models: the first conversion says what
     # they are, as a new table's record would, and counts itself
-    made = DeviceModels(host("int8"), {"unit": lambda: unit_model(*block_unit())})
-    assert QDQ <= set(ops(made["unit"]))
+    made = DeviceModels(host("int8"), {name: lambda: unit_model(*block_unit())
+                                       for name in ("first", "second")})
+    assert QDQ <= set(ops(made["first"]))
     lut = LUT("host-int8", "tiny", "h", {}, {}, {})
     made.record(lut)
     models = lut.timing["models"]
     assert (models["format"], models["precision"], models["converted"]) == ("int8", "int8", 1)
-    assert models["quantization"]["per_channel"] and models["convert_s"] >= 0
+    assert models["quantization"]["per_channel"]
     made.record(lut)  # nothing converted since: nothing added
-    assert lut.timing["models"]["converted"] == 1
+    before = dict(lut.timing["models"])
+    assert before["converted"] == 1 and before["convert_s"] > 0
+    made["second"]
+    seconds = made.seconds
+    made.record(lut)  # a later conversion adds to the record
+    assert lut.timing["models"]["converted"] == 2
+    assert lut.timing["models"]["convert_s"] == round(before["convert_s"] + seconds, 3)
 
 
 def test_a_block_unit_is_quantised_whole_and_a_stem_unit_keeps_its_convolution_in_float(
