@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -87,15 +88,19 @@ def test_a_record_of_converted_models_is_made_when_missing_and_adds_each_later_c
                                        for name in ("first", "second")})
     assert QDQ <= set(ops(made["first"]))
     lut = LUT("host-int8", "tiny", "h", {}, {}, {})
+    first = made.seconds
     made.record(lut)
     models = lut.timing["models"]
     assert (models["format"], models["precision"], models["converted"]) == ("int8", "int8", 1)
-    assert models["quantization"]["per_channel"]
+    assert models["quantization"]["per_channel"] and models["convert_s"] == round(first, 3)
     made.record(lut)  # nothing converted since: nothing added
     before = dict(lut.timing["models"])
     assert before["converted"] == 1 and before["convert_s"] > 0
+    started = time.perf_counter()
     made["second"]
+    elapsed = time.perf_counter() - started
     seconds = made.seconds
+    assert 0 < seconds <= elapsed  # the later conversion's time alone
     made.record(lut)  # a later conversion adds to the record
     assert lut.timing["models"]["converted"] == 2
     assert lut.timing["models"]["convert_s"] == round(before["convert_s"] + seconds, 3)
