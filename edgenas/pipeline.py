@@ -394,10 +394,14 @@ def _deploy(state: RunState) -> dict[str, Any]:
     reports = {}
     for name, exported in state.results["export"].items():
         report = deploy(Path(exported["bundle"]), device)
+        load = report.get("load") or {}
         reports[name] = {"predicted_ms": report.get("predicted_ms"),
                          "measured_ms": report["latency_ms"]["median_ms"],
                          "rounds_ms": report["latency_ms"]["rounds_ms"],
-                         "lut_drifting": report.get("lut_drifting")}
+                         "lut_drifting": report.get("lut_drifting"),
+                         # how busy the device was, and the time at the table's level
+                         "load_ratio": load.get("ratio"),
+                         "measured_at_table_level_ms": load.get("median_at_table_level_ms")}
     return reports
 
 
@@ -421,7 +425,9 @@ def _report(state: RunState) -> dict[str, Any]:
                        "predicted_by_search_ms": record.get("predicted_latency_ms",
                                                             record.get("latency")),
                        "measured_front_ms": record.get("measured_latency_ms"),
-                       "measured_ms": deployed["measured_ms"], "bundle": exported["bundle"]})
+                       "measured_ms": deployed["measured_ms"], "bundle": exported["bundle"],
+                       "load_ratio": deployed.get("load_ratio"),
+                       "measured_at_table_level_ms": deployed.get("measured_at_table_level_ms")})
     networks = results["train"]["networks"]
     best = max(r["val_accuracy"] for r in networks)
     baselines = [assess_convergence(r, best) for r in networks if r["name"] not in picks]

@@ -204,3 +204,17 @@ def test_without_the_predicting_table_the_rounds_are_judged_as_timed(
         predicted_bundle, scripted_timer, monkeypatch, capsys) -> None:
     report = _deploy(predicted_bundle, [1.2] * 5, monkeypatch, capsys)
     assert "load" not in report and report["lut_drifting"] is True
+
+
+def test_the_main_jobs_summary_shows_a_busy_deploy_at_the_tables_level() -> None:
+    from edgenas.commands.run import LOAD_SHOWN, summary_lines
+
+    pick = {"name": "knee", "accuracy_exported": 0.9, "macs": 3e6, "predicted_ms": 0.094,
+            "measured_ms": 0.079, "bundle": "b", "formats": ["onnx"]}
+    busy = {**pick, "load_ratio": 1 + 2 * LOAD_SHOWN, "measured_at_table_level_ms": 0.0712}
+    quiet = {**pick, "load_ratio": 1 + LOAD_SHOWN / 2, "measured_at_table_level_ms": 0.077}
+    lines = {name: summary_lines({"models": [m], "baselines": []}, "host-cpu")[0]
+             for name, m in (("busy", busy), ("quiet", quiet), ("unknown", pick))}
+    assert "(device at 1.10x its table's yardstick: 0.071 ms at the table's level)" in lines["busy"]
+    assert "yardstick" not in lines["quiet"] and "yardstick" not in lines["unknown"]
+    assert all("measured 0.079 ms on host-cpu" in line for line in lines.values())

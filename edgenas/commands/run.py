@@ -9,6 +9,10 @@ import optuna
 
 from edgenas.pipeline import RunConfig, run_pipeline
 
+#: A deploy's load (its reference network against the table's yardstick) is shown beside a
+#: pick's time only when further from 1 than this: the level's own jitter is a few per cent.
+LOAD_SHOWN = 0.05
+
 
 def cmd_run(args: argparse.Namespace) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress bar says it shorter
@@ -33,9 +37,13 @@ def summary_lines(summary: dict[str, Any], device: str) -> list[str]:
     elif "front_size" in summary:
         lines.append(f"   front: {summary['front_size']} trained archs")
     for m in summary["models"]:
+        level = ""
+        if m.get("load_ratio") and abs(m["load_ratio"] - 1) > LOAD_SHOWN:
+            level = (f" (device at {m['load_ratio']:.2f}x its table's yardstick: "
+                     f"{m['measured_at_table_level_ms']:.3f} ms at the table's level)")
         lines.append(f"{m['name']:>8}: val. accuracy {100 * m['accuracy_exported']:.1f} %, "
                      f"{m['macs'] / 1e6:.2f} M MACs, predicted {m['predicted_ms']:.3f} ms, "
-                     f"measured {m['measured_ms']:.3f} ms on {device} -> {m['bundle']} "
+                     f"measured {m['measured_ms']:.3f} ms on {device}{level} -> {m['bundle']} "
                      f"({', '.join(m['formats'])})")
     for name, same in summary.get("same_picks", {}).items():
         lines.append(f"{name:>8}: same arch as {same} (exported once, as {same})")
