@@ -79,11 +79,10 @@ def cmd_deploy(args: argparse.Namespace) -> None:
           f"{100 * stats['round_spread']:.1f} %)")
     load = report.get("load")
     if "predicted_ms" in report:
-        flag = ("  <-- latency table drifting: more than 10 % from every round; re-profile"
-                if report["lut_drifting"] else "  (within 10 % of a round: the table holds)")
-        if load is not None:
-            flag = flag.replace("every round", "every round at the table's level").replace(
-                "of a round", "of a round at the table's level")
+        where = "" if load is None else " at the table's level"
+        flag = (f"  <-- latency table drifting: more than 10 % from every round{where}; re-profile"
+                if report["lut_drifting"] else
+                f"  (within 10 % of a round{where}: the table holds)")
         print(f"predicted {report['predicted_ms']:.4f} ms, error {100 * report['prediction_error']:+.1f} %{flag}")
     if load is not None:
         print(f"load: the table's reference network ran at {load['ratio']:.2f}x its yardstick "

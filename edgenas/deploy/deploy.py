@@ -26,7 +26,7 @@ from edgenas.errors import EdgenasError
 from edgenas.export.bundle import MODEL_FILES, load_bundle
 from edgenas.jsonio import write_json_atomic
 from edgenas.profile.lut import LUT, load_lut, now
-from edgenas.profile.timing import load_guard
+from edgenas.profile.timing import LoadGuard, load_guard
 from edgenas.space import get_space
 
 log = logging.getLogger(__name__)
@@ -117,23 +117,23 @@ def deploy(bundle_dir: Path, device: Device, rounds: int = ROUNDS) -> dict[str, 
             report["ir"], target = _write_ir(session, target, remote, out_dir)
         predicted = bundle["metrics"].get("predicted_latency_ms", {}).get(device.name)
         table = _predicting_table(device, predicted)
+        names = [f"m{i:06d}" for i in range(rounds)]
         with tempfile.TemporaryDirectory(prefix="edgenas-reference-") as folder:
-            reference = _place_reference(session, device, table, Path(folder), remote)
-            order = [target] * rounds if reference is None else \
-                [path for _ in range(rounds) for path in (reference, target)] + [reference]
+            guard, reference = _place_reference(session, device, table, Path(folder), remote)
+            order = names if guard is None else guard.layout(names)
             timed: list[dict[str, Any]] = []
-            session.time_paths(order, timed.append)
-    results = timed if reference is None else timed[1::2]
+            session.time_paths([target if name in names else reference for name in order],
+                               timed.append)
     failed = [r for r in timed if "error" in r]
-    if failed or len(results) < rounds or (reference is not None and len(timed) < len(order)):
+    if failed or len(timed) < len(order):
         why = failed[0]["error"] if failed else f"{len(timed)} of {len(order)} timings came back"
         raise EdgenasError(f"{device.name}: benchmarking {model_name} failed: {why}")
-    stats = rounds_summary(results)
+    results = dict(zip(order, timed))
+    stats = rounds_summary([results[name] for name in names])  # as timed
     report["latency_ms"] = stats
-    if reference is not None:
+    if guard is not None:
         assert table is not None
-        report["load"] = load_during(table, [float(r["median_ms"]) for r in timed[0::2]],
-                                     stats["rounds_ms"])
+        report["load"] = load_during(guard, table, results, names)
     # bundles exported before predictions named it were predicted by the device's own table
     timed_as = (predicted or {}).get("precision", device.runtime.precision)
     if predicted is not None and timed_as != device.runtime.precision:
@@ -179,35 +179,35 @@ def _predicting_table(device: Device, predicted: dict[str, Any] | None) -> LUT |
 
 
 def _place_reference(session: DeviceSession, device: Device, table: LUT | None, folder: Path,
-                     remote: str) -> str | None:
-    """The table's reference network, in the device's precision, where the device times it
-    (None without a table to compare with)."""
-    if table is None:
-        return None
-    guard = load_guard(device, get_space(table.space), table)
+                     remote: str) -> tuple[LoadGuard | None, str]:
+    """The table's load guard, a reference before, between and after the rounds, and its
+    reference network (in the device's precision) where the device times it; no guard
+    without a table to compare with."""
+    guard = None if table is None else load_guard(device, get_space(table.space), table)
     if guard is None:
-        return None
+        return None, ""
+    guard.every = 1  # a reference beside every round
     local = folder / "reference.onnx"
     onnx.save(guard.reference, local)
     if session.local:
-        return str(local)
+        return guard, str(local)
     session.connector.push(local, "bundle/reference.onnx")
-    return f"{remote}/reference.onnx"
+    return guard, f"{remote}/reference.onnx"
 
 
-def load_during(table: LUT, references_ms: list[float], rounds_ms: list[float]
-                ) -> dict[str, Any]:
+def load_during(guard: LoadGuard, table: LUT, results: dict[str, dict[str, Any]],
+                names: list[str]) -> dict[str, Any]:
     """How loaded the device was while the model was timed, from the reference network
-    timed before, between and after its rounds, and the rounds at the table's level (each
-    scaled by the yardstick over the mean of its two neighbouring reference times, as the
-    table's own networks are): a prediction is judged against the device at the level its
-    table was made at, so a busy spell is not called a drifting table, and the report says
-    how busy."""
-    yardstick = float(table.timing["protocol"]["reference_ms"])
-    neighbours = [(references_ms[i] + references_ms[i + 1]) / 2 for i in range(len(rounds_ms))]
-    at_level = [raw * yardstick / near for raw, near in zip(rounds_ms, neighbours)]
-    return {"reference_ms": yardstick, "references_ms": references_ms,
-            "ratio": float(np.median(references_ms)) / yardstick,
+    timed before, between and after its rounds, and the rounds at the table's level (the
+    guard's own scaling, as the table's networks were timed; ``results`` are rescaled in
+    place): a prediction is judged against the device at the level its table was made at,
+    so a busy spell is not called a drifting table, and the report says how busy."""
+    assert guard.reference_ms is not None
+    references = [float(r["median_ms"]) for name, r in results.items() if name not in names]
+    guard.scale(results, names)
+    at_level = [float(results[name]["median_ms"]) for name in names]
+    return {"reference_ms": guard.reference_ms, "references_ms": references,
+            "level": guard.level, "ratio": float(np.median(references)) / guard.reference_ms,
             "anchor_ratio": float((table.timing.get("anchor") or {}).get("ratio", 1.0)),
             "rounds_at_table_level_ms": at_level,
             "median_at_table_level_ms": float(np.median(at_level))}
