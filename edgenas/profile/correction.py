@@ -307,9 +307,16 @@ class PaddedWork(Correction):
                 "terms": {term: float(w) for term, w in zip(TERMS, weights)}}
 
     def predict(self, coef: Mapping[str, Any], networks: Networks) -> np.ndarray:
-        assert networks.padded is not None
-        weights = np.array([coef["terms"].get(term, 0.0) for term in TERMS])
-        return networks.padded[int(coef["block"])] @ weights
+        return self.bind(coef)(networks)
+
+    def bind(self, coef: Mapping[str, Any]) -> Callable[[Networks], np.ndarray]:
+        block = int(coef["block"])
+        weights = np.array([coef["terms"].get(term, 0.0) for term in TERMS])  # once per table
+
+        def predict(networks: Networks) -> np.ndarray:
+            assert networks.padded is not None
+            return networks.padded[block] @ weights
+        return predict
 
     def describe(self, coef: Mapping[str, Any]) -> str:
         used = sum(1 for w in coef["terms"].values() if w > 0)

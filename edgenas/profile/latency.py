@@ -99,16 +99,16 @@ class LatencyModel:
             sums = [kind_sums(lut, Arch.from_json(item["arch"]))[0].sum() for item in calibration]
             self.correction = {**self.correction, "min_sum_ms": float(min(sums))}
         self._predict = self.form.bind(self.correction)
+        # the channel block whose padded work the correction reads, if it reads one
+        self._block = int(self.correction["block"]) if self.form.needs == "padded" else None
 
     def predict(self, arch: Arch) -> float:
         """Predicted batch-1 latency in ms."""
         features = self.form.needs == "features"
         rows = unit_rows(self.lut, arch, self._costs if features else None)
         kinds, units = _per_kind(rows)
-        padded = None
-        if self.form.needs == "padded":
-            block = int(self.correction["block"])
-            padded = {block: padded_work(arch, block)[None, :]}
+        padded = None if self._block is None else \
+            {self._block: padded_work(arch, self._block)[None, :]}
         networks = Networks.of(kinds[None, :], np.array([units]),
                                network_features(rows, arch.resolution)[None, :]  # type: ignore[arg-type]
                                if features else None, padded)

@@ -29,8 +29,12 @@ from edgenas.space.plan import Conv, Pool, SqueezeExcite, layer_output_size, sit
 
 #: Channel blocks a fit tries: none, NEON's 4, AVX2's 8, AVX-512's 16.
 BLOCKS: tuple[int, ...] = (1, 4, 8, 16)
-#: Convolutions by kind; a kernel larger than listed counts as the largest of its kind.
-CONV_KINDS: tuple[str, ...] = ("conv1", "conv3", "conv5", "conv7", "dw3", "dw5", "dw7")
+#: Kernel sizes convolutions are counted by, dense and depth-wise; a kernel between two
+#: counts as the next larger, one beyond them as the largest.
+KERNELS: dict[str, tuple[int, ...]] = {"conv": (1, 3, 5, 7), "dw": (3, 5, 7)}
+#: Convolutions by kind.
+CONV_KINDS: tuple[str, ...] = tuple(f"{prefix}{size}" for prefix, sizes in KERNELS.items()
+                                    for size in sizes)
 TERMS: tuple[str, ...] = (
     "network",
     *(f"mmacs_{kind}" for kind in CONV_KINDS),
@@ -42,10 +46,8 @@ _INDEX = {term: i for i, term in enumerate(TERMS)}
 
 def _kind(conv: Conv) -> str:
     prefix = "dw" if conv.depthwise else "conv"
-    sizes = [int(kind[len(prefix):]) for kind in CONV_KINDS if kind.startswith(prefix)
-             and kind[len(prefix):].isdigit()]
-    fitting = [size for size in sizes if size >= conv.kernel]
-    return f"{prefix}{min(fitting) if fitting else max(sizes)}"
+    sizes = KERNELS[prefix]
+    return f"{prefix}{next((size for size in sizes if size >= conv.kernel), sizes[-1])}"
 
 
 def _pad(channels: int, block: int) -> int:

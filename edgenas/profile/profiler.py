@@ -52,12 +52,12 @@ VALIDATION_ROUNDS = 2
 #: The search-biased held-out set: its own stream of archs, a pool this many times the set,
 #: of which the cheapest (by MACs) are timed: the cheapest tenth of the pool.
 SEARCH_BIASED_SEED = 3_000_000
-#: Set in a table's ``timing`` while a recalibration runs: a table killed in it is
-#: unfinished whatever it holds, so the next run times what the recalibration had not.
-RECALIBRATING = "recalibrating_since"
 SEARCH_BIASED_POOL = 10
 #: Its size: half the random held-out set, at least this many.
 MIN_SEARCH_BIASED = 10
+#: Set in a table's ``timing`` while a recalibration runs: a table killed in it is
+#: unfinished whatever it holds, so the next run times what the recalibration had not.
+RECALIBRATING = "recalibrating_since"
 #: Table-fitting networks too: the median of two rounds is a steadier target to fit.
 CALIBRATION_ROUNDS = 2
 #: Table-fitting networks timed by default: the boosted trees need 60, and refitting on
@@ -413,9 +413,10 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
         for name, step in STEPS:
             log.debug("%s/%s: %s", device.name, space.name, name)
             step(run)
+        recalibrated = lut.timing.pop(RECALIBRATING, None) is not None
         if guard is not None and guard.local:
             guard.record(lut)
-        if lut.timing.pop(RECALIBRATING, None) is not None or (guard is not None and guard.local):
+        if recalibrated or (guard is not None and guard.local):
             checkpoint(lut)
     return lut
 
