@@ -10,7 +10,13 @@
 # table is profiled under a one-minute budget and the main job runs with small settings.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-work="${1:-$(mktemp -d -t edgenas-wheel-XXXXXX)}"
+if [ -n "${1:-}" ]; then
+  work="$1"   # the caller's folder: kept, to be looked into
+else
+  # a folder of our own holds a 6 GB environment: removed however the journey ends
+  work="$(mktemp -d -t edgenas-wheel-XXXXXX)"
+  trap 'rm -rf "$work"' EXIT
+fi
 mkdir -p "$work"
 python="${PYTHON:-python3}"
 

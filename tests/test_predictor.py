@@ -259,3 +259,24 @@ def test_a_residual_on_a_prior_used_as_is_corrects_the_prior_not_a_rescale_of_it
     model = PriorPlusResidual(as_is=True).fit(rows[:20], y[:20])
     assert isinstance(model.prior, PriorAsIs)
     assert kendall(y[20:], model.predict(rows[20:])) > kendall(y[20:], prior[20:]) + 0.2
+
+
+def test_features_count_the_blocks_the_network_builds_not_the_listed_ones_scaled() -> None:
+    """The plan repeats a stage's last block under a depth multiplier, skips included, so a
+    stage listed as [mbconv, skip] at x1.5 builds one mbconv and two identities: one block of
+    work, not ceil(1 x 1.5) = 2."""
+    from edgenas.space.arch import Arch, Block, Head, Stage, Stem
+    from edgenas.estimate.features import feature_names
+    stage = Stage(channels=16, stride=1, blocks=(Block(op="mbconv", kernel=3, expansion=3.0),
+                                                 Block(op="skip")))
+    names = feature_names()
+    for mult, built in ((1.0, 1), (1.5, 1), (2.0, 1)):
+        arch = Arch(resolution=32, stem=Stem(channels=16), stages=(stage,), head=Head(),
+                    depth_mult=mult)
+        row = dict(zip(names, arch_features(arch)))
+        assert row["s0.depth"] == built and row["blocks_mbconv"] == built, mult
+    reversed_stage = Stage(channels=16, stride=1, blocks=stage.blocks[::-1])
+    arch = Arch(resolution=32, stem=Stem(channels=16), stages=(reversed_stage,), head=Head(),
+                depth_mult=2.0)  # [skip, mbconv] x2 builds skip, mbconv, mbconv, mbconv
+    row = dict(zip(names, arch_features(arch)))
+    assert row["s0.depth"] == 3 and row["blocks_mbconv"] == 3

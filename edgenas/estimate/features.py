@@ -15,13 +15,10 @@ import numpy as np
 
 from edgenas.cost.count import count
 from edgenas.space.arch import DOWNSAMPLES, OPS, Arch
+from edgenas.space.plan import stage_blocks
 
 #: Per-stage features are kept for this many stages (padded with zeros, extra ones pooled).
 MAX_STAGES = 8
-
-
-def _scaled_depth(blocks: int, depth_mult: float) -> int:
-    return int(math.ceil(blocks * depth_mult))
 
 
 def arch_features(arch: Arch) -> np.ndarray:
@@ -31,10 +28,12 @@ def arch_features(arch: Arch) -> np.ndarray:
     kernels, expansions, se, hswish, total = 0.0, 0.0, 0.0, 0.0, 0
     per_stage = np.zeros((MAX_STAGES, 2 + len(DOWNSAMPLES)))
     for i, stage in enumerate(arch.stages):
-        live = [b for b in stage.blocks if b.op != "skip"]
-        depth = _scaled_depth(len(live), arch.depth_mult)
+        # The blocks the network builds (the plan repeats a stage's last block, skips too),
+        # not the listed ones scaled: a listed skip repeated is still no layer.
+        live = [b for b in stage_blocks(arch, stage) if b.op != "skip"]
+        depth = len(live)
         for block in live:
-            op_blocks[block.op] += depth / max(1, len(live))
+            op_blocks[block.op] += 1.0
             kernels += block.kernel
             expansions += block.expansion
             se += float(block.se)
