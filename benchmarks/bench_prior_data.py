@@ -29,7 +29,7 @@ from edgenas.estimate.estimators import DEFAULT_TABLE
 from edgenas.estimate.groundtruth import GroundTruth
 from edgenas.estimate.predictor import feature_matrix, fit_predictor
 from edgenas.estimate.prior import accuracy_prior
-from edgenas.estimate.rank import kendall
+from edgenas.profile.ranking import kendall_tau
 from edgenas.jsonio import write_json_atomic
 from edgenas.space.arch import Arch
 from benchmarks.harness import command_line
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         if all(v is not None for v in live):
             predicted["live surrogate"] = np.asarray(live, float)
         for name, values in predicted.items():
-            scores[(run["strategy"], name)].append(kendall(values, accuracy))
+            scores[(run["strategy"], name)].append(kendall_tau(values, accuracy, undefined=0.0))
             pooled[name][0].extend(values)
             pooled[name][1].extend(accuracy)
 
@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     for (strategy, name), taus in sorted(scores.items()):
         print(f"| {strategy} | {name} | {', '.join(f'{t:.2f}' for t in taus)} | "
               f"{np.mean(taus):.2f} |")
-    totals = {name: kendall(values, accuracy) for name, (values, accuracy) in pooled.items()}
+    totals = {name: kendall_tau(values, accuracy, undefined=0.0)
+              for name, (values, accuracy) in pooled.items()}
     for name, tau in totals.items():
         print(f"pooled over every run's proposals ({len(pooled[name][1])}): {name} {tau:.3f}")
     if args.json:

@@ -30,7 +30,7 @@ from edgenas.errors import EdgenasError
 from edgenas.estimate.estimators import DEFAULT_TABLE
 from edgenas.estimate.groundtruth import GroundTruth
 from edgenas.estimate.prior import accuracy_prior
-from edgenas.estimate.rank import kendall
+from edgenas.profile.ranking import kendall_tau
 from edgenas.jsonio import write_json_atomic
 from edgenas.space.arch import Arch
 from edgenas.train.loop import TrainConfig
@@ -106,11 +106,11 @@ def main(argv: list[str] | None = None) -> None:
         row = {"seed": seed, "proposals": len(keys),
                "spread_pts": 100 * (max(mean) - min(mean))}
         for name, (x, y) in pairs.items():
-            row[name] = kendall(x, y)
+            row[name] = kendall_tau(x, y, undefined=0.0)
             pooled[name][0].extend(x)
             pooled[name][1].extend(y)
         rows.append(row)
-    totals = {name: kendall(x, y) for name, (x, y) in pooled.items() if x}
+    totals = {name: kendall_tau(x, y, undefined=0.0) for name, (x, y) in pooled.items() if x}
     diffs = [done[t["arch"]][str(args.extra_seeds[0])] - t["accuracy"]
              for trained in runs.values() for t in trained]
     names = [n for n in pooled if n in totals]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgenas.cost.count import count
-from edgenas.estimate.rank import kendall
+from edgenas.profile.ranking import kendall_tau
 from edgenas.jsonio import write_json_atomic
 from edgenas.train.loop import TrainConfig
 from edgenas.train.standalone import recipe_trainer
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     for rung in sorted(args.rungs):
         early = np.array([r["scores"][rung] for r in rows])
         # a rung's cost: the epochs up to it (a continued run pays the rest only if promoted)
-        table.append({"rung": rung, "kendall_tau_vs_full": kendall(full, early),
+        table.append({"rung": rung, "kendall_tau_vs_full": kendall_tau(full, early, undefined=0.0),
                       "at_chance": float(np.mean(early < 1.5 * chance)),
                       "cost_share": rung / args.epochs})
     print(f"\n{len(rows)} archs, {args.data}, {args.epochs} epochs, lr {args.lr:g}, "

@@ -42,7 +42,8 @@ from edgenas.estimate.groundtruth import GroundTruth
 from edgenas.estimate.predictor import (PRIOR, PRIOR_MARGIN, Predictor, candidates, choose,
                                         fit_predictor)
 from edgenas.estimate.prior import AccuracyPrior, accuracy_prior
-from edgenas.estimate.rank import agreement, kendall
+from edgenas.estimate.rank import agreement
+from edgenas.profile.ranking import kendall_tau
 from edgenas.jsonio import write_json_atomic
 from edgenas.search.surrogate import FOLDS
 from edgenas.space.arch import Arch
@@ -141,7 +142,7 @@ def replay_run(run: Run, priors: dict[str, np.ndarray], margins: Sequence[float]
                    fitted.cv_tau)
     for label, values in priors.items():  # its own values: one order across all rounds
         name = f"prior values as they are{f' ({label})' if label else ''}"
-        predicted[name], final[name] = values, kendall(y, values)
+        predicted[name], final[name] = values, kendall_tau(y, values, undefined=0.0)
     if run.uses_surrogate:
         predicted[RECORDED] = np.array([np.nan if p is None else p for p in run.recorded])
     final[RECORDED] = run.recorded_final_tau
@@ -149,7 +150,7 @@ def replay_run(run: Run, priors: dict[str, np.ndarray], margins: Sequence[float]
             "proposals": proposals.tolist(), "accuracy": y.tolist(),
             "predicted": {k: v.tolist() for k, v in predicted.items()},
             "picks": picks, "claimed_cv_tau": claimed, "final_cv_tau": final,
-            "proposal_tau": {k: kendall(y[proposals], v[proposals])
+            "proposal_tau": {k: kendall_tau(y[proposals], v[proposals], undefined=0.0)
                              for k, v in predicted.items()}}
 
 
@@ -182,7 +183,8 @@ def in_sample_check(runs: list[Run], table: GroundTruth, prior: AccuracyPrior
         def tau(keys: list[str]) -> float | None:
             if len(keys) < 3:
                 return None
-            return kendall([seen[k][1] for k in keys], prior.values([seen[k][0] for k in keys]))
+            return kendall_tau([seen[k][1] for k in keys],
+                               prior.values([seen[k][0] for k in keys]), undefined=0.0)
 
         out[kind] = {"distinct": len(seen), "in_prior_fit": len(inside),
                      "prior_tau_in_sample": tau(inside), "prior_tau_out_of_sample": tau(outside)}

@@ -21,7 +21,7 @@ from edgenas.cost.count import count
 from edgenas.data import open_dataset
 from edgenas.estimate.estimators import DEFAULT_TABLE, PredictorEstimator, ProxyStore
 from edgenas.estimate.features import arch_features
-from edgenas.estimate.rank import kendall
+from edgenas.profile.ranking import kendall_tau
 from edgenas.search.surrogate import FOLDS, fit_surrogate
 from edgenas.space import get_space
 from edgenas.space.arch import Arch, Block, Head, Stage, Stem
@@ -103,7 +103,7 @@ def held_out_tau(archs: list[Arch], truth: np.ndarray, seed: int) -> tuple[float
     """(cross-validated tau, tau on the 20 held-out archs) of a surrogate fitted on 40."""
     surrogate = fit_surrogate(archs[:40], list(truth[:40]), seed)
     predicted = surrogate.predict(np.vstack([arch_features(a) for a in archs[40:]]))
-    return surrogate.cv_tau, kendall(truth[40:], predicted)
+    return surrogate.cv_tau, kendall_tau(truth[40:], predicted)
 
 
 def test_the_surrogate_ranks_a_target_it_can_represent(distinct_archs: list[Arch]) -> None:

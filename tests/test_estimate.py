@@ -24,7 +24,8 @@ from edgenas.estimate.groundtruth import (KIND, SCHEMA_VERSION, GroundTruth, Gro
                                           from_dict, plan_jobs)
 from edgenas.estimate.predictor import (candidates, clip, feature_matrix, fit_predictor, floors,
                                        folds)
-from edgenas.estimate.rank import agreement, kendall
+from edgenas.estimate.rank import agreement
+from edgenas.profile.ranking import kendall_tau
 from edgenas.estimate.sample import stratified_sample
 from edgenas.estimate.workqueue import WorkQueue
 from edgenas.resources import default_groundtruth_path
@@ -94,12 +95,12 @@ def test_agreement_and_its_interval() -> None:
     truth = list(range(30))
     same = agreement(truth, [2 * t + 1 for t in truth])
     assert same.kendall_tau == pytest.approx(1.0) and same.spearman_rho == pytest.approx(1.0)
-    assert kendall(truth, truth[::-1]) == pytest.approx(-1.0)
+    assert kendall_tau(truth, truth[::-1]) == pytest.approx(-1.0)
     rng = np.random.default_rng(0)
     noisy = agreement(truth, np.array(truth) + rng.normal(0, 8, 30))
     low, high = noisy.kendall_ci
     assert low < noisy.kendall_tau < high and high - low > 0.1
-    assert kendall([1, 2, 3], [5, 5, 5]) == 0.0
+    assert kendall_tau([1, 2, 3], [5, 5, 5], undefined=0.0) == 0.0
     with pytest.raises(ValueError, match="at least 3"):
         agreement([1, 2], [1, 2])
 
@@ -239,7 +240,7 @@ def test_predictor_selection_by_cross_validated_tau() -> None:
     y = x[:, 0] * 2 + 0.1 * rng.normal(size=40)
     fitted = fit_predictor(x, y, k=5)
     assert fitted.cv_tau > 0.7 and fitted.name in fitted.candidates
-    assert kendall(y, fitted.predict(x)) > 0.8
+    assert kendall_tau(y, fitted.predict(x)) > 0.8
     with pytest.raises(ValueError, match="at least 10"):
         fit_predictor(x[:6], y[:6])
 
@@ -268,9 +269,9 @@ def test_predictor_estimator_ranks_held_out_archs(tmp_path: Path) -> None:
         model = candidates(0)[info["model"]]().fit(x[train], y[train])
         left_out[test] = model.predict(x[test])
     assert info["cv_kendall_tau"] == pytest.approx(scipy.stats.kendalltau(y, left_out)[0])
-    assert kendall(accuracies[16:], estimator.score_many(archs[16:])) > 0.4
+    assert kendall_tau(accuracies[16:], estimator.score_many(archs[16:])) > 0.4
     plain = PredictorEstimator(table, "digits", use_proxies=False)
-    assert kendall(accuracies[16:], plain.score_many(archs[16:])) > 0.4
+    assert kendall_tau(accuracies[16:], plain.score_many(archs[16:])) > 0.4
 
 
 def test_estimate_cli_json_and_errors(tmp_path: Path, capsys) -> None:

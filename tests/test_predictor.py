@@ -15,7 +15,7 @@ from edgenas.estimate.predictor import (MIN_PRIOR_SLOPE, PRIOR, PRIOR_MARGIN, Pr
                                         PriorAsIs, PriorPlusResidual, RescaledPrior, candidates, choose,
                                         clip, feature_matrix, fit_predictor, floors, folds,
                                         out_of_fold, quiet_fit)
-from edgenas.estimate.rank import kendall
+from edgenas.profile.ranking import kendall_tau
 from edgenas.space import get_space
 from edgenas.space.presets import get_preset
 
@@ -161,7 +161,7 @@ def test_a_prior_aware_predictor_predicts_new_rows_from_their_prior() -> None:
     fitted = fit_predictor(x[:12], y[:12], prior=prior[:12], only=[PRIOR])
     new = fitted.predict(x[12:], prior=prior[12:])
     assert new.shape == (28,)
-    assert kendall(prior[12:], new) == pytest.approx(1.0)  # ranks exactly as the prior
+    assert kendall_tau(prior[12:], new) == pytest.approx(1.0)  # ranks exactly as the prior
     assert np.mean(np.abs(new - y[12:])) < 0.01           # rescaled onto the accuracies
     one = fitted.predict(x[12], prior=prior[12])
     assert one.shape == (1,) and one[0] == pytest.approx(new[0])
@@ -200,7 +200,7 @@ def test_the_residual_model_learns_what_the_prior_misses() -> None:
     rows = np.hstack([x, prior[:, None]])
     alone = RescaledPrior().fit(rows[:20], y[:20]).predict(rows[20:])
     corrected = PriorPlusResidual().fit(rows[:20], y[:20]).predict(rows[20:])
-    assert kendall(y[20:], corrected) > kendall(y[20:], alone) + 0.2
+    assert kendall_tau(y[20:], corrected) > kendall_tau(y[20:], alone) + 0.2
 
 
 def test_without_a_prior_the_candidates_and_their_use_are_unchanged() -> None:
@@ -258,7 +258,7 @@ def test_a_residual_on_a_prior_used_as_is_corrects_the_prior_not_a_rescale_of_it
     rows = np.hstack([x, prior[:, None]])
     model = PriorPlusResidual(as_is=True).fit(rows[:20], y[:20])
     assert isinstance(model.prior, PriorAsIs)
-    assert kendall(y[20:], model.predict(rows[20:])) > kendall(y[20:], prior[20:]) + 0.2
+    assert kendall_tau(y[20:], model.predict(rows[20:])) > kendall_tau(y[20:], prior[20:]) + 0.2
 
 
 def test_features_count_the_blocks_the_network_builds_not_the_listed_ones_scaled() -> None:

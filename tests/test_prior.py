@@ -12,7 +12,7 @@ from edgenas.estimate.estimators import DEFAULT_TABLE, EstimatorError, Predictor
 from edgenas.estimate.groundtruth import GroundTruth
 from edgenas.estimate.predictor import folds
 from edgenas.estimate.prior import AccuracyPrior, accuracy_prior
-from edgenas.estimate.rank import kendall
+from edgenas.profile.ranking import kendall_tau
 from edgenas.space import get_space
 
 
@@ -38,7 +38,7 @@ def test_the_prior_ranks_archs_it_was_not_fitted_on(prior: AccuracyPrior) -> Non
         assert fold_prior.estimator.predictor.n == len(fitted_on)
         held_out_values[held_out] = fold_prior.values([entries[i].arch for i in held_out])
     assert np.isfinite(held_out_values).all()
-    assert kendall(table.accuracies(), held_out_values) > 0.4
+    assert kendall_tau(table.accuracies(), held_out_values) > 0.4
 
 
 def test_the_prior_scores_new_archs_without_zero_cost_proxies_and_remembers_them(

@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from edgenas.estimate.rank import Agreement, agreement, kendall, spearman
+from edgenas.estimate.rank import Agreement, agreement, spearman
+from edgenas.profile.ranking import kendall_tau
 
 
 def test_kendall_is_tau_b_counting_ties_as_ties() -> None:
     # 4 concordant pairs, none discordant, one pair tied in each list: 4 / sqrt(5 x 5)
     # (tau-a would give 4 / 6)
-    assert kendall([1, 2, 2, 3], [1, 2, 3, 3]) == pytest.approx(0.8)
-    assert kendall([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert kendall_tau([1, 2, 2, 3], [1, 2, 3, 3]) == pytest.approx(0.8)
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
 
 
 def test_spearman_is_the_correlation_of_ranks() -> None:
@@ -25,7 +26,12 @@ def test_spearman_is_the_correlation_of_ranks() -> None:
 
 @pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
 def test_a_constant_side_agrees_with_nothing() -> None:
-    assert kendall([1, 2, 3], [5, 5, 5]) == 0.0
+    # no order to agree with: NaN unless the caller says what it stands for (a trust rule
+    # must fail on it; a choice between predictors must rank it as chance)
+    assert np.isnan(kendall_tau([1, 2, 3], [5, 5, 5])) and np.isnan(kendall_tau([1], [2]))
+    assert kendall_tau([1, 2, 3], [5, 5, 5], undefined=0.0) == 0.0
+    assert kendall_tau([4], [4], undefined=-2.0) == -2.0
+    assert kendall_tau([1, 2, 3], [1, 2, 3], undefined=0.0) == 1.0
     assert spearman([1, 2, 3], [5, 5, 5]) == 0.0
     assert spearman([7, 7, 7], [1, 2, 3]) == 0.0
 

@@ -33,7 +33,7 @@ from sklearn.preprocessing import StandardScaler
 
 from edgenas.errors import EdgenasError
 from edgenas.estimate.features import arch_features
-from edgenas.estimate.rank import kendall
+from edgenas.profile.ranking import kendall_tau
 from edgenas.space.arch import Arch
 
 log = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ def score_candidates(makers: dict[str, Callable[[], Any]], x: np.ndarray, y: np.
     for name, make in makers.items():
         predicted = out_of_fold(make, x, y, k, seed)
         predictions[name] = predicted
-        scores[name] = {"cv_tau": kendall(y, predicted),
+        scores[name] = {"cv_tau": kendall_tau(y, predicted, undefined=0.0),
                         "cv_mae": float(np.mean(np.abs(predicted - y)))}
     return scores, predictions
 

@@ -32,12 +32,6 @@ class Agreement:
         return asdict(self)
 
 
-def kendall(a: Sequence[float], b: Sequence[float]) -> float:
-    """Kendall tau-b (ties counted as ties); 0 where one side is constant."""
-    tau = kendall_tau(a, b)
-    return 0.0 if np.isnan(tau) else tau
-
-
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     """Spearman rho; 0 where one side is constant."""
     rho = stats.spearmanr(np.asarray(a, float), np.asarray(b, float)).statistic
@@ -58,12 +52,12 @@ def agreement(truth: Sequence[float], estimate: Sequence[float], resamples: int 
     taus, rhos = [], []
     for _ in range(resamples):
         index = rng.integers(0, n, n)
-        taus.append(kendall(truth_a[index], estimate_a[index]))
+        taus.append(kendall_tau(truth_a[index], estimate_a[index], undefined=0.0))
         rhos.append(spearman(truth_a[index], estimate_a[index]))
 
     def interval(values: list[float]) -> tuple[float, float]:
         low, high = np.percentile(values, [2.5, 97.5])
         return float(low), float(high)
 
-    return Agreement(n, kendall(truth_a, estimate_a), interval(taus),
+    return Agreement(n, kendall_tau(truth_a, estimate_a, undefined=0.0), interval(taus),
                      spearman(truth_a, estimate_a), interval(rhos))

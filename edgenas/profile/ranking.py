@@ -14,10 +14,16 @@ import numpy as np
 from scipy import stats
 
 
-def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
-    """Kendall's tau-b of two equal-length sequences (ties handled); NaN where one side is
-    constant or shorter than two, since no order can then agree or disagree."""
+def kendall_tau(a: Sequence[float], b: Sequence[float], undefined: float = float("nan")
+                ) -> float:
+    """Kendall's tau-b of two equal-length sequences (ties handled).
+
+    ``undefined``: the answer where one side is constant or shorter than two, since no
+    order can then agree or disagree. NaN by default, so that a trust rule (tau >= x) fails;
+    0.0 where taus are compared or averaged (choosing a predictor, a bootstrap), so that a
+    model predicting a constant ranks as no better than chance instead of poisoning a mean."""
     x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if len(x) < 2:  # scipy warns as well as answering NaN
-        return float("nan")
-    return float(stats.kendalltau(x, y).statistic)
+        return undefined
+    tau = float(stats.kendalltau(x, y).statistic)
+    return undefined if np.isnan(tau) else tau

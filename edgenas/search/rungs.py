@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgenas.estimate.rank import kendall
+from edgenas.profile.ranking import kendall_tau
 from edgenas.search.engine import objective_matrix
 from edgenas.search.objectives import SearchError
 from edgenas.search.pareto import select_spread
@@ -73,7 +73,8 @@ def rung_summary(queue: WorkQueue) -> dict[str, Any]:
                            "promotions": []}
     for low, high in zip(epochs, epochs[1:]):
         both = sorted(set(at[low]) & set(at[high]))
-        tau = (kendall(np.array([at[high][k] for k in both]), np.array([at[low][k] for k in both]))
+        tau = (kendall_tau(np.array([at[high][k] for k in both]),
+                           np.array([at[low][k] for k in both]), undefined=0.0)
                if len(both) >= 3 else None)
         out["promotions"].append({"from_epochs": low, "epochs": high, "archs": len(both),
                                   "kendall_tau": tau})

@@ -27,7 +27,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from edgenas.estimate.prior import AccuracyPrior, accuracy_prior
-from edgenas.estimate.rank import kendall
+from edgenas.profile.ranking import kendall_tau
 from edgenas.search import accuracy_source, rungs
 from edgenas.search.accuracy_source import FIDELITY
 from edgenas.search.engine import SearchConfig, arch_of, record_result
@@ -330,7 +330,8 @@ def surrogate_summary(study: optuna.Study, seed: int = 0,
              for t in trials if t.user_attrs.get("predicted_accuracy") is not None]
     if len(pairs) >= 3:
         predicted, measured = map(np.asarray, zip(*pairs))
-        summary["proposals"] = {"n": len(pairs), "kendall_tau": kendall(measured, predicted),
+        summary["proposals"] = {"n": len(pairs),
+                                "kendall_tau": kendall_tau(measured, predicted, undefined=0.0),
                                 "mean_abs_error": float(np.mean(np.abs(predicted - measured)))}
     if trials and fidelity_of(trials[0]) is not None:
         summary["rungs"] = rungs.rung_summary(queue)
