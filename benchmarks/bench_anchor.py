@@ -81,7 +81,7 @@ def run_phase(kind: str, device: Any, space: Any, lut: Any, archs: dict[str, Arc
         rounds = [measure_latency(device, archs) for _ in range(ROUNDS)]
     measured = {k: float(np.median([r[k] for r in rounds])) for k in archs}
     ratio = anchor["ratio"]
-    median_ratio = float(np.median(list(burst.values()))) / anchor["reference_ms"]
+    median_ratio = float(np.median(list(burst.values()))) / anchor["yardstick_ms"]
     anchor["median_ratio"] = median_ratio
     rows = {"plain": judge(plain, measured),
             "anchored": judge({k: v * ratio for k, v in plain.items()}, measured),

@@ -81,7 +81,7 @@ def timed_rounds(device_name: str, lut: Any, archs: list, rounds: int
 def refit(lut: LUT, first: int | None = None, only: list[str] | None = None) -> LUT:
     """A copy of the table with its correction fitted on its first ``first`` calibration
     networks (all by default) as profiling fits it, choosing among ``only`` (every form)."""
-    items = (lut.networks.get("calibration") or [])[:first]
+    items = (lut.networks.get("fitting") or [])[:first]
     table = replace(lut)
     fit_on(table, [Arch.from_json(item["arch"]) for item in items],
            [item["measured_ms"] for item in items], only=only)
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     for level, values in levels.items():  # what each way of scaling would have made of it
         rows[f"  noise floor, level {level}"] = accuracy_metrics(
             np.median(values[0::2], axis=0), np.median(values[1::2], axis=0))
-        if (lut.timing.get("protocol") or {}).get("level_agreement"):  # raw times recorded
+        if (lut.timing.get("protocol") or {}).get("level_scores"):  # raw times recorded
             rows[f"  table at level {level}"] = accuracy_metrics(
                 predictions(at_level(lut, level)), np.median(values, axis=0))
     for form, table in every_form(lut).items():  # each candidate, as if it had been chosen

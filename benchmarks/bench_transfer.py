@@ -145,7 +145,7 @@ def full_profile_row(path: Path, held_out: list[dict[str, Any]], count: int) -> 
     return _row(f"full profile ({len(table.entries)} units, "
                 f"{len(table.networks.get('calibration', []))} networks)",
                 validation_report(table, count), None,
-                len(table.networks.get("calibration", [])), len(table.entries))
+                len(table.networks.get("fitting", [])), len(table.entries))
 
 
 def _measure(args: argparse.Namespace, device: Any, space: Any, source: LUT, where: str,
@@ -180,7 +180,7 @@ def _measure(args: argparse.Namespace, device: Any, space: Any, source: LUT, whe
         if not sampled_path.exists():
             seed = LUT.new(device, space, lut.fingerprint)
             seed.timing = copy.deepcopy(lut.timing)  # same reference, same level
-            seed.networks = {"calibration": copy.deepcopy(lut.networks["calibration"][:args.networks // 2]),
+            seed.networks = {"fitting": copy.deepcopy(lut.networks["fitting"][:args.networks // 2]),
                              "validation": copy.deepcopy(held_out)}
             save_lut(seed, sampled_path)
         budget = state["transfer_s"] / 2
@@ -222,9 +222,9 @@ def _report(args: argparse.Namespace, device: Any, space: Any, sources: dict[str
     curve = []
     for (name, source), (base_name, base) in [(s, b) for s in sources.items()
                                               for b in (("ceiling", ceiling), ("main", lut))]:
-        for n in [n for n in sorted((*CURVE, 30)) if n <= len(base.networks["calibration"])]:
+        for n in [n for n in sorted((*CURVE, 30)) if n <= len(base.networks["fitting"])]:
             table = copy.deepcopy(base)
-            table.networks["calibration"] = table.networks["calibration"][:n]
+            table.networks["fitting"] = table.networks["fitting"][:n]
             table.transfer = {**(table.transfer or {})}
             fit_transfer(table, source, space)
             report = validation_report(table, args.validate)

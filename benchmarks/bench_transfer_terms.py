@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     out: dict[str, Any] = {"runs": []}
     for path in args.networks:
         networks = json.loads(path.read_text(encoding="utf-8"))["networks"]
-        fitting, held_out = networks["calibration"][:args.fitting], networks["validation"]
+        fitting, held_out = networks["fitting"][:args.fitting], networks["validation"]
         floor = noise_floor(held_out)
         print(f"\n{path} ({len(fitting)} table-fitting, {len(held_out)} held-out networks; "
               f"noise floor {100 * floor['within_10pct']:.1f} % within 10 %, median gap "

@@ -79,7 +79,7 @@ def latency_figure(path: Path, lut: Any, models: Sequence[dict[str, Any]],
     """Predicted against measured latency: the table's held-out archs and the models."""
     plt = _pyplot()
     model = LatencyModel(lut)
-    items = lut.networks.get("validation", []) or lut.networks.get("calibration", [])
+    items = lut.networks.get("validation", []) or lut.networks.get("fitting", [])
     measured = [i["measured_ms"] for i in items]
     predicted = [model.predict(Arch.from_json(i["arch"])) for i in items]
     fig, ax = plt.subplots(figsize=(4.8, 4.4), dpi=120)

@@ -146,7 +146,7 @@ def _tabled_bundle(tmp_path: Path, predicted_ms: float, anchor: float | None = N
     from edgenas.profile.lut import LUT, save_lut
 
     lut = LUT.new(get_device("scripted-timer"), get_space("cifar"), {"machine": "scripted"})
-    lut.timing["protocol"] = {"reference_space": "cifar", "reference_ms": YARDSTICK_MS,
+    lut.timing["protocol"] = {"reference_space": "cifar", "yardstick_ms": YARDSTICK_MS,
                               "level": "neighbours"}
     if anchor is not None:
         lut.timing["anchor"] = {"ratio": anchor}

@@ -69,7 +69,7 @@ def test_whole_network_trees_are_chosen_where_units_do_not_add_up() -> None:
 
 def test_a_table_with_trees_predicts_the_same_after_saving(tmp_path: Path) -> None:
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
-    items = [i for label in ("calibration", "validation") for i in lut.networks.get(label, [])]
+    items = [i for label in ("fitting", "validation") for i in lut.networks.get(label, [])]
     archs = [Arch.from_json(i["arch"]) for i in items]
     assert len(archs) >= 60
     # a device on which networks with a 28-pixel input are 1.5x what their units say
@@ -122,7 +122,7 @@ def test_times_under_a_busy_spell_are_scaled_back_to_the_uncontended_level() -> 
                chunk=15, checkpoint=lambda: None, progress=StageProgress(advance=steps.append),
                guard=guard)
     assert steps == [15]  # a scaled batch arrives whole: one step, not fifteen at one instant
-    assert guard.reference_ms == pytest.approx(1.0)
+    assert guard.yardstick_ms == pytest.approx(1.0)
     truth = {f"k{i}": 0.1 * (1 + i) for i in range(15)}
     assert {k: v["median_ms"] for k, v in stored.items()} == pytest.approx(truth)
     assert any(v["raw_median_ms"] > 1.4 * truth[k] for k, v in stored.items())
@@ -136,7 +136,7 @@ def test_a_model_between_a_quiet_and_a_busy_reference_is_scaled_by_their_mean() 
     time_batch(_Session(lambda call: 2.0 if call >= 23 else 1.0), _models(2),
                stored.__setitem__, chunk=2, checkpoint=lambda: None,  # type: ignore[arg-type]
                progress=StageProgress(), guard=guard)
-    assert stored["k0"]["reference_ms"] == pytest.approx(1.5)
+    assert stored["k0"]["neighbour_reference_ms"] == pytest.approx(1.5)
     assert stored["k0"]["median_ms"] == pytest.approx(0.1 / 1.5)
     assert stored["k1"]["median_ms"] == pytest.approx(0.2 / 1.5)
 
@@ -150,10 +150,10 @@ def test_timings_against_a_table_use_its_reference_level_and_a_new_table_measure
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
     device = get_device("host-cpu")
     lut.timing.pop("protocol", None)
-    assert load_guard(device, get_space("cifar"), lut).reference_ms is None  # type: ignore[union-attr]
-    lut.timing["protocol"] = {"reference_ms": 1.83}
-    assert load_guard(device, get_space("cifar"), lut).reference_ms == 1.83  # type: ignore[union-attr]
-    assert load_guard(device, get_space("cifar")).reference_ms is None  # type: ignore[union-attr]
+    assert load_guard(device, get_space("cifar"), lut).yardstick_ms is None  # type: ignore[union-attr]
+    lut.timing["protocol"] = {"yardstick_ms": 1.83}
+    assert load_guard(device, get_space("cifar"), lut).yardstick_ms == 1.83  # type: ignore[union-attr]
+    assert load_guard(device, get_space("cifar")).yardstick_ms is None  # type: ignore[union-attr]
 
 
 def _input_size(model: Any) -> int:
@@ -175,17 +175,17 @@ def test_a_new_table_is_scaled_by_a_reference_of_its_own_space_an_old_one_keeps_
     assert fresh.summary()["reference_space"] == "imagenet"
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
     lut.space = "imagenet"
-    lut.timing["protocol"] = {"reference_ms": 1.83}  # written before reference spaces
+    lut.timing["protocol"] = {"yardstick_ms": 1.83}  # written before reference spaces
     old = load_guard(device, get_space("imagenet"), lut)
     assert old is not None and old.space == "cifar" and _input_size(old.reference) == small
-    lut.timing["protocol"] = {"reference_ms": 24.0, "reference_space": "imagenet"}
+    lut.timing["protocol"] = {"yardstick_ms": 24.0, "reference_space": "imagenet"}
     assert load_guard(device, get_space("imagenet"), lut).space == "imagenet"  # type: ignore[union-attr]
 
 
 def _network(raw: list[float], local: list[float], chunk: list[float]) -> dict[str, Any]:
     """A table-fitting network's record: its rounds as timed and their references (the
     table's yardstick is 1 ms), its rounds at the default level (neighbours)."""
-    timed = [{"raw_median_ms": r, "reference_ms": n, "chunk_reference_ms": c, "yardstick_ms": 1.0}
+    timed = [{"raw_median_ms": r, "neighbour_reference_ms": n, "chunk_reference_ms": c, "yardstick_ms": 1.0}
              for r, n, c in zip(raw, local, chunk)]
     rounds = [r / n for r, n in zip(raw, local)]
     return {"arch": "{}", "rounds": rounds, "measured_ms": float(np.median(rounds)),
@@ -217,18 +217,18 @@ def test_a_chosen_level_expresses_every_unit_and_network_by_it_and_refits() -> N
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
     key = next(iter(lut.entries))
     lut.entries = {key: {"median_ms": 0.5, "p10_ms": 0.45, "raw_median_ms": 1.0,
-                         "reference_ms": 2.0, "chunk_reference_ms": 1.0, "yardstick_ms": 1.0}}
+                         "neighbour_reference_ms": 2.0, "chunk_reference_ms": 1.0, "yardstick_ms": 1.0}}
     rng = np.random.default_rng(1)
-    lut.networks = {"calibration": [_network([t, t], list(j), [1.0, 1.0]) for t, j in
+    lut.networks = {"fitting": [_network([t, t], list(j), [1.0, 1.0]) for t, j in
                                     zip(rng.uniform(0.5, 3, 30), rng.uniform(0.8, 1.25, (30, 2)))]}
-    guard = LoadGuard(_reference(), reference_ms=1.0)
+    guard = LoadGuard(_reference(), yardstick_ms=1.0)
     set_level(lut, guard)
     assert guard.level == "chunk" and lut.correction is None
     assert lut.entries[key]["median_ms"] == pytest.approx(1.0)  # raw x 1 ms / 1 ms
     assert lut.entries[key]["p10_ms"] == pytest.approx(0.9)
-    item = lut.networks["calibration"][0]
+    item = lut.networks["fitting"][0]
     assert item["rounds"] == pytest.approx([t["raw_median_ms"] for t in item["timed"]])
-    assert guard.summary()["level"] == "chunk" and guard.summary()["level_agreement"]
+    assert guard.summary()["level"] == "chunk" and guard.summary()["level_scores"]
 
 
 def test_at_the_chunk_level_a_model_is_scaled_by_its_chunks_median_reference() -> None:
@@ -240,7 +240,7 @@ def test_at_the_chunk_level_a_model_is_scaled_by_its_chunks_median_reference() -
                progress=StageProgress(), guard=guard)
     assert stored["k0"]["chunk_reference_ms"] == pytest.approx(2.0)
     assert stored["k0"]["median_ms"] == pytest.approx(0.1 / 2.0)
-    assert stored["k0"]["reference_ms"] == pytest.approx(1.5)  # kept for the other levels
+    assert stored["k0"]["neighbour_reference_ms"] == pytest.approx(1.5)  # kept for the other levels
 
 
 # -- held to a device of known costs ------------------------------------------------------------
@@ -394,10 +394,10 @@ def test_a_slow_stretch_within_a_build_is_scaled_out_at_the_level_chosen(monkeyp
     device = scripted_device(monkeypatch, PER_CALL)
     lut = _scripted_profile(calibrate=40, checkpoint=_slow_between(
         device, start=lambda lut: len(lut.entries) >= 300,
-        end=lambda lut: bool(lut.networks.get("calibration"))))
+        end=lambda lut: bool(lut.networks.get("fitting"))))
     protocol = lut.timing["protocol"]
     assert protocol["level"] != "none"
-    assert protocol["level_agreement"]["none"]["median_gap_pct"] == pytest.approx(30, abs=1)
+    assert protocol["level_scores"]["none"]["median_gap_pct"] == pytest.approx(30, abs=1)
     slowed = [e for e in lut.entries.values() if e["raw_median_ms"] > 1.2 * e["median_ms"]]
     assert len(slowed) == 772 - 300  # the stretch's units: timed slow, stored at the normal level
     assert abs(lut.validation["median_bias_pct"]) < 1 and lut.validation["within_10pct"] == 1.0
@@ -434,7 +434,7 @@ def test_the_drift_check_times_the_held_out_networks_else_the_table_fitting_ones
     assert check_drift(get_device("host-cpu"), lut, count=20)["n"] == 8
     del lut.networks["validation"]
     assert check_drift(get_device("host-cpu"), lut, count=5)["n"] == 5
-    lut.networks["calibration"] = []
+    lut.networks["fitting"] = []
     with pytest.raises(ProfileError, match="no timed networks to check; run 'edgenas profile "
                                            "host-cpu --validate 20'"):
         check_drift(get_device("host-cpu"), lut)
@@ -580,7 +580,7 @@ def test_a_table_without_a_correction_predicts_the_plain_unit_sum() -> None:
 def test_a_line_fitted_before_its_edge_was_recorded_takes_the_smallest_calibration_sum() -> None:
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
     sums = [unit_sum(lut, Arch.from_json(item["arch"]))[0]
-            for item in lut.networks["calibration"]]
+            for item in lut.networks["fitting"]]
     lut.correction = {"form": "linear", "intercept_ms": -0.05, "scale": 1.0, "per_unit_ms": 0.0}
     model = LatencyModel(lut)
     assert model.correction["min_sum_ms"] == pytest.approx(min(sums), rel=1e-12)
@@ -609,7 +609,7 @@ def test_a_prediction_on_a_device_comes_with_the_table_it_came_from(
 
 
 def _timing(raw: float, neighbours: float, chunk: float) -> dict[str, float]:
-    return {"raw_median_ms": raw, "reference_ms": neighbours, "chunk_reference_ms": chunk,
+    return {"raw_median_ms": raw, "neighbour_reference_ms": neighbours, "chunk_reference_ms": chunk,
             "yardstick_ms": 1.0}
 
 
@@ -622,9 +622,9 @@ def test_a_timing_is_brought_to_each_level_by_its_own_record() -> None:
     assert [value(timing, level) for level in ("neighbours", "chunk", "none")] == \
         pytest.approx([1.6, 1.0, 2.0])
     assert factor({"raw_median_ms": 2.0}, "chunk") is None  # no record: cannot say
-    assert factor({**timing, "reference_ms": 0.0}, "neighbours") is None
+    assert factor({**timing, "neighbour_reference_ms": 0.0}, "neighbours") is None
     assert factor({**timing, "yardstick_ms": None}, "chunk") is None
-    assert factor({**timing, "reference_ms": None}, "chunk") == pytest.approx(0.5)
+    assert factor({**timing, "neighbour_reference_ms": None}, "chunk") == pytest.approx(0.5)
     assert value({"raw_median_ms": 2.0}, "neighbours") is None
     assert value({**timing, "raw_median_ms": None}, "none") is None
 
@@ -922,3 +922,41 @@ def test_whole_network_trees_are_a_candidate_from_60_timed_networks() -> None:
     fewer = fit_correction(sums[:59], np.full(59, 5.0), 1.1 * sums[:59],
                            features=features[:59], only=["none", "boosted"])
     assert set(fewer["cv"]) == {"none"}
+
+
+def test_a_schema_1_table_is_read_in_schema_2_names_and_predicts_the_same(tmp_path: Path
+                                                                          ) -> None:
+    """Schema 1 called the table-fitting networks "calibration" (also INT8's word) and used
+    "reference_ms" for the table's yardstick and for a timing's neighbouring references.
+    A committed schema 1 table must keep working: read, renamed, and written back as 2."""
+    import json
+
+    from edgenas.profile.lut import FITTING, SCHEMA_VERSION, upgrade_schema_1
+    record = {"median_ms": 2.0, "raw_median_ms": 2.2, "reference_ms": 1.1,
+              "chunk_reference_ms": 1.05, "yardstick_ms": 1.0}
+    old = {"schema_version": 1, "device": "d", "space": "cifar", "space_hash": "h",
+           "runtime": {}, "fingerprint": {},
+           "timing": {"protocol": {"reference_ms": 1.0, "level": "chunk",
+                                   "level_agreement": {"none": {"median_gap_pct": 3.0}}}},
+           "entries": {"k0": dict(record)},
+           "networks": {"calibration": [{"arch": "{}", "measured_ms": 2.0, "rounds": [2.0],
+                                         "timed": [dict(record)]}],
+                        "validation": [{"arch": "{}", "measured_ms": 2.0, "rounds": []}]}}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(old))
+    lut = load_lut(path)
+    assert set(lut.networks) == {FITTING, "validation"} and FITTING == "fitting"
+    assert lut.timing["protocol"]["yardstick_ms"] == 1.0
+    assert lut.timing["protocol"]["level_scores"] == {"none": {"median_gap_pct": 3.0}}
+    assert "reference_ms" not in lut.timing["protocol"]
+    for stored in (lut.entries["k0"], lut.networks[FITTING][0]["timed"][0]):
+        assert stored["neighbour_reference_ms"] == 1.1 and "reference_ms" not in stored
+        assert stored["chunk_reference_ms"] == 1.05 and stored["median_ms"] == 2.0
+    save_lut(lut, path)
+    again = json.loads(path.read_text())
+    assert again["schema_version"] == SCHEMA_VERSION == 2
+    assert upgrade_schema_1(old)["networks"][FITTING] == again["networks"][FITTING]
+    assert old["networks"]["calibration"][0]["timed"][0]["reference_ms"] == 1.1  # not mutated
+    with pytest.raises(ProfileError, match="schema_version: 3 is not supported"):
+        load_lut(path.with_name("t3.json")) if path.with_name("t3.json").write_text(
+            json.dumps({**old, "schema_version": 3})) else None

@@ -167,7 +167,7 @@ def test_profile_measures_every_unit_and_records_where(tiny_lut) -> None:
     assert set(on_disk.entries) == set(space_units(tiny_space()))
     assert on_disk.space_hash == tiny_space().space_hash()
     assert on_disk.runtime["threads"] == 1 and on_disk.fingerprint["onnxruntime"] == ort.__version__
-    assert len(on_disk.networks["calibration"]) == 8 and on_disk.correction["networks"] == 8
+    assert len(on_disk.networks["fitting"]) == 8 and on_disk.correction["networks"] == 8
     # the share it reports is its own prediction of each held-out network it stores against
     # that network's stored time (the unit times themselves are held to a scripted device's
     # exact ones below)
@@ -290,7 +290,7 @@ def test_a_table_off_by_a_uniform_factor_is_caught_and_recalibrated(monkeypatch)
     device = scripted_device(monkeypatch, CostModel(per_call_ms=0.05))
     lut = profile(fast_device(), tiny_space(), calibrate=8, validate=6, progress=StageProgress())
     ratio = np.median([item["measured_ms"] / unit_sum(lut, Arch.from_json(item["arch"]))[0]
-                       for item in lut.networks["calibration"]])
+                       for item in lut.networks["fitting"]])
     # whatever form was chosen, the table now predicts 2.5x too fast
     lut.correction = {"form": "scale", "intercept_ms": 0.0, "scale": ratio / 2.5,
                       "per_unit_ms": 0.0, "networks": 8}
@@ -302,12 +302,12 @@ def test_a_table_off_by_a_uniform_factor_is_caught_and_recalibrated(monkeypatch)
     progress = StageProgress(start=lambda stage, total: counted.append((stage, total)))
     profile(fast_device(), tiny_space(), lut, calibrate=8, validate=6, recalibrate=True,
             progress=progress)
-    assert counted[:2] == [("calibration networks", 16), ("validation networks", 12)]  # 2 rounds
+    assert counted[:2] == [("fitting networks", 16), ("validation networks", 12)]  # 2 rounds
     assert "unit" not in device.kinds[timed_before:] and lut.entries == entries
     # the refitted table predicts the networks it was refitted on, and the 2.5x is gone
     model = LatencyModel(lut)
     refit = np.median([item["measured_ms"] / model.predict(Arch.from_json(item["arch"]))
-                       for item in lut.networks["calibration"]])
+                       for item in lut.networks["fitting"]])
     assert refit == pytest.approx(1.0, abs=0.01)
     after = check_drift(fast_device(), lut, count=6)
     assert after["trusted"] and after["median_ratio_measured_to_predicted"] == pytest.approx(
@@ -554,9 +554,9 @@ def test_a_budget_caps_the_table_fitting_networks_and_every_one_gets_all_rounds(
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
     lut.networks = {}
     archs = [get_space("cifar").sample(profiler.CALIBRATION_SEED + i) for i in range(60)]
-    profiler.time_networks(_SlowSession(0.02), lut, "calibration", archs, 100,  # type: ignore[arg-type]
+    profiler.time_networks(_SlowSession(0.02), lut, "fitting", archs, 100,  # type: ignore[arg-type]
                             lambda table: None, StageProgress(), rounds=2, budget_s=0.5)
-    timed = lut.networks["calibration"]
+    timed = lut.networks["fitting"]
     assert 4 <= len(timed) < 60  # 0.5 s fits about 12 networks of two 0.02 s timings
     assert all(len(item["rounds"]) == 2 for item in timed)
 
@@ -570,8 +570,8 @@ def test_a_budgeted_profile_times_a_pilot_then_the_networks_then_units(tmp_path)
     progress = StageProgress(start=lambda stage, total: stages.append(stage))
     lut = profile(fast_device(), small_space(), calibrate=8, time_budget_s=3.0,
                   progress=progress)
-    assert stages[:2] == ["units (pilot)", "calibration networks"]
-    assert len(lut.networks["calibration"]) == 8 and lut.correction is not None
+    assert stages[:2] == ["units (pilot)", "fitting networks"]
+    assert len(lut.networks["fitting"]) == 8 and lut.correction is not None
 
 
 @pytest.mark.parametrize("calibrate", [1, 3])

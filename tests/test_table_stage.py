@@ -72,7 +72,7 @@ def test_a_table_the_main_job_measures_is_complete_and_predicts_held_out_network
         measured) -> None:
     lut = load_lut(lut_path(measured, "host-cpu", "tiny"))
     assert unfinished(lut, tiny_space()) == [] and lut.sampling is None
-    assert len(lut.networks["calibration"]) == pipeline.MAIN_CALIBRATE
+    assert len(lut.networks["fitting"]) == pipeline.MAIN_CALIBRATE
     assert lut.validation["n"] == pipeline.MAIN_VALIDATE
     assert lut.validation["within_10pct"] == 1.0 and lut.validation["max_abs_pct_error"] < 1
 
@@ -149,7 +149,7 @@ def _killed_once_units_follow_the_networks(path: Path, device: ScriptedDevice) -
             return seen["reached"]
         seen["mtime"] = path.stat().st_mtime_ns
         table = json.loads(path.read_text())
-        networks = (table.get("networks") or {}).get("calibration") or []
+        networks = (table.get("networks") or {}).get("fitting") or []
         seen["reached"] = (len(networks) == pipeline.MAIN_CALIBRATE
                            and all(len(item["rounds"]) == 2 for item in networks)
                            and len(table["entries"]) > 100)
@@ -181,8 +181,8 @@ def test_a_main_job_killed_while_it_measures_a_table_resumes_it(tmp_path, monkey
     assert result["check"] is None and result["validation"] == lut.validation
     assert lut.validation["within_10pct"] == 1.0
     assert {key: lut.entries[key] for key in partial.entries} == partial.entries
-    assert lut.networks["calibration"][:len(partial.networks["calibration"])] == \
-        partial.networks["calibration"]
+    assert lut.networks["fitting"][:len(partial.networks["fitting"])] == \
+        partial.networks["fitting"]
     # nothing timed twice: the units left, and the held-out networks' two rounds
     assert device.kinds.count("unit") == 772 - units
     # (the random held-out networks and the search-biased ones)
@@ -195,7 +195,7 @@ def test_a_main_job_killed_while_it_measures_a_table_resumes_it(tmp_path, monkey
 REFIT_KILL_POINTS: dict[str, Any] = {
     "after one round of its table-fitting networks": lambda table, before:
         table.get("correction") is None
-        and all(len(item["rounds"]) == 1 for item in table["networks"]["calibration"]),
+        and all(len(item["rounds"]) == 1 for item in table["networks"]["fitting"]),
     "after the correction, before its held-out networks": lambda table, before:
         (table.get("correction") or {}).get("fitted") not in (None, before.correction["fitted"])
         and (table.get("validation") or {}).get("measured") in (None, before.validation["measured"]),

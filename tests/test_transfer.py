@@ -75,7 +75,7 @@ def test_a_transfer_from_20_networks_predicts_held_out_networks_within_10_percen
     assert lut.transfer["units_timed"] == 0
     # no unit was timed on the new device: 20 + 30 networks, two rounds each, plus references
     assert "unit" not in new_device.kinds and new_device.kinds.count("network") == 2 * (20 + 30)
-    assert len(lut.networks["calibration"]) == 20 and len(lut.networks["validation"]) == 30
+    assert len(lut.networks["fitting"]) == 20 and len(lut.networks["validation"]) == 30
     printed = capsys.readouterr().out
     assert "transferred from host-cpu/tiny with 20 networks" in printed
 
@@ -95,7 +95,7 @@ def test_a_transfer_killed_while_it_times_networks_keeps_them(new_device) -> Non
     with pytest.raises(DeviceKilled):
         _transfer("--networks", "20")
     partial = load_lut(lut_path("profiles", "new-board", "tiny"))
-    kept = sum(len(item["rounds"]) for item in partial.networks["calibration"])
+    kept = sum(len(item["rounds"]) for item in partial.networks["fitting"])
     assert kept > 0
     new_device.killed_when, before = None, new_device.timed
     assert _transfer("--networks", "20") == 0
@@ -112,7 +112,7 @@ def test_a_connection_lost_mid_chunk_keeps_every_network_the_device_finished(
     assert _transfer("--networks", "20") == 2
     assert "lost the connection" in capsys.readouterr().err
     partial = load_lut(lut_path("profiles", "new-board", "tiny"))
-    assert sum(len(item["rounds"]) for item in partial.networks["calibration"]) == 12
+    assert sum(len(item["rounds"]) for item in partial.networks["fitting"]) == 12
     new_device.lost_when, before = None, new_device.timed
     assert _transfer("--networks", "20") == 0
     assert new_device.kinds[before:].count("network") == 2 * (20 + 30) - 12

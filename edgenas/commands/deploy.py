@@ -86,7 +86,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
         print(f"predicted {report['predicted_ms']:.4f} ms, error {100 * report['prediction_error']:+.1f} %{flag}")
     if load is not None:
         print(f"load: the table's reference network ran at {load['ratio']:.2f}x its yardstick "
-              f"({load['reference_ms']:.4f} ms) between these rounds; at the table's level the "
+              f"({load['yardstick_ms']:.4f} ms) between these rounds; at the table's level the "
               f"model takes {load['median_at_table_level_ms']:.4f} ms"
               + (f", the prediction {100 * load['prediction_error_at_table_level']:+.1f} % from it"
                  if "prediction_error_at_table_level" in load else ""))

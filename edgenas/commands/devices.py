@@ -172,7 +172,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
             anchor = reanchor(device, space, existing)
             save_lut(existing, path)
         print(f"{path}: the reference network takes {anchor['reference_now_ms']:.4g} ms now "
-              f"(fastest of {anchor['burst']}), {anchor['reference_ms']:.4g} ms at the table's "
+              f"(fastest of {anchor['burst']}), {anchor['yardstick_ms']:.4g} ms at the table's "
               f"yardstick: predictions x {anchor['ratio']:.3f} from now on")
         return
     if args.source:
@@ -204,7 +204,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
                       time_budget_s=_time_budget_s(args, space, device))
         save_lut(lut, path)
     elapsed = time.perf_counter() - start
-    print(f"{path}: {len(lut.entries)} unit entries, {len(lut.networks.get('calibration', []))} "
+    print(f"{path}: {len(lut.entries)} unit entries, {len(lut.networks.get('fitting', []))} "
           f"table-fitting (calibration) networks ({elapsed:.0f} s this run)")
     _print_table(args, lut)
 
@@ -235,10 +235,10 @@ def _print_table(args: argparse.Namespace, lut: LUT) -> None:
     protocol = lut.timing.get("protocol")
     if protocol and protocol.get("load_p50"):
         print(f"timed beside a reference network (the table's level: "
-              f"{protocol['reference_ms']:.3f} ms): this run's load was "
+              f"{protocol['yardstick_ms']:.3f} ms): this run's load was "
               f"{protocol['load_p50']:.2f}x that at the median, {protocol['load_p90']:.2f}x at "
               "the 90th percentile")
-        agreement = protocol.get("level_agreement") or {}
+        agreement = protocol.get("level_scores") or {}
         if agreement:
             print(f"  times scaled by: {protocol.get('level')} (table-fitting rounds apart at "
                   "the median: " + ", ".join(f"{level} {score['median_gap_pct']:.1f} %"

@@ -173,7 +173,7 @@ def _predicting_table(device: Device, predicted: dict[str, Any] | None) -> LUT |
     except EdgenasError as err:
         log.info("%s: no load check against %s: %s", device.name, path, err)
         return None
-    if table.device != device.name or not (table.timing.get("protocol") or {}).get("reference_ms"):
+    if table.device != device.name or not (table.timing.get("protocol") or {}).get("yardstick_ms"):
         return None
     return table
 
@@ -202,12 +202,12 @@ def load_during(guard: LoadGuard, table: LUT, results: dict[str, dict[str, Any]]
     guard's own scaling, as the table's networks were timed; ``results`` are rescaled in
     place): a prediction is judged against the device at the level its table was made at,
     so a busy spell is not called a drifting table, and the report says how busy."""
-    assert guard.reference_ms is not None
+    assert guard.yardstick_ms is not None
     references = [float(r["median_ms"]) for name, r in results.items() if name not in names]
     guard.scale(results, names)
     at_level = [float(results[name]["median_ms"]) for name in names]
-    return {"reference_ms": guard.reference_ms, "references_ms": references,
-            "level": guard.level, "ratio": float(np.median(references)) / guard.reference_ms,
+    return {"yardstick_ms": guard.yardstick_ms, "references_ms": references,
+            "level": guard.level, "ratio": float(np.median(references)) / guard.yardstick_ms,
             "anchor_ratio": float((table.timing.get("anchor") or {}).get("ratio", 1.0)),
             "rounds_at_table_level_ms": at_level,
             "median_at_table_level_ms": float(np.median(at_level))}

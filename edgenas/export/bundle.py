@@ -193,7 +193,7 @@ def precision_checks(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for fmt in ("fp16", "int8"):
         check = verification.get(fmt)
         if isinstance(check, dict) and "top1_agreement_with_fp32" in check:
-            checks[fmt] = {"agreement": check["top1_agreement_with_fp32"],
+            checks[fmt] = {"top1_agreement_with_fp32": check["top1_agreement_with_fp32"],
                            "accuracy": check.get("accuracy"), "fp32_accuracy": fp32,
                            "shipped": fmt in metrics.get("formats", ()),
                            **{key: check[key] for key in ("rejected", "below_bar")
@@ -209,8 +209,8 @@ def describe_check(fmt: str, check: dict[str, Any]) -> str:
            else f" (FP32 {100 * check['fp32_accuracy']:.1f} %)"))
     state = ("left out" if not check["shipped"] else
              "shipped below the bar" if "below_bar" in check else "shipped")
-    return (f"{fmt.upper()}: top-1 agreement with FP32 {100 * check['agreement']:.2f} %"
-            f"{accuracy}; {state}")
+    agreement = check["top1_agreement_with_fp32"]
+    return f"{fmt.upper()}: top-1 agreement with FP32 {100 * agreement:.2f} %{accuracy}; {state}"
 
 
 def load_bundle(folder: Path) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def measure_anchor(device: Device, space: SearchSpace, lut: LUT, burst: int = BU
     """Time the table's reference network ``burst`` times on ``device`` now and return the
     anchor: the fastest time over the table's yardstick (``ratio``), and what it came from."""
     guard = load_guard(device, space, lut)
-    if guard is None or not guard.reference_ms:
+    if guard is None or not guard.yardstick_ms:
         raise ProfileError(f"{lut.device}/{lut.space} has no reference network time to anchor "
                            "by (TensorRT tables, and tables measured before references were "
                            f"kept); re-profile with 'edgenas profile {device.name} --space "
@@ -38,9 +38,9 @@ def measure_anchor(device: Device, space: SearchSpace, lut: LUT, burst: int = BU
     probe = LoadGuard(guard.reference, None, space=guard.space)
     with DeviceSession(device) as session:
         probe.start(session, burst)
-    assert probe.reference_ms is not None
-    return {"ratio": probe.reference_ms / guard.reference_ms,
-            "reference_now_ms": probe.reference_ms, "reference_ms": guard.reference_ms,
+    assert probe.yardstick_ms is not None
+    return {"ratio": probe.yardstick_ms / guard.yardstick_ms,
+            "reference_now_ms": probe.yardstick_ms, "yardstick_ms": guard.yardstick_ms,
             "burst": burst, "measured": now()}
 
 

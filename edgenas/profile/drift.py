@@ -36,7 +36,7 @@ def check_drift(device: Device, lut: LUT, count: int = 10) -> dict[str, Any]:
     several per cent between runs, which is no reason to measure a table anew, while a
     host that is uniformly slower shows as a median ratio far from 1.
     """
-    items = (lut.networks.get("validation") or lut.networks.get("calibration") or [])[:count]
+    items = (lut.networks.get("validation") or lut.networks.get("fitting") or [])[:count]
     if not items:
         raise ProfileError(f"latency table {lut.device}/{lut.space} has no timed networks to "
                            f"check; run 'edgenas profile {lut.device} --validate 20'")

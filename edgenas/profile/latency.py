@@ -93,7 +93,7 @@ class LatencyModel:
         self.correction = lut.correction or dict(IDENTITY)
         self.form = form_of(self.correction)
         self._costs: dict[str, UnitCost] = {}  # a unit's counted cost, by table key
-        calibration = lut.networks.get("calibration") or []
+        calibration = lut.networks.get("fitting") or []
         if lut.correction and "min_sum_ms" not in self.correction and calibration:
             # tables fitted before the edge was recorded: it is the smallest calibration sum
             sums = [kind_sums(lut, Arch.from_json(item["arch"]))[0].sum() for item in calibration]

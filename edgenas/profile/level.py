@@ -30,14 +30,14 @@ DEFAULT = "neighbours"
 STATISTICS = ("median_ms", "p10_ms", "p90_ms", "min_ms", "mean_ms")
 #: What a timing records to be expressed at any level later: its raw median, the mean of
 #: its neighbouring references, its chunk's median reference and the table's yardstick.
-RECORD = ("raw_median_ms", "reference_ms", "chunk_reference_ms", "yardstick_ms")
+RECORD = ("raw_median_ms", "neighbour_reference_ms", "chunk_reference_ms", "yardstick_ms")
 
 
 def factor(timing: dict[str, Any], level: str) -> float | None:
     """What multiplies a raw time to bring it to ``level``; None without the record."""
     if level == "none":
         return 1.0
-    reference = timing.get("reference_ms" if level == "neighbours" else "chunk_reference_ms")
+    reference = timing.get("neighbour_reference_ms" if level == "neighbours" else "chunk_reference_ms")
     yardstick = timing.get("yardstick_ms")
     if not reference or not yardstick:
         return None

@@ -26,7 +26,9 @@ from edgenas.space.search_space import SearchSpace
 if TYPE_CHECKING:
     from edgenas.space.arch import Arch
 
-SCHEMA_VERSION = 1
+#: 2 (2026-12-07): one name per concept. Schema 1 files are read and upgraded in memory
+#: (`upgrade_schema_1`) and written back as 2 the next time they are saved.
+SCHEMA_VERSION = 2
 #: Fingerprint fields that change latency; hostname and Python version do not.
 FINGERPRINT_FIELDS = ("machine", "cpu", "cpu_count", "onnxruntime", "tensorrt", "l4t",
                       "nvpmodel", "model", "board", "android", "perf_test", "openvino",
@@ -40,20 +42,57 @@ def now() -> str:
 #: What a table's timed networks are for (keys of `LUT.networks`): the table-fitting stream
 #: of random archs, the held-out ones it is judged on, and the archs searches put on their
 #: fronts, timed on the device afterwards (`edgenas.search.measured_front`).
-CALIBRATION, VALIDATION, FRONT = "calibration", "validation", "front"
+FITTING, VALIDATION, FRONT = "fitting", "validation", "front"
 #: Held-out networks from where searches go rather than from the whole space: the cheapest
 #: tenth by MACs of a random pool (`edgenas.profile.profiler.search_biased_archs`).
 SEARCH_BIASED = "search_biased"
 #: The networks the correction is fitted on: random archs cover the space, front archs the
 #: region searches go to, where random archs rarely are.
-FITTING = (CALIBRATION, FRONT)
+FITTED_ON = (FITTING, FRONT)
 #: A table's models by format (`Runtime.model_format`), in words.
 FORMAT_NAMES = {"onnx": "FP32", "fp16": "FP16", "int8": "INT8 (QDQ)"}
 
 
 def fitting_networks(lut: "LUT") -> list[dict[str, Any]]:
-    """The timed networks the table's correction is fitted on (`FITTING`)."""
-    return [item for label in FITTING for item in lut.networks.get(label) or []]
+    """The timed networks the table's correction is fitted on (`FITTED_ON`)."""
+    return [item for label in FITTED_ON for item in lut.networks.get(label) or []]
+
+
+#: Schema 1's names, for `upgrade_schema_1`: "calibration" also meant INT8 calibration, and
+#: "reference_ms" meant the table's yardstick in its protocol but the neighbouring reference
+#: rounds' mean in a timing record.
+RENAMED_IN_2 = {"networks": {"calibration": FITTING},
+                "protocol": {"reference_ms": "yardstick_ms", "level_agreement": "level_scores"},
+                "record": {"reference_ms": "neighbour_reference_ms"}}
+
+
+def upgrade_schema_1(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema 1 table's dict in schema 2's names (a new dict; the values are shared)."""
+    def renamed(record: Any, names: dict[str, str]) -> Any:
+        if not isinstance(record, dict):
+            return record
+        return {names.get(key, key): value for key, value in record.items()}
+
+    def network(item: Any) -> Any:
+        if not isinstance(item, dict):
+            return item
+        timed = item.get("timed")  # one timing record per round
+        return {**item, "timed": [renamed(r, RENAMED_IN_2["record"]) for r in timed]
+                } if isinstance(timed, list) else item
+
+    out = {**data, "schema_version": 2}
+    timing = data.get("timing")
+    if isinstance(timing, dict) and isinstance(timing.get("protocol"), dict):
+        out["timing"] = {**timing, "protocol": renamed(timing["protocol"],
+                                                       RENAMED_IN_2["protocol"])}
+    if isinstance(data.get("entries"), dict):
+        out["entries"] = {key: renamed(stats, RENAMED_IN_2["record"])
+                          for key, stats in data["entries"].items()}
+    if isinstance(data.get("networks"), dict):
+        out["networks"] = {RENAMED_IN_2["networks"].get(label, label):
+                           [network(item) for item in items] if isinstance(items, list) else items
+                           for label, items in data["networks"].items()}
+    return out
 
 
 @dataclass
@@ -67,7 +106,7 @@ class LUT:
     timing: dict[str, Any]
     fingerprint: dict[str, Any]
     entries: dict[str, dict[str, float]] = field(default_factory=dict)
-    #: whole networks timed end to end, by what they are for (`CALIBRATION`, `VALIDATION`,
+    #: whole networks timed end to end, by what they are for (`FITTING`, `VALIDATION`,
     #: `FRONT`), each item {"arch": <arch json>, "measured_ms": float, "rounds": [...]}
     networks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     correction: dict[str, Any] | None = None
@@ -100,9 +139,11 @@ class LUT:
         if not isinstance(data, dict):
             raise ProfileError(f"{source}: expected a JSON object")
         version = data.get("schema_version")
+        if version == 1:
+            data, version = upgrade_schema_1(data), SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise ProfileError(f"{source}: schema_version: {version!r} is not supported "
-                               f"(this edgenas reads {SCHEMA_VERSION}); re-run 'edgenas profile'")
+                               f"(this edgenas reads 1 and {SCHEMA_VERSION}); re-run 'edgenas profile'")
         required = {"device": str, "space": str, "space_hash": str, "runtime": dict,
                     "timing": dict, "fingerprint": dict, "entries": dict}
         for name, kind in required.items():

@@ -182,7 +182,7 @@ class ProfileRun:
 
     def time_calibration(self, budget_s: float | None = None) -> None:
         """Time the table-fitting networks (within ``budget_s`` when given)."""
-        time_networks(self.session, self.lut, "calibration", self.calibration, self.chunk,
+        time_networks(self.session, self.lut, "fitting", self.calibration, self.chunk,
                       self.checkpoint, self.progress, rounds=CALIBRATION_ROUNDS,
                       guard=self.guard, budget_s=budget_s)
 
@@ -211,7 +211,7 @@ def _budgeted_networks(run: ProfileRun) -> None:
     to time): they take up to `NETWORK_SHARE` of it before the units, and units get what
     they leave; the table then fits on the networks that fitted in."""
     run.time_calibration(budget_s=NETWORK_SHARE * float(run.time_budget_s or 0))
-    run.calibration = [Arch.from_json(item["arch"]) for item in run.lut.networks["calibration"]]
+    run.calibration = [Arch.from_json(item["arch"]) for item in run.lut.networks["fitting"]]
 
 
 def _sampled_units(run: ProfileRun, missing: list[str], max_units: int | None) -> None:
@@ -377,7 +377,7 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
     ``lut`` (other fingerprint, runtime settings or space) is replaced by a new one unless
     ``allow_stale``, in which case measurements are added to it. ``revalidate`` times the
     held-out networks again (to check a table for drift) instead of reusing stored times.
-    ``recalibrate`` also times the calibration networks again and refits the correction:
+    ``recalibrate`` also times the table-fitting networks again and refits the correction:
     the cheap repair when the device got uniformly faster or slower (another host of the
     same kind, a thermal or power mode) without its fingerprint changing.
     """
@@ -391,7 +391,7 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
         if "note" in lut.timing["models"]:
             log.warning("%s: %s", device.name, lut.timing["models"]["note"])
         if recalibrate:  # a new yardstick: an anchor to the old one means nothing now
-            lut.networks["calibration"], lut.correction = [], None
+            lut.networks["fitting"], lut.correction = [], None
             lut.networks.pop(FRONT, None)  # timed against the old yardstick
             lut.timing.pop("anchor", None)
             # the held-out networks too, at once: a run killed before it times them again
@@ -450,7 +450,7 @@ def unfinished(lut: LUT, space: SearchSpace) -> list[str]:
         reasons.append(f"{missing} of {len(units)} units have no entry")
     # fitted on its table-fitting networks, with or without the measured front archs (a
     # transferred table keeps its own fit beside them)
-    fitting, calibration = fitting_networks(lut), lut.networks.get("calibration") or []
+    fitting, calibration = fitting_networks(lut), lut.networks.get("fitting") or []
     if fitting and (lut.correction or {}).get("networks") not in (len(fitting), len(calibration)):
         reasons.append(f"the correction is not fitted on its {len(fitting)} timed "
                        "table-fitting networks")

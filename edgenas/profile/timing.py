@@ -42,11 +42,11 @@ PROTOCOL = {
     "pinning": "one core when ONNX Runtime, or OpenVINO on a CPU, uses one thread",
     "load": "a reference network (a median-sized arch of reference_space) timed before the "
             "first model and after every 'every' "
-            "models; each time at the table's 'level': scaled by reference_ms over the mean "
+            "models; each time at the table's 'level': scaled by yardstick_ms over the mean "
             "of its two neighbouring reference times (neighbours) or over its chunk's median "
             "reference time (chunk), or as timed (none), whichever makes the table-fitting "
-            "networks' two rounds agree best (level_agreement; load_p50/p90: the "
-            "neighbouring mean over reference_ms, this run)",
+            "networks' two rounds agree best (level_scores; load_p50/p90: the "
+            "neighbouring mean over yardstick_ms, this run)",
 }
 #: The load guard's reference: this sample of a space is a median-sized arch of it (by
 #: MACs, among 200 samples: 48th percentile in `cifar`, 49th in `imagenet`).
@@ -63,22 +63,22 @@ class LoadGuard:
     for each model its raw time, the mean of its two neighbouring reference times and the
     median reference time of its chunk. The table's ``level`` (`edgenas.profile.level`,
     chosen by measurement) says which of them the model's time is expressed by, relative to
-    the table's reference time (``reference_ms``: the fastest of a burst of reference
+    the table's yardstick (``yardstick_ms``: the fastest of a burst of reference
     timings when the table was started). Every time in a table, and every later timing
     judged against it (a resumed profile, a benchmark), is so expressed at one level of
     load. A recalibration (the host itself changed) measures the yardstick afresh.
     """
 
-    def __init__(self, reference: onnx.ModelProto, reference_ms: float | None = None,
+    def __init__(self, reference: onnx.ModelProto, yardstick_ms: float | None = None,
                  every: int = 20, level: str = DEFAULT_LEVEL, space: str = "cifar") -> None:
-        self.reference, self.reference_ms, self.every = reference, reference_ms, every
+        self.reference, self.yardstick_ms, self.every = reference, yardstick_ms, every
         self.level, self.space = level, space
-        self.agreement: dict[str, Any] = {}  # how each level did on the table-fitting rounds
+        self.level_scores: dict[str, Any] = {}  # how each level did on the table-fitting rounds
         self.local: list[float] = []  # the neighbouring reference means models were timed by
 
     def start(self, session: DeviceSession, burst: int = 20) -> None:
         """Time the reference ``burst`` times for its uncontended time, unless known."""
-        if self.reference_ms is not None:
+        if self.yardstick_ms is not None:
             return
         log.info("%s: timing the reference network %d times for the table's yardstick (its "
                  "uncontended time; a minute or two on an emulated board)",
@@ -93,7 +93,7 @@ class LoadGuard:
         if not times:
             raise ProfileError(f"{session.device.name}: the reference network could not be "
                                "timed; see the device's agent output")
-        self.reference_ms = min(times)
+        self.yardstick_ms = min(times)
 
     def layout(self, names: list[str]) -> list[str]:
         """The timing order: a reference before the first model and after every ``every``."""
@@ -107,7 +107,7 @@ class LoadGuard:
 
     def scale(self, results: dict[str, dict[str, Any]], names: list[str]) -> None:
         """Record each model's references and express it at the table's level, in place."""
-        assert self.reference_ms is not None
+        assert self.yardstick_ms is not None
         chunk = [r["median_ms"] for key, r in results.items()
                  if key.startswith("ref") and r.get("median_ms")]
         for i, name in enumerate(names):
@@ -119,21 +119,21 @@ class LoadGuard:
             if not refs:
                 continue  # no yardstick around it: kept as timed
             result = results[name]
-            result.update(raw_median_ms=result["median_ms"], reference_ms=float(np.mean(refs)),
+            result.update(raw_median_ms=result["median_ms"], neighbour_reference_ms=float(np.mean(refs)),
                           chunk_reference_ms=float(np.median(chunk)),
-                          yardstick_ms=self.reference_ms)
+                          yardstick_ms=self.yardstick_ms)
             relevel(result, self.level)
-            self.local.append(result["reference_ms"])
+            self.local.append(result["neighbour_reference_ms"])
 
     def summary(self) -> dict[str, Any]:
         """What the table records of the protocol."""
         local = np.array(self.local) if self.local else None
-        return {"reference_space": self.space, "reference_ms": self.reference_ms,
+        return {"reference_space": self.space, "yardstick_ms": self.yardstick_ms,
                 "every": self.every, "level": self.level,
-                "level_agreement": self.agreement,
-                "load_p50": None if local is None else float(np.median(local) / self.reference_ms),
+                "level_scores": self.level_scores,
+                "load_p50": None if local is None else float(np.median(local) / self.yardstick_ms),
                 "load_p90": None if local is None
-                else float(np.percentile(local, 90) / self.reference_ms)}
+                else float(np.percentile(local, 90) / self.yardstick_ms)}
 
     def record(self, lut: LUT) -> None:
         """Write the protocol, as this guard has followed it so far, into ``lut``."""
@@ -162,13 +162,13 @@ def load_guard(device: Device, space: SearchSpace, lut: LUT | None = None
         return None
     protocol = (lut.timing.get("protocol") or {}) if lut else {}
     reference_space = protocol.get("reference_space") or (
-        "cifar" if protocol.get("reference_ms") else space.name)
+        "cifar" if protocol.get("yardstick_ms") else space.name)
     reference = reference_network(space if reference_space == space.name
                                   else get_space(reference_space))
     guard = LoadGuard(device_model(device, reference),
-                      protocol.get("reference_ms"), level=protocol.get("level", DEFAULT_LEVEL),
+                      protocol.get("yardstick_ms"), level=protocol.get("level", DEFAULT_LEVEL),
                       space=reference_space)
-    guard.agreement = protocol.get("level_agreement") or {}
+    guard.level_scores = protocol.get("level_scores") or {}
     return guard
 
 
@@ -245,8 +245,8 @@ def set_level(lut: LUT, guard: LoadGuard) -> None:
     unit and network at it (from their raw times, so whatever level they were at before, as
     after a recalibration); a level other than the guard's drops the correction, to be
     fitted anew."""
-    level, scores = choose(lut.networks.get("calibration", []))
-    guard.agreement = scores
+    level, scores = choose(lut.networks.get("fitting", []))
+    guard.level_scores = scores
     if not scores:
         return
     if level != guard.level:

@@ -71,7 +71,7 @@ def check_source(source: LUT, space: SearchSpace, where: str) -> None:
         raise ProfileError(f"{where} is partial: {len(missing)} of {len(units)} units have no "
                            f"entry (an interrupted profile?); finish it with 'edgenas profile "
                            f"{source.device} --space {space.name}' first")
-    if not source.networks.get("calibration"):
+    if not source.networks.get("fitting"):
         raise ProfileError(f"{where} has no timed networks: it was never finished; finish it "
                            f"with 'edgenas profile {source.device} --space {space.name}' first")
 
@@ -169,8 +169,8 @@ def transfer(device: Device, space: SearchSpace, source: LUT, source_where: str,
         if guard is not None:
             guard.start(session)
             guard.record(lut)
-        lut.networks["calibration"] = lut.networks.get("calibration", [])[:networks]
-        time_networks(session, lut, "calibration",
+        lut.networks["fitting"] = lut.networks.get("fitting", [])[:networks]
+        time_networks(session, lut, "fitting",
                       arch_stream(space, CALIBRATION_SEED, networks), chunk, checkpoint,
                       progress, rounds=CALIBRATION_ROUNDS, guard=guard)
         if guard is not None:
@@ -196,7 +196,7 @@ def fit_transfer(lut: LUT, source: LUT, space: SearchSpace) -> None:
     """Fit ``lut`` on its timed table-fitting networks from ``source``'s unit entries: the
     `WORK` weights, every unit's entry from them, the cross-validated correction, and the
     MACs-only line beside it, in place."""
-    items = lut.networks["calibration"]
+    items = lut.networks["fitting"]
     archs = [Arch.from_json(item["arch"]) for item in items]
     measured = [item["measured_ms"] for item in items]
     work = space_work(source, space)
