@@ -134,6 +134,27 @@ def test_an_arch_whose_measurement_breaks_the_budget_is_never_on_the_front(
     assert all(r["latency"] <= budget for r in summary["front"])
 
 
+def test_an_arch_whose_rounds_stay_apart_is_reported_with_its_spread_but_not_fitted_on(
+        device, tmp_path) -> None:
+    """A table refitted on a timing taken through a busy spell learns that spell: an arch
+    still unsteady after its extra rounds keeps its measured latency and spread on the
+    front, and stays out of the table's fitting networks."""
+    scripted, profiles = device
+    scripted.noise = 0.08  # each timing within +-8 %: some archs' rounds disagree, some not
+    assert search(profiles, tmp_path / "run") == 0
+    rows = front_of(tmp_path / "run")["front"]
+    assert any(r["measured_latency_spread"] > MAX_ROUND_SPREAD for r in rows), \
+        "the noise must leave some front arch unsteady for this test to mean anything"
+    assert all(len(r["measured_latency_rounds_ms"]) > ROUNDS for r in rows
+               if r["measured_latency_spread"] > MAX_ROUND_SPREAD)  # timed again first
+    fitted = load_lut(lut_path(profiles, "host-cpu", "tiny")).networks.get(FRONT) or []
+    assert all(spread(item["rounds"]) <= MAX_ROUND_SPREAD for item in fitted)
+    assert fitted, "and some steady, so that the table still learns where the search went"
+    timed = json.loads((tmp_path / "run" / "front-timing" / "host-cpu.json").read_text())
+    noisy = [i for i in timed["front"] if spread(i["rounds"]) > MAX_ROUND_SPREAD]
+    assert noisy and not {i["arch"] for i in noisy} & {i["arch"] for i in fitted}
+
+
 def test_a_device_lost_half_way_keeps_its_timings_and_the_rerun_times_only_the_rest(
         device, tmp_path, capsys) -> None:
     scripted, profiles = device

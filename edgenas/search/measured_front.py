@@ -5,8 +5,8 @@ is fitted and judged on rarely are (the cheap end, a budget's edge), and there a
 prediction can be off by far more than the table's held-out error says. So after a search
 every front arch is timed on the device as a whole network, with the table's own protocol
 (interleaved rounds, its load guard and level: `edgenas.profile.measure.time_in_rounds`).
-The measured archs join the table's fitting networks (`FRONT`) and its correction is
-refitted; the archs are ranked again on measured latency where there is one and on the
+The measured archs join the table's fitting networks (`FRONT`), those whose rounds agree
+within `MAX_ROUND_SPREAD`, and its correction is refitted; the archs are ranked again on measured latency where there is one and on the
 refitted prediction elsewhere, and an arch that enters the front so is timed in turn (at
 most `MAX_PASSES` passes). An arch timed after a refit was not part of it: its error is
 the refined table's honest one. Last, up to `HELD_OUT` archs the search evaluated next to
@@ -137,9 +137,16 @@ def _refit(target: Target, timings: Timings) -> LatencyModel:
     the refined model (the table is saved when it has a path)."""
     lut = target.lut
     kept = {item["arch"]: item for item in lut.networks.get(FRONT) or []}
+    # an arch whose rounds still disagree after its extra rounds is reported with its
+    # spread, but a table fitted on it would learn the noise of one busy spell: it is left out
+    steady = [item for item in timings.front if spread(item["rounds"]) <= MAX_ROUND_SPREAD]
+    if len(steady) < len(timings.front):
+        log.info("%s: %d front arch(s) whose rounds disagree by more than %.0f %% are not "
+                 "fitted on", lut.device, len(timings.front) - len(steady),
+                 100 * MAX_ROUND_SPREAD)
     kept.update({item["arch"]: {k: item[k] for k in ("arch", "rounds", "measured_ms", "spread",
                                                        "timed") if k in item}
-                 for item in timings.front})
+                 for item in steady})
     lut.networks[FRONT] = list(kept.values())
     if lut.transfer is not None:  # its correction maps another device's units: kept
         log.info("%s: a transferred table; its correction is kept, the front's residual "
