@@ -960,3 +960,21 @@ def test_a_schema_1_table_is_read_in_schema_2_names_and_predicts_the_same(tmp_pa
     with pytest.raises(ProfileError, match="schema_version: 3 is not supported"):
         load_lut(path.with_name("t3.json")) if path.with_name("t3.json").write_text(
             json.dumps({**old, "schema_version": 3})) else None
+
+
+def test_a_table_naming_an_unknown_level_is_refused_with_the_levels_there_are() -> None:
+    """A hand-edited level must not be read as some other level (it was: anything but
+    "none" or "neighbours" scaled by the chunk's reference)."""
+    from edgenas.profile.level import LEVELS, factor
+    from edgenas.profile.timing import load_guard
+    timing = {"raw_median_ms": 2.0, "neighbour_reference_ms": 2.0, "chunk_reference_ms": 4.0,
+              "yardstick_ms": 1.0}
+    assert [factor(timing, name) for name in LEVELS] == [0.5, 0.25, 1.0]
+    with pytest.raises(ProfileError, match="'chunks' is not a level of load; use one of "
+                                           "neighbours, chunk, none"):
+        factor(timing, "chunks")
+    device, lut = get_device("host-cpu"), load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
+    lut.timing["protocol"] = {"yardstick_ms": 1.83, "level": "neigbours"}
+    with pytest.raises(ProfileError, match="host-cpu's cifar table: timing.protocol.level: "
+                                           "'neigbours' is not a level"):
+        load_guard(device, get_space("cifar"), lut)

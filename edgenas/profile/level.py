@@ -17,13 +17,31 @@ table-fitting networks' two rounds agree best (`choose`):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
 
+from edgenas.errors import ProfileError
 from edgenas.profile.lut import LUT
 
-LEVELS = ("neighbours", "chunk", "none")
+
+@dataclass(frozen=True)
+class Level:
+    """One way of bringing a raw time to the table's level: by which reference its timing
+    record holds (``reference``, a key of `RECORD`), or as timed (None)."""
+
+    name: str
+    reference: str | None
+    words: str
+
+
+#: The levels, in the order ties are broken in (`choose`).
+LEVELS: dict[str, Level] = {level.name: level for level in (
+    Level("neighbours", "neighbour_reference_ms",
+          "scaled by the mean of the two reference timings around the model"),
+    Level("chunk", "chunk_reference_ms", "scaled by its chunk's median reference timing"),
+    Level("none", None, "as timed"))}
 #: Tables made before the choice existed were scaled by neighbouring references.
 DEFAULT = "neighbours"
 #: The statistics a level rescales (the median is the one predictions use).
@@ -33,11 +51,22 @@ STATISTICS = ("median_ms", "p10_ms", "p90_ms", "min_ms", "mean_ms")
 RECORD = ("raw_median_ms", "neighbour_reference_ms", "chunk_reference_ms", "yardstick_ms")
 
 
+def level_named(name: Any, where: str = "timing.protocol.level") -> Level:
+    """The level a table names; an unknown one (a hand-edited table) is an error, never
+    another level silently."""
+    if name not in LEVELS:
+        raise ProfileError(f"{where}: {name!r} is not a level of load; use one of "
+                           f"{', '.join(LEVELS)}, or re-run 'edgenas profile DEVICE "
+                           "--recalibrate' to choose one by measurement")
+    return LEVELS[name]
+
+
 def factor(timing: dict[str, Any], level: str) -> float | None:
     """What multiplies a raw time to bring it to ``level``; None without the record."""
-    if level == "none":
+    key = level_named(level).reference
+    if key is None:
         return 1.0
-    reference = timing.get("neighbour_reference_ms" if level == "neighbours" else "chunk_reference_ms")
+    reference = timing.get(key)
     yardstick = timing.get("yardstick_ms")
     if not reference or not yardstick:
         return None
@@ -98,7 +127,8 @@ def choose(items: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     known = {level: score for level, score in scores.items() if score is not None}
     if not known:
         return DEFAULT, {}
-    best = min(known, key=lambda level: (known[level]["median_gap_pct"], LEVELS.index(level)))
+    order = list(LEVELS)
+    best = min(known, key=lambda level: (known[level]["median_gap_pct"], order.index(level)))
     return best, known
 
 

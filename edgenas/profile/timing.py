@@ -23,7 +23,7 @@ from edgenas.device.descriptor import Device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import DeviceError, ProfileError
 from edgenas.profile.level import DEFAULT as DEFAULT_LEVEL
-from edgenas.profile.level import choose, express_at, pair_gaps, relevel
+from edgenas.profile.level import choose, express_at, level_named, pair_gaps, relevel
 from edgenas.profile.lut import LUT
 from edgenas.profile.onnx_graph import network_model
 from edgenas.profile.precision import device_model
@@ -165,9 +165,10 @@ def load_guard(device: Device, space: SearchSpace, lut: LUT | None = None
         "cifar" if protocol.get("yardstick_ms") else space.name)
     reference = reference_network(space if reference_space == space.name
                                   else get_space(reference_space))
-    guard = LoadGuard(device_model(device, reference),
-                      protocol.get("yardstick_ms"), level=protocol.get("level", DEFAULT_LEVEL),
-                      space=reference_space)
+    level = level_named(protocol.get("level", DEFAULT_LEVEL),
+                        f"{device.name}'s {space.name} table: timing.protocol.level").name
+    guard = LoadGuard(device_model(device, reference), protocol.get("yardstick_ms"),
+                      level=level, space=reference_space)
     guard.level_scores = protocol.get("level_scores") or {}
     return guard
 
