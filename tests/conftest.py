@@ -40,6 +40,7 @@ import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -193,12 +194,15 @@ class PostgresServer:
 
     def restart(self) -> None:
         """Restart the server (every open connection is dropped), waiting until it is back."""
-        subprocess.run([*self.pg_ctl, *self.options, "-m", "fast", "-w", "restart"], check=True,
-                       capture_output=True)
+        done = subprocess.run([*self.pg_ctl, *self.options, "-m", "fast", "-w", "restart"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl restart failed ({done.returncode}):\n{done.stdout}"
+                               f"{done.stderr}")
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory):
+def postgres_server():
     """A real PostgreSQL server on a loopback port, in a throw-away data directory.
 
     As root the server runs as the ``postgres`` system user (PostgreSQL refuses to run as
@@ -213,15 +217,15 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory):
     except ImportError:
         skip_or_fail("psycopg2 not installed (pip install -e '.[dev]')")
     bindir = Path(initdb).resolve().parent
-    folder = tmp_path_factory.mktemp("postgres")
+    # Not under pytest's base temp: every pytest session that starts (a mutation run's, a
+    # second suite's) sets /tmp/pytest-of-<user> back to 0700, which locked the postgres
+    # user out of its own data directory between start and a restart.
+    folder = Path(tempfile.mkdtemp(prefix="edgenas-postgres-"))
     data = folder / "data"
     prefix: list[str] = []
     if os.geteuid() == 0:
         prefix = ["runuser", "-u", "postgres", "--"]
         os.chmod(folder, 0o777)
-        for parent in folder.parents:  # the postgres user must reach the data directory
-            if str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
-                os.chmod(parent, os.stat(parent).st_mode | 0o055)
     port = _free_port()
     subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
                     "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
@@ -236,6 +240,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory):
                              options)
     finally:
         subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
