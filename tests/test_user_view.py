@@ -134,6 +134,28 @@ def test_a_front_of_mixed_fidelities_is_never_shown_as_equals() -> None:
     assert accuracy_source.label(source, {"epochs": 1}) == "trained 1 epoch on digits"
 
 
+def test_a_source_reads_back_from_front_json_as_it_was_and_an_unknown_one_is_not_trusted(
+        ) -> None:
+    """Sources are typed inside edgenas and dicts in front.json: what a search writes, a
+    later `edgenas pareto` must read back to the same words; a kind it does not know (a
+    newer edgenas's front) is described as not recorded, never as some other kind."""
+    recipe = {"epochs": 2, "batch_size": 64, "lr": 0.05}
+    predictor = accuracy_source.estimated(
+        "predictor", True, 0.55, "cross-validated", accuracy_source.trained(recipe, "digits"))
+    for source in (accuracy_source.trained(recipe, "cifar10:/data", {"train_size": 4000,
+                                                                     "val_size": 1000}),
+                   predictor, accuracy_source.estimated("params", False)):
+        stored = json.loads(json.dumps(source.to_dict()))
+        assert accuracy_source.from_dict(stored) == source
+        records = [{"epochs": 2}]
+        assert accuracy_source.describe(stored, records) == source.describe(records)
+        assert accuracy_source.label(stored, records[0]) == source.label(records[0])
+    assert "predicts 2-epoch training on digits" in predictor.label({})
+    assert accuracy_source.describe({"kind": "distilled", "estimator": "x"}) == \
+        accuracy_source.NOT_RECORDED == accuracy_source.describe(None)
+    assert accuracy_source.label({"kind": "distilled"}, {}) == "not recorded"
+
+
 def _front(records: list[dict]) -> dict:
     objectives = ["accuracy", "latency", "memory"]
     return {"objectives": objectives, "device": "host-cpu", "trials": len(records),
@@ -180,7 +202,7 @@ def test_the_report_says_a_pick_is_the_same_arch_and_what_the_accuracy_is(
                "search": {"trials": 14, "hypervolume": 0.5, "surrogate": None},
                "front_size": 2, "models": [model], "same_picks": {"fastest": "knee"},
                "pick_rules": {"knee": "knee: a rule", "fastest": "fastest: a rule"},
-               "accuracy_source": accuracy_source.trained(recipe, "digits"),
+               "accuracy_source": accuracy_source.trained(recipe, "digits").to_dict(),
                "baselines": [], "convergence_rule": "", "recipe": recipe}
     page = write_report(tmp_path, summary, lut, front).read_text()
     assert "fastest: same arch as knee" in page

@@ -46,7 +46,7 @@ class EstimatedSearch:
     evaluator: Evaluator
     config: SearchConfig
     estimator: Any = None
-    source: dict[str, Any] | None = None
+    source: accuracy_source.AccuracySource | None = None
 
     @property
     def total(self) -> int:
@@ -73,12 +73,13 @@ class EstimatedSearch:
         return completed(study), {
             "strategy": self.config.strategy.name,
             "estimator": self.estimator.describe() if self.estimator is not None else None,
-            "accuracy_source": source}
+            "accuracy_source": source.to_dict() if source is not None else None}
 
 
 def estimated_search(space: SearchSpace, objectives: tuple[str, ...], budgets: Budgets,
                      config: SearchConfig, accuracy_fn: Callable[[Arch], float] | None = None,
-                     *, estimator: Any = None, source: dict[str, Any] | None = None,
+                     *, estimator: Any = None,
+                     source: accuracy_source.AccuracySource | None = None,
                      **latency: Any) -> EstimatedSearch:
     """The Optuna search scoring accuracy with ``accuracy_fn`` (by default the
     ``estimator``'s score; ``latency``: `Evaluator`'s latency arguments); refuses budgets no
