@@ -19,7 +19,8 @@ from typing import Any, Callable, Sequence
 
 from optuna.trial import FrozenTrial
 
-from edgenas.search.engine import SearchConfig, front, objective_matrix, run_search
+from edgenas.search.engine import SearchConfig, front, run_search
+from edgenas.search.objectives import objective_matrix
 from edgenas.search.objectives import Evaluator
 from edgenas.search.pareto import hypervolume
 from edgenas.search.trained_search import (SurrogateConfig, Trainer, run_surrogate_search,

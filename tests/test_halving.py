@@ -205,7 +205,7 @@ def test_proposals_weigh_costs_as_ratios() -> None:
     latency sets below lead to different picks)."""
     from types import SimpleNamespace
 
-    from edgenas.search.proposal import greedy_hypervolume
+    from edgenas.search.hypervolume_gain import greedy_hypervolume
 
     def trial(accuracy: float, latency: float, memory: float) -> SimpleNamespace:
         return SimpleNamespace(user_attrs={"metrics": {"accuracy": accuracy, "latency": latency,

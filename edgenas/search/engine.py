@@ -21,8 +21,9 @@ from optuna.storages import RDBStorage
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from edgenas.search.objectives import Evaluator, SearchError, TrialResult, objective_direction
-from edgenas.search.pareto import hypervolume, non_dominated, to_minimization
+from edgenas.search.objectives import (Evaluator, SearchError, TrialResult,
+                                       objective_matrix)
+from edgenas.search.pareto import hypervolume, non_dominated
 from edgenas.search.strategy import Strategy, as_strategy
 from edgenas.search.study_store import completed_count, identity, open_storage, open_study
 from edgenas.search.work_queue import WorkQueue
@@ -180,13 +181,6 @@ def front(trials: list[FrozenTrial], objectives: tuple[str, ...]) -> list[Frozen
         return []
     points = objective_matrix(feasible, objectives)
     return [t for t, keep in zip(feasible, non_dominated(points)) if keep]
-
-
-def objective_matrix(trials: list[FrozenTrial], objectives: tuple[str, ...]) -> np.ndarray:
-    """Objectives of trials in minimisation form."""
-    values = [[t.user_attrs["metrics"][name] for name in objectives] for t in trials]
-    return to_minimization(np.asarray(values).reshape(-1, len(objectives)),
-                           [objective_direction(name) for name in objectives])
 
 
 def hypervolume_history(trials: list[FrozenTrial], objectives: tuple[str, ...],

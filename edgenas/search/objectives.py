@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
 
 from edgenas.cost.count import count
 from edgenas.errors import EdgenasError
 from edgenas.profile.latency import LatencyModel
+from edgenas.search.pareto import to_minimization
 from edgenas.space.arch import Arch, Block, Stage
 from edgenas.space.search_space import SearchSpace
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 #: name -> (direction, what it is). Accuracy is a fraction in [0, 1].
 OBJECTIVES: dict[str, tuple[str, str]] = {
@@ -69,6 +75,13 @@ def latency_metric(device: str) -> str:
 def objective_direction(name: str) -> str:
     """"maximize" or "minimize" for an objective, per-device latencies included."""
     return OBJECTIVES[name.split("@", 1)[0]][0]
+
+
+def objective_matrix(trials: "list[FrozenTrial]", objectives: tuple[str, ...]) -> np.ndarray:
+    """Objectives of trials in minimisation form."""
+    values = [[t.user_attrs["metrics"][name] for name in objectives] for t in trials]
+    return to_minimization(np.asarray(values).reshape(-1, len(objectives)),
+                           [objective_direction(name) for name in objectives])
 
 
 class SearchError(EdgenasError):

@@ -19,8 +19,8 @@ from optuna.trial import FrozenTrial
 from edgenas.errors import EdgenasError
 from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.search.accuracy_source import FIDELITY, label as source_label
-from edgenas.search.engine import front, hypervolume_history, objective_matrix
-from edgenas.search.objectives import objective_direction
+from edgenas.search.engine import front, hypervolume_history
+from edgenas.search.objectives import objective_direction, objective_matrix
 from edgenas.search.pareto import (BEST_RULE, FASTEST_RULE, KNEE_RULE, fastest_index,
                                    hypervolume, knee_index, margin_guard, to_minimization)
 

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgenas.profile.ranking import kendall_tau
-from edgenas.search.engine import objective_matrix
-from edgenas.search.objectives import SearchError
+from edgenas.search.objectives import SearchError, objective_matrix
 from edgenas.search.pareto import select_spread
 from edgenas.search.work_queue import WorkQueue, completed, fidelity_of
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import statistics
 import warnings
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import optuna
 from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESampler
+from optuna.trial import FrozenTrial
 
+from edgenas.search.hypervolume_gain import greedy_hypervolume
 from edgenas.search.objectives import Evaluator, SearchError, TrialResult
 from edgenas.search.variation import HierarchicalVariation
 from edgenas.space.search_space import SearchSpace
@@ -39,8 +41,6 @@ class Strategy:
     name: ClassVar[str]
     #: Whether the trained search's proposals come from a fitted accuracy surrogate.
     uses_surrogate: ClassVar[bool] = True
-    #: Whether archs are ranked by one number (`scalar`) rather than by Pareto dominance.
-    single_objective: ClassVar[bool] = False
 
     def __repr__(self) -> str:  # what a configuration shows: the name it was given by
         return repr(self.name)
@@ -68,9 +68,15 @@ class Strategy:
 
     def scalar(self, metrics: dict[str, float], objectives: tuple[str, ...],
                weights: dict[str, float], references: dict[str, float]) -> float:
-        """The one number archs are ranked by, lower is better (`single_objective` only)."""
+        """The one number archs are ranked by, lower is better (single-objective ones)."""
         raise SearchError(f"strategy {self.name!r} ranks archs by Pareto dominance, not by "
                           f"one number")
+
+    def choose(self, candidates: list[FrozenTrial], trained: list[FrozenTrial], k: int,
+               space: SearchSpace, evaluator: Evaluator) -> list[FrozenTrial]:
+        """The ``k`` of ``candidates`` (scored by ``evaluator``, the surrogate's) to train
+        next, beside the ``trained`` archs: those adding the most hypervolume to their front."""
+        return greedy_hypervolume(candidates, trained, evaluator.objectives, k)
 
 
 class NSGA2(Strategy):
@@ -98,7 +104,6 @@ class WeightedSum(Strategy):
     enter the scalar as a penalty, as TPE knows no constraints."""
 
     name = "weighted-sum"
-    single_objective = True
 
     def sampler(self, config: SearchConfig) -> BaseSampler:
         return TPESampler(seed=config.seed, n_startup_trials=config.population)
@@ -121,6 +126,14 @@ class WeightedSum(Strategy):
     def scalar(self, metrics: dict[str, float], objectives: tuple[str, ...],
                weights: dict[str, float], references: dict[str, float]) -> float:
         return weighted_sum(metrics, objectives, weights, references)
+
+    def choose(self, candidates: list[FrozenTrial], trained: list[FrozenTrial], k: int,
+               space: SearchSpace, evaluator: Evaluator) -> list[FrozenTrial]:
+        """The best ``k`` by the scalar: what this baseline optimises."""
+        references = self.references(space, evaluator)
+        return sorted(candidates, key=lambda t: self.scalar(t.user_attrs["metrics"],
+                                                            evaluator.objectives, {},
+                                                            references))[:k]
 
 
 class RandomSearch(Strategy):
