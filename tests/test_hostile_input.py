@@ -442,7 +442,7 @@ def test_main_job_numbers_at_or_above_their_minimum_are_accepted(name, data) -> 
     RunConfig(**{name: value}).check()
 
 
-PROFILE_COUNTS = {"--chunk": 1, "--calibrate": 0, "--max-units": 1, "--validate": 0}
+PROFILE_COUNTS = {"--chunk": 1, "--fitting-networks": 0, "--max-units": 1, "--validate": 0}
 
 
 @SETTINGS

@@ -197,7 +197,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     with folder_lock(path.parent, f"profiling of {space.name}", name=f".{space.name}.lock"):
         lut = profile(device, space, existing, checkpoint=lambda table: save_lut(table, path),
-                      calibrate=args.calibrate, validate=validate, chunk=args.chunk or CHUNK,
+                      calibrate=args.fitting_networks, validate=validate, chunk=args.chunk or CHUNK,
                       allow_stale=args.allow_stale, revalidate=args.revalidate,
                       recalibrate=args.recalibrate,
                       max_units=args.max_units,
@@ -205,7 +205,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
         save_lut(lut, path)
     elapsed = time.perf_counter() - start
     print(f"{path}: {len(lut.entries)} unit entries, {len(lut.networks.get('fitting', []))} "
-          f"table-fitting (calibration) networks ({elapsed:.0f} s this run)")
+          f"table-fitting networks ({elapsed:.0f} s this run)")
     _print_table(args, lut)
 
 
@@ -316,9 +316,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                       help="time the held-out archs again (check an existing table for drift; "
                            "N defaults to the table's held-out count)")
     prof.add_argument("--recalibrate", action="store_true",
-                      help="time the calibration and held-out archs again and refit the "
+                      help="time the table-fitting and held-out archs again and refit the "
                            "correction (the device got faster or slower; units are kept)")
-    prof.add_argument("--calibrate", type=whole_number(0), default=CALIBRATE, metavar="M",
+    # "--calibrate" was its name until the table-fitting networks stopped being called
+    # calibration networks (INT8's word); kept so that scripts written for it still run
+    prof.add_argument("--fitting-networks", "--calibrate", dest="fitting_networks",
+                      type=whole_number(0), default=CALIBRATE, metavar="M",
                       help="whole networks timed to choose and fit the correction (default %(default)s)")
     prof.add_argument("--chunk", type=whole_number(), metavar="N",
                       help=f"models per device round trip: what a kill -9 can lose (default "

@@ -156,7 +156,7 @@ def _refit(target: Target, timings: Timings) -> LatencyModel:
         try:
             fit_on(lut, [Arch.from_json(item["arch"]) for item in fitting],
                    [item["measured_ms"] for item in fitting])
-        except ProfileError as err:  # a table without table-fitting networks (--calibrate 0)
+        except ProfileError as err:  # a table without table-fitting networks (--fitting-networks 0)
             log.warning("%s: the correction is not refitted (%s)", lut.device, err)
     # the random archs outnumber the front's in any global fit: what the refit leaves of
     # the error where the search went is kept as a residual near the measured archs
