@@ -123,6 +123,13 @@ def test_an_estimated_front_says_what_its_accuracy_predicts(
         rows = list(csv.DictReader(handle))
     assert rows and all(r["accuracy_source"].startswith("estimated by predictor (tau ")
                         and "2-epoch" in r["accuracy_source"] for r in rows)
+    # the metrics' names carry no unit: the CSV's columns do, and front.json says them
+    assert {"accuracy", "latency_ms", "memory_mb", "mmacs", "mparams"} <= set(rows[0])
+    units = json.loads((out / "front.json").read_text())["units"]
+    assert units == {"accuracy": "fraction", "latency": "ms", "memory": "MB",
+                     "macs": "millions", "params": "millions"}
+    front = json.loads((out / "front.json").read_text())["front"]
+    assert float(rows[0]["mmacs"]) == pytest.approx(front[0]["macs"])
 
 
 def test_a_front_of_mixed_fidelities_is_never_shown_as_equals() -> None:

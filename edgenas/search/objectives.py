@@ -32,6 +32,19 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
     "params": ("minimize", "parameters, millions"),
 }
 DEFAULT_OBJECTIVES = ("accuracy", "latency", "memory")
+#: Each metric's unit, which its name (the one objectives and studies use) does not carry:
+#: front.json records them beside the values, front.csv names its columns with them.
+UNITS: dict[str, str] = {"accuracy": "fraction", "latency": "ms", "memory": "MB",
+                         "macs": "millions", "params": "millions"}
+#: front.csv's column for a metric: its name with its unit (per-device latencies too).
+CSV_COLUMNS: dict[str, str] = {"latency": "latency_ms", "memory": "memory_mb",
+                               "macs": "mmacs", "params": "mparams"}
+
+
+def csv_column(metric: str) -> str:
+    """``latency@board`` -> ``latency_ms@board``; ``accuracy`` as it is."""
+    name, at, device = metric.partition("@")
+    return CSV_COLUMNS.get(name, name) + at + device
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from edgenas.errors import EdgenasError
 from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.search.accuracy_source import FIDELITY, label as source_label
 from edgenas.search.engine import front, hypervolume_history
-from edgenas.search.objectives import objective_direction, objective_matrix
+from edgenas.search.objectives import UNITS, csv_column, objective_direction, objective_matrix
 from edgenas.search.pareto import (BEST_RULE, FASTEST_RULE, KNEE_RULE, fastest_index,
                                    hypervolume, knee_index, margin_guard, to_minimization)
 
@@ -132,7 +132,11 @@ def write_results(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[st
                "feasible_trials": sum(bool(t.user_attrs["feasible"]) for t in trials),
                "hypervolume": history[-1] if history else 0.0, "hypervolume_reference": ref,
                "feasible_ranges": feasible_ranges(trials, objectives),
-               "evaluated_lowest": evaluated_lowest(trials), "front": records}
+               "evaluated_lowest": evaluated_lowest(trials),
+               "units": {name: UNITS[name.split("@", 1)[0]] for name in
+                         dict.fromkeys([*objectives, "macs", "params", "memory", "latency"])
+                         if name.split("@", 1)[0] in UNITS},
+               "front": records}
     write_json_atomic(summary, run_dir / "front.json")
     write_json_atomic({"every_trials": population, "reference": ref, "objectives": list(objectives),
                        "hypervolume": history}, run_dir / "hypervolume.json")
@@ -145,8 +149,8 @@ def write_results(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[st
     labelled = "accuracy" in objectives
     with open(run_dir / "front.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*columns, *fidelity, *(["accuracy_source"] if labelled else []),
-                         "arch"])
+        writer.writerow([*map(csv_column, columns), *fidelity,
+                         *(["accuracy_source"] if labelled else []), "arch"])
         for r in records:
             source = [source_label(info.get("accuracy_source"), r)] if labelled else []
             writer.writerow([*(r.get(c, "") for c in columns), *(r.get(c, "") for c in fidelity),
