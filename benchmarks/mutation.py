@@ -190,6 +190,31 @@ EQUIVALENT: dict[str, str] = {
         "as x_agreement__mutmut_5, the estimate",
     "edgenas.estimate.rank.x_agreement__mutmut_11":
         "as x_agreement__mutmut_9 (dtype left out rather than None)",
+    "edgenas.estimate.predictor.x_candidates__mutmut_31":
+        "the GP's random_state=None for the seed: GaussianProcessRegressor draws from it only "
+        "to restart its optimiser (n_restarts_optimizer, 0 here) and in sample_y, which "
+        "nothing calls",
+    "edgenas.estimate.predictor.x_candidates__mutmut_34":
+        "as x_candidates__mutmut_31 (random_state left out rather than None)",
+    "edgenas.estimate.predictor.x_candidates__mutmut_48":
+        "the forest's 100 trees left out: 100 is scikit-learn's default n_estimators (the "
+        "venv has 1.9)",
+    "edgenas.estimate.predictor.x_candidates__mutmut_61":
+        "as x_candidates__mutmut_48, the boosting's n_estimators=100",
+    "edgenas.estimate.predictor.x_candidates__mutmut_63":
+        "the boosting's learning_rate=0.1 left out: 0.1 is scikit-learn's default (the venv "
+        "has 1.9)",
+    "edgenas.estimate.predictor.xǁRescaledPriorǁfit__mutmut_14":
+        "'prior + mean' for 'prior - mean' in the covariance: y - y.mean() sums to 0, so the "
+        "mean prior times it adds 0 and the slope changes by rounding only",
+    "edgenas.estimate.predictor.xǁRescaledPriorǁfit__mutmut_15":
+        "'y + mean' for 'y - mean' in the covariance: the centred prior sums to 0, as in "
+        "xǁRescaledPriorǁfit__mutmut_14",
+    "edgenas.estimate.predictor.xǁPriorAsIsǁpredict__mutmut_2":
+        "the prior column copied at the rows' dtype instead of float64: rows reach PriorAsIs "
+        "only through with_prior, whose float64 prior column makes the whole row float64",
+    "edgenas.estimate.predictor.xǁPriorAsIsǁpredict__mutmut_4":
+        "as xǁPriorAsIsǁpredict__mutmut_2 (dtype left out rather than None)",
 }
 #: What counts as killed: a test failed, or the mutant made the tests run past mutmut's limit.
 DETECTED = ("killed", "timeout")

@@ -4,6 +4,7 @@ committed predictor held to its ground truth: tests/test_accuracy_claims.py.)"""
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import numpy as np
@@ -14,7 +15,7 @@ from edgenas.estimate.features import arch_features
 from edgenas.estimate.predictor import (MIN_PRIOR_SLOPE, PRIOR, PRIOR_MARGIN, PredictorError,
                                         PriorAsIs, PriorPlusResidual, RescaledPrior, candidates, choose,
                                         clip, feature_matrix, fit_predictor, floors, folds,
-                                        out_of_fold, quiet_fit)
+                                        out_of_fold, quiet_fit, score_candidates, with_prior)
 from edgenas.profile.ranking import kendall_tau
 from edgenas.space import get_space
 from edgenas.space.presets import get_preset
@@ -201,6 +202,8 @@ def test_the_residual_model_learns_what_the_prior_misses() -> None:
     alone = RescaledPrior().fit(rows[:20], y[:20]).predict(rows[20:])
     corrected = PriorPlusResidual().fit(rows[:20], y[:20]).predict(rows[20:])
     assert kendall_tau(y[20:], corrected) > kendall_tau(y[20:], alone) + 0.2
+    # and the accuracies themselves, not only their order
+    assert np.mean(np.abs(corrected - y[20:])) < np.mean(np.abs(alone - y[20:]))
 
 
 def test_without_a_prior_the_candidates_and_their_use_are_unchanged() -> None:
@@ -280,3 +283,192 @@ def test_features_count_the_blocks_the_network_builds_not_the_listed_ones_scaled
                 depth_mult=2.0)  # [skip, mbconv] x2 builds skip, mbconv, mbconv, mbconv
     row = dict(zip(names, arch_features(arch)))
     assert row["s0.depth"] == 3 and row["blocks_mbconv"] == 3
+
+
+# -- what each candidate is for, and how a fit reports its choice ------------------------------
+
+class FakeConstantRegressor:
+    """Not a real regressor: predicts 0.5 whatever it was fitted on, as a model shrunk to
+    nothing does."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "FakeConstantRegressor":
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.full(len(x), 0.5)
+
+
+def test_no_candidate_depends_on_the_units_a_feature_is_counted_in() -> None:
+    """Features come in their own units (a resolution in pixels, a log of MACs, a share):
+    counting one in other units must not change what a candidate predicts, so the linear
+    and kernel candidates, and the residual on a prior, standardise the columns first."""
+    rng = np.random.default_rng(0)
+    x, new = rng.normal(size=(30, 3)), rng.normal(size=(8, 3))
+    prior, new_prior = rng.uniform(0.3, 0.4, 30), rng.uniform(0.3, 0.4, 8)
+    trend = 0.02 * x[:, 0] - 0.01 * x[:, 1] + 0.002 * rng.normal(size=30)
+    units = np.array([1000.0, 0.001, 50.0])
+    # a trend the features explain, with and without a prior: the GP fits it rather than
+    # calling it noise, so its length scale is one the units could change
+    for given, given_new, y in ((None, None, 0.3 + trend), (prior, new_prior, prior + trend)):
+        for name, make in candidates(0, prior=given is not None).items():
+            plain = quiet_fit(make(), with_prior(x, given), y).predict(with_prior(new, given_new))
+            rescaled = quiet_fit(make(), with_prior(x * units, given), y).predict(
+                with_prior(new * units, given_new))
+            # to a millionth of accuracy: the GP's optimiser stops within rounding of its optimum
+            assert rescaled == pytest.approx(plain, abs=1e-6), name
+
+
+def test_the_gaussian_process_smooths_noisy_accuracies_instead_of_passing_through_each() -> None:
+    """Two archs' accuracies differ by training noise as well as by design: the GP's kernel
+    has a noise term, so it fits the trend through the trained archs, not each of them."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 3))
+    y = 0.3 + 0.02 * x[:, 0] - 0.01 * x[:, 1] + 0.002 * rng.normal(size=30)
+    gp = quiet_fit(candidates(0)["gp-rbf"](), x, y)
+    in_sample = gp.predict(x)
+    assert np.max(np.abs(in_sample - y)) > 0.001          # the noise is left out
+    assert kendall_tau(y, in_sample) > 0.9                # the trend is fitted
+
+
+def test_far_from_every_trained_arch_the_gaussian_process_predicts_their_mean_accuracy() -> None:
+    """An arch unlike every trained one is predicted at their mean accuracy, not at 0: the
+    GP models the accuracies around their mean (normalize_y)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 3))
+    y = 0.8 + 0.02 * x[:, 0] + 0.002 * rng.normal(size=30)
+    gp = quiet_fit(candidates(0)["gp-rbf"](), x, y)
+    assert gp.predict(np.full((1, 3), 1e3))[0] == pytest.approx(y.mean())
+
+
+def test_a_prior_is_rescaled_unless_the_fit_is_told_to_take_it_as_it_is() -> None:
+    rescaled = candidates(0, prior=True)
+    as_is = candidates(0, prior=True, prior_as_is=True)
+    assert isinstance(rescaled[PRIOR](), RescaledPrior)
+    assert isinstance(rescaled["prior+residual"]().prior, RescaledPrior)
+    assert isinstance(PriorPlusResidual().prior, RescaledPrior)
+    assert isinstance(as_is[PRIOR](), PriorAsIs)
+    assert isinstance(as_is["prior+residual"]().prior, PriorAsIs)
+
+
+def test_a_prior_the_trained_archs_cannot_scale_keeps_its_own_scale() -> None:
+    """When every trained arch has the same prior, their accuracies cannot say how much a
+    difference in the prior is worth: the rescale keeps the prior's own scale (slope 1) and
+    only moves it onto their mean accuracy."""
+    same = np.full((10, 1), 0.5)
+    y = np.linspace(0.3, 0.4, 10)
+    rescaled = RescaledPrior().fit(same, y)
+    assert rescaled.slope == 1.0
+    assert rescaled.predict(np.array([[0.5], [0.55]])) == pytest.approx(
+        [y.mean(), y.mean() + 0.05])
+
+
+def test_a_candidate_that_beats_the_prior_by_exactly_the_margin_is_kept() -> None:
+    scores = {PRIOR: {"cv_tau": 0.25, "cv_mae": 0.01},
+              "ridge+prior": {"cv_tau": 0.75, "cv_mae": 0.01}}
+    assert choose(scores, prior_margin=0.5) == "ridge+prior"  # 0.25 + 0.5 is 0.75 exactly
+    assert choose(scores, prior_margin=0.625) == PRIOR
+
+
+def test_the_margin_a_fit_is_given_decides_whether_the_prior_is_kept() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(15, 3))
+    y = 0.3 + 0.02 * x[:, 0] + 0.002 * rng.normal(size=15)  # the features rank
+    prior = rng.uniform(0.3, 0.4, 15)                       # the prior does not
+    among = dict(only=[PRIOR, "ridge+prior"], prior=prior)
+    assert fit_predictor(x, y, **among).name == "ridge+prior"
+    assert fit_predictor(x, y, prior_margin=2.0, **among).name == PRIOR  # taus lie in [-1, 1]
+
+
+def test_a_candidate_predicting_a_constant_ranks_no_better_than_chance() -> None:
+    """No order can agree or disagree with a constant: its tau is 0, not NaN, so that the
+    choice among candidates can still compare it."""
+    y = np.arange(10.0)
+    scores, _ = score_candidates({"constant": FakeConstantRegressor}, y[:, None], y)
+    assert scores["constant"]["cv_tau"] == 0.0
+
+
+def test_scoring_with_the_defaults_gives_the_scores_a_default_fit_records() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(20, 3))
+    y = x[:, 0] + 0.3 * rng.normal(size=20)
+    fitted = fit_predictor(x, y, only=["ridge"])
+    scores, predicted = score_candidates({"ridge": candidates(0)["ridge"]}, x, y)
+    assert scores == fitted.candidates
+    # the out-of-fold predictions given are those the scores were computed from
+    assert scores["ridge"]["cv_tau"] == kendall_tau(y, predicted["ridge"])
+    assert scores["ridge"]["cv_mae"] == pytest.approx(np.mean(np.abs(predicted["ridge"] - y)))
+
+
+def test_the_seed_draws_the_folds_the_candidates_are_scored_on() -> None:
+    x, y, prior = noise_features_and_a_ranking_prior(12)
+    rows = with_prior(x, prior)
+    fits = {seed: fit_predictor(x, y, seed=seed, prior=prior, only=[PRIOR]) for seed in (1, 2)}
+    for seed, fitted in fits.items():
+        assert fitted.candidates == score_candidates({PRIOR: RescaledPrior}, rows, y, 5, seed)[0]
+    assert fits[1].candidates != fits[2].candidates  # other folds, other scores
+
+
+def test_a_fit_logs_every_candidates_tau_and_the_one_it_kept(
+        caplog: pytest.LogCaptureFixture) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 3))
+    y = x[:, 0] + 0.1 * rng.normal(size=20)
+    with caplog.at_level(logging.INFO, logger="edgenas.estimate.predictor"):
+        fitted = fit_predictor(x, y, only=["ridge", "gbdt"])
+    ridge, gbdt = (fitted.candidates[name]["cv_tau"] for name in ("ridge", "gbdt"))
+    assert [r.getMessage() for r in caplog.records if r.name == "edgenas.estimate.predictor"] \
+        == [f"predictor: ridge tau {ridge:.3f}, gbdt tau {gbdt:.3f}; kept {fitted.name}"]
+
+
+def test_accuracies_given_as_integers_are_fitted_as_the_same_numbers() -> None:
+    """Counts of correctly classified images, say: their out-of-fold predictions are not
+    rounded to integers."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(20, 2))
+    correct = [int(v) for v in 9000 + 300 * x[:, 0] + rng.integers(0, 50, 20)]
+    as_ints = fit_predictor(x, correct, only=["ridge"])
+    as_floats = fit_predictor(x, np.array(correct, float), only=["ridge"])
+    assert as_ints.candidates == as_floats.candidates
+
+
+def test_predictions_are_double_precision_whatever_precision_the_features_come_in() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 3)).astype(np.float32)
+    y = x[:, 0] + 0.1 * rng.normal(size=20)
+    fitted = fit_predictor(x, y, only=["ridge"])
+    assert fitted.predict(x).dtype == np.float64
+
+
+def test_feature_rows_and_accuracies_of_different_lengths_are_refused_with_both_counts() -> None:
+    x, y, _ = noise_features_and_a_ranking_prior(12)
+    with pytest.raises(PredictorError, match=r"^11 feature rows but 12 accuracies$"):
+        fit_predictor(x[:11], y)
+
+
+def test_a_predictor_called_without_its_prior_or_with_an_unexpected_one_says_how_to_call_it(
+        ) -> None:
+    x, y, prior = noise_features_and_a_ranking_prior(12)
+    with pytest.raises(PredictorError) as missing:
+        fit_predictor(x, y, prior=prior, only=[PRIOR]).predict(x)
+    assert str(missing.value) == ("prior was fitted with a prior: pass prior=, one value per "
+                                  "row (the prior the fit was given)")
+    with pytest.raises(PredictorError) as unexpected:
+        fit_predictor(x, y, only=["ridge"]).predict(x, prior=prior)
+    assert str(unexpected.value) == ("ridge was fitted without a prior; refit with "
+                                     "fit_predictor(..., prior=) to use one")
+
+
+def test_a_prior_with_missing_values_is_refused_naming_the_first_five() -> None:
+    x, y, prior = noise_features_and_a_ranking_prior(12)
+    missing = [None] * 7 + prior[7:].tolist()  # JSON's null, where an arch had no prior
+    with pytest.raises(PredictorError) as refused:
+        fit_predictor(x, y, prior=missing)
+    assert str(refused.value) == ("prior: rows [0, 1, 2, 3, 4] are not finite; a prior gives "
+                                  "every arch a number")
+
+
+def test_a_missing_extra_score_is_a_nan_in_the_feature_rows_for_the_fit_to_clip() -> None:
+    archs = [get_preset("resnet20"), get_space("cifar").sample(1)]
+    rows = feature_matrix(archs, lambda arch: [None, 2])
+    assert rows.dtype == np.float64
+    assert np.isnan(rows[:, -2]).all() and rows[:, -1].tolist() == [2.0, 2.0]
