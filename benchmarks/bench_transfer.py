@@ -143,7 +143,7 @@ def full_profile_row(path: Path, held_out: list[dict[str, Any]], count: int) -> 
         raise SystemExit(f"--full {path}: not a full profile (units predicted, not all timed)")
     table.networks = {**table.networks, "validation": held_out}
     return _row(f"full profile ({len(table.entries)} units, "
-                f"{len(table.networks.get('calibration', []))} networks)",
+                f"{len(table.networks.get('fitting', []))} networks)",
                 validation_report(table, count), None,
                 len(table.networks.get("fitting", [])), len(table.entries))
 
