@@ -67,6 +67,39 @@ def test_evaluate_is_deterministic_and_scores_validation_images(supernet_run) ->
     assert first == int((logits.argmax(1) == labels).sum()) / len(labels)
 
 
+def test_the_subnet_scored_has_its_batch_norm_estimated_on_the_fixed_train_images(
+        supernet_run, monkeypatch) -> None:
+    """A subnet inherits batch-norm statistics gathered over every path of the supernet,
+    which fit no single subnet (Once-for-All re-estimates them): the model the evaluator
+    scores must carry the statistics of its own fixed training batches, not the inherited
+    ones."""
+    import copy
+
+    out, _ = supernet_run
+    evaluator = supernet_evaluator(out, val_limit=64)
+    arch = get_space("cifar").sample(3)
+    reference = copy.deepcopy(evaluator.supernet).subnet(arch)
+    inherited = [m.running_mean.clone() for m in reference.modules()
+                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    recalibrate_bn(reference, [prepare_batch(images, evaluator.normalize, False, arch.resolution)
+                               for images, _ in iterate_eval(evaluator.data, evaluator.calibration,
+                                                             evaluator.batch_size)])
+    scored = []
+    subnet = type(evaluator.supernet).subnet
+    monkeypatch.setattr(type(evaluator.supernet), "subnet",
+                        lambda self, a: scored.append(subnet(self, a)) or scored[-1])
+    evaluator.evaluate(arch)
+    norms = [(m, r) for m, r in zip(scored[0].modules(), reference.modules())
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and len(norms) == len(inherited)
+    assert not all(torch.allclose(r.running_mean, old) for (_, r), old in zip(norms, inherited))
+    for model_norm, reference_norm in norms:
+        assert torch.allclose(model_norm.running_mean, reference_norm.running_mean, atol=1e-5)
+        assert torch.allclose(model_norm.running_var, reference_norm.running_var, atol=1e-5)
+        assert model_norm.momentum == reference_norm.momentum  # restored after the average
+    assert not scored[0].training
+
+
 def test_a_different_run_in_the_same_directory_is_refused(supernet_run) -> None:
     out, _ = supernet_run
     with pytest.raises(CheckpointError, match="holds a different run"):
