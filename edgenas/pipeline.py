@@ -16,12 +16,13 @@ import argparse
 import json
 import logging
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from edgenas.assess import assess, slug
 from edgenas.deploy.deploy import deploy
-from edgenas.device.descriptor import get_device
+from edgenas.device.descriptor import Device, get_device
 from edgenas.errors import ConfigError
 from edgenas.export.bundle import precision_checks
 from edgenas.export_arch import export_arch
@@ -206,7 +207,14 @@ class RunState:
     results: dict[str, Any] = field(default_factory=dict)
 
     def lut(self) -> LUT:
+        """The device's table as the stages left it on disk (the search's measured front
+        refits and saves it, so a later stage must read it again)."""
         return load_lut(Path(self.results["table"]["path"]))
+
+    @cached_property
+    def device(self) -> Device:
+        """The run's device, its descriptor read and validated once per run."""
+        return get_device(self.config.device)
 
 
 @dataclass(frozen=True)
@@ -220,7 +228,7 @@ class Stage:
 
 def _table(state: RunState) -> dict[str, Any]:
     config = state.config
-    table = trusted_table(get_device(config.device), get_space(config.space),
+    table = trusted_table(state.device, get_space(config.space),
                           config.profiles_dir, config.table_minutes, config.check_table)
     return {"path": str(table.path), "validation": table.lut.validation, "check": table.check}
 
@@ -268,7 +276,7 @@ def _search(state: RunState) -> dict[str, Any]:
     # every front arch timed on the device, the table refitted on them (and saved)
     write_measured_results(search_dir, trials, job.evaluator.objectives, config.population, info,
                            latency_targets({"latency": latency},
-                                           {"latency": get_device(config.device)},
+                                           {"latency": state.device},
                                            config.profiles_dir), measure=True)
     front = load_front(search_dir)
     chosen, same = choose_picks(front, PICKS)
@@ -320,7 +328,7 @@ def _train(state: RunState) -> dict[str, Any]:
                for name, record in state.results["search"]["chosen"].items()
                if record.get("run_dir")}
     assessed = assess({**_picks(state), **chosen_baselines(state.config)},
-                      get_device(state.config.device), state.lut(), state.config.data,
+                      state.device, state.lut(), state.config.data,
                       state.out / "standalone", recipe, run_dirs=trained)
     result = {"recipe": recipe.to_dict(), "networks": assessed}
     write_json_atomic(result, state.out / "standalone" / "assessment.json")
@@ -365,7 +373,7 @@ def _export(state: RunState) -> dict[str, Any]:
     ships, its agreement and accuracy shown beside FP32's in the report."""
     run_dirs = {record["name"]: record["run_dir"]
                 for record in state.results["train"]["networks"]}
-    runs = get_device(state.config.device).runtime.model_format
+    runs = state.device.runtime.model_format
     exported = {}
     for name, arch in _picks(state).items():
         bundle = state.out / "bundles" / name
@@ -390,7 +398,7 @@ def _export(state: RunState) -> dict[str, Any]:
 
 
 def _deploy(state: RunState) -> dict[str, Any]:
-    device = get_device(state.config.device)
+    device = state.device
     reports = {}
     for name, exported in state.results["export"].items():
         report = deploy(Path(exported["bundle"]), device)
