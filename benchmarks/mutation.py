@@ -215,6 +215,27 @@ EQUIVALENT: dict[str, str] = {
         "only through with_prior, whose float64 prior column makes the whole row float64",
     "edgenas.estimate.predictor.xǁPriorAsIsǁpredict__mutmut_4":
         "as xǁPriorAsIsǁpredict__mutmut_2 (dtype left out rather than None)",
+    "edgenas.profile.latency.x_accuracy_metrics__mutmut_3":
+        "predictions kept at their own dtype instead of float64: p / m - 1 is a true division, "
+        "so int or float32 inputs give the same metrics up to rounding",
+    "edgenas.profile.latency.x_accuracy_metrics__mutmut_5":
+        "as x_accuracy_metrics__mutmut_3 (dtype left out rather than None)",
+    "edgenas.profile.latency.x_accuracy_metrics__mutmut_8":
+        "as x_accuracy_metrics__mutmut_3, the measured times",
+    "edgenas.profile.latency.x_accuracy_metrics__mutmut_10":
+        "as x_accuracy_metrics__mutmut_8 (dtype left out rather than None)",
+    "edgenas.profile.latency.x_predict_on_device__mutmut_7":
+        "the holding spaces not passed on: find_lut looks them up itself "
+        "(spaces_holding); passing them only saves that lookup when asking several devices",
+    "edgenas.profile.latency.x_predict_on_device__mutmut_12":
+        "as x_predict_on_device__mutmut_7 (argument left out rather than None)",
+    "edgenas.profile.latency.x_unit_rows__mutmut_23":
+        "the unit cost cache never read: every unit's cost is computed again, the same value",
+    "edgenas.profile.latency.x_unit_rows__mutmut_24":
+        "as x_unit_rows__mutmut_23 (looked up under None, never stored there)",
+    "edgenas.profile.latency.xǁLatencyModelǁpredict__mutmut_13":
+        "unit costs computed for every prediction, not only for the whole-network model that "
+        "reads them: the same prediction, slower",
 }
 #: What counts as killed: a test failed, or the mutant made the tests run past mutmut's limit.
 DETECTED = ("killed", "timeout")

@@ -978,3 +978,27 @@ def test_a_table_naming_an_unknown_level_is_refused_with_the_levels_there_are() 
     with pytest.raises(ProfileError, match="host-cpu's cifar table: timing.protocol.level: "
                                            "'neigbours' is not a level"):
         load_guard(device, get_space("cifar"), lut)
+
+
+def test_a_table_s_front_residual_moves_predictions_near_the_archs_it_was_measured_on() -> None:
+    """A measured front leaves its table a residual (`edgenas.profile.residual`): archs
+    predicted near the measured ones are moved by the ratio measured there, so a prediction
+    is the corrected sum times the residual's factor at that prediction, and far from every
+    measured arch the factor fades to 1."""
+    import copy
+
+    from edgenas.profile.residual import fit_residual, residual_factor
+    lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
+    space = get_space("cifar")
+    archs = [space.sample(s) for s in range(4)]
+    plain = LatencyModel(lut, anchored=False)
+    base = [plain.predict(a) for a in archs]
+    residual = fit_residual(base, [1.3 * b for b in base])  # the device ran them 30 % slower
+    with_residual = copy.deepcopy(lut)
+    with_residual.correction = {**(lut.correction or {}), "residual": residual}
+    model = LatencyModel(with_residual, anchored=False)
+    for arch, b in zip(archs, base):
+        assert model.predict(arch) == pytest.approx(b * residual_factor(residual, b))
+        assert b * 1.05 < model.predict(arch) < b * 1.3  # moved towards, held back by the prior
+    far = min(base) / 1e3  # a prediction a thousand times smaller than any measured arch
+    assert residual_factor(residual, far) == pytest.approx(1.0, abs=1e-6)
