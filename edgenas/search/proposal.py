@@ -1,6 +1,7 @@
 """What the trained search trains next: the first archs, spread over MACs, and each round's
-candidates, the inner search's archs that most enlarge the trained front's hypervolume under
-the surrogate's predictions (which also keeps them spread out).
+candidates, the inner search's archs under the surrogate's predictions, of which the
+strategy chooses (by default those that most enlarge the trained front's hypervolume,
+`edgenas.search.hypervolume_gain`).
 
 Plain algorithms over an `Evaluator` and a fitted surrogate; where the proposals are stored
 and queued is `edgenas.search.work_queue`'s.
@@ -56,9 +57,9 @@ def propose(space: SearchSpace, evaluator: Evaluator, surrogate: Predictor | Non
     """The next ``k`` archs to train, each with its predicted accuracy.
 
     The inner search (``inner_search``, seeded for the round) scores archs with the
-    surrogate; from its feasible, untrained archs the ones chosen greedily add the most
-    hypervolume to the trained front (predicted accuracy, exact costs), or, for a
-    single-objective strategy, the best by its scalar. A strategy that uses no surrogate
+    surrogate; from its feasible, untrained archs its strategy chooses (`Strategy.choose`:
+    those adding the most hypervolume to the trained front, predicted accuracy and exact
+    costs; the weighted sum's best by its scalar). A strategy that uses no surrogate
     (``random``, the baseline) proposes random archs.
     """
     strategy = inner_search.strategy
