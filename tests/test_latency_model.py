@@ -989,13 +989,17 @@ def test_a_table_s_front_residual_moves_predictions_near_the_archs_it_was_measur
 
     from edgenas.profile.residual import fit_residual, residual_factor
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
+    # the table as profiled, without a residual of its own (the main job, run in this
+    # checkout before the tests, may have measured a front and left one)
+    lut.correction = {key: value for key, value in (lut.correction or IDENTITY).items()
+                      if key != "residual"}
     space = get_space("cifar")
     archs = [space.sample(s) for s in range(4)]
     plain = LatencyModel(lut, anchored=False)
     base = [plain.predict(a) for a in archs]
     residual = fit_residual(base, [1.3 * b for b in base])  # the device ran them 30 % slower
     with_residual = copy.deepcopy(lut)
-    with_residual.correction = {**(lut.correction or {}), "residual": residual}
+    with_residual.correction = {**lut.correction, "residual": residual}
     model = LatencyModel(with_residual, anchored=False)
     for arch, b in zip(archs, base):
         assert model.predict(arch) == pytest.approx(b * residual_factor(residual, b))
