@@ -119,7 +119,7 @@ def _table_check(check: dict[str, Any] | None, validation: dict[str, Any] | None
     parts = []
     if check is not None:
         verdict = ("trusted as it was" if check["trusted"] else
-                   "not trusted: its table-fitting (calibration) networks were timed again and the "
+                   "not trusted: its table-fitting networks were timed again and the "
                    "correction refitted (or the table measured anew)")
         parts.append(f"<p>Before the search, {check['n']} of the table's held-out networks "
                      f"were timed again: {100 * check['within_10pct']:.0f} % within ±10 % "

@@ -553,7 +553,7 @@ def test_a_budget_caps_the_table_fitting_networks_and_every_one_gets_all_rounds(
     monkeypatch.setattr(profiler, "MIN_NETWORKS", 4)
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
     lut.networks = {}
-    archs = [get_space("cifar").sample(profiler.CALIBRATION_SEED + i) for i in range(60)]
+    archs = [get_space("cifar").sample(profiler.FITTING_SEED + i) for i in range(60)]
     profiler.time_networks(_SlowSession(0.02), lut, "fitting", archs, 100,  # type: ignore[arg-type]
                             lambda table: None, StageProgress(), rounds=2, budget_s=0.5)
     timed = lut.networks["fitting"]

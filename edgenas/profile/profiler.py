@@ -44,8 +44,8 @@ from edgenas.space.search_space import SearchSpace
 
 log = logging.getLogger(__name__)
 Checkpoint = Callable[[LUT], None]
-#: Seed offsets keep the three arch streams apart: calibration and validation never share archs.
-CALIBRATION_SEED = 1_000_000
+#: Seed offsets keep the three arch streams apart: table-fitting and held-out never share archs.
+FITTING_SEED = 1_000_000
 VALIDATION_SEED = 2_000_000
 #: Held-out networks are timed in this many interleaved rounds; two give the noise floor.
 VALIDATION_ROUNDS = 2
@@ -59,7 +59,7 @@ MIN_SEARCH_BIASED = 10
 #: unfinished whatever it holds, so the next run times what the recalibration had not.
 RECALIBRATING = "recalibrating_since"
 #: Table-fitting networks too: the median of two rounds is a steadier target to fit.
-CALIBRATION_ROUNDS = 2
+FITTING_ROUNDS = 2
 #: Table-fitting networks timed by default: the boosted trees need 60, and refitting on
 #: growing subsets of one table's networks kept gaining on held-out archs up to about 150
 #: (benchmarks/bench_latency.py --subsets; docs/notebook/results-log.md §2), at a few seconds of
@@ -159,7 +159,7 @@ class ProfileRun:
     revalidate: bool
     max_units: int | None
     time_budget_s: float | None
-    calibration: list[Arch] = field(default_factory=list)
+    fitting: list[Arch] = field(default_factory=list)
     units: dict[str, tuple[Unit, int]] = field(default_factory=dict)  # the space's, by key
     roles: dict[str, str] = field(default_factory=dict)  # each unit's site role, by key
 
@@ -180,10 +180,10 @@ class ProfileRun:
                    checkpoint, self.progress, self.guard)
         self.progress.finish()
 
-    def time_calibration(self, budget_s: float | None = None) -> None:
+    def time_fitting(self, budget_s: float | None = None) -> None:
         """Time the table-fitting networks (within ``budget_s`` when given)."""
-        time_networks(self.session, self.lut, "fitting", self.calibration, self.chunk,
-                      self.checkpoint, self.progress, rounds=CALIBRATION_ROUNDS,
+        time_networks(self.session, self.lut, "fitting", self.fitting, self.chunk,
+                      self.checkpoint, self.progress, rounds=FITTING_ROUNDS,
                       guard=self.guard, budget_s=budget_s)
 
 
@@ -210,8 +210,8 @@ def _budgeted_networks(run: ProfileRun) -> None:
     """A time budget covers the table-fitting networks too (a large network takes seconds
     to time): they take up to `NETWORK_SHARE` of it before the units, and units get what
     they leave; the table then fits on the networks that fitted in."""
-    run.time_calibration(budget_s=NETWORK_SHARE * float(run.time_budget_s or 0))
-    run.calibration = [Arch.from_json(item["arch"]) for item in run.lut.networks["fitting"]]
+    run.time_fitting(budget_s=NETWORK_SHARE * float(run.time_budget_s or 0))
+    run.fitting = [Arch.from_json(item["arch"]) for item in run.lut.networks["fitting"]]
 
 
 def _sampled_units(run: ProfileRun, missing: list[str], max_units: int | None) -> None:
@@ -291,7 +291,7 @@ def _duration(seconds: float) -> str:
 
 def _networks(run: ProfileRun) -> None:
     """Time the table-fitting networks, then choose the table's level on their rounds."""
-    run.time_calibration()
+    run.time_fitting()
     if run.guard is not None:
         set_level(run.lut, run.guard)
         run.guard.record(run.lut)
@@ -408,7 +408,7 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
             progress = stage_callbacks()
         run = ProfileRun(session, lut, space, guard, progress, checkpoint, chunk, calibrate,
                          validate, revalidate, max_units, time_budget_s,
-                         arch_stream(space, CALIBRATION_SEED, calibrate), space_units(space),
+                         arch_stream(space, FITTING_SEED, calibrate), space_units(space),
                          unit_roles(space))
         for name, step in STEPS:
             log.debug("%s/%s: %s", device.name, space.name, name)
@@ -450,9 +450,9 @@ def unfinished(lut: LUT, space: SearchSpace) -> list[str]:
         reasons.append(f"{missing} of {len(units)} units have no entry")
     # fitted on its table-fitting networks, with or without the measured front archs (a
     # transferred table keeps its own fit beside them)
-    fitting, calibration = fitting_networks(lut), lut.networks.get("fitting") or []
-    if fitting and (lut.correction or {}).get("networks") not in (len(fitting), len(calibration)):
-        reasons.append(f"the correction is not fitted on its {len(fitting)} timed "
+    fitted_on, stream = fitting_networks(lut), lut.networks.get("fitting") or []
+    if fitted_on and (lut.correction or {}).get("networks") not in (len(fitted_on), len(stream)):
+        reasons.append(f"the correction is not fitted on its {len(fitted_on)} timed "
                        "table-fitting networks")
     if lut.networks.get("validation") and lut.validation is None:
         reasons.append("its held-out networks have no validation report")

@@ -32,7 +32,7 @@ from edgenas.profile.keys import space_units
 from edgenas.profile.latency import accuracy_metrics
 from edgenas.profile.lut import LUT, now, stale_reasons
 from edgenas.profile.padded_work import relative_nnls
-from edgenas.profile.profiler import (CALIBRATION_ROUNDS, CALIBRATION_SEED,
+from edgenas.profile.profiler import (FITTING_ROUNDS, FITTING_SEED,
                                       VALIDATION_ROUNDS, VALIDATION_SEED, arch_stream, fit_on,
                                       time_networks, validation_report)
 from edgenas.profile.timing import load_guard, set_level
@@ -171,8 +171,8 @@ def transfer(device: Device, space: SearchSpace, source: LUT, source_where: str,
             guard.record(lut)
         lut.networks["fitting"] = lut.networks.get("fitting", [])[:networks]
         time_networks(session, lut, "fitting",
-                      arch_stream(space, CALIBRATION_SEED, networks), chunk, checkpoint,
-                      progress, rounds=CALIBRATION_ROUNDS, guard=guard)
+                      arch_stream(space, FITTING_SEED, networks), chunk, checkpoint,
+                      progress, rounds=FITTING_ROUNDS, guard=guard)
         if guard is not None:
             set_level(lut, guard)
             guard.record(lut)

@@ -103,7 +103,7 @@ def _decide(device: Device, space: SearchSpace, profiles_dir: Path, path: Path,
         return TableDecision(lut, TRUSTED, drift, path)
     log.warning("%s: the table is off on this host (median measured/predicted %.2f, "
                 "Kendall tau %.2f over %d re-timed networks); re-timing its table-fitting "
-                "(calibration) networks and refitting the correction", device.name,
+                "networks and refitting the correction", device.name,
                 drift["median_ratio_measured_to_predicted"], drift["kendall_tau"], drift["n"])
     recorded = (lut.validation or {}).get("within_10pct", 1.0)
     lut = profile(device, space, lut, checkpoint=save, calibrate=CALIBRATE,
