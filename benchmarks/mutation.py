@@ -236,6 +236,11 @@ EQUIVALENT: dict[str, str] = {
     "edgenas.profile.latency.xǁLatencyModelǁpredict__mutmut_13":
         "unit costs computed for every prediction, not only for the whole-network model that "
         "reads them: the same prediction, slower",
+    "edgenas.profile.level.x_pair_gaps__mutmut_4":
+        "timings kept at their own dtype instead of float: the gaps are a true division, so "
+        "int timings give the same numbers",
+    "edgenas.profile.level.x_pair_gaps__mutmut_6":
+        "as x_pair_gaps__mutmut_4 (dtype left out rather than None)",
 }
 #: What counts as killed: a test failed, or the mutant made the tests run past mutmut's limit.
 DETECTED = ("killed", "timeout")

@@ -88,3 +88,13 @@ def test_an_agreement_is_written_as_plain_values() -> None:
     result = Agreement(5, 0.4, (0.1, 0.7), 0.5, (0.2, 0.8))
     assert result.to_dict() == {"n": 5, "kendall_tau": 0.4, "kendall_ci": (0.1, 0.7),
                                 "spearman_rho": 0.5, "spearman_ci": (0.2, 0.8)}
+
+
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
+def test_an_estimator_that_scores_every_arch_alike_agrees_at_chance_with_a_tight_interval(
+        ) -> None:
+    """A constant estimate orders nothing: its tau is 0 (chance), not NaN (which would make
+    the interval NaN and the estimator unrankable) and not 1, and so is every resample's."""
+    found = agreement(list(range(12)), [0.5] * 12, resamples=200)
+    assert found.kendall_tau == 0.0 and found.kendall_ci == (0.0, 0.0)
+    assert found.spearman_rho == 0.0 and found.spearman_ci == (0.0, 0.0)
