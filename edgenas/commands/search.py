@@ -26,7 +26,7 @@ from edgenas.progress import Progress
 from edgenas.search import accuracy_source
 from edgenas.search.engine import SearchConfig
 from edgenas.search.job import SearchJob, TrainedSearch, estimated_search, trained_search
-from edgenas.search.objectives import (DEFAULT_OBJECTIVES, OBJECTIVES, Budgets,
+from edgenas.search.objectives import (COST_METRICS, DEFAULT_OBJECTIVES, OBJECTIVES, Budgets,
                                        latency_metric, parse_weights)
 from edgenas.search.measured_front import latency_targets, write_measured_results
 from edgenas.search.results import (default_storage, front_status, latency_basis,
@@ -239,7 +239,7 @@ def cmd_pareto(args: argparse.Namespace) -> None:
         print(json.dumps(summary["front"], indent=2))
         return
     front = summary["front"]
-    extra = [m for m in ("macs", "params", "memory", "latency") if m not in objectives
+    extra = [m for m in COST_METRICS if m not in objectives
              and front and m in front[0]]
     # a front trained at several fidelities shows each arch's, beside its accuracy
     fidelity = [accuracy_source.FIDELITY] if any(accuracy_source.FIDELITY in r

@@ -29,19 +29,18 @@ from edgenas.profile.lut import LUT
 @dataclass(frozen=True)
 class Level:
     """One way of bringing a raw time to the table's level: by which reference its timing
-    record holds (``reference``, a key of `RECORD`), or as timed (None)."""
+    record holds (``reference``, a key of `RECORD`), or as timed (None); the module's
+    docstring says each in words."""
 
     name: str
     reference: str | None
-    words: str
 
 
 #: The levels, in the order ties are broken in (`choose`).
 LEVELS: dict[str, Level] = {level.name: level for level in (
-    Level("neighbours", "neighbour_reference_ms",
-          "scaled by the mean of the two reference timings around the model"),
-    Level("chunk", "chunk_reference_ms", "scaled by its chunk's median reference timing"),
-    Level("none", None, "as timed"))}
+    Level("neighbours", "neighbour_reference_ms"),
+    Level("chunk", "chunk_reference_ms"),
+    Level("none", None))}
 #: Tables made before the choice existed were scaled by neighbouring references.
 DEFAULT = "neighbours"
 #: The statistics a level rescales (the median is the one predictions use).

@@ -143,7 +143,8 @@ class LUT:
             data, version = upgrade_schema_1(data), SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise ProfileError(f"{source}: schema_version: {version!r} is not supported "
-                               f"(this edgenas reads 1 and {SCHEMA_VERSION}); re-run 'edgenas profile'")
+                               f"(this edgenas reads 1 and {SCHEMA_VERSION}); "
+                               "re-run 'edgenas profile'")
         required = {"device": str, "space": str, "space_hash": str, "runtime": dict,
                     "timing": dict, "fingerprint": dict, "entries": dict}
         for name, kind in required.items():

@@ -382,8 +382,8 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
     same kind, a thermal or power mode) without its fingerprint changing.
     """
     if 0 < calibrate < MIN_FIT:  # refused before any timing, not after it
-        raise ProfileError(f"--fitting-networks {calibrate}: 0 (unit sums, no correction) or at least "
-                           f"{MIN_FIT} networks to fit a correction on")
+        raise ProfileError(f"--fitting-networks {calibrate}: 0 (unit sums, no correction) or "
+                           f"at least {MIN_FIT} networks to fit a correction on")
     with DeviceSession(device) as session:
         fingerprint = session.fingerprint()
         lut = _table_to_complete(lut, device, space, fingerprint, allow_stale)

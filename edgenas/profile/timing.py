@@ -119,7 +119,8 @@ class LoadGuard:
             if not refs:
                 continue  # no yardstick around it: kept as timed
             result = results[name]
-            result.update(raw_median_ms=result["median_ms"], neighbour_reference_ms=float(np.mean(refs)),
+            result.update(raw_median_ms=result["median_ms"],
+                          neighbour_reference_ms=float(np.mean(refs)),
                           chunk_reference_ms=float(np.median(chunk)),
                           yardstick_ms=self.yardstick_ms)
             relevel(result, self.level)

@@ -5,14 +5,14 @@ is fitted and judged on rarely are (the cheap end, a budget's edge), and there a
 prediction can be off by far more than the table's held-out error says. So after a search
 every front arch is timed on the device as a whole network, with the table's own protocol
 (interleaved rounds, its load guard and level: `edgenas.profile.measure.time_in_rounds`).
-The measured archs join the table's fitting networks (`FRONT`), those whose rounds agree
-within `MAX_ROUND_SPREAD`, and its correction is refitted; the archs are ranked again on measured latency where there is one and on the
-refitted prediction elsewhere, and an arch that enters the front so is timed in turn (at
-most `MAX_PASSES` passes). An arch timed after a refit was not part of it: its error is
-the refined table's honest one. Last, up to `HELD_OUT` archs the search evaluated next to
-the front (its second Pareto layer) are timed and kept out of the table, so the table's
-error in the search's region is reported before and after the refit on networks neither
-fit saw.
+The measured archs whose rounds agree within `MAX_ROUND_SPREAD` join the table's fitting
+networks (`FRONT`) and its correction is refitted; the archs are ranked again on measured
+latency where there is one and on the refitted prediction elsewhere, and an arch that
+enters the front so is timed in turn (at most `MAX_PASSES` passes). An arch timed after a
+refit was not part of it: its error is the refined table's honest one. Last, up to
+`HELD_OUT` archs the search evaluated next to the front (its second Pareto layer) are
+timed and kept out of the table, so the table's error in the search's region is reported
+before and after the refit on networks neither fit saw.
 
 Every timing is checkpointed in the run folder (``front-timing/<device>.json``): a device
 lost half-way keeps what it measured, and the same command measures only the rest.
@@ -156,7 +156,7 @@ def _refit(target: Target, timings: Timings) -> LatencyModel:
         try:
             fit_on(lut, [Arch.from_json(item["arch"]) for item in fitting],
                    [item["measured_ms"] for item in fitting])
-        except ProfileError as err:  # a table without table-fitting networks (--fitting-networks 0)
+        except ProfileError as err:  # no table-fitting networks (--fitting-networks 0)
             log.warning("%s: the correction is not refitted (%s)", lut.device, err)
     # the random archs outnumber the front's in any global fit: what the refit leaves of
     # the error where the search went is kept as a residual near the measured archs

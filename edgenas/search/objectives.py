@@ -36,9 +36,16 @@ DEFAULT_OBJECTIVES = ("accuracy", "latency", "memory")
 #: front.json records them beside the values, front.csv names its columns with them.
 UNITS: dict[str, str] = {"accuracy": "fraction", "latency": "ms", "memory": "MB",
                          "macs": "millions", "params": "millions"}
+#: The cost metrics every evaluation records beside its objectives, in front.csv's order.
+COST_METRICS = ("macs", "params", "memory", "latency")
 #: front.csv's column for a metric: its name with its unit (per-device latencies too).
 CSV_COLUMNS: dict[str, str] = {"latency": "latency_ms", "memory": "memory_mb",
                                "macs": "mmacs", "params": "mparams"}
+
+
+def unit_of(metric: str) -> str:
+    """``latency@board`` -> ``ms``."""
+    return UNITS[metric.partition("@")[0]]
 
 
 def csv_column(metric: str) -> str:

@@ -20,7 +20,8 @@ from edgenas.errors import EdgenasError
 from edgenas.jsonio import read_json, write_json_atomic
 from edgenas.search.accuracy_source import FIDELITY, label as source_label
 from edgenas.search.engine import front, hypervolume_history
-from edgenas.search.objectives import UNITS, csv_column, objective_direction, objective_matrix
+from edgenas.search.objectives import (COST_METRICS, csv_column, objective_direction,
+                                       objective_matrix, unit_of)
 from edgenas.search.pareto import (BEST_RULE, FASTEST_RULE, KNEE_RULE, fastest_index,
                                    hypervolume, knee_index, margin_guard, to_minimization)
 
@@ -133,14 +134,13 @@ def write_results(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[st
                "hypervolume": history[-1] if history else 0.0, "hypervolume_reference": ref,
                "feasible_ranges": feasible_ranges(trials, objectives),
                "evaluated_lowest": evaluated_lowest(trials),
-               "units": {name: UNITS[name.split("@", 1)[0]] for name in
-                         dict.fromkeys([*objectives, "macs", "params", "memory", "latency"])
-                         if name.split("@", 1)[0] in UNITS},
+               "units": {name: unit_of(name)
+                         for name in dict.fromkeys([*objectives, *COST_METRICS])},
                "front": records}
     write_json_atomic(summary, run_dir / "front.json")
     write_json_atomic({"every_trials": population, "reference": ref, "objectives": list(objectives),
                        "hypervolume": history}, run_dir / "hypervolume.json")
-    columns = ["trial", *objectives, *[m for m in ("macs", "params", "memory", "latency")
+    columns = ["trial", *objectives, *[m for m in COST_METRICS
                                        if m not in objectives and records and m in records[0]]]
     # a measured front: each device's predicted and measured latency, spread and basis
     columns += sorted({k for r in records for k in r if k.startswith(MEASURED_PREFIXES)

@@ -66,12 +66,6 @@ class Strategy:
         """What a trial scored as ``result`` (`Evaluator.evaluate`) reports to Optuna."""
         return evaluator.values(result.metrics)
 
-    def scalar(self, metrics: dict[str, float], objectives: tuple[str, ...],
-               weights: dict[str, float], references: dict[str, float]) -> float:
-        """The one number archs are ranked by, lower is better (single-objective ones)."""
-        raise SearchError(f"strategy {self.name!r} ranks archs by Pareto dominance, not by "
-                          f"one number")
-
     def choose(self, candidates: list[FrozenTrial], trained: list[FrozenTrial], k: int,
                space: SearchSpace, evaluator: Evaluator) -> list[FrozenTrial]:
         """The ``k`` of ``candidates`` (scored by ``evaluator``, the surrogate's) to train

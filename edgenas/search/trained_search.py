@@ -391,7 +391,8 @@ class TrainedSearch:
         return trials, {"strategy": f"surrogate-{self.config.strategy.name}", "recipe": recipe,
                         "surrogate": surrogate_summary(study, self.config.seed,
                                                        search_prior(self.config)),
-                        "accuracy_source": accuracy_source.trained(recipe, self.data, split).to_dict()}
+                        "accuracy_source":
+                            accuracy_source.trained(recipe, self.data, split).to_dict()}
 
 
 def trained_search(space: SearchSpace, objectives: tuple[str, ...], budgets: Budgets,
