@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> None:
         path = lut_path(args.profiles_dir, args.device, args.space)
     lut = load_lut(path)
     items = (lut.networks.get("validation") or [])[:saved["networks"] if saved else args.networks]
-    archs = {str(i): Arch.from_json(item["arch"]) for i, item in enumerate(items)}
-    build = {str(i): item["measured_ms"] for i, item in enumerate(items)}
+    archs = {str(i): Arch.from_json(item.arch) for i, item in enumerate(items)}
+    build = {str(i): item.measured_ms for i, item in enumerate(items)}
     model = LatencyModel(lut, anchored=False)
     plain = {k: model.predict(a) for k, a in archs.items()}
     phases: list[dict[str, Any]] = []

@@ -40,6 +40,7 @@ from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
 from edgenas.profile.onnx_graph import network_model
 from edgenas.profile.precision import DeviceModels
 from edgenas.profile.profiler import CALIBRATE, fit_on, profile
+from edgenas.profile.records import Timing
 from edgenas.profile.timing import load_guard, time_batch
 from edgenas.progress import StageProgress
 from edgenas.space import get_space
@@ -65,11 +66,11 @@ def timed_rounds(device_name: str, lut: Any, archs: list, rounds: int
     guard = load_guard(device, get_space(lut.space), lut)
     with DeviceSession(device) as session:
         for r in range(rounds):
-            def store(key: str, stats: dict[str, Any], r: int = r) -> None:
-                times[r, int(key)] = stats["median_ms"]
+            def store(key: str, timing: Timing, r: int = r) -> None:
+                times[r, int(key)] = timing.median_ms
                 for level, values in levels.items():  # without a guard: as timed
-                    scaled = value(stats, level)
-                    values[r, int(key)] = stats["median_ms"] if scaled is None else scaled
+                    scaled = value(timing.record, level)
+                    values[r, int(key)] = timing.median_ms if scaled is None else scaled
 
             time_batch(session, models, store, chunk=len(models), checkpoint=lambda: None,
                        progress=StageProgress(), guard=guard)
@@ -83,8 +84,8 @@ def refit(lut: LUT, first: int | None = None, only: list[str] | None = None) -> 
     networks (all by default) as profiling fits it, choosing among ``only`` (every form)."""
     items = (lut.networks.get("fitting") or [])[:first]
     table = replace(lut)
-    fit_on(table, [Arch.from_json(item["arch"]) for item in items],
-           [item["measured_ms"] for item in items], only=only)
+    fit_on(table, [Arch.from_json(item.arch) for item in items],
+           [item.measured_ms for item in items], only=only)
     return table
 
 

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
             model = LatencyModel(lut, anchored=False)
             record[key] = {"device": table, "precision": lut.runtime.get("precision"),
                            "units_timed": sum(1 for e in lut.entries.values()
-                                              if not e.get("predicted")),
+                                              if not e.predicted),
                            **accuracy_metrics([model.predict(archs[k]) for k in keys],
                                               [ms[name][k] for k in keys])}
     print(f"{base.name}, {space.name}: {len(keys)} archs, {args.rounds} interleaved rounds "

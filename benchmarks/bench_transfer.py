@@ -46,6 +46,7 @@ from edgenas.jsonio import write_json_atomic
 from edgenas.profile.latency import LatencyModel
 from edgenas.profile.lut import LUT, load_lut, lut_path, save_lut
 from edgenas.profile.profiler import profile, validation_report
+from edgenas.profile.records import TimedNetwork
 from edgenas.profile.timing import noise_floor
 from edgenas.profile.transfer import fit_transfer, macs_line_ms, macs_only_metrics, transfer
 from edgenas.space import get_space
@@ -76,12 +77,12 @@ def _row(name: str, report: dict[str, Any], board_s: float | None, networks: int
             "networks": networks, "units_timed": units}
 
 
-def gap_from_macs(table: LUT, items: list[dict[str, Any]]) -> float:
+def gap_from_macs(table: LUT, items: list[TimedNetwork]) -> float:
     """Median |table / MACs line - 1| over ``items``, in per cent: how far the table's
     predictions depart from counting at all. Two tables closer than the device's noise
     cannot be told apart on held-out timings, however many."""
     model = LatencyModel(table, anchored=False)
-    archs = [Arch.from_json(item["arch"]) for item in items]
+    archs = [Arch.from_json(item.arch) for item in items]
     return float(100 * np.median([abs(model.predict(a) / macs_line_ms(table, a) - 1)
                                   for a in archs]))
 
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     _report(args, device, space, sources, first, state, lut, ceiling, sampled, held_out)
 
 
-def full_profile_row(path: Path, held_out: list[dict[str, Any]], count: int) -> dict[str, Any]:
+def full_profile_row(path: Path, held_out: list[TimedNetwork], count: int) -> dict[str, Any]:
     """The device's own full profile judged on the transfer's held-out timings (the same
     device, each timing at the yardstick, so another table's held-out set is fair to it).
     Its device time is not in the table (a later refit moves ``updated``): the profile's
@@ -150,7 +151,7 @@ def full_profile_row(path: Path, held_out: list[dict[str, Any]], count: int) -> 
 
 def _measure(args: argparse.Namespace, device: Any, space: Any, source: LUT, where: str,
              state: dict[str, Any], state_path: Path, main_path: Path, ceiling_path: Path,
-             sampled_path: Path) -> tuple[LUT, LUT, LUT | None, list[dict[str, Any]]]:
+             sampled_path: Path) -> tuple[LUT, LUT, LUT | None, list[TimedNetwork]]:
     """Steps 1-3, on the device: each saved as it goes and skipped when done."""
     # 1. the transfer table, timed; then its held-out networks (not part of its cost)
     if not state.get("transfer_done"):
@@ -201,7 +202,7 @@ def _measure(args: argparse.Namespace, device: Any, space: Any, source: LUT, whe
 
 def _report(args: argparse.Namespace, device: Any, space: Any, sources: dict[str, LUT],
             first: str, state: dict[str, Any], lut: LUT, ceiling: LUT, sampled: LUT | None,
-            held_out: list[dict[str, Any]]) -> None:
+            held_out: list[TimedNetwork]) -> None:
     """Steps 4-5, offline: the tables side by side, the curve, the JSON."""
     # 4. side by side on the same held-out networks
     rows = [_row(f"transfer from {first} ({args.networks} networks)", validation_report(lut, args.validate),

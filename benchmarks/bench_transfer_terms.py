@@ -34,7 +34,8 @@ import numpy as np
 
 from edgenas.jsonio import write_json_atomic
 from edgenas.profile.latency import accuracy_metrics
-from edgenas.profile.lut import LUT, load_lut
+from edgenas.profile.lut import LUT, load_lut, networks_from_dict
+from edgenas.profile.records import TimedNetwork
 from edgenas.profile.timing import noise_floor
 from edgenas.profile.transfer import WORK, fit_work, unit_work
 from edgenas.profile.keys import unit_key
@@ -77,7 +78,7 @@ def terms(arch: Arch, source: LUT | None) -> dict[str, float]:
             continue
         key = unit_key(unit, site.height)
         work += unit_work(unit, site.height,
-                          source.entries[key]["median_ms"] if source else float("nan"))
+                          source.entries[key].median_ms if source else float("nan"))
         size, convs = site.height, []
         for layer in unit.layers:
             out = layer_output_size(layer, size)
@@ -114,15 +115,15 @@ def terms(arch: Arch, source: LUT | None) -> dict[str, float]:
     return t
 
 
-def matrix(items: list[dict[str, Any]], names: list[str], source: LUT | None) -> np.ndarray:
-    rows = [terms(Arch.from_json(item["arch"]), source) for item in items]
+def matrix(items: list[TimedNetwork], names: list[str], source: LUT | None) -> np.ndarray:
+    rows = [terms(Arch.from_json(item.arch), source) for item in items]
     return np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
 
 
-def judge(names: list[str], fitting: list[dict[str, Any]], held_out: list[dict[str, Any]],
+def judge(names: list[str], fitting: list[TimedNetwork], held_out: list[TimedNetwork],
           source: LUT | None) -> dict[str, Any]:
-    x, y = matrix(fitting, names, source), np.array([i["measured_ms"] for i in fitting])
-    xv, yv = matrix(held_out, names, source), np.array([i["measured_ms"] for i in held_out])
+    x, y = matrix(fitting, names, source), np.array([i.measured_ms for i in fitting])
+    xv, yv = matrix(held_out, names, source), np.array([i.measured_ms for i in held_out])
     call, weights = fit_work(x, y)
     predicted = call + xv @ weights
     oracle = predicted / np.median(predicted / yv)
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
     source = load_lut(args.source)
     out: dict[str, Any] = {"runs": []}
     for path in args.networks:
-        networks = json.loads(path.read_text(encoding="utf-8"))["networks"]
+        networks = networks_from_dict(json.loads(path.read_text(encoding="utf-8"))["networks"],
+                                      str(path))
         fitting, held_out = networks["fitting"][:args.fitting], networks["validation"]
         floor = noise_floor(held_out)
         print(f"\n{path} ({len(fitting)} table-fitting, {len(held_out)} held-out networks; "

@@ -420,7 +420,7 @@ def time_in_rounds(device: Device, archs: Mapping[str, Arch], rounds: int,
             started = time.perf_counter()
             order = [names[i] for i in rng.permutation(len(names))]
             time_batch(session, {name: models[name] for name in order},
-                       lambda name, stats: times[name].append(float(stats["median_ms"])),
+                       lambda name, timing: times[name].append(float(timing.median_ms)),
                        len(order), lambda: None, StageProgress())
             say(f"  round {index + 1}/{rounds}: {len(order)} networks, "
                 f"{time.perf_counter() - started:.0f} s")

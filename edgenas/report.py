@@ -80,8 +80,8 @@ def latency_figure(path: Path, lut: Any, models: Sequence[dict[str, Any]],
     plt = _pyplot()
     model = LatencyModel(lut)
     items = lut.networks.get("validation", []) or lut.networks.get("fitting", [])
-    measured = [i["measured_ms"] for i in items]
-    predicted = [model.predict(Arch.from_json(i["arch"])) for i in items]
+    measured = [i.measured_ms for i in items]
+    predicted = [model.predict(Arch.from_json(i.arch)) for i in items]
     fig, ax = plt.subplots(figsize=(4.8, 4.4), dpi=120)
     ax.scatter(measured, predicted, s=14, c=FRONT_COLOR, label="held-out archs")
     shown = [m for m in [*models, *baselines] if m.get("predicted_ms") is not None]

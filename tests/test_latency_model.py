@@ -6,6 +6,7 @@ built in a slow stretch brought back to the device's level."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +24,7 @@ from edgenas.profile.latency import (LatencyModel, boosted_features, kind_sums, 
                                      unit_sum)
 from edgenas.profile.lut import LUT, load_lut, save_lut
 from edgenas.profile.profiler import fit_on, profile
+from edgenas.profile.records import LoadRecord, TimedNetwork, Timing
 from edgenas.profile.ranking import kendall_tau
 from edgenas.profile.timing import LoadGuard, time_batch
 from edgenas.progress import StageProgress
@@ -70,7 +72,7 @@ def test_whole_network_trees_are_chosen_where_units_do_not_add_up() -> None:
 def test_a_table_with_trees_predicts_the_same_after_saving(tmp_path: Path) -> None:
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
     items = [i for label in ("fitting", "validation") for i in lut.networks.get(label, [])]
-    archs = [Arch.from_json(i["arch"]) for i in items]
+    archs = [Arch.from_json(i.arch) for i in items]
     assert len(archs) >= 60
     # a device on which networks with a 28-pixel input are 1.5x what their units say
     measured = [unit_sum(lut, a)[0] * (1.5 if a.resolution == 28 else 1.0) for a in archs]
@@ -115,7 +117,7 @@ def test_times_under_a_busy_spell_are_scaled_back_to_the_uncontended_level() -> 
     def load(call: int) -> float:  # 20 reference timings first (the burst), then the chunk
         return 1.5 if call >= 20 else 1.0
 
-    stored: dict[str, dict[str, float]] = {}
+    stored: dict[str, Timing] = {}
     steps: list[int] = []
     guard = LoadGuard(_reference(), every=5)
     time_batch(_Session(load), _models(15), stored.__setitem__,  # type: ignore[arg-type]
@@ -124,21 +126,21 @@ def test_times_under_a_busy_spell_are_scaled_back_to_the_uncontended_level() -> 
     assert steps == [15]  # a scaled batch arrives whole: one step, not fifteen at one instant
     assert guard.yardstick_ms == pytest.approx(1.0)
     truth = {f"k{i}": 0.1 * (1 + i) for i in range(15)}
-    assert {k: v["median_ms"] for k, v in stored.items()} == pytest.approx(truth)
-    assert any(v["raw_median_ms"] > 1.4 * truth[k] for k, v in stored.items())
+    assert {k: v.median_ms for k, v in stored.items()} == pytest.approx(truth)
+    assert any(_record(v).raw_median_ms > 1.4 * truth[k] for k, v in stored.items())
     assert guard.summary()["load_p90"] == pytest.approx(1.5)
 
 
 def test_a_model_between_a_quiet_and_a_busy_reference_is_scaled_by_their_mean() -> None:
-    stored: dict[str, dict[str, float]] = {}
+    stored: dict[str, Timing] = {}
     # order after the burst: ref0 (1.0), k0, k1, ref1 (2.0)
     guard = LoadGuard(_reference(), every=2)
     time_batch(_Session(lambda call: 2.0 if call >= 23 else 1.0), _models(2),
                stored.__setitem__, chunk=2, checkpoint=lambda: None,  # type: ignore[arg-type]
                progress=StageProgress(), guard=guard)
-    assert stored["k0"]["neighbour_reference_ms"] == pytest.approx(1.5)
-    assert stored["k0"]["median_ms"] == pytest.approx(0.1 / 1.5)
-    assert stored["k1"]["median_ms"] == pytest.approx(0.2 / 1.5)
+    assert _record(stored["k0"]).neighbour_reference_ms == pytest.approx(1.5)
+    assert stored["k0"].median_ms == pytest.approx(0.1 / 1.5)
+    assert stored["k1"].median_ms == pytest.approx(0.2 / 1.5)
 
 
 def test_timings_against_a_table_use_its_reference_level_and_a_new_table_measures_one() -> None:
@@ -182,14 +184,18 @@ def test_a_new_table_is_scaled_by_a_reference_of_its_own_space_an_old_one_keeps_
     assert load_guard(device, get_space("imagenet"), lut).space == "imagenet"  # type: ignore[union-attr]
 
 
-def _network(raw: list[float], local: list[float], chunk: list[float]) -> dict[str, Any]:
+def _network(raw: list[float], local: list[float], chunk: list[float]) -> TimedNetwork:
     """A table-fitting network's record: its rounds as timed and their references (the
     table's yardstick is 1 ms), its rounds at the default level (neighbours)."""
-    timed = [{"raw_median_ms": r, "neighbour_reference_ms": n, "chunk_reference_ms": c, "yardstick_ms": 1.0}
-             for r, n, c in zip(raw, local, chunk)]
-    rounds = [r / n for r, n in zip(raw, local)]
-    return {"arch": "{}", "rounds": rounds, "measured_ms": float(np.median(rounds)),
-            "timed": timed}
+    timed = tuple(LoadRecord(r, n, c, 1.0) for r, n, c in zip(raw, local, chunk))
+    rounds = tuple(r / n for r, n in zip(raw, local))
+    return TimedNetwork("{}", float(np.median(rounds)), rounds=rounds, timed=timed)
+
+
+def _record(timing: Timing) -> LoadRecord:
+    """The load record of a guarded timing (which every guarded timing has)."""
+    assert timing.record is not None
+    return timing.record
 
 
 def test_the_level_is_the_one_under_which_repeated_rounds_agree() -> None:
@@ -208,7 +214,7 @@ def test_the_level_is_the_one_under_which_repeated_rounds_agree() -> None:
     assert level == "chunk" and scores["none"]["median_gap_pct"] == 0.0
     slow_jitter = [_network([t, 2 * t], list(j), [1.0, 2.0]) for t, j in zip(true, jitter)]
     assert choose(slow_jitter)[0] == "chunk"  # the shift without the jitter
-    assert choose([{"arch": "{}", "rounds": [1.0, 1.1], "measured_ms": 1.05}]) == ("neighbours", {})
+    assert choose([TimedNetwork("{}", 1.05, rounds=(1.0, 1.1))]) == ("neighbours", {})
 
 
 def test_a_chosen_level_expresses_every_unit_and_network_by_it_and_refits() -> None:
@@ -216,31 +222,30 @@ def test_a_chosen_level_expresses_every_unit_and_network_by_it_and_refits() -> N
 
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
     key = next(iter(lut.entries))
-    lut.entries = {key: {"median_ms": 0.5, "p10_ms": 0.45, "raw_median_ms": 1.0,
-                         "neighbour_reference_ms": 2.0, "chunk_reference_ms": 1.0, "yardstick_ms": 1.0}}
+    lut.entries = {key: Timing(0.5, p10_ms=0.45, record=LoadRecord(1.0, 2.0, 1.0, 1.0))}
     rng = np.random.default_rng(1)
     lut.networks = {"fitting": [_network([t, t], list(j), [1.0, 1.0]) for t, j in
                                     zip(rng.uniform(0.5, 3, 30), rng.uniform(0.8, 1.25, (30, 2)))]}
     guard = LoadGuard(_reference(), yardstick_ms=1.0)
     set_level(lut, guard)
     assert guard.level == "chunk" and lut.correction is None
-    assert lut.entries[key]["median_ms"] == pytest.approx(1.0)  # raw x 1 ms / 1 ms
-    assert lut.entries[key]["p10_ms"] == pytest.approx(0.9)
+    assert lut.entries[key].median_ms == pytest.approx(1.0)  # raw x 1 ms / 1 ms
+    assert lut.entries[key].p10_ms == pytest.approx(0.9)
     item = lut.networks["fitting"][0]
-    assert item["rounds"] == pytest.approx([t["raw_median_ms"] for t in item["timed"]])
+    assert item.rounds == pytest.approx([t.raw_median_ms for t in item.timed])
     assert guard.summary()["level"] == "chunk" and guard.summary()["level_scores"]
 
 
 def test_at_the_chunk_level_a_model_is_scaled_by_its_chunks_median_reference() -> None:
-    stored: dict[str, dict[str, float]] = {}
+    stored: dict[str, Timing] = {}
     # after the burst: ref0 (1.0), k0, k1, ref1 (2.0), k2, k3, ref2 (2.0): chunk median 2.0
     guard = LoadGuard(_reference(), every=2, level="chunk")
     time_batch(_Session(lambda call: 2.0 if call >= 23 else 1.0), _models(4),
                stored.__setitem__, chunk=4, checkpoint=lambda: None,  # type: ignore[arg-type]
                progress=StageProgress(), guard=guard)
-    assert stored["k0"]["chunk_reference_ms"] == pytest.approx(2.0)
-    assert stored["k0"]["median_ms"] == pytest.approx(0.1 / 2.0)
-    assert stored["k0"]["neighbour_reference_ms"] == pytest.approx(1.5)  # kept for the other levels
+    assert _record(stored["k0"]).chunk_reference_ms == pytest.approx(2.0)
+    assert stored["k0"].median_ms == pytest.approx(0.1 / 2.0)
+    assert _record(stored["k0"]).neighbour_reference_ms == pytest.approx(1.5)  # kept for the other levels
 
 
 # -- held to a device of known costs ------------------------------------------------------------
@@ -270,9 +275,9 @@ def test_a_table_predicts_held_out_networks_of_a_device_with_a_per_call_cost(
     lut = _scripted_profile()
     report = lut.validation
     assert report["n"] == 60 and report["uncorrected_within_10pct"] == 0.0
-    predicted = [LatencyModel(lut).predict(Arch.from_json(item["arch"]))
+    predicted = [LatencyModel(lut).predict(Arch.from_json(item.arch))
                  for item in lut.networks["validation"]]
-    error = np.abs(np.array(predicted) / [i["measured_ms"] for i in lut.networks["validation"]] - 1)
+    error = np.abs(np.array(predicted) / [i.measured_ms for i in lut.networks["validation"]] - 1)
     assert np.mean(error <= within) >= share
     assert abs(report["median_bias_pct"]) < 100 * within
 
@@ -398,7 +403,7 @@ def test_a_slow_stretch_within_a_build_is_scaled_out_at_the_level_chosen(monkeyp
     protocol = lut.timing["protocol"]
     assert protocol["level"] != "none"
     assert protocol["level_scores"]["none"]["median_gap_pct"] == pytest.approx(30, abs=1)
-    slowed = [e for e in lut.entries.values() if e["raw_median_ms"] > 1.2 * e["median_ms"]]
+    slowed = [e for e in lut.entries.values() if _record(e).raw_median_ms > 1.2 * e.median_ms]
     assert len(slowed) == 772 - 300  # the stretch's units: timed slow, stored at the normal level
     assert abs(lut.validation["median_bias_pct"]) < 1 and lut.validation["within_10pct"] == 1.0
 
@@ -411,7 +416,7 @@ def test_a_table_built_in_a_slow_stretch_is_re_anchored_by_a_recalibration(monke
     device = scripted_device(monkeypatch, PER_CALL)
     device.load = 1.3
     lut = _scripted_profile(calibrate=40, validate=20)
-    entries = {key: dict(stats) for key, stats in lut.entries.items()}
+    entries = dict(lut.entries)
     device.load = 1.0
     drift = check_drift(get_device("host-cpu"), lut, count=20)
     assert not drift["trusted"] and drift["median_bias_pct"] == pytest.approx(30, abs=1)
@@ -449,7 +454,7 @@ def _re_timed_as(monkeypatch: pytest.MonkeyPatch, order: tuple[int, ...], ratio:
     device = scripted_device(monkeypatch, PER_CALL)
     lut = _scripted_profile(calibrate=8, validate=6)
     model = LatencyModel(lut)
-    predicted = [model.predict(Arch.from_json(item["arch"]))
+    predicted = [model.predict(Arch.from_json(item.arch))
                  for item in lut.networks["validation"][:5]]
     scripted_ms: list[float] = []
     cost = device.cost
@@ -579,7 +584,7 @@ def test_a_table_without_a_correction_predicts_the_plain_unit_sum() -> None:
 
 def test_a_line_fitted_before_its_edge_was_recorded_takes_the_smallest_calibration_sum() -> None:
     lut = load_lut(ROOT / "profiles" / "host-cpu" / "cifar.json")
-    sums = [unit_sum(lut, Arch.from_json(item["arch"]))[0]
+    sums = [unit_sum(lut, Arch.from_json(item.arch))[0]
             for item in lut.networks["fitting"]]
     lut.correction = {"form": "linear", "intercept_ms": -0.05, "scale": 1.0, "per_unit_ms": 0.0}
     model = LatencyModel(lut)
@@ -608,9 +613,13 @@ def test_a_prediction_on_a_device_comes_with_the_table_it_came_from(
         predict_on_device(device, arch, tables_from_another_cpu)
 
 
-def _timing(raw: float, neighbours: float, chunk: float) -> dict[str, float]:
-    return {"raw_median_ms": raw, "neighbour_reference_ms": neighbours, "chunk_reference_ms": chunk,
-            "yardstick_ms": 1.0}
+def _timing(raw: float, neighbours: float, chunk: float) -> LoadRecord:
+    return LoadRecord(raw, neighbours, chunk, 1.0)
+
+
+def _rounds(rounds: list[float], timed: list[LoadRecord] = []) -> TimedNetwork:
+    """A network timed in ``rounds``, with a load record per round in ``timed``."""
+    return TimedNetwork("{}", float(np.median(rounds)), rounds=tuple(rounds), timed=tuple(timed))
 
 
 def test_a_timing_is_brought_to_each_level_by_its_own_record() -> None:
@@ -621,52 +630,50 @@ def test_a_timing_is_brought_to_each_level_by_its_own_record() -> None:
         pytest.approx([0.8, 0.5, 1.0])
     assert [value(timing, level) for level in ("neighbours", "chunk", "none")] == \
         pytest.approx([1.6, 1.0, 2.0])
-    assert factor({"raw_median_ms": 2.0}, "chunk") is None  # no record: cannot say
-    assert factor({**timing, "neighbour_reference_ms": 0.0}, "neighbours") is None
-    assert factor({**timing, "yardstick_ms": None}, "chunk") is None
-    assert factor({**timing, "neighbour_reference_ms": None}, "chunk") == pytest.approx(0.5)
-    assert value({"raw_median_ms": 2.0}, "neighbours") is None
-    assert value({**timing, "raw_median_ms": None}, "none") is None
+    assert factor(LoadRecord(2.0), "chunk") is None  # no record: cannot say
+    assert factor(replace(timing, neighbour_reference_ms=0.0), "neighbours") is None
+    assert factor(replace(timing, yardstick_ms=None), "chunk") is None
+    assert factor(replace(timing, neighbour_reference_ms=None), "chunk") == pytest.approx(0.5)
+    assert value(LoadRecord(2.0), "neighbours") is None
+    assert value(None, "none") is None  # no raw time
 
 
 def test_relevelling_rescales_every_statistic_by_the_same_ratio() -> None:
     from edgenas.profile.level import relevel
 
-    stats = {"median_ms": 1.6, "p10_ms": 1.5, "p90_ms": 1.8, "min_ms": 1.4, "mean_ms": 1.65,
-             "calls": 7, **_timing(2.0, 1.25, 2.0)}  # stored at the neighbours level
-    as_timed = dict(stats)
-    relevel(stats, "chunk")  # 1.6 -> 1.0 ms: x 0.625
-    assert [stats[k] for k in ("median_ms", "p10_ms", "p90_ms", "min_ms", "mean_ms")] == \
+    stats = Timing(1.6, 1.5, 1.8, 1.4, 1.65, extra={"calls": 7},
+                   record=_timing(2.0, 1.25, 2.0))  # stored at the neighbours level
+    at_chunk = relevel(stats, "chunk")  # 1.6 -> 1.0 ms: x 0.625
+    assert [getattr(at_chunk, k) for k in ("median_ms", "p10_ms", "p90_ms", "min_ms",
+                                            "mean_ms")] == \
         pytest.approx([1.0, 0.9375, 1.125, 0.875, 1.03125])
-    assert stats["calls"] == 7 and stats["raw_median_ms"] == 2.0
-    relevel(as_timed, "none")  # 1.6 -> 2.0 ms: x 1.25
-    assert as_timed["median_ms"] == pytest.approx(2.0) and as_timed["p10_ms"] == 1.875
-    unrecorded = {"median_ms": 1.0, "p10_ms": 0.9}
-    relevel(unrecorded, "chunk")
-    assert unrecorded == {"median_ms": 1.0, "p10_ms": 0.9}
+    assert at_chunk.extra["calls"] == 7 and _record(at_chunk).raw_median_ms == 2.0
+    assert stats.median_ms == 1.6  # a new timing: the one it came from is as it was
+    as_timed = relevel(stats, "none")  # 1.6 -> 2.0 ms: x 1.25
+    assert as_timed.median_ms == pytest.approx(2.0) and as_timed.p10_ms == 1.875
+    unrecorded = Timing(1.0, p10_ms=0.9)
+    assert relevel(unrecorded, "chunk") == Timing(1.0, p10_ms=0.9)
 
 
 def test_round_times_need_a_record_for_every_round() -> None:
     from edgenas.profile.level import round_times
 
     timed = [_timing(1.0, 1.0, 2.0), _timing(1.5, 1.5, 2.0)]
-    assert round_times({"rounds": [1.0, 1.0], "timed": timed}, "chunk") == \
-        pytest.approx([0.5, 0.75])
-    assert round_times({"rounds": [1.0, 1.0, 1.0], "timed": timed}, "chunk") is None
-    assert round_times({"rounds": [1.0]}, "chunk") is None
-    assert round_times({"rounds": [1.0, 1.0], "timed": [timed[0], {"raw_median_ms": 1.0}]},
-                       "chunk") is None
+    assert round_times(_rounds([1.0, 1.0], timed), "chunk") == pytest.approx([0.5, 0.75])
+    assert round_times(_rounds([1.0, 1.0, 1.0], timed), "chunk") is None
+    assert round_times(_rounds([1.0]), "chunk") is None
+    assert round_times(_rounds([1.0, 1.0], [timed[0], LoadRecord(1.0)]), "chunk") is None
 
 
 def test_the_repeatability_of_two_rounds_is_their_gap_over_the_faster() -> None:
     from edgenas.profile.level import round_repeatability
 
-    def rounds(*raw: float) -> dict[str, Any]:
-        return {"rounds": list(raw), "timed": [_timing(r, 1.0, 1.0) for r in raw]}
+    def rounds(*raw: float) -> TimedNetwork:
+        return _rounds(list(raw), [_timing(r, 1.0, 1.0) for r in raw])
 
     # gaps 4 %, 8 %, 20 % and 0 % (a third round is not compared); two networks left out
     items = [rounds(1.0, 1.04), rounds(1.08, 1.0), rounds(1.0, 1.2, 5.0), rounds(2.0, 2.0),
-             rounds(1.0), {"rounds": [1.0, 2.0]}]
+             rounds(1.0), _rounds([1.0, 2.0])]
     assert round_repeatability(items, "none") == pytest.approx(
         {"n": 4, "median_gap_pct": 6.0, "within_10pct": 0.75, "within_5pct": 0.5})
     # gaps of exactly 10 % and 5 %
@@ -680,27 +687,28 @@ def test_a_table_expressed_at_a_level_brings_units_and_networks_to_that_level() 
     from edgenas.profile.lut import LUT
 
     # the neighbours' and the chunk's references disagree, so each level has its own time
-    unit = {"median_ms": 2.0, **_timing(2.0, 1.25, 2.0)}
-    network = {"measured_ms": 3.0, "rounds": [2.0, 4.0],
-               "timed": [_timing(2.0, 1.25, 2.0), _timing(4.0, 2.5, 2.0)]}
+    unit = Timing(2.0, record=_timing(2.0, 1.25, 2.0))
+    network = TimedNetwork("{}", 3.0, rounds=(2.0, 4.0),
+                           timed=(_timing(2.0, 1.25, 2.0), _timing(4.0, 2.5, 2.0)))
     lut = LUT("d", "s", "h", {}, {}, {}, entries={"u": unit}, networks={"validation": [network]})
     express_at(lut, "neighbours")
-    assert unit["median_ms"] == pytest.approx(1.6)
-    assert network["rounds"] == pytest.approx([1.6, 1.6]) and network["measured_ms"] == \
-        pytest.approx(1.6)
+    assert lut.entries["u"].median_ms == pytest.approx(1.6)
+    item = lut.networks["validation"][0]
+    assert item.rounds == pytest.approx([1.6, 1.6]) and item.measured_ms == pytest.approx(1.6)
     express_at(lut, "chunk")
-    assert unit["median_ms"] == pytest.approx(1.0)
-    assert network["rounds"] == pytest.approx([1.0, 2.0]) and network["measured_ms"] == \
-        pytest.approx(1.5)
+    assert lut.entries["u"].median_ms == pytest.approx(1.0)
+    item = lut.networks["validation"][0]
+    assert item.rounds == pytest.approx([1.0, 2.0]) and item.measured_ms == pytest.approx(1.5)
+    assert unit.median_ms == 2.0 and network.rounds == (2.0, 4.0)  # new records, old kept
 
 
 def test_a_tie_between_levels_goes_to_the_earlier_one() -> None:
     from edgenas.profile.level import choose
 
-    steady = [{"rounds": [t, t], "timed": [_timing(t, 1.0, 1.0)] * 2} for t in (1.0, 2.0)]
+    steady = [_rounds([t, t], [_timing(t, 1.0, 1.0)] * 2) for t in (1.0, 2.0)]
     level, scores = choose(steady)
     assert level == "neighbours" and set(scores) == {"neighbours", "chunk", "none"}
-    assert choose([{"rounds": [t, t], "timed": [{"raw_median_ms": t}] * 2}
+    assert choose([_rounds([t, t], [LoadRecord(t)] * 2)
                    for t in (1.0, 2.0)]) == ("none", {"none": pytest.approx(
                        {"n": 2, "median_gap_pct": 0.0, "within_10pct": 1.0,
                         "within_5pct": 1.0})})
@@ -826,7 +834,7 @@ def test_unit_times_are_summed_per_kind_of_unit() -> None:
         timed = [s for s in sites(arch) if not s.unit.is_identity]
         for site in timed:
             kind = site.block.op if site.block is not None else site.role
-            expected[kind] += lut.entries[unit_key(site.unit, site.height)]["median_ms"]
+            expected[kind] += lut.entries[unit_key(site.unit, site.height)].median_ms
         kinds, units = kind_sums(lut, arch)
         assert dict(zip(UNIT_KINDS, kinds)) == pytest.approx(expected, rel=1e-12)
         assert units == len(timed) and unit_sum(lut, arch) == (pytest.approx(kinds.sum()), units)
@@ -949,9 +957,12 @@ def test_a_schema_1_table_is_read_in_schema_2_names_and_predicts_the_same(tmp_pa
     assert lut.timing["protocol"]["yardstick_ms"] == 1.0
     assert lut.timing["protocol"]["level_scores"] == {"none": {"median_gap_pct": 3.0}}
     assert "reference_ms" not in lut.timing["protocol"]
-    for stored in (lut.entries["k0"], lut.networks[FITTING][0]["timed"][0]):
-        assert stored["neighbour_reference_ms"] == 1.1 and "reference_ms" not in stored
-        assert stored["chunk_reference_ms"] == 1.05 and stored["median_ms"] == 2.0
+    entry, timed = lut.entries["k0"], lut.networks[FITTING][0].timed[0]
+    for stored in (_record(entry), timed):
+        assert stored.neighbour_reference_ms == 1.1 and "reference_ms" not in stored.extra
+        assert stored.chunk_reference_ms == 1.05
+    assert "reference_ms" not in entry.extra
+    assert entry.median_ms == 2.0 and timed.extra["median_ms"] == 2.0
     save_lut(lut, path)
     again = json.loads(path.read_text())
     assert again["schema_version"] == SCHEMA_VERSION == 2
@@ -967,8 +978,7 @@ def test_a_table_naming_an_unknown_level_is_refused_with_the_levels_there_are() 
     "none" or "neighbours" scaled by the chunk's reference)."""
     from edgenas.profile.level import LEVELS, factor
     from edgenas.profile.timing import load_guard
-    timing = {"raw_median_ms": 2.0, "neighbour_reference_ms": 2.0, "chunk_reference_ms": 4.0,
-              "yardstick_ms": 1.0}
+    timing = LoadRecord(2.0, 2.0, 4.0, 1.0)
     assert [factor(timing, name) for name in LEVELS] == [0.5, 0.25, 1.0]
     with pytest.raises(ProfileError) as refused:
         factor(timing, "chunks")

@@ -148,11 +148,11 @@ def test_an_arch_whose_rounds_stay_apart_is_reported_with_its_spread_but_not_fit
     assert all(len(r["measured_latency_rounds_ms"]) > ROUNDS for r in rows
                if r["measured_latency_spread"] > MAX_ROUND_SPREAD)  # timed again first
     fitted = load_lut(lut_path(profiles, "host-cpu", "tiny")).networks.get(FRONT) or []
-    assert all(spread(item["rounds"]) <= MAX_ROUND_SPREAD for item in fitted)
+    assert all(spread(item.rounds) <= MAX_ROUND_SPREAD for item in fitted)
     assert fitted, "and some steady, so that the table still learns where the search went"
     timed = json.loads((tmp_path / "run" / "front-timing" / "host-cpu.json").read_text())
     noisy = [i for i in timed["front"] if spread(i["rounds"]) > MAX_ROUND_SPREAD]
-    assert noisy and not {i["arch"] for i in noisy} & {i["arch"] for i in fitted}
+    assert noisy and not {i["arch"] for i in noisy} & {i.arch for i in fitted}
 
 
 def test_a_device_lost_half_way_keeps_its_timings_and_the_rerun_times_only_the_rest(
@@ -211,7 +211,7 @@ def test_validate_also_judges_the_table_where_searches_pick(tmp_path, monkeypatc
     lut = profile(get_device("host-cpu"), tiny_space(), calibrate=20, validate=10)
     biased = lut.validation["search_biased"]
     assert biased["n"] == MIN_SEARCH_BIASED and biased["noise_floor"]["n"] == MIN_SEARCH_BIASED
-    timed = [item["arch"] for item in lut.networks[SEARCH_BIASED]]
+    timed = [item.arch for item in lut.networks[SEARCH_BIASED]]
     pool = arch_stream(tiny_space(), SEARCH_BIASED_SEED, SEARCH_BIASED_POOL * MIN_SEARCH_BIASED)
     cheapest = sorted(count(arch).macs for arch in pool)[:MIN_SEARCH_BIASED]
     assert sorted(count(Arch.from_json(a)).macs for a in timed) == cheapest

@@ -20,6 +20,7 @@ from edgenas.profile.keys import space_units
 from edgenas.profile.latency import LatencyModel, unit_sum
 from edgenas.profile.lut import LUT
 from edgenas.profile.padded_work import BLOCKS, CONV_KINDS, TERMS, _kind, padded_work
+from edgenas.profile.records import Timing
 from edgenas.profile.profiler import fit_on
 from edgenas.space import get_space
 from edgenas.space.arch import Arch
@@ -219,7 +220,7 @@ def test_a_table_that_chose_padded_work_predicts_with_the_block_it_fitted() -> N
     space = tiny_space()
     lut = LUT.new(get_device("host-cpu"), space, {})
     for key, (unit, size) in space_units(space).items():
-        lut.entries[key] = {"median_ms": 1e-5 * unit_cost(unit, size).macs + 0.01}
+        lut.entries[key] = Timing(1e-5 * unit_cost(unit, size).macs + 0.01)
     archs = _archs(space, 60, 600)
     measured = _device_on_padded_work(archs)
     fit_on(lut, archs, list(measured))

@@ -292,7 +292,7 @@ def test_an_int8_profile_of_the_tiny_space_on_this_host_completes_and_is_marked_
     save_lut(lut, path)
     table = load_lut(path)
     assert table.runtime["precision"] == "int8" and table.timing["models"]["format"] == "int8"
-    assert sum(not e.get("predicted") for e in table.entries.values()) == 16
+    assert sum(not e.predicted for e in table.entries.values()) == 16
     assert len(table.networks["fitting"]) == 4
     assert table.timing["protocol"]["yardstick_ms"] > 0
     assert stale_reasons(table, device, tiny_space()) == []

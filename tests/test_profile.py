@@ -32,6 +32,7 @@ from edgenas.profile.keys import space_units, unit_key
 from edgenas.profile.lut import load_lut, lut_path, open_lut, save_lut, stale_reasons
 from edgenas.profile.onnx_graph import network_model, unit_model
 from edgenas.profile.profiler import profile
+from edgenas.profile.records import TimedNetwork
 from edgenas.progress import StageProgress
 from edgenas.space.arch import Arch
 from edgenas.space.plan import sites
@@ -172,7 +173,7 @@ def test_profile_measures_every_unit_and_records_where(tiny_lut) -> None:
     # that network's stored time (the unit times themselves are held to a scripted device's
     # exact ones below)
     model = LatencyModel(on_disk)
-    within = [abs(model.predict(Arch.from_json(item["arch"])) / item["measured_ms"] - 1) <= 0.10
+    within = [abs(model.predict(Arch.from_json(item.arch)) / item.measured_ms - 1) <= 0.10
               for item in on_disk.networks["validation"]]
     assert on_disk.validation["n"] == len(within) == 6
     assert on_disk.validation["within_10pct"] == pytest.approx(sum(within) / 6)
@@ -208,9 +209,9 @@ def test_the_held_out_share_and_the_noise_floor_are_counted_from_the_stored_timi
                   progress=StageProgress())
     model = LatencyModel(lut)
     items = lut.networks["validation"]
-    errors = [abs(model.predict(Arch.from_json(item["arch"])) / item["measured_ms"] - 1)
+    errors = [abs(model.predict(Arch.from_json(item.arch)) / item.measured_ms - 1)
               for item in items]
-    gaps = [abs(a - b) / min(a, b) for a, b in (item["rounds"][:2] for item in items)]
+    gaps = [abs(a - b) / min(a, b) for a, b in (item.rounds[:2] for item in items)]
     floor = lut.validation["noise_floor"]
     assert lut.validation["n"] == floor["n"] == len(items) == 12
     for share in (5, 10):
@@ -265,9 +266,9 @@ def test_revalidate_times_the_held_out_networks_again(tiny_lut) -> None:
     assert counted == [("validation networks", 12),  # two interleaved rounds of six
                        ("search_biased networks", 2 * len(lut.networks["search_biased"]))]
     assert len(lut.networks["validation"]) == 6 and lut.validation["n"] == 6
-    assert all(len(item["rounds"]) == 2 for item in lut.networks["validation"])
+    assert all(len(item.rounds) == 2 for item in lut.networks["validation"])
     floor = lut.validation["noise_floor"]
-    rounds = [item["rounds"][:2] for item in lut.networks["validation"]]
+    rounds = [item.rounds[:2] for item in lut.networks["validation"]]
     assert floor["n"] == 6
     for share in (5, 10):  # networks whose two rounds agree within it, counted here
         agree = sum(abs(a - b) <= share / 100 * min(a, b) for a, b in rounds)
@@ -289,7 +290,7 @@ def test_a_table_off_by_a_uniform_factor_is_caught_and_recalibrated(monkeypatch)
 
     device = scripted_device(monkeypatch, CostModel(per_call_ms=0.05))
     lut = profile(fast_device(), tiny_space(), calibrate=8, validate=6, progress=StageProgress())
-    ratio = np.median([item["measured_ms"] / unit_sum(lut, Arch.from_json(item["arch"]))[0]
+    ratio = np.median([item.measured_ms / unit_sum(lut, Arch.from_json(item.arch))[0]
                        for item in lut.networks["fitting"]])
     # whatever form was chosen, the table now predicts 2.5x too fast
     lut.correction = {"form": "scale", "intercept_ms": 0.0, "scale": ratio / 2.5,
@@ -306,7 +307,7 @@ def test_a_table_off_by_a_uniform_factor_is_caught_and_recalibrated(monkeypatch)
     assert "unit" not in device.kinds[timed_before:] and lut.entries == entries
     # the refitted table predicts the networks it was refitted on, and the 2.5x is gone
     model = LatencyModel(lut)
-    refit = np.median([item["measured_ms"] / model.predict(Arch.from_json(item["arch"]))
+    refit = np.median([item.measured_ms / model.predict(Arch.from_json(item.arch))
                        for item in lut.networks["fitting"]])
     assert refit == pytest.approx(1.0, abs=0.01)
     after = check_drift(fast_device(), lut, count=6)
@@ -413,13 +414,16 @@ def test_arch_count_with_device_adds_predicted_latency(tiny_lut, tmp_path, capsy
 def test_the_noise_floor_counts_networks_whose_two_rounds_agree() -> None:
     from edgenas.profile.timing import noise_floor
 
-    items = [{"rounds": [1.0, 1.04]}, {"rounds": [1.0, 0.93]}, {"rounds": [2.0, 2.6]},
-             {"rounds": [3.0]}]  # the last was timed once: not part of the floor
+    def timed(*rounds: float) -> TimedNetwork:
+        return TimedNetwork("{}", rounds[0], rounds=rounds)
+
+    items = [timed(1.0, 1.04), timed(1.0, 0.93), timed(2.0, 2.6),
+             timed(3.0)]  # the last was timed once: not part of the floor
     floor = noise_floor(items)
     assert floor["n"] == 3
     assert floor["within_5pct"] == pytest.approx(1 / 3)
     assert floor["within_10pct"] == pytest.approx(2 / 3)
-    assert noise_floor([{"rounds": [1.0]}]) is None
+    assert noise_floor([timed(1.0)]) is None
 
 
 def test_the_correction_is_never_a_line_that_loses_to_the_plain_sum() -> None:
@@ -491,14 +495,14 @@ def test_a_space_too_large_to_time_is_sampled_and_the_rest_predicted(tmp_path, m
     units = space_units(space)
     keys = set(units)
     assert set(lut.entries) == keys  # every unit has an entry: a search never meets a hole
-    predicted = {k for k, e in lut.entries.items() if e.get("predicted")}
+    predicted = {k for k, e in lut.entries.items() if e.predicted}
     assert len(keys) - len(predicted) == budget == lut.sampling["measured"]
-    assert all("log_std" in lut.entries[k] for k in predicted)
+    assert all(lut.entries[k].log_std is not None for k in predicted)
     # a timed unit holds the device's time; a predicted one is within 20 % of it about as
     # often as the regressor's cross-validation on the timed ones says (78 % against 77 %)
     truth = {k: device.cost(unit_model(*units[k])) for k in keys}
-    assert all(lut.entries[k]["median_ms"] == truth[k] for k in keys - predicted)
-    guessed = np.mean([abs(lut.entries[k]["median_ms"] / truth[k] - 1) <= 0.20
+    assert all(lut.entries[k].median_ms == truth[k] for k in keys - predicted)
+    guessed = np.mean([abs(lut.entries[k].median_ms / truth[k] - 1) <= 0.20
                        for k in predicted])
     assert lut.sampling["cross_validated"]["within_20pct"] == pytest.approx(guessed, abs=0.05)
     # the kinds of unit are all covered before any kind is timed twice
@@ -513,7 +517,7 @@ def test_a_space_too_large_to_time_is_sampled_and_the_rest_predicted(tmp_path, m
     progress = StageProgress(start=lambda stage, total: counted.append((stage, total)))
     profile(fast_device(), space, lut, calibrate=8, progress=progress)
     assert counted == [("units", len(predicted))]
-    assert not any(e.get("predicted") for e in lut.entries.values()) and lut.sampling is None
+    assert not any(e.predicted for e in lut.entries.values()) and lut.sampling is None
 
 
 def test_a_tensorrt_device_is_profiled_within_a_time_budget_by_default() -> None:
@@ -558,7 +562,7 @@ def test_a_budget_caps_the_table_fitting_networks_and_every_one_gets_all_rounds(
                             lambda table: None, StageProgress(), rounds=2, budget_s=0.5)
     timed = lut.networks["fitting"]
     assert 4 <= len(timed) < 60  # 0.5 s fits about 12 networks of two 0.02 s timings
-    assert all(len(item["rounds"]) == 2 for item in timed)
+    assert all(len(item.rounds) == 2 for item in timed)
 
 
 def test_a_budgeted_profile_times_a_pilot_then_the_networks_then_units(tmp_path) -> None:

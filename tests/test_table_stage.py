@@ -22,6 +22,7 @@ from edgenas.cli import main
 from edgenas.profile.drift import MAX_BIAS, MAX_VALIDATION_LOSS, MIN_TAU
 from edgenas.profile.lut import load_lut, lut_path, save_lut
 from edgenas.profile.profiler import MIN_SEARCH_BIASED, unfinished, validation_report
+from edgenas.profile.records import Timing
 from edgenas.profile.trust import refit_holds
 from edgenas.space import SPACES
 from scripted_device import CostModel, DeviceKilled, ScriptedDevice, scripted_device
@@ -133,7 +134,7 @@ def test_a_table_whose_order_is_wrong_is_measured_anew(measured, tmp_path, monke
     assert "measuring the table anew" in caplog.text
     after = load_lut(path)
     changed = [key for key in before.entries
-               if after.entries[key]["median_ms"] != before.entries[key]["median_ms"]]
+               if after.entries[key].median_ms != before.entries[key].median_ms]
     assert len(changed) > 0.9 * len(before.entries)  # units timed again, on the new device
     assert after.validation["within_10pct"] == 1.0 and result["validation"] == after.validation
 
@@ -268,9 +269,8 @@ def test_a_run_killed_after_its_unit_sample_resumes_without_timing_units(measure
     profiles, path = _copy(measured, tmp_path)
     lut = load_lut(path)
     for key in list(lut.entries)[::3]:  # as a finished sample leaves them
-        lut.entries[key] = {"median_ms": lut.entries[key]["median_ms"], "predicted": True,
-                            "log_std": 0.1}
-    predicted = sum(1 for e in lut.entries.values() if e.get("predicted"))
+        lut.entries[key] = Timing(lut.entries[key].median_ms, predicted=True, log_std=0.1)
+    predicted = sum(1 for e in lut.entries.values() if e.predicted)
     lut.sampling = {"units": len(lut.entries), "measured": len(lut.entries) - predicted,
                     "predicted": predicted}
     lut.networks["validation"] = lut.networks["validation"][:10]
@@ -283,7 +283,7 @@ def test_a_run_killed_after_its_unit_sample_resumes_without_timing_units(measure
     assert unfinished(after, tiny_space()) == [] and result["validation"] == after.validation
     assert "unit" not in device.kinds
     assert device.kinds.count("network") == 2 * (pipeline.MAIN_VALIDATE - 10)
-    assert sum(1 for e in after.entries.values() if e.get("predicted")) == predicted
+    assert sum(1 for e in after.entries.values() if e.predicted) == predicted
     assert after.validation["n"] == pipeline.MAIN_VALIDATE
 
 

@@ -95,7 +95,7 @@ def test_a_transfer_killed_while_it_times_networks_keeps_them(new_device) -> Non
     with pytest.raises(DeviceKilled):
         _transfer("--networks", "20")
     partial = load_lut(lut_path("profiles", "new-board", "tiny"))
-    kept = sum(len(item["rounds"]) for item in partial.networks["fitting"])
+    kept = sum(len(item.rounds) for item in partial.networks["fitting"])
     assert kept > 0
     new_device.killed_when, before = None, new_device.timed
     assert _transfer("--networks", "20") == 0
@@ -112,7 +112,7 @@ def test_a_connection_lost_mid_chunk_keeps_every_network_the_device_finished(
     assert _transfer("--networks", "20") == 2
     assert "lost the connection" in capsys.readouterr().err
     partial = load_lut(lut_path("profiles", "new-board", "tiny"))
-    assert sum(len(item["rounds"]) for item in partial.networks["fitting"]) == 12
+    assert sum(len(item.rounds) for item in partial.networks["fitting"]) == 12
     new_device.lost_when, before = None, new_device.timed
     assert _transfer("--networks", "20") == 0
     assert new_device.kinds[before:].count("network") == 2 * (20 + 30) - 12

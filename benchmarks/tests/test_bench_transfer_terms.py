@@ -5,14 +5,15 @@ means something)."""
 from __future__ import annotations
 
 from edgenas.cost.count import count
+from edgenas.profile.records import TimedNetwork
 from edgenas.space import get_space
 from benchmarks.bench_transfer_terms import SETS, judge, terms
 
 
-def _items(start: int, n: int, ms: object) -> list[dict[str, object]]:
+def _items(start: int, n: int, ms: object) -> list[TimedNetwork]:
     space = get_space("cifar")
     archs = [space.sample(start + i) for i in range(n)]
-    return [{"arch": a.to_json(), "measured_ms": ms(a)} for a in archs]  # type: ignore[operator]
+    return [TimedNetwork(a.to_json(), ms(a)) for a in archs]  # type: ignore[operator]
 
 
 def test_terms_add_up_to_the_counted_macs() -> None:

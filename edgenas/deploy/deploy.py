@@ -199,13 +199,12 @@ def load_during(guard: LoadGuard, table: LUT, results: dict[str, dict[str, Any]]
                 names: list[str]) -> dict[str, Any]:
     """How loaded the device was while the model was timed, from the reference network
     timed before, between and after its rounds, and the rounds at the table's level (the
-    guard's own scaling, as the table's networks were timed; ``results`` are rescaled in
-    place): a prediction is judged against the device at the level its table was made at,
+    guard's own scaling, as the table's networks were timed): a prediction is judged against the device at the level its table was made at,
     so a busy spell is not called a drifting table, and the report says how busy."""
     assert guard.yardstick_ms is not None
     references = [float(r["median_ms"]) for name, r in results.items() if name not in names]
-    guard.scale(results, names)
-    at_level = [float(results[name]["median_ms"]) for name in names]
+    timings = guard.scale(results, names)
+    at_level = [float(timings[name].median_ms) for name in names]
     return {"yardstick_ms": guard.yardstick_ms, "references_ms": references,
             "level": guard.level, "ratio": float(np.median(references)) / guard.yardstick_ms,
             "anchor_ratio": float((table.timing.get("anchor") or {}).get("ratio", 1.0)),

@@ -40,7 +40,7 @@ def check_drift(device: Device, lut: LUT, count: int = 10) -> dict[str, Any]:
     if not items:
         raise ProfileError(f"latency table {lut.device}/{lut.space} has no timed networks to "
                            f"check; run 'edgenas profile {lut.device} --validate 20'")
-    archs = {f"n{i}": Arch.from_json(item["arch"]) for i, item in enumerate(items)}
+    archs = {f"n{i}": Arch.from_json(item.arch) for i, item in enumerate(items)}
     measured = measure_latency(device, archs)  # as timed: a slower host must show
     model = LatencyModel(lut)
     predicted = [model.predict(arch) for arch in archs.values()]

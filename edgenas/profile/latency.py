@@ -50,7 +50,7 @@ def unit_rows(lut: LUT, arch: Arch, costs: dict[str, UnitCost] | None = None
             work = costs.get(key)
             if work is None:
                 work = costs[key] = unit_cost(unit, site.height)
-        rows.append((kind, entry["median_ms"], work))
+        rows.append((kind, entry.median_ms, work))
     return rows
 
 
@@ -96,7 +96,7 @@ class LatencyModel:
         calibration = lut.networks.get("fitting") or []
         if lut.correction and "min_sum_ms" not in self.correction and calibration:
             # tables fitted before the edge was recorded: it is the smallest calibration sum
-            sums = [kind_sums(lut, Arch.from_json(item["arch"]))[0].sum() for item in calibration]
+            sums = [kind_sums(lut, Arch.from_json(item.arch))[0].sum() for item in calibration]
             self.correction = {**self.correction, "min_sum_ms": float(min(sums))}
         self._predict = self.form.bind(self.correction)
         # the channel block whose padded work the correction reads, if it reads one

@@ -17,19 +17,20 @@ table-fitting networks' two rounds agree best (`choose`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 import numpy as np
 
 from edgenas.errors import ProfileError
 from edgenas.profile.lut import LUT
+from edgenas.profile.records import LoadRecord, TimedNetwork, Timing
 
 
 @dataclass(frozen=True)
 class Level:
-    """One way of bringing a raw time to the table's level: by which reference its timing
-    record holds (``reference``, a key of `RECORD`), or as timed (None); the module's
+    """One way of bringing a raw time to the table's level: by which reference its load
+    record holds (``reference``, a field of `LoadRecord`), or as timed (None); the module's
     docstring says each in words."""
 
     name: str
@@ -43,11 +44,6 @@ LEVELS: dict[str, Level] = {level.name: level for level in (
     Level("none", None))}
 #: Tables made before the choice existed were scaled by neighbouring references.
 DEFAULT = "neighbours"
-#: The statistics a level rescales (the median is the one predictions use).
-STATISTICS = ("median_ms", "p10_ms", "p90_ms", "min_ms", "mean_ms")
-#: What a timing records to be expressed at any level later: its raw median, the mean of
-#: its neighbouring references, its chunk's median reference and the table's yardstick.
-RECORD = ("raw_median_ms", "neighbour_reference_ms", "chunk_reference_ms", "yardstick_ms")
 
 
 def level_named(name: Any, where: str = "timing.protocol.level") -> Level:
@@ -60,47 +56,43 @@ def level_named(name: Any, where: str = "timing.protocol.level") -> Level:
     return LEVELS[name]
 
 
-def factor(timing: dict[str, Any], level: str) -> float | None:
+def factor(record: LoadRecord | None, level: str) -> float | None:
     """What multiplies a raw time to bring it to ``level``; None without the record."""
     key = level_named(level).reference
     if key is None:
         return 1.0
-    reference = timing.get(key)
-    yardstick = timing.get("yardstick_ms")
+    reference = getattr(record, key) if record is not None else None
+    yardstick = record.yardstick_ms if record is not None else None
     if not reference or not yardstick:
         return None
     return float(yardstick) / float(reference)
 
 
-def value(timing: dict[str, Any], level: str) -> float | None:
+def value(record: LoadRecord | None, level: str) -> float | None:
     """A timing's median at ``level``; None without its raw time and references."""
-    scale = factor(timing, level)
-    raw = timing.get("raw_median_ms")
+    scale = factor(record, level)
+    raw = record.raw_median_ms if record is not None else None
     return None if scale is None or not raw else raw * scale
 
 
-def relevel(stats: dict[str, Any], level: str) -> None:
-    """Express a unit's or network's statistics at ``level``, in place (from its record of
-    the raw time and references; a timing without one is left as it is)."""
-    median = value(stats, level)
+def relevel(timing: Timing, level: str) -> Timing:
+    """A unit's or network's timing expressed at ``level`` (from its record of the raw
+    time and references; a timing without one is returned as it is)."""
+    median = value(timing.record, level)
     if median is None:
-        return
-    ratio = median / stats["median_ms"]
-    for key in STATISTICS:
-        if key in stats:
-            stats[key] = stats[key] * ratio
+        return timing
+    return timing.scaled(median / timing.median_ms)
 
 
-def round_times(item: dict[str, Any], level: str) -> list[float] | None:
+def round_times(item: TimedNetwork, level: str) -> list[float] | None:
     """A timed network's round medians at ``level``; None unless every round was recorded."""
-    timed = item.get("timed") or []
-    if not timed or len(timed) != len(item.get("rounds", [])):
+    if not item.timed or len(item.timed) != len(item.rounds):
         return None
-    values = [value(timing, level) for timing in timed]
+    values = [value(record, level) for record in item.timed]
     return None if any(v is None for v in values) else values  # type: ignore[return-value]
 
 
-def round_repeatability(items: Iterable[dict[str, Any]], level: str) -> dict[str, Any] | None:
+def round_repeatability(items: Iterable[TimedNetwork], level: str) -> dict[str, Any] | None:
     """How well the first two rounds of the same networks agree at ``level``."""
     return pair_gaps([times[:2] for item in items
                       if (times := round_times(item, level)) is not None and len(times) >= 2])
@@ -119,7 +111,7 @@ def pair_gaps(pairs: list[list[float]]) -> dict[str, Any] | None:
             "within_5pct": float(np.mean(gap <= 0.05))}
 
 
-def choose(items: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+def choose(items: list[TimedNetwork]) -> tuple[str, dict[str, Any]]:
     """The level whose rounds agree best (smallest median gap), and every level's record.
     Ties go to the earlier of `LEVELS`; without recorded rounds, `DEFAULT`."""
     scores = {level: round_repeatability(items, level) for level in LEVELS}
@@ -131,13 +123,19 @@ def choose(items: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     return best, known
 
 
+def network_at(item: TimedNetwork, level: str) -> TimedNetwork:
+    """A timed network with its rounds at ``level`` (as it is unless every round was
+    recorded)."""
+    times = round_times(item, level)
+    if times is None:
+        return item
+    return replace(item, rounds=tuple(times), measured_ms=float(np.median(times)))
+
+
 def express_at(lut: LUT, level: str) -> None:
     """Every unit and network of the table at ``level``, from its raw times and references
-    (those timed without a record are left as they are); the correction is not refitted."""
-    for entry in lut.entries.values():
-        relevel(entry, level)
-    for items in lut.networks.values():
-        for item in items:
-            times = round_times(item, level)
-            if times is not None:
-                item["rounds"], item["measured_ms"] = times, float(np.median(times))
+    (those timed without a record are left as they are); the table gets new records, the
+    old ones are not changed, and the correction is not refitted."""
+    lut.entries = {key: relevel(entry, level) for key, entry in lut.entries.items()}
+    lut.networks = {label: [network_at(item, level) for item in items]
+                    for label, items in lut.networks.items()}

@@ -19,6 +19,7 @@ from edgenas.device.descriptor import Device
 from edgenas.device.session import check_local_runtime
 from edgenas.errors import NoTableError, ProfileError
 from edgenas.jsonio import read_json, write_json_atomic
+from edgenas.profile.records import TimedNetwork, Timing
 from edgenas.space import SPACES, get_space
 from edgenas.space.presets import spaces_holding
 from edgenas.space.search_space import SearchSpace
@@ -53,7 +54,7 @@ FITTED_ON = (FITTING, FRONT)
 FORMAT_NAMES = {"onnx": "FP32", "fp16": "FP16", "int8": "INT8 (QDQ)"}
 
 
-def fitting_networks(lut: "LUT") -> list[dict[str, Any]]:
+def fitting_networks(lut: "LUT") -> list[TimedNetwork]:
     """The timed networks the table's correction is fitted on (`FITTED_ON`)."""
     return [item for label in FITTED_ON for item in lut.networks.get(label) or []]
 
@@ -105,10 +106,11 @@ class LUT:
     runtime: dict[str, Any]
     timing: dict[str, Any]
     fingerprint: dict[str, Any]
-    entries: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: one timing per unit key
+    entries: dict[str, Timing] = field(default_factory=dict)
     #: whole networks timed end to end, by what they are for (`FITTING`, `VALIDATION`,
-    #: `FRONT`), each item {"arch": <arch json>, "measured_ms": float, "rounds": [...]}
-    networks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: `FRONT`, `SEARCH_BIASED`)
+    networks: dict[str, list[TimedNetwork]] = field(default_factory=dict)
     correction: dict[str, Any] | None = None
     validation: dict[str, Any] | None = None
     created: str = field(default_factory=now)
@@ -131,8 +133,10 @@ class LUT:
                 "space_hash": self.space_hash, "runtime": self.runtime, "timing": self.timing,
                 "fingerprint": self.fingerprint, "created": self.created, "updated": self.updated,
                 "correction": self.correction, "validation": self.validation,
-                "networks": self.networks, "sampling": self.sampling, "transfer": self.transfer,
-                "entries": self.entries}
+                "networks": {label: [item.to_dict() for item in items]
+                             for label, items in self.networks.items()},
+                "sampling": self.sampling, "transfer": self.transfer,
+                "entries": {key: entry.to_dict() for key, entry in self.entries.items()}}
 
     @classmethod
     def from_dict(cls, data: Any, source: str) -> "LUT":
@@ -150,14 +154,29 @@ class LUT:
         for name, kind in required.items():
             if not isinstance(data.get(name), kind):
                 raise ProfileError(f"{source}: {name}: missing or not a {kind.__name__}")
-        for key, stats in data["entries"].items():
-            if not isinstance(stats, dict) or not isinstance(stats.get("median_ms"), (int, float)):
-                raise ProfileError(f"{source}: entries[{key!r}]: needs a numeric median_ms")
+        entries = {key: Timing.from_dict(stats, f"{source}: entries[{key!r}]")
+                   for key, stats in data["entries"].items()}
         return cls(data["device"], data["space"], data["space_hash"], data["runtime"],
-                   data["timing"], data["fingerprint"], data["entries"],
-                   data.get("networks") or {}, data.get("correction"), data.get("validation"),
-                   data.get("created", now()), data.get("updated", now()),
+                   data["timing"], data["fingerprint"], entries,
+                   networks_from_dict(data.get("networks") or {}, source), data.get("correction"),
+                   data.get("validation"), data.get("created", now()), data.get("updated", now()),
                    data.get("sampling"), data.get("transfer"))
+
+
+def networks_from_dict(data: Any, source: str) -> dict[str, list[TimedNetwork]]:
+    """A table's timed networks from its file (``data``: its ``networks`` object), each list
+    by what it is for; also how a benchmark reads the networks a run saved."""
+    if not isinstance(data, dict):
+        raise ProfileError(f"{source}: networks: expected an object of lists by what they are "
+                           "for (fitting, validation, ...); re-run 'edgenas profile'")
+    out = {}
+    for label, items in data.items():
+        if not isinstance(items, list):
+            raise ProfileError(f"{source}: networks.{label}: expected a list of timed "
+                               "networks; re-run 'edgenas profile'")
+        out[label] = [TimedNetwork.from_dict(item, f"{source}: networks.{label}[{i}]")
+                      for i, item in enumerate(items)]
+    return out
 
 
 def lut_path(profiles_dir: str | os.PathLike[str], device: str, space: str) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from edgenas.device.descriptor import Device
 from edgenas.device.session import DeviceSession
@@ -17,6 +17,7 @@ from edgenas.profile.lut import LUT
 from edgenas.profile.onnx_graph import network_model
 from edgenas.profile.precision import DeviceModels
 from edgenas.profile.profiler import CHUNK, time_networks
+from edgenas.profile.records import TimedNetwork
 from edgenas.profile.timing import LoadGuard, load_guard, time_batch
 from edgenas.progress import StageProgress, stage_callbacks
 from edgenas.space import get_space
@@ -40,7 +41,7 @@ def measure_latency(device: Device, archs: Mapping[str, Arch],
     with DeviceSession(device) as session:
         time_batch(session, DeviceModels(device, {name: partial(network_model, arch)
                                                   for name, arch in archs.items()}),
-                   lambda name, stats: results.__setitem__(name, float(stats["median_ms"])),
+                   lambda name, timing: results.__setitem__(name, float(timing.median_ms)),
                    len(archs), lambda: None, StageProgress(), guard)
     missing = sorted(set(archs) - set(results))
     if missing:
@@ -49,20 +50,19 @@ def measure_latency(device: Device, archs: Mapping[str, Arch],
 
 
 def time_in_rounds(device: Device, lut: LUT, archs: Sequence[Arch], rounds: int,
-                   timed: list[dict[str, Any]],
-                   checkpoint: Callable[[list[dict[str, Any]]], None] = lambda items: None,
-                   label: str = "networks") -> list[dict[str, Any]]:
+                   timed: list[TimedNetwork],
+                   checkpoint: Callable[[list[TimedNetwork]], None] = lambda items: None,
+                   label: str = "networks") -> list[TimedNetwork]:
     """Whole networks timed as ``lut``'s own networks are: in ``rounds`` interleaved rounds
     with its load guard, each time expressed at its level, so that they compare with its
     predictions (unanchored) as its held-out networks do.
 
     ``timed``: items of an earlier, interrupted measurement (as this returns them); only
     the rounds they lack are timed, and ``checkpoint`` gets every item after each chunk, so
-    a lost device loses nothing finished. Returns one item per arch timed so far
-    (``arch``, ``rounds``, ``measured_ms``: the median of rounds, raw ``timed`` records).
+    a lost device loses nothing finished. Returns one timed network per arch timed so far.
     """
     wanted = {arch.to_json() for arch in archs}
-    scratch = replace(lut, networks={label: [item for item in timed if item["arch"] in wanted]})
+    scratch = replace(lut, networks={label: [item for item in timed if item.arch in wanted]})
     with DeviceSession(device) as session:
         time_networks(session, scratch, label, archs, CHUNK,
                       lambda table: checkpoint(table.networks[label]), stage_callbacks(),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Callable, Iterable
 
@@ -29,11 +29,11 @@ from edgenas.profile.padded_work import BLOCKS, padded_work
 from edgenas.profile.keys import space_units, unit_roles
 from edgenas.profile.latency import (LatencyModel, accuracy_metrics, boosted_features,
                                      kind_sums, unit_sum)
-from edgenas.profile.level import RECORD
 from edgenas.profile.lut import (FRONT, LUT, SEARCH_BIASED, VALIDATION, fitting_networks, now,
                                  stale_reasons)
 from edgenas.profile.onnx_graph import network_model, unit_model
 from edgenas.profile.precision import DeviceModels, describe
+from edgenas.profile.records import TimedNetwork, Timing
 from edgenas.profile.sampling import (ACTIVE_ROUNDS, FIRST_SAMPLE, UnitRegressor,
                                       cross_validated_error, first_sample, unit_features)
 from edgenas.profile.timing import LoadGuard, load_guard, noise_floor, set_level, time_batch
@@ -93,49 +93,47 @@ def time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable[
     rounds time the same networks.
     """
     items = lut.networks.setdefault(label, [])
-    by_arch = {item["arch"]: item for item in items}
-    for item in items:  # tables written before rounds were kept hold one round
-        item.setdefault("rounds", [item["measured_ms"]])
-    for arch in archs:
-        key = arch.to_json()
-        if key not in by_arch:
-            by_arch[key] = {"arch": key, "measured_ms": None, "spread": None, "rounds": []}
-    wanted = [item for item in by_arch.values() if len(item["rounds"]) < rounds]
-    total = sum(rounds - len(item["rounds"]) for item in wanted)
+    # tables written before rounds were kept hold one round
+    items[:] = [item if item.rounds else replace(item, rounds=(item.measured_ms,))
+                for item in items]
+    place = {item.arch: i for i, item in enumerate(items)}  # where each arch is in items
+
+    def done(key: str) -> int:
+        """How many rounds of the network ``key`` are timed."""
+        return len(items[place[key]].rounds) if key in place else 0
+
+    wanted = [key for key in dict.fromkeys([*place, *(arch.to_json() for arch in archs)])
+              if done(key) < rounds]
+    total = sum(rounds - done(key) for key in wanted)
     if not total:
         return
     progress.start(f"{label} networks", total)
     # each network is made once (quantised, on an INT8 device) for all its rounds
     models = DeviceModels(session.device, {
-        item["arch"]: partial(network_model, Arch.from_json(item["arch"])) for item in wanted})
+        key: partial(network_model, Arch.from_json(key)) for key in wanted})
     keys = list(models)
 
-    def store(arch_json: str, stats: dict[str, Any]) -> None:
-        item = by_arch[arch_json]
-        if not item["rounds"]:
-            items.append(item)
-        item["rounds"].append(stats["median_ms"])
-        if "raw_median_ms" in stats:  # what another level would make of it
-            item.setdefault("timed", []).append({key: stats[key] for key in RECORD})
-        item["measured_ms"] = float(np.median(item["rounds"]))
-        item["spread"] = item["spread"] or stats.get("spread")
+    def store(arch_json: str, timing: Timing) -> None:
+        if arch_json not in place:  # its first round: it joins the table
+            place[arch_json] = len(items)
+            items.append(TimedNetwork(arch_json, timing.median_ms))
+        items[place[arch_json]] = items[place[arch_json]].with_round(timing)
 
     started = time.perf_counter()
-    first = [key for key in keys if not by_arch[key]["rounds"]]
+    first = [key for key in keys if not done(key)]
     step = max(1, min(chunk, MIN_NETWORKS // 2)) if budget_s is not None else chunk
     for begin in range(0, len(first), step):  # the first round, in steps when budgeted
         spent = time.perf_counter() - started
-        done = sum(1 for key in first[:begin] if by_arch[key]["rounds"])
-        if budget_s is not None and done >= MIN_NETWORKS and spent * rounds > budget_s:
-            log.info("%s networks: %d of %d fit into %.0f s of timing", label, done,
+        finished = sum(1 for key in first[:begin] if done(key))
+        if budget_s is not None and finished >= MIN_NETWORKS and spent * rounds > budget_s:
+            log.info("%s networks: %d of %d fit into %.0f s of timing", label, finished,
                      len(first), budget_s)
-            keys = [key for key in keys if by_arch[key]["rounds"]]
+            keys = [key for key in keys if done(key)]
             break
         batch = {key: models[key] for key in first[begin:begin + step]}
         time_batch(session, batch, store, chunk, lambda: checkpoint(lut), progress, guard)
     for round_index in range(1, rounds):
-        todo = {key: models[key] for key in keys
-                if len(by_arch[key]["rounds"]) == round_index}
+        todo = {key: models[key] for key in keys if done(key) == round_index}
         if todo:
             time_batch(session, todo, store, chunk, lambda: checkpoint(lut), progress, guard)
     models.record(lut)
@@ -190,8 +188,7 @@ class ProfileRun:
 def _units(run: ProfileRun) -> None:
     """Time the units the table lacks: all of them, or a sample and predict the rest."""
     lut, units = run.lut, run.units
-    missing = [key for key in units
-               if key not in lut.entries or lut.entries[key].get("predicted")]
+    missing = [key for key in units if key not in lut.entries or lut.entries[key].predicted]
     log.info("%s/%s: %d units, %d to measure", run.session.device.name, run.space.name,
              len(units), len(missing))
     if not missing:
@@ -211,7 +208,7 @@ def _budgeted_networks(run: ProfileRun) -> None:
     to time): they take up to `NETWORK_SHARE` of it before the units, and units get what
     they leave; the table then fits on the networks that fitted in."""
     run.time_fitting(budget_s=NETWORK_SHARE * float(run.time_budget_s or 0))
-    run.fitting = [Arch.from_json(item["arch"]) for item in run.lut.networks["fitting"]]
+    run.fitting = [Arch.from_json(item.arch) for item in run.lut.networks["fitting"]]
 
 
 def _sampled_units(run: ProfileRun, missing: list[str], max_units: int | None) -> None:
@@ -254,9 +251,8 @@ def _sampled_units(run: ProfileRun, missing: list[str], max_units: int | None) -
 
     def timed_now() -> tuple[np.ndarray, np.ndarray]:
         """(mask of the units timed so far, their times in ms)."""
-        mask = np.array([key in lut.entries and not lut.entries[key].get("predicted")
-                         for key in keys])
-        return mask, np.array([lut.entries[k]["median_ms"] for k, d in zip(keys, mask) if d])
+        mask = np.array([key in lut.entries and not lut.entries[key].predicted for key in keys])
+        return mask, np.array([lut.entries[k].median_ms for k, d in zip(keys, mask) if d])
 
     for round_index in range(ACTIVE_ROUNDS):
         timed, ms = timed_now()
@@ -273,8 +269,7 @@ def _sampled_units(run: ProfileRun, missing: list[str], max_units: int | None) -
         guess, spread = UnitRegressor().fit(features[timed], ms).predict(features[~timed])
         untimed = (key for key, done in zip(keys, timed) if not done)
         for key, value, doubt in zip(untimed, guess, spread):
-            lut.entries[key] = {"median_ms": float(value), "predicted": True,
-                                "log_std": float(doubt)}
+            lut.entries[key] = Timing(float(value), predicted=True, log_std=float(doubt))
     lut.sampling = {"units": len(keys), "measured": int(timed.sum()),
                     "predicted": int((~timed).sum()),
                     "regressor": "random forest on log ms over unit features",
@@ -302,8 +297,8 @@ def _fit(run: ProfileRun) -> None:
     lut = run.lut
     fitting = fitting_networks(lut)
     if run.calibrate and (lut.correction is None or lut.correction["networks"] != len(fitting)):
-        fit_on(lut, [Arch.from_json(item["arch"]) for item in fitting],
-               [item["measured_ms"] for item in fitting])
+        fit_on(lut, [Arch.from_json(item.arch) for item in fitting],
+               [item.measured_ms for item in fitting])
         run.checkpoint(lut)
 
 
@@ -469,9 +464,9 @@ def validation_report(lut: LUT, count: int | None = None, label: str = VALIDATIO
     if not items:
         raise ProfileError("no validation networks timed; run with --validate N")
     model = LatencyModel(lut, anchored=False)  # held-out times are at the yardstick
-    predicted = [model.predict(Arch.from_json(item["arch"])) for item in items]
-    measured = [item["measured_ms"] for item in items]
-    raw = [unit_sum(lut, Arch.from_json(item["arch"]))[0] for item in items]
+    predicted = [model.predict(Arch.from_json(item.arch)) for item in items]
+    measured = [item.measured_ms for item in items]
+    raw = [unit_sum(lut, Arch.from_json(item.arch))[0] for item in items]
     report = accuracy_metrics(predicted, measured)
     report["uncorrected_within_10pct"] = accuracy_metrics(raw, measured)["within_10pct"]
     report["noise_floor"] = noise_floor(items)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -25,6 +26,7 @@ from edgenas.errors import DeviceError, ProfileError
 from edgenas.profile.level import DEFAULT as DEFAULT_LEVEL
 from edgenas.profile.level import choose, express_at, level_named, pair_gaps, relevel
 from edgenas.profile.lut import LUT
+from edgenas.profile.records import LoadRecord, TimedNetwork, Timing
 from edgenas.profile.onnx_graph import network_model
 from edgenas.profile.precision import device_model
 from edgenas.progress import StageProgress
@@ -105,26 +107,30 @@ class LoadGuard:
         order.append(f"ref{(len(names) + self.every - 1) // self.every:05d}")
         return order
 
-    def scale(self, results: dict[str, dict[str, Any]], names: list[str]) -> None:
-        """Record each model's references and express it at the table's level, in place."""
+    def scale(self, results: Mapping[str, Mapping[str, Any]], names: list[str]
+              ) -> dict[str, Timing]:
+        """Each of ``names`` timed, with the references around it recorded and expressed at
+        the table's level (one with no reference around it as timed; a failed one left
+        out). ``results`` are the agent's, by model name, references included."""
         assert self.yardstick_ms is not None
         chunk = [r["median_ms"] for key, r in results.items()
                  if key.startswith("ref") and r.get("median_ms")]
+        timings = {}
         for i, name in enumerate(names):
             if name not in results or "median_ms" not in results[name]:
                 continue
+            timing = Timing.from_dict(results[name], f"the agent's timing of {name}")
             refs = [results.get(f"ref{i // self.every + k:05d}", {}).get("median_ms")
                     for k in (0, 1)]
             refs = [r for r in refs if r]
-            if not refs:
-                continue  # no yardstick around it: kept as timed
-            result = results[name]
-            result.update(raw_median_ms=result["median_ms"],
-                          neighbour_reference_ms=float(np.mean(refs)),
-                          chunk_reference_ms=float(np.median(chunk)),
-                          yardstick_ms=self.yardstick_ms)
-            relevel(result, self.level)
-            self.local.append(result["neighbour_reference_ms"])
+            if refs:  # else no yardstick around it: kept as timed
+                neighbours = float(np.mean(refs))
+                record = LoadRecord(timing.median_ms, neighbours, float(np.median(chunk)),
+                                    self.yardstick_ms)
+                timing = relevel(replace(timing, record=record), self.level)
+                self.local.append(neighbours)
+            timings[name] = timing
+        return timings
 
     def summary(self) -> dict[str, Any]:
         """What the table records of the protocol."""
@@ -175,7 +181,7 @@ def load_guard(device: Device, space: SearchSpace, lut: LUT | None = None
 
 
 def time_batch(session: DeviceSession, models: Mapping[str, onnx.ModelProto],
-               store: Callable[[str, dict[str, Any]], None], chunk: int,
+               store: Callable[[str, Timing], None], chunk: int,
                checkpoint: Callable[[], None], progress: StageProgress,
                guard: LoadGuard | None = None) -> None:
     """Time models in chunks; ``store(key, stats)`` each result, checkpoint per chunk.
@@ -207,14 +213,17 @@ def time_batch(session: DeviceSession, models: Mapping[str, onnx.ModelProto],
                 if guard is None and deliver(name, result):  # as timed: the bar moves
                     progress.advance(1)                     # as results arrive
 
-            def deliver(name: str, result: dict[str, Any]) -> bool:
-                """Store a model's result (not a reference's); whether it was a model."""
+            def deliver(name: str, result: dict[str, Any], timing: Timing | None = None
+                        ) -> bool:
+                """Store a model's result (not a reference's), as ``timing`` when the guard
+                expressed it at the table's level; whether it was a model."""
                 if name not in names:
                     return False
                 if "error" in result:
                     failures.append(f"{names[name]}: {result['error']}")
                 else:
-                    store(names[name], result)
+                    store(names[name], timing or Timing.from_dict(
+                        result, f"{session.device.name}: the agent's timing of {names[name]}"))
                 return True
 
             try:
@@ -233,13 +242,15 @@ def time_batch(session: DeviceSession, models: Mapping[str, onnx.ModelProto],
 
 
 def _keep(guard: LoadGuard | None, results: dict[str, dict[str, Any]], names: dict[str, str],
-          deliver: Callable[[str, dict[str, Any]], bool], progress: StageProgress) -> None:
+          deliver: Callable[[str, dict[str, Any], Timing | None], bool],
+          progress: StageProgress) -> None:
     """Deliver a guarded chunk's results, each expressed at the table's level by the
     references around it (without a guard each was delivered as it arrived)."""
     if guard is None:
         return
-    guard.scale(results, list(names))
-    progress.advance(sum(deliver(name, results[name]) for name in names if name in results))
+    timings = guard.scale(results, list(names))
+    progress.advance(sum(deliver(name, results[name], timings.get(name))
+                         for name in names if name in results))
 
 
 def set_level(lut: LUT, guard: LoadGuard) -> None:
@@ -260,11 +271,11 @@ def set_level(lut: LUT, guard: LoadGuard) -> None:
     express_at(lut, level)
 
 
-def noise_floor(items: list[dict[str, Any]]) -> dict[str, Any] | None:
+def noise_floor(items: list[TimedNetwork]) -> dict[str, Any] | None:
     """How often two rounds of the same networks agree: the best any prediction can do here.
 
     A network counts as within 10 % when each round is within 10 % of the other
     (|a - b| <= 0.1 * min(a, b)): a perfect predictor of either round would be judged
     against the other one. None when the networks were timed once.
     """
-    return pair_gaps([item["rounds"][:2] for item in items if len(item.get("rounds", [])) >= 2])
+    return pair_gaps([list(item.rounds[:2]) for item in items if len(item.rounds) >= 2])

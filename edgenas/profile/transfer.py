@@ -20,7 +20,7 @@ beat counting is seen as such.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from edgenas.profile.padded_work import relative_nnls
 from edgenas.profile.profiler import (FITTING_ROUNDS, FITTING_SEED,
                                       VALIDATION_ROUNDS, VALIDATION_SEED, arch_stream, fit_on,
                                       time_networks, validation_report)
+from edgenas.profile.records import TimedNetwork, Timing
 from edgenas.profile.timing import load_guard, set_level
 from edgenas.progress import StageProgress, stage_callbacks
 from edgenas.profile.keys import unit_key
@@ -114,7 +115,7 @@ def unit_work(unit: Unit, size: int, source_ms: float) -> np.ndarray:
 
 def space_work(source: LUT, space: SearchSpace) -> dict[str, np.ndarray]:
     """Every unit's `WORK` vector, by table key."""
-    return {key: unit_work(unit, size, source.entries[key]["median_ms"])
+    return {key: unit_work(unit, size, source.entries[key].median_ms)
             for key, (unit, size) in space_units(space).items()}
 
 
@@ -197,12 +198,12 @@ def fit_transfer(lut: LUT, source: LUT, space: SearchSpace) -> None:
     `WORK` weights, every unit's entry from them, the cross-validated correction, and the
     MACs-only line beside it, in place."""
     items = lut.networks["fitting"]
-    archs = [Arch.from_json(item["arch"]) for item in items]
-    measured = [item["measured_ms"] for item in items]
+    archs = [Arch.from_json(item.arch) for item in items]
+    measured = [item.measured_ms for item in items]
     work = space_work(source, space)
     call_ms, weights = fit_work(np.array([network_work(a, work) for a in archs]),
                                 np.asarray(measured, dtype=np.float64))
-    lut.entries = {key: {"median_ms": float(vector @ weights), "transferred": True}
+    lut.entries = {key: Timing(float(vector @ weights), transferred=True)
                    for key, vector in work.items()}
     lut.correction = None
     fit_on(lut, archs, measured)
@@ -219,10 +220,10 @@ def macs_line_ms(lut: LUT, arch: Arch) -> float:
     return float(line["intercept_ms"] + line["ms_per_mmac"] * count(arch).macs / 1e6)
 
 
-def macs_only_metrics(lut: LUT, items: list[dict[str, Any]]) -> dict[str, float]:
+def macs_only_metrics(lut: LUT, items: list[TimedNetwork]) -> dict[str, float]:
     """How the table's MACs-only line predicts timed ``items`` (held-out networks)."""
-    predicted = [macs_line_ms(lut, Arch.from_json(item["arch"])) for item in items]
-    return accuracy_metrics(predicted, [item["measured_ms"] for item in items])
+    predicted = [macs_line_ms(lut, Arch.from_json(item.arch)) for item in items]
+    return accuracy_metrics(predicted, [item.measured_ms for item in items])
 
 
 def worse_than_macs(lut: LUT) -> bool:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,6 +37,7 @@ from edgenas.profile.lut import FRONT, LUT, fitting_networks, lut_path, now, sav
 from edgenas.profile.measure import time_in_rounds
 from edgenas.profile.correction import IDENTITY
 from edgenas.profile.profiler import fit_on
+from edgenas.profile.records import TimedNetwork
 from edgenas.profile.residual import cross_validated, fit_residual
 from edgenas.search.engine import front
 from edgenas.search.results import measured_keys, write_results
@@ -78,8 +79,8 @@ class Timings:
 
     path: Path
     device: str
-    front: list[dict[str, Any]] = field(default_factory=list)     # joined the table
-    held_out: list[dict[str, Any]] = field(default_factory=list)  # kept out of it
+    front: list[TimedNetwork] = field(default_factory=list)     # joined the table
+    held_out: list[TimedNetwork] = field(default_factory=list)  # kept out of it
     #: arch -> (the prediction when it was timed, the refit pass that prediction came from)
     predicted_when_timed: dict[str, list[float]] = field(default_factory=dict)
 
@@ -91,17 +92,27 @@ class Timings:
         if data.get("schema_version") != SCHEMA_VERSION or data.get("device") != device:
             raise EdgenasError(f"{path}: not this device's front timings (device "
                                f"{data.get('device')!r}); delete it to time the front again")
-        return cls(path, device, data.get("front") or [], data.get("held_out") or [],
+        return cls(path, device, _timed(data, "front", path), _timed(data, "held_out", path),
                    data.get("predicted_when_timed") or {})
 
     def save(self) -> None:
         write_json_atomic({"schema_version": SCHEMA_VERSION, "device": self.device,
-                           "front": self.front, "held_out": self.held_out,
+                           "front": [item.to_dict() for item in self.front],
+                           "held_out": [item.to_dict() for item in self.held_out],
                            "predicted_when_timed": self.predicted_when_timed,
                            "updated": now()}, self.path)
 
-    def by_arch(self) -> dict[str, dict[str, Any]]:
-        return {item["arch"]: item for item in [*self.front, *self.held_out]}
+    def by_arch(self) -> dict[str, TimedNetwork]:
+        return {item.arch: item for item in [*self.front, *self.held_out]}
+
+
+def _timed(data: dict[str, Any], kind: str, path: Path) -> list[TimedNetwork]:
+    """The timed networks a checkpoint holds under ``kind`` (front or held_out)."""
+    items = data.get(kind) or []
+    if not isinstance(items, list):
+        raise EdgenasError(f"{path}: {kind}: expected a list of timed networks; delete it to "
+                           "time the front again")
+    return [TimedNetwork.from_dict(item, f"{path}: {kind}[{i}]") for i, item in enumerate(items)]
 
 
 def spread(rounds: Sequence[float]) -> float:
@@ -115,15 +126,15 @@ def _time(target: Target, archs: list[Arch], timings: Timings, kind: str) -> Non
     whose rounds disagree is timed again."""
     items = getattr(timings, kind)
 
-    def keep(done: list[dict[str, Any]]) -> None:
-        fresh = {d["arch"] for d in done}
-        items[:] = [*(item for item in items if item["arch"] not in fresh), *done]
+    def keep(done: list[TimedNetwork]) -> None:
+        fresh = {d.arch for d in done}
+        items[:] = [*(item for item in items if item.arch not in fresh), *done]
         timings.save()
 
     keep(time_in_rounds(target.device, target.lut, archs, ROUNDS, items, keep, kind))
     wanted = {arch.to_json() for arch in archs}
-    unsteady = [Arch.from_json(item["arch"]) for item in items
-                if item["arch"] in wanted and spread(item["rounds"]) > MAX_ROUND_SPREAD]
+    unsteady = [Arch.from_json(item.arch) for item in items
+                if item.arch in wanted and spread(item.rounds) > MAX_ROUND_SPREAD]
     if unsteady:
         log.info("%s: %d arch(s) whose %d rounds disagree by more than %.0f %%: %d more "
                  "rounds each", target.device.name, len(unsteady), ROUNDS,
@@ -136,17 +147,15 @@ def _refit(target: Target, timings: Timings) -> LatencyModel:
     """Add the timed front archs to the table's fitting networks and refit its correction;
     the refined model (the table is saved when it has a path)."""
     lut = target.lut
-    kept = {item["arch"]: item for item in lut.networks.get(FRONT) or []}
+    kept = {item.arch: item for item in lut.networks.get(FRONT) or []}
     # an arch whose rounds still disagree after its extra rounds is reported with its
     # spread, but a table fitted on it would learn the noise of one busy spell: it is left out
-    steady = [item for item in timings.front if spread(item["rounds"]) <= MAX_ROUND_SPREAD]
+    steady = [item for item in timings.front if spread(item.rounds) <= MAX_ROUND_SPREAD]
     if len(steady) < len(timings.front):
         log.info("%s: %d front arch(s) whose rounds disagree by more than %.0f %% are not "
                  "fitted on", lut.device, len(timings.front) - len(steady),
                  100 * MAX_ROUND_SPREAD)
-    kept.update({item["arch"]: {k: item[k] for k in ("arch", "rounds", "measured_ms", "spread",
-                                                       "timed") if k in item}
-                 for item in steady})
+    kept.update({item.arch: replace(item, extra={}) for item in steady})  # what a table keeps
     lut.networks[FRONT] = list(kept.values())
     if lut.transfer is not None:  # its correction maps another device's units: kept
         log.info("%s: a transferred table; its correction is kept, the front's residual "
@@ -154,8 +163,8 @@ def _refit(target: Target, timings: Timings) -> LatencyModel:
     else:
         fitting = fitting_networks(lut)
         try:
-            fit_on(lut, [Arch.from_json(item["arch"]) for item in fitting],
-                   [item["measured_ms"] for item in fitting])
+            fit_on(lut, [Arch.from_json(item.arch) for item in fitting],
+                   [item.measured_ms for item in fitting])
         except ProfileError as err:  # no table-fitting networks (--fitting-networks 0)
             log.warning("%s: the correction is not refitted (%s)", lut.device, err)
     # the random archs outnumber the front's in any global fit: what the refit leaves of
@@ -164,8 +173,8 @@ def _refit(target: Target, timings: Timings) -> LatencyModel:
                       if key != "residual"} or None
     plain = LatencyModel(lut, anchored=False)
     items = lut.networks[FRONT]
-    predicted = [plain.predict(Arch.from_json(item["arch"])) for item in items]
-    measured = [item["measured_ms"] for item in items]
+    predicted = [plain.predict(Arch.from_json(item.arch)) for item in items]
+    measured = [item.measured_ms for item in items]
     scores = cross_validated(predicted, measured)
     if scores["keep"]:
         lut.correction = {**(lut.correction or IDENTITY),
@@ -197,7 +206,7 @@ def _ranked(trials: list[FrozenTrial], targets: list[Target], timings: dict[str,
             item = timed[target.metric].get(arch_json)
             model = models[target.metric]
             if item is not None:
-                rounds = [model.anchor * r for r in item["rounds"]]
+                rounds = [model.anchor * r for r in item.rounds]
                 metrics[target.metric] = float(np.median(rounds))
                 attrs.update({keys["measured"]: metrics[target.metric],
                               keys["rounds"]: rounds, keys["spread"]: spread(rounds),
@@ -275,7 +284,7 @@ def measure_front(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[st
             for target in targets:
                 state = timings[target.metric]
                 done = {arch for arch, item in state.by_arch().items()
-                        if len(item["rounds"]) >= ROUNDS}  # a lost device's part-timed: again
+                        if len(item.rounds) >= ROUNDS}  # a lost device's part-timed: again
                 todo = sorted(current - done)
                 if not todo:
                     continue
@@ -298,7 +307,7 @@ def measure_front(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[st
             state = timings[target.metric]
             timed = state.by_arch()
             near = _second_layer(ranked, objectives, set(timed))
-            todo = [a for a in near if len(timed.get(a, {}).get("rounds", [])) < ROUNDS]
+            todo = [a for a in near if a not in timed or len(timed[a].rounds) < ROUNDS]
             if todo:
                 _note_predictions(state, models[target.metric], todo, after_refit=True)
                 _time(target, [Arch.from_json(a) for a in todo], state, "held_out")
@@ -332,28 +341,28 @@ def _report(trials: list[FrozenTrial], target: Target, state: Timings,
     searched = {t.user_attrs["arch"]: t.user_attrs["metrics"][target.metric] for t in trials}
     anchor = refined.anchor
 
-    def measured(item: dict[str, Any]) -> float:
-        return anchor * float(item["measured_ms"])
+    def measured(item: TimedNetwork) -> float:
+        return anchor * float(item.measured_ms)
 
     front_items, held = state.front, state.held_out
     after_refit = [item for item in [*front_items, *held]
-                   if state.predicted_when_timed.get(item["arch"], [0, 0])[1]]
+                   if state.predicted_when_timed.get(item.arch, [0, 0])[1]]
     return {
         "front_archs_timed": len(front_items), "held_out_archs_timed": len(held),
         "search_prediction_on_front": _errors(
-            [(searched[i["arch"]], measured(i)) for i in front_items if i["arch"] in searched]),
+            [(searched[i.arch], measured(i)) for i in front_items if i.arch in searched]),
         "refitted_table_on_front": _errors(
-            [(refined.predict(Arch.from_json(i["arch"])), measured(i)) for i in front_items]),
+            [(refined.predict(Arch.from_json(i.arch)), measured(i)) for i in front_items]),
         "timed_after_a_refit": _errors(
-            [(anchor * state.predicted_when_timed[i["arch"]][0], measured(i))
+            [(anchor * state.predicted_when_timed[i.arch][0], measured(i))
              for i in after_refit]),
         "search_prediction_on_held_out": _errors(
-            [(searched[i["arch"]], measured(i)) for i in held if i["arch"] in searched]),
+            [(searched[i.arch], measured(i)) for i in held if i.arch in searched]),
         "refitted_table_on_held_out": _errors(
-            [(refined.predict(Arch.from_json(i["arch"])), measured(i)) for i in held]),
+            [(refined.predict(Arch.from_json(i.arch)), measured(i)) for i in held]),
         "correction": {k: refined.correction.get(k) for k in ("form", "networks")},
         # timed again and still apart: their latency is reported with its spread
-        "unsteady_archs": sum(spread(i["rounds"]) > MAX_ROUND_SPREAD for i in front_items),
+        "unsteady_archs": sum(spread(i.rounds) > MAX_ROUND_SPREAD for i in front_items),
     }
 
 
