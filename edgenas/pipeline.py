@@ -40,6 +40,9 @@ from edgenas.search.measured_front import latency_targets, write_measured_result
 from edgenas.search.results import PICK_RULES, load_front, pick, write_exports
 from edgenas.search.trained_search import SurrogateConfig
 from edgenas.space import Arch, get_space
+from edgenas.stage_results import (DeployedPick, ExportedPick, Pick, SearchResult,
+                                   StageResultError, SupernetResult, TableResult, TrainResult,
+                                   by_pick_to_dict, deployed_from_dict, exported_from_dict)
 from edgenas.space.baselines import baseline_archs
 from edgenas.train.loop import TrainConfig
 from edgenas.train.standalone import CONVERGENCE_RULE, convergence_floor, converged
@@ -200,16 +203,42 @@ class RunConfig:
 
 @dataclass
 class RunState:
-    """What the stages share: the settings, the run directory and each finished result."""
+    """What the stages share: the settings, the run directory and each finished result
+    (`edgenas.stage_results`), by stage name; a stage reads an earlier one's by its
+    property (``state.search.chosen``)."""
 
     config: RunConfig
     out: Path
     results: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def table(self) -> TableResult:
+        return self.results["table"]
+
+    @property
+    def supernet(self) -> SupernetResult:
+        return self.results["supernet"]
+
+    @property
+    def search(self) -> SearchResult:
+        return self.results["search"]
+
+    @property
+    def train(self) -> TrainResult:
+        return self.results["train"]
+
+    @property
+    def exported(self) -> dict[str, ExportedPick]:
+        return self.results["export"]
+
+    @property
+    def deployed(self) -> dict[str, DeployedPick]:
+        return self.results["deploy"]
+
     def lut(self) -> LUT:
         """The device's table as the stages left it on disk (the search's measured front
         refits and saves it, so a later stage must read it again)."""
-        return load_lut(Path(self.results["table"]["path"]))
+        return load_lut(self.table.path)
 
     @cached_property
     def device(self) -> Device:
@@ -217,33 +246,43 @@ class RunState:
         return get_device(self.config.device)
 
 
+def _as_stored(data: Any, where: str) -> Any:
+    """A result that is its own JSON (the report's summary)."""
+    return data
+
+
 @dataclass(frozen=True)
 class Stage:
-    """One named step of the main job; ``run`` returns its result as plain JSON data."""
+    """One named step of the main job: ``run`` returns its result as a value, ``store``
+    makes it the JSON its result file holds and ``load`` reads that back (raising
+    `StageResultError` where the file is not what the stage writes)."""
 
     name: str
     title: str
-    run: Callable[[RunState], dict[str, Any]]
+    run: Callable[[RunState], Any]
+    store: Callable[[Any], Any] = lambda result: result
+    load: Callable[[Any, str], Any] = _as_stored
 
 
-def _table(state: RunState) -> dict[str, Any]:
+def _table(state: RunState) -> TableResult:
     config = state.config
     table = trusted_table(state.device, get_space(config.space),
                           config.profiles_dir, config.table_minutes, config.check_table)
-    return {"path": str(table.path), "validation": table.lut.validation, "check": table.check}
+    return TableResult(table.path, table.lut.validation, table.check)
 
 
-def _supernet(state: RunState) -> dict[str, Any]:
+def _supernet(state: RunState) -> SupernetResult:
     config = state.config
     if config.estimator != "supernet":
-        return {"skipped": f"the {config.estimator!r} estimator needs no supernet"}
+        return SupernetResult(skipped=f"the {config.estimator!r} estimator needs no supernet")
     record = train_supernet(get_space(config.space), config.data, state.out / "supernet",
                             TrainConfig(epochs=config.supernet_epochs, seed=config.seed,
                                         val_fraction=0.3, limit=config.data_limit))
-    return {k: record.get(k) for k in ("val_accuracy_largest", "val_accuracy_smallest", "split")}
+    return SupernetResult(None, record.get("val_accuracy_largest"),
+                          record.get("val_accuracy_smallest"), record.get("split"))
 
 
-def _search(state: RunState) -> dict[str, Any]:
+def _search(state: RunState) -> SearchResult:
     config, space = state.config, get_space(state.config.space)
     search_dir = state.out / "search"
     search_dir.mkdir(exist_ok=True)
@@ -280,10 +319,10 @@ def _search(state: RunState) -> dict[str, Any]:
                                            config.profiles_dir), measure=True)
     front = load_front(search_dir)
     chosen, same = choose_picks(front, PICKS)
-    return {"trials": front["trials"], "hypervolume": front["hypervolume"],
-            "front": front["front"], "chosen": chosen, "same_picks": same,
-            "front_measurement": front.get("front_measurement"),
-            "surrogate": surrogate, "accuracy_source": front.get("accuracy_source")}
+    return SearchResult(front["trials"], front["hypervolume"], front["front"],
+                        {name: Pick(record) for name, record in chosen.items()}, same,
+                        front.get("front_measurement"), surrogate,
+                        front.get("accuracy_source"))
 
 
 #: The picks the main job exports, in order: a later one that is the same arch as an
@@ -311,8 +350,7 @@ def choose_picks(front: dict[str, Any], names: Sequence[str] = PICKS
 
 
 def _picks(state: RunState) -> dict[str, Arch]:
-    return {name: Arch.from_dict(record["arch"])
-            for name, record in state.results["search"]["chosen"].items()}
+    return {name: picked.arch for name, picked in state.search.chosen.items()}
 
 
 def _recipe(state: RunState) -> TrainConfig:
@@ -322,16 +360,15 @@ def _recipe(state: RunState) -> TrainConfig:
                        limit=config.data_limit, warmup_epochs=config.train_warmup_epochs)
 
 
-def _train(state: RunState) -> dict[str, Any]:
+def _train(state: RunState) -> TrainResult:
     recipe = _recipe(state)
-    trained = {name: Path(record["run_dir"])  # the search trained these with this recipe
-               for name, record in state.results["search"]["chosen"].items()
-               if record.get("run_dir")}
+    trained = {name: picked.run_dir  # the search trained these with this recipe
+               for name, picked in state.search.chosen.items() if picked.run_dir is not None}
     assessed = assess({**_picks(state), **chosen_baselines(state.config)},
                       state.device, state.lut(), state.config.data,
                       state.out / "standalone", recipe, run_dirs=trained)
-    result = {"recipe": recipe.to_dict(), "networks": assessed}
-    write_json_atomic(result, state.out / "standalone" / "assessment.json")
+    result = TrainResult(recipe.to_dict(), assessed)
+    write_json_atomic(result.to_dict(), state.out / "standalone" / "assessment.json")
     return result
 
 
@@ -367,12 +404,11 @@ def chosen_baselines(config: RunConfig) -> dict[str, Arch]:
     return {by_key[item.lower()]: available[by_key[item.lower()]] for item in wanted}
 
 
-def _export(state: RunState) -> dict[str, Any]:
+def _export(state: RunState) -> dict[str, ExportedPick]:
     """Every pick in FP32, FP16 and INT8; a format that fails its agreement check is left
     out, unless the device runs it (its latency is what the search optimised): that one
     ships, its agreement and accuracy shown beside FP32's in the report."""
-    run_dirs = {record["name"]: record["run_dir"]
-                for record in state.results["train"]["networks"]}
+    run_dirs = state.train.run_dirs()
     runs = state.device.runtime.model_format
     exported = {}
     for name, arch in _picks(state).items():
@@ -381,87 +417,91 @@ def _export(state: RunState) -> dict[str, Any]:
                               profiles_dir=state.config.profiles_dir, drop_rejected=True,
                               keep=(runs,) if runs != "onnx" else ())
         formats = metrics["formats"]
-        exported[name] = {"bundle": str(bundle), "formats": list(formats),
-                          # why a variant was left out (its agreement with FP32), per format
-                          "rejected": {fmt: check["rejected"] for fmt, check
-                                       in metrics.get("verification", {}).items()
-                                       if isinstance(check, dict) and "rejected" in check},
-                          "precision_checks": precision_checks(metrics),
-                          "accuracy": metrics["accuracy"]["top1"], "macs": metrics["macs"],
-                          "params": metrics["params"],
-                          "memory_bytes_fp32": metrics["memory_bytes"]["fp32"]}
+        exported[name] = ExportedPick(
+            bundle, list(formats),
+            # why a variant was left out (its agreement with FP32), per format
+            {fmt: check["rejected"] for fmt, check in metrics.get("verification", {}).items()
+             if isinstance(check, dict) and "rejected" in check},
+            precision_checks(metrics), metrics["accuracy"]["top1"], metrics["macs"],
+            metrics["params"], metrics["memory_bytes"]["fp32"])
     # beside the front, for 'edgenas pareto': how each pick's reduced precisions held
     write_exports(state.out / "search", {
-        name: {key: record[key] for key in ("bundle", "formats", "precision_checks")}
-        for name, record in exported.items()})
+        name: {"bundle": str(picked.bundle), "formats": picked.formats,
+               "precision_checks": picked.precision_checks}
+        for name, picked in exported.items()})
     return exported
 
 
-def _deploy(state: RunState) -> dict[str, Any]:
+def _deploy(state: RunState) -> dict[str, DeployedPick]:
     device = state.device
     reports = {}
-    for name, exported in state.results["export"].items():
-        report = deploy(Path(exported["bundle"]), device)
+    for name, exported in state.exported.items():
+        report = deploy(exported.bundle, device)
         load = report.get("load") or {}
-        reports[name] = {"predicted_ms": report.get("predicted_ms"),
-                         "measured_ms": report["latency_ms"]["median_ms"],
-                         "rounds_ms": report["latency_ms"]["rounds_ms"],
-                         "lut_drifting": report.get("lut_drifting"),
-                         # how busy the device was, and the time at the table's level
-                         "load_ratio": load.get("ratio"),
-                         "measured_at_table_level_ms": load.get("median_at_table_level_ms")}
+        reports[name] = DeployedPick(report.get("predicted_ms"),
+                                     report["latency_ms"]["median_ms"],
+                                     report["latency_ms"]["rounds_ms"],
+                                     report.get("lut_drifting"),
+                                     # how busy the device was, and the time at the
+                                     load.get("ratio"),  # table's level of load
+                                     load.get("median_at_table_level_ms"))
     return reports
 
 
 def _report(state: RunState) -> dict[str, Any]:
-    results = state.results
-    picks = results["search"]["chosen"]
-    same = results["search"].get("same_picks", {})  # older stored results have none
+    search, picks = state.search, state.search.chosen
     models = []
-    for name, record in picks.items():
-        exported, deployed = results["export"][name], results["deploy"][name]
-        models.append({"name": name, "formats": exported["formats"], "trial": record["trial"],
-                       "rejected_formats": exported.get("rejected", {}),
+    for name, picked in picks.items():
+        exported, deployed = state.exported[name], state.deployed[name]
+        models.append({"name": name, "formats": exported.formats, "trial": picked.trial,
+                       "rejected_formats": exported.rejected,
                        # FP16 / INT8 against FP32: top-1 agreement, validation accuracy
-                       "precision_checks": exported.get("precision_checks", {}),
-                       "accuracy_estimate": record["accuracy"],
-                       "accuracy_exported": exported["accuracy"],
-                       "macs": exported["macs"], "params": exported["params"],
-                       "memory_bytes_fp32": exported["memory_bytes_fp32"],
-                       "predicted_ms": deployed["predicted_ms"], "rule": PICK_RULES[name],
+                       "precision_checks": exported.precision_checks,
+                       "accuracy_estimate": picked.accuracy,
+                       "accuracy_exported": exported.accuracy,
+                       "macs": exported.macs, "params": exported.params,
+                       "memory_bytes_fp32": exported.memory_bytes_fp32,
+                       "predicted_ms": deployed.predicted_ms, "rule": PICK_RULES[name],
                        # the search's prediction, and the front's measurement before export
-                       "predicted_by_search_ms": record.get("predicted_latency_ms",
-                                                            record.get("latency")),
-                       "measured_front_ms": record.get("measured_latency_ms"),
-                       "measured_ms": deployed["measured_ms"], "bundle": exported["bundle"],
-                       "load_ratio": deployed.get("load_ratio"),
-                       "measured_at_table_level_ms": deployed.get("measured_at_table_level_ms")})
-    networks = results["train"]["networks"]
+                       "predicted_by_search_ms": picked.predicted_by_search_ms,
+                       "measured_front_ms": picked.measured_front_ms,
+                       "measured_ms": deployed.measured_ms, "bundle": str(exported.bundle),
+                       "load_ratio": deployed.load_ratio,
+                       "measured_at_table_level_ms": deployed.measured_at_table_level_ms})
+    networks = state.train.networks
     best = max(r["val_accuracy"] for r in networks)
     baselines = [assess_convergence(r, best) for r in networks if r["name"] not in picks]
-    summary = {"config": asdict(state.config), "lut_validation": results["table"]["validation"],
-               "lut_check": results["table"]["check"], "supernet": results["supernet"],
-               "search": {k: results["search"].get(k)
-                          for k in ("trials", "hypervolume", "surrogate")},
-               "front_size": len(results["search"]["front"]), "models": models,
-               "front_measurement": results["search"].get("front_measurement"),
-               "same_picks": same,
-               "pick_rules": {name: PICK_RULES[name] for name in (*picks, *same)},
-               "accuracy_source": results["search"].get("accuracy_source"),
+    summary = {"config": asdict(state.config), "lut_validation": state.table.validation,
+               "lut_check": state.table.check,
+               "supernet": state.supernet.to_dict(),
+               "search": {"trials": search.trials, "hypervolume": search.hypervolume,
+                          "surrogate": search.surrogate},
+               "front_size": len(search.front), "models": models,
+               "front_measurement": search.front_measurement,
+               "same_picks": search.same_picks,
+               "pick_rules": {name: PICK_RULES[name] for name in (*picks, *search.same_picks)},
+               "accuracy_source": search.accuracy_source,
                "baselines": baselines, "convergence_rule": CONVERGENCE_RULE,
-               "recipe": results["train"]["recipe"]}
+               "recipe": state.train.recipe}
     write_json_atomic(summary, state.out / "summary.json")
-    write_report(state.out, summary, state.lut(), results["search"]["front"])
+    write_report(state.out, summary, state.lut(), search.front)
     return summary
 
 
+def _to_dict(result: Any) -> Any:
+    return result.to_dict()
+
+
 STAGES: tuple[Stage, ...] = (
-    Stage("table", "latency table for the device", _table),
-    Stage("supernet", "supernet on the data", _supernet),
-    Stage("search", "search", _search),
-    Stage("train", "the picks and the hand-designed baselines, trained with one recipe", _train),
-    Stage("export", "export (FP32, FP16, INT8), verified against PyTorch", _export),
-    Stage("deploy", "deploy and benchmark on the device", _deploy),
+    Stage("table", "latency table for the device", _table, _to_dict, TableResult.from_dict),
+    Stage("supernet", "supernet on the data", _supernet, _to_dict, SupernetResult.from_dict),
+    Stage("search", "search", _search, _to_dict, SearchResult.from_dict),
+    Stage("train", "the picks and the hand-designed baselines, trained with one recipe", _train,
+          _to_dict, TrainResult.from_dict),
+    Stage("export", "export (FP32, FP16, INT8), verified against PyTorch", _export,
+          by_pick_to_dict, exported_from_dict),
+    Stage("deploy", "deploy and benchmark on the device", _deploy, by_pick_to_dict,
+          deployed_from_dict),
     Stage("report", "summary and report", _report),
 )
 
@@ -483,13 +523,18 @@ def _run_stages(config: RunConfig) -> dict[str, Any]:
         path = state.out / "stages" / f"{stage.name}.json"
         stored = _stored_result(path)
         if not fresh and stored is not None and stored.get("config") == settings:
-            log.info("[%d/%d] %s: done (%s)", number, len(STAGES), stage.title, path)
-            state.results[stage.name] = stored["result"]
-            continue
+            try:
+                state.results[stage.name] = stage.load(stored["result"], str(path))
+            except StageResultError as err:
+                log.warning("%s; running the stage again", err)
+            else:
+                log.info("[%d/%d] %s: done (%s)", number, len(STAGES), stage.title, path)
+                continue
         fresh = True
         log.info("[%d/%d] %s", number, len(STAGES), stage.title)
         state.results[stage.name] = stage.run(state)
-        write_json_atomic({"config": settings, "result": state.results[stage.name]}, path)
+        write_json_atomic({"config": settings, "result": stage.store(state.results[stage.name])},
+                          path)
     return state.results["report"]
 
 

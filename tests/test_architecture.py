@@ -24,6 +24,7 @@ LAYERS = (
     {"estimate"},
     {"search"},   # the surrogate-assisted search fits estimate's predictor
     {"deploy", "assess", "report", "export_arch"},  # export_arch: an orchestrator
+    {"stage_results"},  # what the main job's stages hand on
     {"pipeline"},
     {"commands"},
     {"cli", "__main__", "__init__"},  # __init__: the public names, re-exported

@@ -22,8 +22,10 @@ from edgenas.data.augment import prepare_batch
 from edgenas.estimate.features import arch_features
 from edgenas.estimate.predictor import candidates, out_of_fold
 from edgenas.export.bundle import load_bundle
-from edgenas.pipeline import STAGES
+from edgenas import pipeline
+from edgenas.pipeline import STAGES, Stage
 from edgenas.search.work_queue import trained_trials
+from edgenas.stage_results import TableResult
 from edgenas.space import Arch
 from edgenas.train.checkpoint import read_run
 from edgenas.train.weights import trained_model
@@ -110,6 +112,44 @@ def test_main_job_profiles_trains_searches_exports_deploys_and_reports(uninterru
     assert _stage_records(out) == stored
     assert json.loads((out / "summary.json").read_text())["search"]["trials"] == 11
     assert "report:" in capsys.readouterr().out
+
+
+def test_every_stage_result_reads_back_as_the_value_it_stored(uninterrupted) -> None:
+    """The stages hand each other typed values and store them as JSON: each stored result,
+    read as its stage's value and stored again, is the same JSON, so a resumed run goes on
+    from exactly what the finished stages left."""
+    for stage in STAGES:
+        path = uninterrupted / "stages" / f"{stage.name}.json"
+        stored = json.loads(path.read_text())["result"]
+        assert stage.store(stage.load(stored, str(path))) == stored, stage.name
+
+
+def test_a_stored_result_that_does_not_read_as_its_stage_s_value_is_run_again(
+        tmp_path, monkeypatch, caplog) -> None:
+    """A hand-edited (or foreign) stage result is not gone on from: its stage runs again,
+    and every stage after it, with a warning that names the file and the field."""
+    runs: list[str] = []
+
+    def stage(name: str) -> Stage:
+        def run(state: Any) -> TableResult:
+            runs.append(name)
+            return TableResult(tmp_path / f"{name}.json", None, None)
+        return Stage(name, name, run, lambda result: result.to_dict(), TableResult.from_dict)
+
+    monkeypatch.setattr(pipeline, "STAGES", (stage("first"), stage("second"), stage("third"),
+                                             Stage("report", "report", lambda state: {})))
+    config = pipeline.RunConfig(out=str(tmp_path / "main"))
+    pipeline._run_stages(config)
+    assert runs == ["first", "second", "third"]
+    stored = tmp_path / "main" / "stages" / "second.json"
+    broken = json.loads(stored.read_text())
+    del broken["result"]["path"]
+    stored.write_text(json.dumps(broken))
+    runs.clear()
+    with caplog.at_level("WARNING"):
+        pipeline._run_stages(config)
+    assert runs == ["second", "third"]
+    assert f"{stored}: path: expected str, got None; running the stage again" in caplog.text
 
 
 def _candidates_refitted(out: Path, seed: int) -> dict[str, dict[str, float]]:
