@@ -57,11 +57,11 @@ EQUIVALENT: dict[str, str] = {
     "edgenas.profile.correction.xǁLogRatioǁfeatures__mutmut_13":
         "the stand-in sum of a network without unit time (2 for 1): its shares are 0 either "
         "way, its prediction is its sum, 0, times any factor, and no fit sees such a network",
-    "edgenas.profile.correction.xǁNetworksǁof__mutmut_17":
+    "edgenas.profile.correction.xǁNetworksǁof__mutmut_21":
         "unit counts kept as given (ints) instead of float64: every use multiplies them by a "
         "float or takes their maximum with 1.0, so the arithmetic is float64 either way",
     "edgenas.profile.correction.xǁNetworksǁof__mutmut_19":
-        "as xǁNetworksǁof__mutmut_17 (dtype left out rather than None)",
+        "as xǁNetworksǁof__mutmut_21 (dtype None rather than left out)",
     "edgenas.profile.correction.xǁNetworksǁof__mutmut_3":
         "per-kind sums kept as given instead of float64: each form multiplies or divides "
         "them by floats, so the arithmetic is float64 either way",
@@ -70,7 +70,7 @@ EQUIVALENT: dict[str, str] = {
     "edgenas.profile.correction.xǁNetworksǁof__mutmut_6":
         "the sums of networks made for prediction (None): every form's predict reads the "
         "per-kind sums; only Line.held_out reads sums, on the Networks fit_correction builds",
-    "edgenas.profile.correction.xǁNetworksǁof__mutmut_14":
+    "edgenas.profile.correction.xǁNetworksǁof__mutmut_16":
         "as xǁNetworksǁof__mutmut_6 (one grand total instead of per-network sums)",
     "edgenas.profile.correction.xǁ_KindLineǁpredict__mutmut_27":
         "'raw <= edge' for 'raw < edge': at the edge the stretch is edge / raw = 1 either way",
@@ -81,19 +81,24 @@ EQUIVALENT: dict[str, str] = {
         "the divisor's stand-in for raw == 0 (2 for 1): np.where never picks that quotient",
     "edgenas.profile.correction.xǁLineǁfit__mutmut_18":
         "lstsq without rcond=None: numpy 2 made None its default (the venv has 2.4)",
-    "edgenas.profile.correction.x_fit_correction__mutmut_19":
+    "edgenas.profile.correction.x_fit_correction__mutmut_21":
         "unit sums kept as given instead of float64: the forms divide them by the float "
         "times or multiply them by float coefficients, so the arithmetic is float64 either way",
-    "edgenas.profile.correction.x_fit_correction__mutmut_21":
-        "as x_fit_correction__mutmut_19 (dtype left out rather than None)",
     "edgenas.profile.correction.x_fit_correction__mutmut_23":
-        "unit counts kept as given (ints) instead of float64: as xǁNetworksǁof__mutmut_17",
+        "as x_fit_correction__mutmut_21 (dtype left out rather than None)",
     "edgenas.profile.correction.x_fit_correction__mutmut_25":
-        "as x_fit_correction__mutmut_23 (dtype left out rather than None)",
-    "edgenas.profile.correction.x_fit_correction__mutmut_30":
-        "per-kind sums kept as given instead of float64: as xǁNetworksǁof__mutmut_3",
+        "unit counts kept as given (ints) instead of float64: as xǁNetworksǁof__mutmut_21",
+    "edgenas.profile.correction.x_fit_correction__mutmut_27":
+        "as x_fit_correction__mutmut_25 (dtype left out rather than None)",
     "edgenas.profile.correction.x_fit_correction__mutmut_32":
-        "as x_fit_correction__mutmut_30 (dtype left out rather than None)",
+        "per-kind sums kept as given instead of float64: as xǁNetworksǁof__mutmut_3",
+    "edgenas.profile.correction.x_fit_correction__mutmut_34":
+        "as x_fit_correction__mutmut_32 (dtype left out rather than None)",
+    "edgenas.profile.correction.xǁPaddedWorkǁfit__mutmut_18":
+        "min over (error, block, weights) without a key: the blocks are distinct, so a tie "
+        "in error goes to the smaller block, which sorted() put first, as with the key",
+    "edgenas.profile.correction.xǁPaddedWorkǁfit__mutmut_20":
+        "as xǁPaddedWorkǁfit__mutmut_18 (key left out rather than None)",
     "edgenas.profile.ranking.x_kendall_tau__mutmut_3":
         "one side kept as given instead of float64: Kendall's tau depends only on the order "
         "of the values, which ints and floats share",

@@ -15,7 +15,8 @@ import pytest
 
 from edgenas.cost.count import count, unit_cost
 from edgenas.device.descriptor import get_device
-from edgenas.profile.correction import PADDED_MIN, fit_correction
+from edgenas.profile.correction import (PADDED_MIN, Networks, PaddedWork, describe_correction,
+                                        fit_correction)
 from edgenas.profile.keys import space_units
 from edgenas.profile.latency import LatencyModel, unit_sum
 from edgenas.profile.lut import LUT
@@ -230,6 +231,38 @@ def test_a_table_that_chose_padded_work_predicts_with_the_block_it_fitted() -> N
     for arch in _archs(space, 10, 700):
         assert model.predict(arch) == pytest.approx(padded_work(arch, 16) @ weights, rel=1e-9)
         assert model.predict(arch) != pytest.approx(unit_sum(lut, arch)[0], rel=0.05)
+
+
+def test_the_block_kept_is_the_one_with_the_smallest_relative_error() -> None:
+    """Networks differ in latency a hundredfold, and a table is judged in per cent: the
+    block whose fit misses a large network by 20 % but the small ones by nothing is kept
+    over one that fits the large network exactly but misses each small one by 30 %."""
+    measured = np.array([1.0, 1.0, 1.0, 1.0, 100.0])
+
+    def work(network_term: list[float]) -> np.ndarray:
+        design = np.zeros((len(measured), len(TERMS)))
+        design[:, TERMS.index("network")] = network_term
+        return design
+
+    padded = {8: work([1.3, 0.7, 1.3, 0.7, 100.0]), 16: work([1.0, 1.0, 1.0, 1.0, 120.0])}
+    coef = PaddedWork().fit(Networks(measured, measured, padded=padded), measured)
+    assert coef["block"] == 16
+
+
+def test_a_term_a_stored_padded_work_correction_lacks_weighs_nothing() -> None:
+    """A table fitted before a term existed still predicts: the term counts as weight 0."""
+    work = np.random.default_rng(0).uniform(1.0, 2.0, (3, len(TERMS)))
+    coef = {"form": "padded_work", "block": 16, "terms": {TERMS[0]: 0.5, TERMS[1]: 0.25}}
+    predicted = PaddedWork().predict(coef, Networks(np.zeros(3), np.zeros(3),
+                                                    padded={16: work}))
+    assert predicted == pytest.approx(0.5 * work[:, 0] + 0.25 * work[:, 1])
+
+
+def test_a_padded_work_correction_says_its_block_and_the_terms_it_weights() -> None:
+    coef = {"form": "padded_work", "block": 8,
+            "terms": {"network": 0.5, "mmacs_conv": 0.0, "melements_conv": 2.0}}
+    assert describe_correction(coef) == ("padded_work: whole-network work, channels padded "
+                                         "to blocks of 8, 2 of 3 terms weighted")
 
 
 def test_the_readme_states_the_networks_padded_work_needs() -> None:
