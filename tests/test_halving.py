@@ -19,12 +19,12 @@ import torch
 
 from edgenas.cost.count import count
 from edgenas.data import open_dataset
-from edgenas.errors import CheckpointError
+from edgenas.errors import CheckpointError, EdgenasError
 from edgenas.search.objectives import Budgets, Evaluator, SearchError
 from edgenas.search.pareto import crowding_distance, non_dominated, select_spread
 from edgenas.search.trained_search import (SurrogateConfig, TrainedSearch,
                                            run_surrogate_search, surrogate_summary)
-from edgenas.search.work_queue import fidelity_of, trained_trials, trials_at
+from edgenas.search.work_queue import WorkQueue, fidelity_of, trained_trials, trials_at
 from edgenas.space import get_space
 from edgenas.space.arch import Arch, Block, Head, Stage, Stem
 from edgenas.train.checkpoint import CHECKPOINT_FILE, RESULT_FILE, load_checkpoint
@@ -102,6 +102,28 @@ def test_the_promoted_archs_are_the_best_pareto_layers_of_their_rung(halved) -> 
     # every arch of the first rung's front goes on when there is room for all of them
     assert on_front <= promoted or len(promoted) < len(on_front)
     assert len(promoted & on_front) == min(len(on_front), len(promoted))
+
+
+def test_the_study_s_proposals_and_promotions_read_back_as_they_were_stored(halved) -> None:
+    """The leader keeps its batches in the study as typed values and stores them as the
+    JSON attributes studies have always held, so that a study of an earlier edgenas resumes:
+    each reads back and stores as the same JSON, and a hand-broken one names its attribute."""
+    study, _ = halved
+    queue = WorkQueue(study)
+    stored = study.user_attrs
+    proposals, promotions = queue.proposals(), [queue.promotion(rung) for rung in (0, 1)]
+    assert [p.to_dict() for p in proposals] == [stored[f"proposal_{i}"]
+                                                for i in range(len(proposals))]
+    assert [p.to_dict() for p in promotions] == [stored["promotion_0"], stored["promotion_1"]]
+    assert queue.promotion(2) is None and len(promotions[1].archs) == 3
+    promoted = promotions[0].archs[0]
+    assert promoted.score is not None and promoted.round is not None
+    assert promotions[0].origin(promoted) == {"promotion": 0, "round": promoted.round,
+                                              "predicted_accuracy": promoted.predicted}
+    study.set_user_attr("proposal_0", {"round": 0})
+    with pytest.raises(EdgenasError, match="study attribute proposal_0: not a batch of archs"):
+        WorkQueue(study).proposals()
+    study.set_user_attr("proposal_0", stored["proposal_0"])
 
 
 def test_the_front_holds_only_full_recipe_archs(tmp_path) -> None:

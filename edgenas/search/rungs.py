@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgenas.profile.ranking import kendall_tau
+from edgenas.search.batch import Candidate, Promotion
 from edgenas.search.objectives import SearchError, objective_matrix
 from edgenas.search.pareto import select_spread
 from edgenas.search.work_queue import WorkQueue, completed, fidelity_of
@@ -35,7 +36,7 @@ def schedule(rungs: tuple[int, ...], recipe_epochs: int) -> tuple[int | None, ..
 
 
 def promotion(queue: WorkQueue, objectives: tuple[str, ...], halving: int,
-              fidelities: tuple[int | None, ...], rung: int) -> dict[str, Any]:
+              fidelities: tuple[int | None, ...], rung: int) -> Promotion:
     """The archs that go on from ``fidelities[rung]`` to the next: 1 in ``halving`` of those
     scored there (at least one), chosen by `select_spread` on their scores and exact costs.
     Stored in the study before any is queued, so that a leader killed mid-way goes on with
@@ -46,13 +47,11 @@ def promotion(queue: WorkQueue, objectives: tuple[str, ...], halving: int,
     pool = [t for t in queue.trials_at(fidelities[rung]) if t.user_attrs["feasible"]]
     want = math.ceil(len(pool) / halving)
     chosen = sorted(select_spread(objective_matrix(pool, objectives), want)) if pool else []
-    batch = {"promotion": rung, "from_epochs": fidelities[rung],
-             "epochs": fidelities[rung + 1],
-             "archs": [{"arch": pool[i].user_attrs["arch"],
-                        "round": pool[i].user_attrs.get("round"),
-                        "predicted": pool[i].user_attrs.get("predicted_accuracy"),
-                        "score": pool[i].user_attrs["metrics"]["accuracy"]} for i in chosen]}
-    queue.record_promotion(rung, batch)
+    batch = Promotion(rung, fidelities[rung], fidelities[rung + 1], tuple(
+        Candidate(pool[i].user_attrs["arch"], pool[i].user_attrs.get("predicted_accuracy"),
+                  pool[i].user_attrs.get("round"), pool[i].user_attrs["metrics"]["accuracy"])
+        for i in chosen))
+    queue.record_promotion(batch)
     log.info("promotion %d: %d of the %d archs scored after epoch %s go on to epoch %s "
              "(whole Pareto layers of their scores and costs, spread by crowding distance)",
              rung + 1, len(chosen), len(pool), fidelities[rung], fidelities[rung + 1])

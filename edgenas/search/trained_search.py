@@ -30,6 +30,7 @@ from edgenas.estimate.prior import AccuracyPrior, accuracy_prior
 from edgenas.profile.ranking import kendall_tau
 from edgenas.search import accuracy_source, rungs
 from edgenas.search.accuracy_source import FIDELITY
+from edgenas.search.batch import Batch, Candidate, Proposal
 from edgenas.search.engine import SearchConfig, arch_of, record_result
 from edgenas.search.objectives import (Budgets, Evaluator, SearchError, TrialResult,
                                        check_budgets_reachable)
@@ -158,7 +159,7 @@ def training_line(study: optuna.Study, trial_number: int, key: str, round_: int 
     queue = WorkQueue(study)
     batch = queue.batch(round_, promotion)
     name = f"promotion {promotion + 1}" if promotion is not None else f"round {round_}"
-    keys = [entry["arch"] for entry in batch["archs"]] if batch else []
+    keys = batch.keys() if batch else []
     where = (f"{name}: training arch {keys.index(key) + 1} of {len(keys)}"
              if key in keys else "training an arch")
     line = f"{where} (trial {trial_number})"
@@ -241,9 +242,9 @@ def run_surrogate_search(space: SearchSpace, evaluator: Evaluator, trainer: Trai
     objective = training_objective(space, evaluator, trainer, config.train_budget)
     callbacks = [on_trained] if on_trained is not None else []
 
-    def train(batch: dict[str, Any], epochs: int | None) -> None:
+    def train(batch: Batch, epochs: int | None) -> None:
         """Train (with any workers) until every arch of ``batch`` is trained to ``epochs``."""
-        keys = {entry["arch"] for entry in batch["archs"]}
+        keys = set(batch.keys())
         queue.work(objective, lambda: keys <= queue.done(epochs), callbacks, poll_s)
 
     while True:
@@ -277,9 +278,8 @@ def run_surrogate_search(space: SearchSpace, evaluator: Evaluator, trainer: Trai
             log.warning("round %d: the inner search found no untrained arch within the "
                         "budgets; stopping with %d trained", round_, len(trained))
             break
-        queue.record_proposal(round_, {
-            "round": round_, "surrogate": describe(surrogate, prior) if surrogate else None,
-            "archs": [{"arch": a.to_json(), "predicted": p} for a, p in picks]})
+        queue.record_proposal(Proposal(round_, describe(surrogate, prior) if surrogate else None,
+                                       tuple(Candidate(a.to_json(), p) for a, p in picks)))
     for rung in range(len(fidelities) - 1):
         batch = rungs.promotion(queue, evaluator.objectives, config.halving, fidelities, rung)
         if queue.enqueue_missing(space, batch, fidelities[rung + 1]):

@@ -31,6 +31,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from edgenas.search.accuracy_source import FIDELITY
+from edgenas.search.batch import Batch, Promotion, Proposal
 from edgenas.search.study_store import (Reconnect, live_trials_before, mark_alive,
                                         recover_dead_workers)
 from edgenas.space.arch import Arch
@@ -87,31 +88,35 @@ class WorkQueue:
 
     # -- the trained search's records ------------------------------------------------------
 
-    def proposals(self) -> list[dict[str, Any]]:
+    def proposals(self) -> list[Proposal]:
         """Every round's proposal so far, in round order."""
         attrs = self.study.user_attrs
-        out: list[dict[str, Any]] = []
-        while f"proposal_{len(out)}" in attrs:
-            out.append(attrs[f"proposal_{len(out)}"])
+        out: list[Proposal] = []
+        while (key := f"proposal_{len(out)}") in attrs:
+            out.append(Proposal.from_dict(attrs[key], f"study attribute {key}"))
         return out
 
-    def record_proposal(self, round_: int, proposal: dict[str, Any]) -> None:
+    def record_proposal(self, proposal: Proposal) -> None:
         """Store a round's proposal before any of its archs is queued."""
-        self.study.set_user_attr(f"proposal_{round_}", proposal)
+        self.study.set_user_attr(f"proposal_{proposal.round}", proposal.to_dict())
 
-    def promotion(self, rung: int) -> dict[str, Any] | None:
+    def promotion(self, rung: int) -> Promotion | None:
         """The archs chosen to go on from ``rung``, if chosen already."""
-        return self.study.user_attrs.get(f"promotion_{rung}")
+        key = f"promotion_{rung}"
+        stored = self.study.user_attrs.get(key)
+        return None if stored is None else Promotion.from_dict(stored, f"study attribute {key}")
 
-    def record_promotion(self, rung: int, batch: dict[str, Any]) -> None:
+    def record_promotion(self, promotion: Promotion) -> None:
         """Store a promotion before any of its archs is queued."""
-        self.study.set_user_attr(f"promotion_{rung}", batch)
+        self.study.set_user_attr(f"promotion_{promotion.promotion}", promotion.to_dict())
 
-    def batch(self, round_: int | None, promotion: int | None) -> dict[str, Any] | None:
+    def batch(self, round_: int | None, promotion: int | None) -> Batch | None:
         """The proposal (or, given ``promotion``, the promotion) a queued arch came from."""
         if promotion is not None:
             return self.promotion(promotion)
-        return self.study.user_attrs.get(f"proposal_{round_}") if round_ is not None else None
+        key = f"proposal_{round_}"
+        stored = self.study.user_attrs.get(key) if round_ is not None else None
+        return None if stored is None else Proposal.from_dict(stored, f"study attribute {key}")
 
     @property
     def finished(self) -> bool:
@@ -147,8 +152,8 @@ class WorkQueue:
         for trial in done:
             if fidelity_of(trial) == epochs:
                 unique.setdefault(trial.user_attrs["arch"], trial)
-        order = {item["arch"]: (r, i) for r, proposal in enumerate(self.proposals())
-                 for i, item in enumerate(proposal["archs"])}
+        order = {key: (r, i) for r, proposal in enumerate(self.proposals())
+                 for i, key in enumerate(proposal.keys())}
         unproposed = (len(order) + 1, 0)  # archs of older studies: after, by trial number
         return sorted(unique.values(),
                       key=lambda t: (order.get(t.user_attrs["arch"], unproposed), t.number))
@@ -170,7 +175,7 @@ class WorkQueue:
         """Archs waiting in the queue or being trained now, at any fidelity."""
         return {key for key, _ in self.pending()}
 
-    def enqueue_missing(self, space: SearchSpace, batch: dict[str, Any],
+    def enqueue_missing(self, space: SearchSpace, batch: Batch,
                         epochs: int | None) -> list[str]:
         """Enqueue the archs of ``batch`` (a round's proposal, or a promotion) not yet
         trained to ``epochs`` nor queued for it; returns those not trained yet. A trial
@@ -178,19 +183,13 @@ class WorkQueue:
         fidelity."""
         pending, trained = self.pending(), self.done(epochs)
         missing = []
-        for entry in batch["archs"]:
-            key = entry["arch"]
+        for candidate in batch.archs:
+            key = candidate.arch
             if key in trained:
                 continue
             missing.append(key)
             if (key, epochs) not in pending:
-                attrs: dict[str, Any] = {"arch": key}
-                if "promotion" in batch:  # the arch keeps its round and prediction on the front
-                    attrs["promotion"] = batch["promotion"]
-                    attrs.update(round=entry.get("round"),
-                                 predicted_accuracy=entry.get("predicted"))
-                else:
-                    attrs.update(round=batch["round"], predicted_accuracy=entry.get("predicted"))
+                attrs: dict[str, Any] = {"arch": key, **batch.origin(candidate)}
                 if epochs is not None:
                     attrs[FIDELITY] = epochs
                 self.study.enqueue_trial(space.encode(Arch.from_json(key)), user_attrs=attrs)
