@@ -187,18 +187,14 @@ def training_objective(space: SearchSpace, evaluator: Evaluator, trainer: Traine
         key = arch.to_json()
         trial.set_user_attr("arch", key)
         epochs = trial.user_attrs.get(FIDELITY)
-        for other in trial.study.get_trials(deepcopy=False):
-            if other.number == trial.number or other.user_attrs.get("arch") != key \
-                    or fidelity_of(other) != epochs:
-                continue
-            if other.state == TrialState.COMPLETE:  # trained already: reuse, never retrain
-                earlier = TrialResult.from_attrs(other.user_attrs)
-                _record(trial, earlier, other.user_attrs.get("run_dir"))
-                trial.set_user_attr("repeat_of", other.number)
-                return evaluator.values(earlier.metrics)
-            if other.state == TrialState.RUNNING and other.number < trial.number:
-                # another process trains this arch (into the same folder): leave it to it
-                raise optuna.TrialPruned(f"arch is being trained by trial {other.number}")
+        other = WorkQueue(trial.study).same_training(trial.number, key, epochs)
+        if other is not None and other.state == TrialState.COMPLETE:
+            earlier = TrialResult.from_attrs(other.user_attrs)  # trained already: reuse it
+            _record(trial, earlier, other.user_attrs.get("run_dir"))
+            trial.set_user_attr("repeat_of", other.number)
+            return evaluator.values(earlier.metrics)
+        if other is not None:  # another process trains it now (into the same folder)
+            raise optuna.TrialPruned(f"arch is being trained by trial {other.number}")
         result = evaluator.cheap_result(arch)
         log.info("%s", training_line(trial.study, trial.number, key,
                                      trial.user_attrs.get("round"), train_budget,

@@ -162,6 +162,19 @@ class WorkQueue:
         """The archs trained to ``epochs``."""
         return {t.user_attrs["arch"] for t in self.trials_at(epochs)}
 
+    def same_training(self, number: int, key: str, epochs: int | None) -> FrozenTrial | None:
+        """The first other trial of arch ``key`` at fidelity ``epochs`` that trial ``number``
+        must not train again: one that completed (its result is reused), or an earlier one
+        running now (another process trains the arch, into the same folder). None: train it."""
+        for other in self.study.get_trials(deepcopy=False):
+            if other.number == number or other.user_attrs.get("arch") != key \
+                    or fidelity_of(other) != epochs:
+                continue
+            if other.state == TrialState.COMPLETE or (other.state == TrialState.RUNNING
+                                                       and other.number < number):
+                return other
+        return None
+
     def pending(self) -> set[tuple[str, int | None]]:
         """(arch, fidelity) of the trainings waiting in the queue or running now."""
         keys = set()
