@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -30,7 +31,8 @@ from edgenas.profile.keys import space_units, unit_roles
 from edgenas.profile.lut import LUT, load_lut, lut_path, open_lut, save_lut, stale_reasons
 from edgenas.profile.measure import measure_latency
 from edgenas.profile.onnx_graph import network_model, unit_model
-from edgenas.profile.precision import DeviceModels, device_model, fp16_note
+from edgenas.profile.precision import (TIMING_RECIPE, DeviceModels, describe, device_model,
+                                       fp16_note)
 from edgenas.profile.profiler import profile
 from edgenas.profile.timing import load_guard
 from edgenas.space import SPACES
@@ -104,6 +106,26 @@ def test_a_record_of_converted_models_is_made_when_missing_and_adds_each_later_c
     made.record(lut)  # a later conversion adds to the record
     assert lut.timing["models"]["converted"] == 2
     assert lut.timing["models"]["convert_s"] == round(before["convert_s"] + seconds, 3)
+
+
+def test_device_models_convert_only_what_the_device_does_not_run_as_built_and_keep_them(
+        monkeypatch) -> None:
+    """An FP32 device runs the graphs as built: nothing is converted or counted. Another
+    precision's models are made once and kept (the default: networks are timed in several
+    rounds), and the conversion time adds up over every model made (a clock that moves 1 s
+    per reading here)."""
+    graphs = {name: (lambda: unit_model(*block_unit())) for name in ("a", "b")}
+    fp32 = DeviceModels(host("fp32"), graphs)
+    assert ops(fp32["a"]) == ops(unit_model(*block_unit())) and fp32.made == 0
+    assert fp32.seconds == 0.0
+    clock = iter(range(100))
+    monkeypatch.setattr("edgenas.profile.precision.time",
+                        SimpleNamespace(perf_counter=lambda: next(clock)))
+    int8 = DeviceModels(host("int8"), graphs)
+    first = int8["a"]
+    assert int8["a"] is first and int8.made == 1
+    int8["b"]
+    assert int8.made == 2 and int8.seconds == 2.0
 
 
 def test_a_block_unit_is_quantised_whole_and_a_stem_unit_keeps_its_convolution_in_float(
@@ -245,6 +267,38 @@ def test_fp16_on_a_cpu_provider_without_fp16_kernels_says_so(fingerprint, noted)
     if noted:
         assert "casts to float" in note and machine in note
     assert fp16_note(host("int8"), fingerprint) is None
+
+
+def test_the_fp16_note_looks_at_the_provider_that_runs_first_and_names_the_cpu() -> None:
+    """ONNX Runtime runs a model on the first provider that takes it: a CPU provider first
+    (another behind it) still casts FP16 to float; a GPU provider first does not. Without a
+    machine in the fingerprint the note says 'this CPU'."""
+    behind = host("fp16", providers=["CPUExecutionProvider", "XnnpackExecutionProvider"])
+    assert "no FP16 kernels on x86_64" in fp16_note(behind, {"machine": "x86_64"})
+    gpu_first = host("fp16", providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert fp16_note(gpu_first, {"machine": "x86_64"}) is None
+    assert fp16_note(host("fp16"), {}) == (
+        "ONNX Runtime's CPUExecutionProvider has no FP16 kernels on this CPU: it runs the FP16 "
+        "model through casts to float, and these times are that")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_a_table_records_how_its_models_were_made(precision) -> None:
+    """What a table says of its models, read whole: the format staleness compares, the
+    precision, and for INT8 the timing recipe (the exporter's, on random calibration
+    inputs), for FP16 the conversion and, on a CPU without FP16 kernels, the note."""
+    recorded = describe(host(precision), {"machine": "x86_64"})
+    expected: dict[str, object] = {"format": {"fp32": "onnx"}.get(precision, precision),
+                                   "precision": precision}
+    if precision == "int8":
+        expected["quantization"] = {**TIMING_RECIPE.to_dict(),
+                                    "calibration_inputs": "random normal, per model",
+                                    "how": "edgenas.export.int8.to_int8, static QDQ, as exported"}
+    if precision == "fp16":
+        expected["conversion"] = ("edgenas.export.fp16.fp16_model, as exported "
+                                  "(FP32 inputs/outputs)")
+        expected["note"] = fp16_note(host("fp16"), {"machine": "x86_64"})
+    assert recorded == expected
 
 
 def test_an_fp16_profile_warns_and_notes_it_in_the_table(monkeypatch, caplog) -> None:
