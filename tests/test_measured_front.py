@@ -25,7 +25,7 @@ from edgenas.profile.profiler import (MIN_SEARCH_BIASED, SEARCH_BIASED_POOL, SEA
 from edgenas.profile.residual import (BANDWIDTH, PRIOR_WEIGHT, cross_validated, fit_residual,
                                       residual_factor)
 from edgenas.search.measured_front import MAX_ROUND_SPREAD, ROUNDS, spread
-from edgenas.space import SPACES, Arch
+from edgenas.space import SPACES, Arch, get_space
 from scripted_device import CostModel, ScriptedDevice, scripted_device
 from tiny_space import tiny_space
 
@@ -262,3 +262,110 @@ def test_a_residual_leaves_out_archs_without_a_positive_prediction_and_time() ->
     scores = cross_validated([0.1, 0.1, 0.0], [0.13, 0.0, 0.1])
     assert math.isnan(scores["with"]) and math.isnan(scores["without"])
     assert scores["keep"] == 0.0 and set(scores) == {"with", "without", "keep"}
+
+
+# -- the front's rules on trials written down (no search, no device: milliseconds) -------------
+
+class _Table:
+    """A latency model that predicts ``ms`` for every arch, at ``anchor`` times the table's
+    yardstick level (what `LatencyModel.anchor` is)."""
+
+    def __init__(self, ms: float, anchor: float = 1.0) -> None:
+        self.ms, self.anchor = ms, anchor
+
+    def predict(self, arch: Arch) -> float:
+        return self.ms
+
+
+def _trial(number: int, arch: Arch, accuracy: float, latency: float) -> Any:
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    return optuna.trial.create_trial(
+        params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
+        values=[accuracy, latency],
+        user_attrs={"arch": arch.to_json(), "feasible": True,
+                    "metrics": {"accuracy": accuracy, "latency": latency}})
+
+
+def _ranked_by(models: dict[str, Any], timed: list[Any], refitted: bool,
+               budget: float | None, trials: list[Any]) -> list[Any]:
+    from edgenas.search.measured_front import Target, Timings, _ranked
+
+    target = Target("latency", get_device("host-cpu"), None)  # type: ignore[arg-type]
+    timings = {"latency": Timings(Path("unused.json"), "host-cpu", front=timed)}
+    return _ranked(trials, [target], timings, models, {"latency": refitted}, budget)
+
+
+def test_a_measured_arch_ranks_on_the_median_of_its_rounds_and_others_on_the_refitted_table(
+        ) -> None:
+    """The rows a front is ranked on: a timed arch's latency is the median of its rounds
+    (at the search's anchor), with the search's prediction, the rounds and their spread
+    beside it; an arch not timed is predicted by the refitted table, or keeps the search's
+    prediction when the table was not refitted; the trials themselves are left as they were."""
+    from edgenas.profile.records import TimedNetwork
+    from edgenas.search.measured_front import MEASURED, PREDICTED, REFITTED
+
+    space = tiny_space()
+    timed_arch, other = space.sample(1), space.sample(2)
+    trials = [_trial(0, timed_arch, 0.9, 1.0), _trial(1, other, 0.8, 2.0)]
+    timed = [TimedNetwork(timed_arch.to_json(), 1.5, None, (1.2, 1.5, 1.6))]
+    ranked = _ranked_by({"latency": _Table(3.0, anchor=2.0)}, timed, True, None, trials)
+    first, second = (t.user_attrs for t in ranked)
+    assert first["metrics"]["latency"] == pytest.approx(3.0)  # 2 x the median 1.5
+    assert first["measured_latency_rounds_ms"] == pytest.approx([2.4, 3.0, 3.2])
+    assert first["measured_latency_ms"] == pytest.approx(3.0)
+    assert first["measured_latency_spread"] == pytest.approx(0.8 / 3.0)
+    assert (first["predicted_latency_ms"], first["latency_basis"]) == (1.0, MEASURED)
+    assert (second["metrics"]["latency"], second["latency_basis"]) == (3.0, REFITTED)
+    assert second["predicted_latency_ms"] == 2.0
+    assert trials[0].user_attrs["metrics"]["latency"] == 1.0  # the search's record unchanged
+    unrefitted = _ranked_by({"latency": _Table(3.0)}, timed, False, None, trials)[1].user_attrs
+    assert (unrefitted["metrics"]["latency"], unrefitted["latency_basis"]) == (2.0, PREDICTED)
+
+
+def test_an_arch_over_the_budget_is_infeasible_and_only_a_measured_one_is_reported_over_it(
+        ) -> None:
+    """Over the latency budget, measured or predicted by the refitted table, an arch leaves
+    the front (infeasible); only a measurement marks it over budget as measured. At the
+    budget exactly it stays."""
+    from edgenas.profile.records import TimedNetwork
+
+    space = tiny_space()
+    a, b, c = space.sample(1), space.sample(2), space.sample(3)
+    trials = [_trial(0, a, 0.9, 1.0), _trial(1, b, 0.8, 1.0), _trial(2, c, 0.7, 1.0)]
+    timed = [TimedNetwork(a.to_json(), 2.0, None, (2.0, 2.0, 2.0)),
+             TimedNetwork(c.to_json(), 1.5, None, (1.5, 1.5, 1.5))]
+    ranked = [t.user_attrs for t in _ranked_by({"latency": _Table(1.6)}, timed, True, 1.5,
+                                               trials)]
+    assert (ranked[0]["feasible"], ranked[0].get("over_budget_measured")) == (False, True)
+    assert (ranked[1]["feasible"], ranked[1].get("over_budget_measured")) == (False, None)
+    assert (ranked[2]["feasible"], ranked[2].get("over_budget_measured")) == (True, None)
+    within = _ranked_by({"latency": _Table(1.4)}, timed[1:], True, 1.5, trials)
+    assert [t.user_attrs["feasible"] for t in within] == [True, True, True]
+
+
+def test_the_held_out_archs_are_the_next_layers_nearest_the_front_first() -> None:
+    """After the last refit, archs next to the (timed) front are timed and kept out of the
+    table: the next Pareto layer first, then the one after, never an infeasible or already
+    timed arch, at most HELD_OUT of them."""
+    from edgenas.search.measured_front import HELD_OUT, _second_layer
+
+    space = get_space("cifar")  # 30 distinct archs (the tiny space has fewer)
+    archs = [space.sample(i) for i in range(30)]
+    # layer k holds the archs with accuracy 1 - k/10 at latency 1 + k (points on a line of
+    # slope -1 within a layer: none dominates another)
+    trials = []
+    for i, arch in enumerate(archs[:24]):
+        layer, place = divmod(i, 4)
+        trials.append(_trial(i, arch, 0.9 - 0.1 * layer - 0.01 * place,
+                             1.0 + layer - 0.01 * place))
+    trials[5].user_attrs["feasible"] = False  # a second-layer arch over a budget
+    # the front was timed (it joined the table), and one arch of the second layer too
+    timed = {archs[i].to_json() for i in (0, 1, 2, 3, 6)}
+    chosen = _second_layer(trials, ("accuracy", "latency"), timed)
+    second = {archs[i].to_json() for i in (4, 7)}
+    third = {archs[i].to_json() for i in range(8, 12)}
+    assert len(chosen) == 2 + 4 + (HELD_OUT - 6)
+    assert set(chosen[:2]) == second and set(chosen[2:6]) == third
+    assert archs[0].to_json() not in chosen  # the front itself
