@@ -168,6 +168,7 @@ def test_a_device_lost_half_way_keeps_its_timings_and_the_rerun_times_only_the_r
     assert any(timed_first.values())  # the lost run kept what the device finished
     assert "measured_latency_ms" not in (out / "front.json").read_text()  # as searched
     scripted.lost_when = None
+    scripted.kinds = []
     assert search(profiles, out) == 0
     rows = front_of(out)["front"]
     assert rows and all(r["latency_basis"] == "measured" for r in rows)
@@ -176,6 +177,13 @@ def test_a_device_lost_half_way_keeps_its_timings_and_the_rerun_times_only_the_r
     for arch, rounds in timed_first.items():  # nothing finished was timed again
         assert by_arch[arch][:len(rounds)] == rounds
         assert len(by_arch[arch]) >= ROUNDS
+    # the scripted device times alike each time, so equal rounds do not show a retiming:
+    # the rerun timed exactly the rounds the checkpoint lacked
+    rounds_in_all = sum(len(item["rounds"]) for kind in ("front", "held_out")
+                        for item in final[kind])
+    kept_rounds = sum(len(item["rounds"]) for kind in ("front", "held_out")
+                      for item in kept.get(kind) or [])
+    assert scripted.kinds.count("network") == rounds_in_all - kept_rounds
 
 
 def test_an_unreachable_device_keeps_predictions_and_says_so(device, tmp_path, capsys) -> None:
