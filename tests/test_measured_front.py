@@ -377,3 +377,26 @@ def test_the_held_out_archs_are_the_next_layers_nearest_the_front_first() -> Non
     assert len(chosen) == 2 + 4 + (HELD_OUT - 6)
     assert set(chosen[:2]) == second and set(chosen[2:6]) == third
     assert archs[0].to_json() not in chosen  # the front itself
+
+
+def test_a_refit_keeps_earlier_front_archs_and_fits_on_rounds_that_agree_within_10_pct(
+        table) -> None:
+    """The front archs join the table's fitting networks, those an earlier search measured
+    stay; an arch whose rounds spread exactly 10 % still agrees (10, 10, 11 ms: a spread of
+    0.1 exactly), one spread wider is left out."""
+    from edgenas.profile.records import TimedNetwork
+    from edgenas.search.measured_front import Target, Timings, _refit
+
+    lut = load_lut(lut_path(table, "host-cpu", "tiny"))
+    space = tiny_space()
+    earlier, steady, unsteady = (space.sample(i).to_json() for i in (101, 102, 103))
+    assert len({earlier, steady, unsteady}) == 3
+    lut.networks[FRONT] = [TimedNetwork(earlier, 5.0, None, (5.0, 5.0, 5.0))]
+    timings = Timings(Path("unused.json"), "host-cpu", front=[
+        TimedNetwork(steady, 10.0, None, (10.0, 10.0, 11.0)),
+        TimedNetwork(unsteady, 10.0, None, (10.0, 10.0, 11.5))])
+    assert spread((10.0, 10.0, 11.0)) == MAX_ROUND_SPREAD
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setitem(SPACES, "tiny", tiny_space)
+        _refit(Target("latency", get_device("host-cpu"), lut), timings)
+    assert {item.arch for item in lut.networks[FRONT]} == {earlier, steady}
