@@ -380,10 +380,11 @@ def test_the_held_out_archs_are_the_next_layers_nearest_the_front_first() -> Non
 
 
 def test_a_refit_keeps_earlier_front_archs_and_fits_on_rounds_that_agree_within_10_pct(
-        table) -> None:
+        table, caplog) -> None:
     """The front archs join the table's fitting networks, those an earlier search measured
-    stay; an arch whose rounds spread exactly 10 % still agrees (10, 10, 11 ms: a spread of
-    0.1 exactly), one spread wider is left out."""
+    stay, and the correction is refitted on all of them; an arch whose rounds spread exactly
+    10 % still agrees (10, 10, 11 ms: a spread of 0.1 exactly), one spread wider is left out
+    and the log says so; the table keeps no checkpoint-only keys of a timed network."""
     from edgenas.profile.records import TimedNetwork
     from edgenas.search.measured_front import Target, Timings, _refit
 
@@ -393,10 +394,39 @@ def test_a_refit_keeps_earlier_front_archs_and_fits_on_rounds_that_agree_within_
     assert len({earlier, steady, unsteady}) == 3
     lut.networks[FRONT] = [TimedNetwork(earlier, 5.0, None, (5.0, 5.0, 5.0))]
     timings = Timings(Path("unused.json"), "host-cpu", front=[
-        TimedNetwork(steady, 10.0, None, (10.0, 10.0, 11.0)),
+        TimedNetwork(steady, 10.0, None, (10.0, 10.0, 11.0), extra={"note": "checkpoint"}),
         TimedNetwork(unsteady, 10.0, None, (10.0, 10.0, 11.5))])
     assert spread((10.0, 10.0, 11.0)) == MAX_ROUND_SPREAD
-    with pytest.MonkeyPatch.context() as monkeypatch:
+    fitting = len(lut.networks["fitting"])
+    with pytest.MonkeyPatch.context() as monkeypatch, caplog.at_level("INFO"):
         monkeypatch.setitem(SPACES, "tiny", tiny_space)
         _refit(Target("latency", get_device("host-cpu"), lut), timings)
-    assert {item.arch for item in lut.networks[FRONT]} == {earlier, steady}
+        assert {item.arch for item in lut.networks[FRONT]} == {earlier, steady}
+        assert all(item.extra == {} for item in lut.networks[FRONT])
+        assert lut.correction["networks"] == fitting + 2
+        assert ("host-cpu: 1 front arch(s) whose rounds disagree by more than 10 % are not "
+                "fitted on") in caplog.text
+        caplog.clear()
+        _refit(Target("latency", get_device("host-cpu"), lut), Timings(
+            Path("unused.json"), "host-cpu", front=timings.front[:1]))
+        assert "are not fitted on" not in caplog.text
+
+
+def test_a_front_checkpoint_that_is_not_one_is_refused_naming_the_file_and_the_field(
+        tmp_path) -> None:
+    """A hand-edited or foreign checkpoint in front-timing/ is one error that names the
+    file, the field and the fix, never a half-read resume."""
+    from edgenas.errors import EdgenasError, ProfileError
+    from edgenas.search.measured_front import SCHEMA_VERSION, Timings
+
+    path = tmp_path / "host-cpu.json"
+    path.write_text(json.dumps({"schema_version": SCHEMA_VERSION, "device": "host-cpu",
+                                "front": "x"}))
+    with pytest.raises(EdgenasError) as err:
+        Timings.load(path, "host-cpu")
+    assert str(err.value) == (f"{path}: front: expected a list of timed networks; delete it "
+                              "to time the front again")
+    path.write_text(json.dumps({"schema_version": SCHEMA_VERSION, "device": "host-cpu",
+                                "front": [], "held_out": [{"measured_ms": 1.0}]}))
+    with pytest.raises(ProfileError, match=rf"^{path}: held_out\[0\]: needs the network's arch"):
+        Timings.load(path, "host-cpu")
