@@ -430,3 +430,45 @@ def test_a_front_checkpoint_that_is_not_one_is_refused_naming_the_file_and_the_f
                                 "front": [], "held_out": [{"measured_ms": 1.0}]}))
     with pytest.raises(ProfileError, match=rf"^{path}: held_out\[0\]: needs the network's arch"):
         Timings.load(path, "host-cpu")
+
+
+def test_the_front_report_recounts_each_prediction_against_the_measured_rounds() -> None:
+    """What `front_measurement` says per device, recounted by hand on three archs: the
+    search's prediction and the refitted table's, on the front archs and on the held-out
+    ones, and the predictions noted for archs timed after a refit (never seen by a fit),
+    all against the measured times at the search's anchor; an arch of an older checkpoint
+    with no noted prediction counts as timed before a refit."""
+    from edgenas.profile.records import TimedNetwork
+    from edgenas.search.measured_front import Target, Timings, _report
+
+    space = get_space("cifar")
+    a, b, c = (space.sample(i) for i in (1, 2, 3))
+    trials = [_trial(0, a, 0.9, 1.0), _trial(1, b, 0.8, 2.0), _trial(2, c, 0.7, 4.0)]
+    refined = _Table(1.5, anchor=2.0)
+    refined.correction = {"form": "linear", "networks": 23, "other": 1}  # type: ignore[attr-defined]
+    state = Timings(Path("unused.json"), "host-cpu",
+                    front=[TimedNetwork(a.to_json(), 1.0, None, (1.0, 1.0, 1.0)),
+                           TimedNetwork(b.to_json(), 2.0, None, (1.8, 2.0, 2.3))],
+                    held_out=[TimedNetwork(c.to_json(), 1.0, None, (1.0, 1.0, 1.0))],
+                    predicted_when_timed={b.to_json(): [0.5, 1.0], c.to_json(): [1.25, 1.0],
+                                          a.to_json(): [9.0, 0.0]})
+    report = _report(trials, Target("latency", get_device("host-cpu"), None),  # type: ignore[arg-type]
+                     state, refined)  # type: ignore[arg-type]
+
+    def errors(pairs: list[tuple[float, float]]) -> list[float]:
+        return [pytest.approx(100 * (p - m) / m) for p, m in pairs]
+
+    # measured at the anchor: a 2.0, b 4.0, c 2.0
+    assert (report["front_archs_timed"], report["held_out_archs_timed"]) == (2, 1)
+    assert report["search_prediction_on_front"]["errors_pct"] == errors([(1.0, 2.0), (2.0, 4.0)])
+    assert report["refitted_table_on_front"]["errors_pct"] == errors([(1.5, 2.0), (1.5, 4.0)])
+    assert report["timed_after_a_refit"]["errors_pct"] == errors([(1.0, 4.0), (2.5, 2.0)])
+    assert report["search_prediction_on_held_out"]["errors_pct"] == errors([(4.0, 2.0)])
+    assert report["refitted_table_on_held_out"]["errors_pct"] == errors([(1.5, 2.0)])
+    assert report["timed_after_a_refit"]["n"] == 2
+    assert report["correction"] == {"form": "linear", "networks": 23}
+    assert report["unsteady_archs"] == 1  # b: (2.3 - 1.8) / 2.0 = 25 %
+    state.predicted_when_timed.pop(b.to_json())  # an older checkpoint: nothing noted
+    after = _report(trials, Target("latency", get_device("host-cpu"), None),  # type: ignore[arg-type]
+                    state, refined)["timed_after_a_refit"]  # type: ignore[arg-type]
+    assert after["errors_pct"] == errors([(2.5, 2.0)])
