@@ -19,6 +19,7 @@ import pytest
 from edgenas.cli import main
 from edgenas.device.descriptor import get_device
 from edgenas.cost.count import count
+from edgenas.profile.correction import MIN_FIT
 from edgenas.profile.lut import FRONT, SEARCH_BIASED, load_lut, lut_path, save_lut
 from edgenas.profile.profiler import (MIN_SEARCH_BIASED, SEARCH_BIASED_POOL, SEARCH_BIASED_SEED,
                                       arch_stream, profile, unfinished)
@@ -412,6 +413,36 @@ def test_a_refit_keeps_earlier_front_archs_and_fits_on_rounds_that_agree_within_
         assert "are not fitted on" not in caplog.text
 
 
+def test_a_refit_that_cannot_refit_the_correction_says_why(table, caplog) -> None:
+    """A transferred table keeps its correction (it maps another device's units), but not
+    the residual an earlier refit left, and says so; a table without table-fitting networks
+    cannot refit one and warns with the reason. Neither fails the search."""
+    from edgenas.profile.records import TimedNetwork
+    from edgenas.search.measured_front import Target, Timings, _refit
+
+    front = [TimedNetwork(tiny_space().sample(101).to_json(), 10.0, None, (10.0, 10.0, 10.0))]
+    transferred = load_lut(lut_path(table, "host-cpu", "tiny"))
+    transferred.transfer = {"source": "another-device"}
+    kept = dict(transferred.correction)
+    # the residual an earlier refit left is never carried into the next one
+    transferred.correction = {**kept, "residual": {"stale": True}}
+    unfitted = load_lut(lut_path(table, "host-cpu", "tiny"))
+    unfitted.networks["fitting"] = []
+    with pytest.MonkeyPatch.context() as monkeypatch, caplog.at_level("INFO"):
+        monkeypatch.setitem(SPACES, "tiny", tiny_space)
+        _refit(Target("latency", get_device("host-cpu"), transferred),
+               Timings(Path("unused.json"), "host-cpu", front=front))
+        assert {k: v for k, v in transferred.correction.items() if k != "residual"} == kept
+        assert "stale" not in (transferred.correction.get("residual") or {})
+        assert ("host-cpu: a transferred table; its correction is kept, the front's "
+                "residual fitted on top of it") in caplog.text
+        _refit(Target("latency", get_device("host-cpu"), unfitted),
+               Timings(Path("unused.json"), "host-cpu", front=front))
+    warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning == ["host-cpu: the correction is not refitted (need at least "
+                       f"{MIN_FIT} timed networks to fit the correction, got 1)"]
+
+
 def test_a_front_checkpoint_that_is_not_one_is_refused_naming_the_file_and_the_field(
         tmp_path) -> None:
     """A hand-edited or foreign checkpoint in front-timing/ is one error that names the
@@ -468,6 +499,10 @@ def test_the_front_report_recounts_each_prediction_against_the_measured_rounds()
     assert report["timed_after_a_refit"]["n"] == 2
     assert report["correction"] == {"form": "linear", "networks": 23}
     assert report["unsteady_archs"] == 1  # b: (2.3 - 1.8) / 2.0 = 25 %
+    exactly = Timings(Path("unused.json"), "host-cpu",
+                      front=[TimedNetwork(a.to_json(), 10.0, None, (10.0, 10.0, 11.0))])
+    assert _report(trials, Target("latency", get_device("host-cpu"), None),  # type: ignore[arg-type]
+                   exactly, refined)["unsteady_archs"] == 0  # type: ignore[arg-type]
     state.predicted_when_timed.pop(b.to_json())  # an older checkpoint: nothing noted
     after = _report(trials, Target("latency", get_device("host-cpu"), None),  # type: ignore[arg-type]
                     state, refined)["timed_after_a_refit"]  # type: ignore[arg-type]
