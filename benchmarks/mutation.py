@@ -42,6 +42,21 @@ ROOT = Path(__file__).resolve().parents[1]
 #: observe; each with the reason. Names are mutmut's, and shift when the module changes:
 #: the report warns about an entry that is no longer a surviving mutant.
 EQUIVALENT: dict[str, str] = {
+    "edgenas.search.measured_front.x__refit__mutmut_23":
+        "101 for 100 in the unsteady archs' log line: '%.0f %%' of 10.1 and of 10.0 both "
+        "print 10",
+    "edgenas.search.measured_front.x__second_layer__mutmut_9":
+        "'or' for 'and' in the layers' loop: once no arch is left, front([]) is empty and "
+        "the loop breaks with the same archs chosen",
+    "edgenas.search.measured_front.x__second_layer__mutmut_10":
+        "'<=' for '<' against HELD_OUT: one more pass adds layer[:0], nothing, and the "
+        "loop ends when the archs run out, with the same archs chosen",
+    "edgenas.search.measured_front.x__second_layer__mutmut_17":
+        "'return' (None) for 'break' on an empty layer: the archs left are all feasible, "
+        "so their Pareto layer is never empty and the line is never reached",
+    "edgenas.search.measured_front.x__report__mutmut_15":
+        "[1, 0] for [0, 0] as an unnoted arch's record: only its second item (timed after "
+        "a refit or not) is read, and it stays 0",
     "edgenas.profile.drift.x_check_drift__mutmut_49":
         "'< MAX_BIAS' for '<= MAX_BIAS': they differ only where |ratio - 1| is exactly 0.1, "
         "and no double is (1 + 0.1 and 1 - 0.1 are not representable; 1.1 - 1 is "
