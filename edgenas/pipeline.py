@@ -42,7 +42,7 @@ from edgenas.search.trained_search import SurrogateConfig
 from edgenas.space import Arch, get_space
 from edgenas.stage_results import (DeployedPick, ExportedPick, Pick, SearchResult,
                                    StageResultError, SupernetResult, TableResult, TrainResult,
-                                   by_pick_to_dict, deployed_from_dict, exported_from_dict)
+                                   by_pick_from_dict, by_pick_to_dict)
 from edgenas.space.baselines import baseline_archs
 from edgenas.train.loop import TrainConfig
 from edgenas.train.standalone import CONVERGENCE_RULE, convergence_floor, converged
@@ -499,9 +499,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", "the picks and the hand-designed baselines, trained with one recipe", _train,
           _to_dict, TrainResult.from_dict),
     Stage("export", "export (FP32, FP16, INT8), verified against PyTorch", _export,
-          by_pick_to_dict, exported_from_dict),
+          by_pick_to_dict, by_pick_from_dict(ExportedPick.from_dict)),
     Stage("deploy", "deploy and benchmark on the device", _deploy, by_pick_to_dict,
-          deployed_from_dict),
+          by_pick_from_dict(DeployedPick.from_dict)),
     Stage("report", "summary and report", _report),
 )
 

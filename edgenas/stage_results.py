@@ -18,10 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 from edgenas.errors import EdgenasError
 from edgenas.space.arch import Arch
+
+
+#: A per-pick result's type.
+T = TypeVar("T")
 
 
 class StageResultError(EdgenasError):
@@ -266,13 +270,10 @@ def by_pick_to_dict(values: Mapping[str, ExportedPick | DeployedPick]) -> dict[s
     return {name: value.to_dict() for name, value in values.items()}
 
 
-def exported_from_dict(data: Any, where: str) -> dict[str, ExportedPick]:
-    """The export stage's stored result, by pick."""
-    return {name: ExportedPick.from_dict(value, f"{where}: {name}")
-            for name, value in _object(data, where).items()}
-
-
-def deployed_from_dict(data: Any, where: str) -> dict[str, DeployedPick]:
-    """The deploy stage's stored result, by pick."""
-    return {name: DeployedPick.from_dict(value, f"{where}: {name}")
-            for name, value in _object(data, where).items()}
+def by_pick_from_dict(read: Callable[[Any, str], T]) -> Callable[[Any, str], dict[str, T]]:
+    """How a per-pick stage result (export, deploy) is read back: each pick's value by
+    ``read`` (its type's ``from_dict``), errors naming the pick."""
+    def load(data: Any, where: str) -> dict[str, T]:
+        return {name: read(value, f"{where}: {name}")
+                for name, value in _object(data, where).items()}
+    return load

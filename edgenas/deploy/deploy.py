@@ -199,8 +199,9 @@ def load_during(guard: LoadGuard, table: LUT, results: dict[str, dict[str, Any]]
                 names: list[str]) -> dict[str, Any]:
     """How loaded the device was while the model was timed, from the reference network
     timed before, between and after its rounds, and the rounds at the table's level (the
-    guard's own scaling, as the table's networks were timed): a prediction is judged against the device at the level its table was made at,
-    so a busy spell is not called a drifting table, and the report says how busy."""
+    guard's own scaling, as the table's networks were timed): a prediction is judged
+    against the device at the level its table was made at, so a busy spell is not called a
+    drifting table, and the report says how busy."""
     assert guard.yardstick_ms is not None
     references = [float(r["median_ms"]) for name, r in results.items() if name not in names]
     timings = guard.scale(results, names)
