@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -461,6 +462,12 @@ def test_a_front_checkpoint_that_is_not_one_is_refused_naming_the_file_and_the_f
                                 "front": [], "held_out": [{"measured_ms": 1.0}]}))
     with pytest.raises(ProfileError, match=rf"^{path}: held_out\[0\]: needs the network's arch"):
         Timings.load(path, "host-cpu")
+    path.write_text(json.dumps({"schema_version": SCHEMA_VERSION, "device": "host-cpu",
+                                "held_out_chosen": [1]}))
+    with pytest.raises(EdgenasError) as err:
+        Timings.load(path, "host-cpu")
+    assert str(err.value) == (f"{path}: held_out_chosen: expected a list of arch JSON strings; "
+                              "delete it to time the front again")
 
 
 def test_the_front_report_recounts_each_prediction_against_the_measured_rounds() -> None:
@@ -507,3 +514,295 @@ def test_the_front_report_recounts_each_prediction_against_the_measured_rounds()
     after = _report(trials, Target("latency", get_device("host-cpu"), None),  # type: ignore[arg-type]
                     state, refined)["timed_after_a_refit"]  # type: ignore[arg-type]
     assert after["errors_pct"] == errors([(2.5, 2.0)])
+
+
+def test_a_front_checkpoint_reads_back_what_it_saved_and_says_when(tmp_path, monkeypatch) -> None:
+    """A resumed run must see what the lost one timed, and what the table predicted for each
+    arch when its timing began (else the report would count an arch timed before the refit
+    as timed after it); the file says when it was last written. A missing one is empty; one
+    of another device is refused."""
+    from edgenas.errors import EdgenasError
+    from edgenas.profile.records import TimedNetwork
+    from edgenas.search import measured_front
+    from edgenas.search.measured_front import SCHEMA_VERSION, Timings
+
+    monkeypatch.setattr(measured_front, "now", lambda: "2026-12-07T12:00:00+00:00")
+    space = tiny_space()
+    a, b = space.sample(1).to_json(), space.sample(2).to_json()
+    path = tmp_path / "front-timing" / "host-cpu.json"
+    assert Timings.load(path, "host-cpu") == Timings(path, "host-cpu")
+    state = Timings(path, "host-cpu", front=[TimedNetwork(a, 1.0, 0.02, (1.0, 1.1, 0.9))],
+                    held_out=[TimedNetwork(b, 2.0, None, (2.0, 2.0, 2.0))],
+                    predicted_when_timed={a: [0.8, 0.0], b: [2.2, 1.0]}, held_out_chosen=[b])
+    state.save()
+    data = json.loads(path.read_text())
+    assert (data["schema_version"], data["device"]) == (SCHEMA_VERSION, "host-cpu")
+    assert data["updated"] == "2026-12-07T12:00:00+00:00"
+    assert data["predicted_when_timed"] == {a: [0.8, 0.0], b: [2.2, 1.0]}
+    assert data["held_out_chosen"] == [b]
+    assert Timings.load(path, "host-cpu") == state
+    with pytest.raises(EdgenasError, match=r"not this device's front timings \(device "
+                                           r"'host-cpu'\); delete it"):
+        Timings.load(path, "jetson")
+
+
+def _fake_timing(monkeypatch, rounds_of) -> list[tuple[list[str], int, str]]:
+    """`time_in_rounds` replaced by ``rounds_of(arch_json, n)`` -> the n rounds (of which
+    an arch timed before keeps those it has); returns the calls."""
+    from edgenas.profile.records import TimedNetwork
+    from edgenas.search import measured_front
+
+    calls: list[tuple[list[str], int, str]] = []
+
+    def time_in_rounds(device, lut, archs, rounds, timed, checkpoint, label):
+        calls.append(([a.to_json() for a in archs], rounds, label))
+        before = {item.arch: item.rounds for item in timed}
+        done = []
+        for arch in archs:  # as the protocol does: only the rounds a checkpoint lacks
+            have = list(before.get(arch.to_json(), ()))
+            times = have + list(rounds_of(arch.to_json(), rounds))[len(have):]
+            done.append(TimedNetwork(arch.to_json(), float(sorted(times)[len(times) // 2]),
+                                     None, tuple(times)))
+        checkpoint(done)
+        return done
+
+    monkeypatch.setattr(measured_front, "time_in_rounds", time_in_rounds)
+    return calls
+
+
+def test_archs_whose_rounds_disagree_are_timed_again_with_more_rounds_and_checkpointed(
+        tmp_path, monkeypatch, caplog) -> None:
+    """Only the archs whose rounds spread over 10 % are timed again, with 2 more rounds,
+    and the log says how many; every timing reaches the checkpoint, replacing the arch's
+    earlier one."""
+    from edgenas.search.measured_front import EXTRA_ROUNDS, Target, Timings, _time
+
+    space = tiny_space()
+    steady, unsteady = space.sample(1), space.sample(2)
+    rounds = {steady.to_json(): [1.0, 1.0, 1.05, 1.0, 1.0],
+              unsteady.to_json(): [1.0, 1.3, 1.0, 1.0, 1.0]}
+    calls = _fake_timing(monkeypatch, lambda arch, n: rounds[arch][:n])
+    path = tmp_path / "host-cpu.json"
+    state = Timings(path, "host-cpu")
+    target = Target("latency", get_device("host-cpu"), None)  # type: ignore[arg-type]
+    with caplog.at_level("INFO"):
+        _time(target, [steady, unsteady], state, "held_out")
+    assert calls == [([steady.to_json(), unsteady.to_json()], ROUNDS, "held_out"),
+                     ([unsteady.to_json()], ROUNDS + EXTRA_ROUNDS, "held_out")]
+    assert ("host-cpu: 1 arch(s) whose 3 rounds disagree by more than 10 %: 2 more rounds "
+            "each") in caplog.text
+    assert [(i.arch, len(i.rounds)) for i in state.held_out] == [
+        (steady.to_json(), ROUNDS), (unsteady.to_json(), ROUNDS + EXTRA_ROUNDS)]
+    assert Timings.load(path, "host-cpu").held_out == state.held_out and not state.front
+    caplog.clear()
+    calls.clear()
+    _time(target, [steady], state, "front")
+    assert calls == [([steady.to_json()], ROUNDS, "front")] and "more rounds" not in caplog.text
+
+
+def test_the_spread_of_rounds_that_took_no_time_is_zero() -> None:
+    assert spread([0.0, 0.0, 0.0]) == 0.0
+
+
+def test_a_refit_fits_its_residual_at_the_table_s_yardstick_and_stamps_the_table(
+        table, caplog, monkeypatch) -> None:
+    """Timed front archs are at the table's yardstick, so the residual compares them with
+    the table's own (unanchored) predictions: on a table re-anchored to twice its
+    yardstick, archs measured where the table predicts them (within timing noise) need no
+    residual, the log says why none was kept, and the refined model still predicts them at
+    the anchor. Archs measured 30 % slower get a residual that records its
+    cross-validation. Either way the table says when it was refitted."""
+    from edgenas.profile.latency import LatencyModel
+    from edgenas.profile.records import TimedNetwork
+    from edgenas.search import measured_front
+    from edgenas.search.measured_front import Target, Timings, _refit
+
+    monkeypatch.setitem(SPACES, "tiny", tiny_space)
+    monkeypatch.setattr(measured_front, "now", lambda: "2026-12-07T12:00:00+00:00")
+    space = tiny_space()
+    archs = list({a.to_json(): a for a in (space.sample(200 + i) for i in range(12))}.values())[:6]
+    assert len(archs) == 6
+
+    def refit(factors: list[float]) -> tuple[Any, Any, list[float]]:
+        lut = load_lut(lut_path(table, "host-cpu", "tiny"))
+        lut.timing["anchor"] = {"ratio": 2.0}
+        plain = LatencyModel(lut, anchored=False)
+        measured = [f * plain.predict(a) for f, a in zip(factors, archs)]
+        timings = Timings(Path("unused.json"), "host-cpu", front=[
+            TimedNetwork(a.to_json(), m, None, (m, m, m)) for a, m in zip(archs, measured)])
+        return lut, _refit(Target("latency", get_device("host-cpu"), lut), timings), measured
+
+    with caplog.at_level("INFO"):
+        lut, refined, measured = refit([1.06, 0.94, 1.05, 0.95, 1.07, 0.93])
+    assert "residual" not in lut.correction
+    assert refined.anchor == 2.0
+    for arch, ms in zip(archs, measured):
+        assert refined.predict(arch) == pytest.approx(2.0 * ms, rel=0.12)
+    assert re.search(r"host-cpu: no residual near the front: it predicts the measured archs "
+                     r"no better left out \(mean \|log error\| \d\.\d{3} with, \d\.\d{3} "
+                     r"without\)", caplog.text)
+    assert lut.updated == "2026-12-07T12:00:00+00:00"
+    lut, refined, measured = refit([1.3] * 6)
+    cv = lut.correction["residual"]["cv"]
+    assert cv["keep"] == 1.0 and cv["with"] < cv["without"]
+    for arch, ms in zip(archs, measured):
+        assert refined.predict(arch) == pytest.approx(2.0 * ms, rel=0.12)
+
+
+def _searched(lut: Any, n: int) -> tuple[list[Arch], list[Any]]:
+    """``n`` distinct tiny-space archs as a search left them: accuracy seeded at random,
+    latency as the table predicts it."""
+    from edgenas.profile.latency import LatencyModel
+
+    import numpy as np
+
+    space, model = tiny_space(), LatencyModel(lut)
+    archs = list({a.to_json(): a for a in (space.sample(300 + i) for i in range(3 * n))}.values())[:n]
+    accuracy = np.random.default_rng(0).uniform(0.5, 0.9, size=n)
+    return archs, [_trial(i, a, float(accuracy[i]), model.predict(a)) for i, a in enumerate(archs)]
+
+
+def test_the_front_is_timed_refitted_on_and_its_neighbours_timed_out_of_the_table(
+        table, tmp_path, monkeypatch) -> None:
+    """The whole measurement on trials written down, the device replaced by one 1.5 x as
+    slow as the table with a fixed cost per call: every arch of the final front is measured,
+    ranked on its rounds and among the table's front networks; the archs next to it are
+    timed after the refit and kept out of the table; each timing notes the prediction it
+    is judged against. The same call again, on its checkpoint, times nothing."""
+    from edgenas.profile.latency import LatencyModel
+    from edgenas.search.engine import front
+    from edgenas.search.measured_front import (HELD_OUT, MEASURED, Target, Timings,
+                                               measure_front)
+
+    monkeypatch.setitem(SPACES, "tiny", tiny_space)
+    lut = load_lut(lut_path(table, "host-cpu", "tiny"))
+    plain = LatencyModel(lut, anchored=False)
+    archs, trials = _searched(lut, 24)
+    cost = {a.to_json(): 1.5 * plain.predict(a) + 0.05 for a in archs}
+    calls = _fake_timing(monkeypatch, lambda arch, n: [cost[arch]] * n)
+    target = Target("latency", get_device("host-cpu"), lut)
+    objectives = ("accuracy", "latency")
+    ranked, report = measure_front(tmp_path, trials, objectives, [target])
+    assert report["status"] == "measured" and report["rounds"] == ROUNDS
+    assert report["max_latency_ms"] is None and report["over_budget"] == []
+    assert report["protocol"] == ("whole networks in interleaved rounds with the table's load "
+                                  "guard and level, median of rounds")
+    on_front = front(ranked, objectives)
+    assert on_front and all(t.user_attrs["latency_basis"] == MEASURED for t in on_front)
+    for t in on_front:
+        assert t.user_attrs["metrics"]["latency"] == pytest.approx(cost[t.user_attrs["arch"]])
+    state = Timings.load(tmp_path / "front-timing" / "host-cpu.json", "host-cpu")
+    timed_front = {item.arch for item in state.front}
+    assert {t.user_attrs["arch"] for t in on_front} <= timed_front
+    assert {item.arch for item in lut.networks[FRONT]} == timed_front
+    assert [label for _, _, label in calls][-1] == "held_out"
+    held = {item.arch for item in state.held_out}
+    assert set(state.held_out_chosen) == held
+    assert 0 < len(held) <= HELD_OUT and not held & timed_front
+    assert all(state.predicted_when_timed[a][1] == 1.0 for a in held)
+    first = set(calls[0][0])
+    assert all(state.predicted_when_timed[a][1] == 0.0 for a in first)
+    # the search's predictions are at the table's level; they were noted before the refit
+    for a in first:
+        assert state.predicted_when_timed[a][0] == pytest.approx(
+            plain.predict(Arch.from_json(a)))
+    device_report = report["devices"]["host-cpu"]
+    assert device_report["front_archs_timed"] == len(timed_front)
+    assert device_report["held_out_archs_timed"] == len(held)
+    # again, on the same checkpoint: nothing is timed twice, the table is refitted once more
+    calls.clear()
+    again = load_lut(lut_path(table, "host-cpu", "tiny"))
+    ranked_again, report_again = measure_front(
+        tmp_path, trials, objectives, [Target("latency", get_device("host-cpu"), again)])
+    assert calls == [] and report_again["status"] == "measured"
+    assert {item.arch for item in again.networks[FRONT]} == timed_front
+    assert ([t.user_attrs["arch"] for t in front(ranked_again, objectives)]
+            == [t.user_attrs["arch"] for t in on_front])
+
+
+def test_a_measured_front_over_the_budget_is_reported_and_a_part_timed_arch_timed_again(
+        table, tmp_path, monkeypatch) -> None:
+    """Under a latency budget the search's predictions meet but the device does not, the
+    archs measured over it leave the front and are listed once each, with their
+    measurement; an arch a lost run left with fewer rounds than the protocol's is timed to
+    the full count, keeping the rounds it has."""
+    from edgenas.profile.latency import LatencyModel
+    from edgenas.profile.records import TimedNetwork
+    from edgenas.search.engine import front
+    from edgenas.search.measured_front import Timings, Target, measure_front
+
+    monkeypatch.setitem(SPACES, "tiny", tiny_space)
+    lut = load_lut(lut_path(table, "host-cpu", "tiny"))
+    plain = LatencyModel(lut, anchored=False)
+    archs, trials = _searched(lut, 24)
+    cost = {a.to_json(): 1.5 * plain.predict(a) for a in archs}
+    search_front = front(trials, ("accuracy", "latency"))
+    # every arch of the search's front is predicted within it, none measured within it
+    budget = 1.01 * max(t.user_attrs["metrics"]["latency"] for t in search_front)
+    calls = _fake_timing(monkeypatch, lambda arch, n: [cost[arch]] * n)
+    ranked, report = measure_front(tmp_path / "budget", trials, ("accuracy", "latency"),
+                                   [Target("latency", get_device("host-cpu"), lut)], budget)
+    over = report["over_budget"]
+    assert over and report["max_latency_ms"] == budget
+    assert len({r["arch"] for r in over}) == len(over)
+    for row in over:
+        assert row["measured_latency_ms"] > budget
+        assert row["trial"] == next(t.number for t in trials if t.user_attrs["arch"] == row["arch"])
+    assert all(t.user_attrs["metrics"]["latency"] <= budget
+               for t in front(ranked, ("accuracy", "latency")))
+    # a lost run left one front arch with a single round
+    part = search_front[0].user_attrs["arch"]
+    Timings(tmp_path / "part" / "front-timing" / "host-cpu.json", "host-cpu",
+            front=[TimedNetwork(part, cost[part], None, (1.01 * cost[part],))]).save()
+    calls.clear()
+    measure_front(tmp_path / "part", trials, ("accuracy", "latency"),
+                  [Target("latency", get_device("host-cpu"), lut)])
+    assert part in calls[0][0]
+    state = Timings.load(tmp_path / "part" / "front-timing" / "host-cpu.json", "host-cpu")
+    assert {i.arch: i.rounds for i in state.front}[part] == pytest.approx(
+        (1.01 * cost[part], *[cost[part]] * (ROUNDS - 1)))
+
+
+def test_a_device_lost_before_or_during_the_front_s_timing(table, tmp_path, monkeypatch,
+                                                             caplog) -> None:
+    """Unreachable from the start, the front keeps the search's predictions and the report
+    says why (an error when measuring was asked for); lost after some timings, the error
+    says how many front archs are kept and that the same command times the rest."""
+    from edgenas.errors import DeviceError
+    from edgenas.search.engine import front
+    from edgenas.search.measured_front import Target, measure_front
+
+    monkeypatch.setitem(SPACES, "tiny", tiny_space)
+    lut = load_lut(lut_path(table, "host-cpu", "tiny"))
+    archs, trials = _searched(lut, 24)
+    objectives = ("accuracy", "latency")
+
+    def unreachable(arch: str, n: int) -> list[float]:
+        raise DeviceError("ssh board: failed with exit code 255")
+
+    _fake_timing(monkeypatch, unreachable)
+    target = Target("latency", get_device("host-cpu"), lut)
+    with caplog.at_level("WARNING"):
+        ranked, report = measure_front(tmp_path / "a", trials, objectives, [target])
+    assert ranked is trials
+    assert report == {"status": "unreachable", "reason": "ssh board: failed with exit code 255",
+                      "devices": ["host-cpu"]}
+    assert ("the front is not measured: ssh board: failed with exit code 255; its latencies "
+            "stay predictions") in caplog.text
+    with pytest.raises(DeviceError, match=r"^ssh board: failed with exit code 255; the front "
+                       r"timings so far are kept \(\{'host-cpu': 0\}\): run the same command "
+                       r"again to time the rest$"):
+        measure_front(tmp_path / "b", trials, objectives, [target], required=True)
+    timed: list[str] = []
+
+    def lost_at_the_neighbours(arch: str, n: int) -> list[float]:
+        if len(timed) >= len(front(trials, objectives)):
+            raise DeviceError("lost")
+        timed.append(arch)
+        return [1.0] * n
+
+    _fake_timing(monkeypatch, lost_at_the_neighbours)
+    with pytest.raises(DeviceError, match=r"^lost; the front timings so far are kept "
+                                          r"\(\{'host-cpu': \d+\}\)"):
+        measure_front(tmp_path / "c", trials, objectives,
+                      [Target("latency", get_device("host-cpu"), lut)])

@@ -83,6 +83,9 @@ class Timings:
     held_out: list[TimedNetwork] = field(default_factory=list)  # kept out of it
     #: arch -> (the prediction when it was timed, the refit pass that prediction came from)
     predicted_when_timed: dict[str, list[float]] = field(default_factory=dict)
+    #: the archs chosen to be held out, recorded before they are timed: once some are
+    #: timed the ranking moves, and a rerun must time the same ones, not the next ones
+    held_out_chosen: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path, device: str) -> "Timings":
@@ -92,14 +95,19 @@ class Timings:
         if data.get("schema_version") != SCHEMA_VERSION or data.get("device") != device:
             raise EdgenasError(f"{path}: not this device's front timings (device "
                                f"{data.get('device')!r}); delete it to time the front again")
+        chosen = data.get("held_out_chosen") or []
+        if not isinstance(chosen, list) or not all(isinstance(a, str) for a in chosen):
+            raise EdgenasError(f"{path}: held_out_chosen: expected a list of arch JSON "
+                               "strings; delete it to time the front again")
         return cls(path, device, _timed(data, "front", path), _timed(data, "held_out", path),
-                   data.get("predicted_when_timed") or {})
+                   data.get("predicted_when_timed") or {}, chosen)
 
     def save(self) -> None:
         write_json_atomic({"schema_version": SCHEMA_VERSION, "device": self.device,
                            "front": [item.to_dict() for item in self.front],
                            "held_out": [item.to_dict() for item in self.held_out],
                            "predicted_when_timed": self.predicted_when_timed,
+                           "held_out_chosen": self.held_out_chosen,
                            "updated": now()}, self.path)
 
     def by_arch(self) -> dict[str, TimedNetwork]:
@@ -306,8 +314,12 @@ def measure_front(run_dir: Path, trials: list[FrozenTrial], objectives: tuple[st
         for target in targets:
             state = timings[target.metric]
             timed = state.by_arch()
-            near = _second_layer(ranked, objectives, set(timed))
-            todo = [a for a in near if a not in timed or len(timed[a].rounds) < ROUNDS]
+            if not state.held_out_chosen:  # a rerun times the archs chosen the first time
+                state.held_out_chosen = _second_layer(ranked, objectives,
+                                                      {item.arch for item in state.front})
+                state.save()
+            todo = [a for a in state.held_out_chosen
+                    if a not in timed or len(timed[a].rounds) < ROUNDS]
             if todo:
                 _note_predictions(state, models[target.metric], todo, after_refit=True)
                 _time(target, [Arch.from_json(a) for a in todo], state, "held_out")
