@@ -45,6 +45,9 @@ EQUIVALENT: dict[str, str] = {
     "edgenas.search.measured_front.x__refit__mutmut_23":
         "101 for 100 in the unsteady archs' log line: '%.0f %%' of 10.1 and of 10.0 both "
         "print 10",
+    "edgenas.search.measured_front.x__refit__mutmut_65":
+        "anchored=None for anchored=False: LatencyModel tests it for truth, and None is "
+        "as false as False",
     "edgenas.search.measured_front.x__second_layer__mutmut_9":
         "'or' for 'and' in the layers' loop: once no arch is left, front([]) is empty and "
         "the loop breaks with the same archs chosen",

@@ -729,16 +729,19 @@ def test_a_measured_front_over_the_budget_is_reported_and_a_part_timed_arch_time
     from edgenas.profile.latency import LatencyModel
     from edgenas.profile.records import TimedNetwork
     from edgenas.search.engine import front
-    from edgenas.search.measured_front import Timings, Target, measure_front
+    from edgenas.search.measured_front import MEASURED, Timings, Target, measure_front
 
     monkeypatch.setitem(SPACES, "tiny", tiny_space)
     lut = load_lut(lut_path(table, "host-cpu", "tiny"))
     plain = LatencyModel(lut, anchored=False)
     archs, trials = _searched(lut, 24)
-    cost = {a.to_json(): 1.5 * plain.predict(a) for a in archs}
-    search_front = front(trials, ("accuracy", "latency"))
-    # every arch of the search's front is predicted within it, none measured within it
-    budget = 1.01 * max(t.user_attrs["metrics"]["latency"] for t in search_front)
+    search_front = sorted(front(trials, ("accuracy", "latency")),
+                          key=lambda t: t.user_attrs["metrics"]["latency"])
+    # every arch of the search's front is predicted within the budget; the device runs
+    # them as the table says, but one in the middle three times as slow: it breaks the budget
+    budget = 1.01 * search_front[-1].user_attrs["metrics"]["latency"]
+    slow = search_front[len(search_front) // 2].user_attrs["arch"]
+    cost = {a.to_json(): (3.0 if a.to_json() == slow else 1.0) * plain.predict(a) for a in archs}
     calls = _fake_timing(monkeypatch, lambda arch, n: [cost[arch]] * n)
     ranked, report = measure_front(tmp_path / "budget", trials, ("accuracy", "latency"),
                                    [Target("latency", get_device("host-cpu"), lut)], budget)
@@ -748,15 +751,23 @@ def test_a_measured_front_over_the_budget_is_reported_and_a_part_timed_arch_time
     for row in over:
         assert row["measured_latency_ms"] > budget
         assert row["trial"] == next(t.number for t in trials if t.user_attrs["arch"] == row["arch"])
+    assert [r["arch"] for r in over] == [slow]
+    # the budget ranks every pass: archs that replace one measured over it are timed too
+    entrants = {a for names, _, label in calls if label == "front" for a in names} - {
+        t.user_attrs["arch"] for t in search_front}
+    assert entrants, "the slow arch must have hidden another for this test to mean anything"
     assert all(t.user_attrs["metrics"]["latency"] <= budget
+               and t.user_attrs["latency_basis"] == MEASURED
                for t in front(ranked, ("accuracy", "latency")))
-    # a lost run left one front arch with a single round
-    part = search_front[0].user_attrs["arch"]
+    # a lost run left one front arch (the most accurate: it stays on the front) with a
+    # single round
+    part = search_front[-1].user_attrs["arch"]
     Timings(tmp_path / "part" / "front-timing" / "host-cpu.json", "host-cpu",
             front=[TimedNetwork(part, cost[part], None, (1.01 * cost[part],))]).save()
     calls.clear()
     measure_front(tmp_path / "part", trials, ("accuracy", "latency"),
-                  [Target("latency", get_device("host-cpu"), lut)])
+                  [Target("latency", get_device("host-cpu"),
+                          load_lut(lut_path(table, "host-cpu", "tiny")))])
     assert part in calls[0][0]
     state = Timings.load(tmp_path / "part" / "front-timing" / "host-cpu.json", "host-cpu")
     assert {i.arch: i.rounds for i in state.front}[part] == pytest.approx(
@@ -806,3 +817,19 @@ def test_a_device_lost_before_or_during_the_front_s_timing(table, tmp_path, monk
                                           r"\(\{'host-cpu': \d+\}\)"):
         measure_front(tmp_path / "c", trials, objectives,
                       [Target("latency", get_device("host-cpu"), lut)])
+
+
+def test_the_prediction_an_arch_is_judged_against_is_noted_at_the_table_s_yardstick_once(
+        ) -> None:
+    """Measured times are at the table's yardstick, so the prediction noted before timing
+    is too (the model's prediction over its anchor), with whether a refit preceded it; an
+    arch a lost run began keeps the note made then."""
+    from edgenas.search.measured_front import Timings, _note_predictions
+
+    space = tiny_space()
+    a, b = space.sample(1).to_json(), space.sample(2).to_json()
+    state = Timings(Path("unused.json"), "host-cpu")
+    _note_predictions(state, _Table(3.0, anchor=2.0), [a], after_refit=False)  # type: ignore[arg-type]
+    assert state.predicted_when_timed == {a: [1.5, 0.0]}
+    _note_predictions(state, _Table(8.0, anchor=4.0), [a, b], after_refit=True)  # type: ignore[arg-type]
+    assert state.predicted_when_timed == {a: [1.5, 0.0], b: [2.0, 1.0]}
