@@ -48,6 +48,14 @@ EQUIVALENT: dict[str, str] = {
     "edgenas.search.measured_front.x__refit__mutmut_65":
         "anchored=None for anchored=False: LatencyModel tests it for truth, and None is "
         "as false as False",
+    "edgenas.search.measured_front.x_measure_front__mutmut_15":
+        "ranked = None for ranked = trials before the passes: the first pass (MAX_PASSES is "
+        "at least 1) assigns it before anything reads it",
+    "edgenas.search.measured_front.x_measure_front__mutmut_37":
+        "pending = None for pending = False: only its truth is read",
+    "edgenas.search.measured_front.x_measure_front__mutmut_38":
+        "pending = True for pending = False: the passes go on to MAX_PASSES, but a pass "
+        "with nothing to time times nothing and refits nothing, so the result is the same",
     "edgenas.search.measured_front.x__second_layer__mutmut_9":
         "'or' for 'and' in the layers' loop: once no arch is left, front([]) is empty and "
         "the loop breaks with the same archs chosen",

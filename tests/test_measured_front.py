@@ -663,7 +663,7 @@ def _searched(lut: Any, n: int) -> tuple[list[Arch], list[Any]]:
 
 
 def test_the_front_is_timed_refitted_on_and_its_neighbours_timed_out_of_the_table(
-        table, tmp_path, monkeypatch) -> None:
+        table, tmp_path, monkeypatch, caplog) -> None:
     """The whole measurement on trials written down, the device replaced by one 1.5 x as
     slow as the table with a fixed cost per call: every arch of the final front is measured,
     ranked on its rounds and among the table's front networks; the archs next to it are
@@ -682,7 +682,10 @@ def test_the_front_is_timed_refitted_on_and_its_neighbours_timed_out_of_the_tabl
     calls = _fake_timing(monkeypatch, lambda arch, n: [cost[arch]] * n)
     target = Target("latency", get_device("host-cpu"), lut)
     objectives = ("accuracy", "latency")
-    ranked, report = measure_front(tmp_path, trials, objectives, [target])
+    with caplog.at_level("INFO"):
+        ranked, report = measure_front(tmp_path, trials, objectives, [target])
+    assert (f"host-cpu: timing {len(calls[0][0])} front arch(s) as whole networks "
+            f"({ROUNDS} rounds)") in caplog.text
     assert report["status"] == "measured" and report["rounds"] == ROUNDS
     assert report["max_latency_ms"] is None and report["over_budget"] == []
     assert report["protocol"] == ("whole networks in interleaved rounds with the table's load "
@@ -833,3 +836,45 @@ def test_the_prediction_an_arch_is_judged_against_is_noted_at_the_table_s_yardst
     assert state.predicted_when_timed == {a: [1.5, 0.0]}
     _note_predictions(state, _Table(8.0, anchor=4.0), [a, b], after_refit=True)  # type: ignore[arg-type]
     assert state.predicted_when_timed == {a: [1.5, 0.0], b: [2.0, 1.0]}
+
+
+def test_of_two_devices_one_already_timed_does_not_stop_the_other(table, tmp_path,
+                                                                   monkeypatch) -> None:
+    """A search for two devices measures its front on each; rerun after the second was
+    lost, the first has nothing left to time and the second is timed all the same."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from edgenas.profile.latency import LatencyModel
+    from edgenas.search.engine import front
+    from edgenas.search.measured_front import MEASURED, Target, measure_front
+
+    monkeypatch.setitem(SPACES, "tiny", tiny_space)
+    metrics = ("latency@host-cpu", "latency@ov-cpu")
+    luts = {m: load_lut(lut_path(table, "host-cpu", "tiny")) for m in metrics}
+    model = LatencyModel(luts[metrics[0]])
+    archs, searched = _searched(luts[metrics[0]], 24)
+    trials = []
+    for t, arch in zip(searched, archs):
+        latency = model.predict(arch)
+        values = {"accuracy": t.user_attrs["metrics"]["accuracy"],
+                  metrics[0]: latency, metrics[1]: 2 * latency}
+        trials.append(optuna.trial.create_trial(
+            params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
+            values=list(values.values()),
+            user_attrs={"arch": arch.to_json(), "feasible": True, "metrics": values}))
+    objectives = ("accuracy", *metrics)
+    targets = [Target(metrics[0], get_device("host-cpu"), luts[metrics[0]]),
+               Target(metrics[1], get_device("ov-cpu"), luts[metrics[1]])]
+    plain = LatencyModel(luts[metrics[0]], anchored=False)
+    cost = {a.to_json(): plain.predict(a) for a in archs}  # both run as the table says
+    calls = _fake_timing(monkeypatch, lambda arch, n: [cost[arch]] * n)
+    measure_front(tmp_path, trials, objectives, targets[:1])  # the first device only
+    assert calls
+    calls.clear()
+    ranked, report = measure_front(tmp_path, trials, objectives, targets)
+    assert calls and set(report["devices"]) == {"host-cpu", "ov-cpu"}
+    assert report["devices"]["ov-cpu"]["front_archs_timed"] > 0
+    assert luts[metrics[1]].networks.get(FRONT)  # its table learnt from them
+    assert all(t.user_attrs["latency_basis@ov-cpu"] == MEASURED
+               for t in front(ranked, objectives))
