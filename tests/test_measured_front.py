@@ -878,3 +878,61 @@ def test_of_two_devices_one_already_timed_does_not_stop_the_other(table, tmp_pat
     assert luts[metrics[1]].networks.get(FRONT)  # its table learnt from them
     assert all(t.user_attrs["latency_basis@ov-cpu"] == MEASURED
                for t in front(ranked, objectives))
+
+
+def test_the_search_s_results_say_whether_and_how_its_front_was_measured(
+        table, tmp_path, monkeypatch) -> None:
+    """front.json says why a front was not measured (--no-measure-front, no device table,
+    an unreachable device) and otherwise carries the measurement under the search's latency
+    budget, its rows ranked on it; a device that must be measured and cannot be is an error
+    raised after the search's own results are written."""
+    from edgenas.errors import DeviceError
+    from edgenas.profile.latency import LatencyModel
+    from edgenas.search.measured_front import (Target, latency_targets,
+                                               write_measured_results)
+
+    monkeypatch.setitem(SPACES, "tiny", tiny_space)
+    lut = load_lut(lut_path(table, "host-cpu", "tiny"))
+    plain = LatencyModel(lut, anchored=False)
+    archs, trials = _searched(lut, 24)
+    cost = {a.to_json(): plain.predict(a) for a in archs}
+    calls = _fake_timing(monkeypatch, lambda arch, n: [cost[arch]] * n)
+    objectives = ("accuracy", "latency")
+    target = Target("latency", get_device("host-cpu"), lut)
+
+    def written(run: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        (tmp_path / run).mkdir()
+        summary = write_measured_results(tmp_path / run, trials, objectives, 10, *args, **kwargs)
+        assert front_of(tmp_path / run)["front_measurement"] == summary["front_measurement"]
+        return summary["front_measurement"]
+
+    assert written("off", {"budgets": {}}, [target], measure=False) == {
+        "status": "not measured", "reason": "--no-measure-front"}
+    assert written("none", {"budgets": {}}, []) == {"status": "not measured",
+                                                     "reason": "no device table"}
+    assert calls == []
+    budget = max(cost.values())
+    measured = written("on", {"budgets": {"max_latency_ms": budget}}, [target])
+    assert measured["status"] == "measured" and measured["max_latency_ms"] == budget
+    rows = front_of(tmp_path / "on")["front"]
+    assert rows and all(r["latency_basis"] == "measured" for r in rows)
+
+    def unreachable(arch: str, n: int) -> list[float]:
+        raise DeviceError("gone")
+
+    _fake_timing(monkeypatch, unreachable)
+    assert written("lost", {}, [target])["status"] == "unreachable"
+    (tmp_path / "must").mkdir()
+    with pytest.raises(DeviceError, match="^gone; the front timings so far are kept"):
+        write_measured_results(tmp_path / "must", trials, objectives, 10, {}, [target],
+                               measure=True)
+    assert "measured_latency_ms" not in (tmp_path / "must" / "front.json").read_text()
+    # a refined table is saved where the device's table lives, or kept in memory
+    models = {"latency@host-cpu": LatencyModel(lut), "latency@ov-cpu": LatencyModel(lut)}
+    devices = {"latency@host-cpu": get_device("host-cpu"), "latency@ov-cpu": get_device("ov-cpu")}
+    saved = latency_targets(models, devices, tmp_path / "profiles")
+    assert [(t.metric, t.device.name, t.lut_path) for t in saved] == [
+        ("latency@host-cpu", "host-cpu", lut_path(tmp_path / "profiles", "host-cpu", "tiny")),
+        ("latency@ov-cpu", "ov-cpu", lut_path(tmp_path / "profiles", "host-cpu", "tiny"))]
+    assert all(t.lut is lut for t in saved)
+    assert [t.lut_path for t in latency_targets(models, devices, None)] == [None, None]
