@@ -56,6 +56,9 @@ EQUIVALENT: dict[str, str] = {
     "edgenas.search.measured_front.x_measure_front__mutmut_38":
         "pending = True for pending = False: the passes go on to MAX_PASSES, but a pass "
         "with nothing to time times nothing and refits nothing, so the result is the same",
+    "edgenas.search.measured_front.x__time__mutmut_48":
+        "101 for 100 in the retimed archs' log line: '%.0f %%' of 10.1 and of 10.0 both "
+        "print 10",
     "edgenas.search.measured_front.x__second_layer__mutmut_9":
         "'or' for 'and' in the layers' loop: once no arch is left, front([]) is empty and "
         "the loop breaks with the same archs chosen",

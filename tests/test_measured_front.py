@@ -353,6 +353,8 @@ def test_an_arch_over_the_budget_is_infeasible_and_only_a_measured_one_is_report
     assert (ranked[2]["feasible"], ranked[2].get("over_budget_measured")) == (True, None)
     within = _ranked_by({"latency": _Table(1.4)}, timed[1:], True, 1.5, trials)
     assert [t.user_attrs["feasible"] for t in within] == [True, True, True]
+    at_the_edge = _ranked_by({"latency": _Table(1.5)}, timed[1:], True, 1.5, trials)
+    assert [t.user_attrs["feasible"] for t in at_the_edge] == [True, True, True]
 
 
 def test_the_held_out_archs_are_the_next_layers_nearest_the_front_first() -> None:
@@ -544,6 +546,12 @@ def test_a_front_checkpoint_reads_back_what_it_saved_and_says_when(tmp_path, mon
     with pytest.raises(EdgenasError, match=r"not this device's front timings \(device "
                                            r"'host-cpu'\); delete it"):
         Timings.load(path, "jetson")
+    folder = tmp_path / "not-a-file.json"
+    folder.mkdir()
+    with pytest.raises(EdgenasError) as err:
+        Timings.load(folder, "host-cpu")
+    assert str(err.value) == (f"{folder}: cannot read (Is a directory); delete it to time the "
+                              "front again")
 
 
 def _fake_timing(monkeypatch, rounds_of) -> list[tuple[list[str], int, str]]:
@@ -578,21 +586,25 @@ def test_archs_whose_rounds_disagree_are_timed_again_with_more_rounds_and_checkp
     from edgenas.search.measured_front import EXTRA_ROUNDS, Target, Timings, _time
 
     space = tiny_space()
-    steady, unsteady = space.sample(1), space.sample(2)
+    steady, unsteady, edge = space.sample(1), space.sample(2), space.sample(4)
+    assert len({steady.to_json(), unsteady.to_json(), edge.to_json()}) == 3
     rounds = {steady.to_json(): [1.0, 1.0, 1.05, 1.0, 1.0],
-              unsteady.to_json(): [1.0, 1.3, 1.0, 1.0, 1.0]}
+              unsteady.to_json(): [1.0, 1.3, 1.0, 1.0, 1.0],
+              edge.to_json(): [10.0, 10.0, 11.0, 10.0, 10.0]}  # a spread of 10 % exactly
     calls = _fake_timing(monkeypatch, lambda arch, n: rounds[arch][:n])
     path = tmp_path / "host-cpu.json"
     state = Timings(path, "host-cpu")
     target = Target("latency", get_device("host-cpu"), None)  # type: ignore[arg-type]
     with caplog.at_level("INFO"):
-        _time(target, [steady, unsteady], state, "held_out")
-    assert calls == [([steady.to_json(), unsteady.to_json()], ROUNDS, "held_out"),
+        _time(target, [steady, unsteady, edge], state, "held_out")
+    assert calls == [([steady.to_json(), unsteady.to_json(), edge.to_json()], ROUNDS,
+                      "held_out"),
                      ([unsteady.to_json()], ROUNDS + EXTRA_ROUNDS, "held_out")]
     assert ("host-cpu: 1 arch(s) whose 3 rounds disagree by more than 10 %: 2 more rounds "
             "each") in caplog.text
     assert [(i.arch, len(i.rounds)) for i in state.held_out] == [
-        (steady.to_json(), ROUNDS), (unsteady.to_json(), ROUNDS + EXTRA_ROUNDS)]
+        (steady.to_json(), ROUNDS), (edge.to_json(), ROUNDS),
+        (unsteady.to_json(), ROUNDS + EXTRA_ROUNDS)]
     assert Timings.load(path, "host-cpu").held_out == state.held_out and not state.front
     caplog.clear()
     calls.clear()
@@ -671,7 +683,7 @@ def test_the_front_is_timed_refitted_on_and_its_neighbours_timed_out_of_the_tabl
     is judged against. The same call again, on its checkpoint, times nothing."""
     from edgenas.profile.latency import LatencyModel
     from edgenas.search.engine import front
-    from edgenas.search.measured_front import (HELD_OUT, MEASURED, Target, Timings,
+    from edgenas.search.measured_front import (HELD_OUT, MEASURED, REFITTED, Target, Timings,
                                                measure_front)
 
     monkeypatch.setitem(SPACES, "tiny", tiny_space)
@@ -685,7 +697,7 @@ def test_the_front_is_timed_refitted_on_and_its_neighbours_timed_out_of_the_tabl
     with caplog.at_level("INFO"):
         ranked, report = measure_front(tmp_path, trials, objectives, [target])
     assert (f"host-cpu: timing {len(calls[0][0])} front arch(s) as whole networks "
-            f"({ROUNDS} rounds)") in caplog.text
+            f"({ROUNDS} rounds)") in [r.getMessage() for r in caplog.records]
     assert report["status"] == "measured" and report["rounds"] == ROUNDS
     assert report["max_latency_ms"] is None and report["over_budget"] == []
     assert report["protocol"] == ("whole networks in interleaved rounds with the table's load "
@@ -721,6 +733,9 @@ def test_the_front_is_timed_refitted_on_and_its_neighbours_timed_out_of_the_tabl
     assert {item.arch for item in again.networks[FRONT]} == timed_front
     assert ([t.user_attrs["arch"] for t in front(ranked_again, objectives)]
             == [t.user_attrs["arch"] for t in on_front])
+    # every row as the first run left it: the untimed ones predicted by the refitted table
+    assert any(t.user_attrs["latency_basis"] == REFITTED for t in ranked_again)
+    assert [t.user_attrs for t in ranked_again] == [t.user_attrs for t in ranked]
 
 
 def test_a_measured_front_over_the_budget_is_reported_and_a_part_timed_arch_timed_again(
@@ -801,8 +816,9 @@ def test_a_device_lost_before_or_during_the_front_s_timing(table, tmp_path, monk
     assert ranked is trials
     assert report == {"status": "unreachable", "reason": "ssh board: failed with exit code 255",
                       "devices": ["host-cpu"]}
-    assert ("the front is not measured: ssh board: failed with exit code 255; its latencies "
-            "stay predictions") in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "the front is not measured: ssh board: failed with exit code 255; its latencies "
+        "stay predictions"]
     with pytest.raises(DeviceError, match=r"^ssh board: failed with exit code 255; the front "
                        r"timings so far are kept \(\{'host-cpu': 0\}\): run the same command "
                        r"again to time the rest$"):
@@ -936,3 +952,20 @@ def test_the_search_s_results_say_whether_and_how_its_front_was_measured(
         ("latency@ov-cpu", "ov-cpu", lut_path(tmp_path / "profiles", "host-cpu", "tiny"))]
     assert all(t.lut is lut for t in saved)
     assert [t.lut_path for t in latency_targets(models, devices, None)] == [None, None]
+
+
+def test_a_search_without_a_feasible_arch_times_nothing_and_leaves_the_table_alone(
+        table, tmp_path, monkeypatch) -> None:
+    from edgenas.search.measured_front import Target, measure_front
+
+    monkeypatch.setitem(SPACES, "tiny", tiny_space)
+    lut = load_lut(lut_path(table, "host-cpu", "tiny"))
+    before = lut.to_dict()
+    archs, trials = _searched(lut, 6)
+    for t in trials:
+        t.user_attrs["feasible"] = False
+    calls = _fake_timing(monkeypatch, lambda arch, n: [1.0] * n)
+    ranked, report = measure_front(tmp_path, trials, ("accuracy", "latency"),
+                                   [Target("latency", get_device("host-cpu"), lut)])
+    assert calls == [] and report["devices"]["host-cpu"]["front_archs_timed"] == 0
+    assert lut.to_dict() == before
