@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgenas.jsonio import write_json_atomic
+from edgenas.search.measured_front import spread as round_spread
 from benchmarks.harness import command_line
 
 WITHIN = 0.10
@@ -29,19 +30,13 @@ def _error(predicted: float | None, measured: float | None) -> float | None:
     return (predicted - measured) / measured
 
 
-def _spread(rounds: list[float]) -> float:
-    ordered = sorted(rounds)
-    median = ordered[len(ordered) // 2]
-    return (ordered[-1] - ordered[0]) / median if median else 0.0
-
-
 def pick_rows(summary: dict[str, Any], deploy_rounds: dict[str, list[float]]) -> list[dict[str, Any]]:
     """One row per shipped pick: its latencies and errors, and whether the promise held."""
     rows = []
     for model in summary["models"]:
         searched, measured = model.get("predicted_by_search_ms"), model["measured_ms"]
         rounds = deploy_rounds.get(model["name"]) or []
-        spread = _spread(rounds) if rounds else None
+        spread = round_spread(rounds) if rounds else None
         error = _error(searched, measured)
         held = error is not None and (abs(error) <= WITHIN
                                       or (spread is not None and abs(error) <= spread))

@@ -288,14 +288,18 @@ class _Table:
 
 
 def _trial(number: int, arch: Arch, accuracy: float, latency: float) -> Any:
+    return _trial_of(arch, {"accuracy": accuracy, "latency": latency})
+
+
+def _trial_of(arch: Arch, metrics: dict[str, float]) -> Any:
+    """A finished, feasible trial of ``arch`` with ``metrics`` as its values."""
     import optuna
     from optuna.distributions import FloatDistribution
 
     return optuna.trial.create_trial(
         params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
-        values=[accuracy, latency],
-        user_attrs={"arch": arch.to_json(), "feasible": True,
-                    "metrics": {"accuracy": accuracy, "latency": latency}})
+        values=list(metrics.values()),
+        user_attrs={"arch": arch.to_json(), "feasible": True, "metrics": metrics})
 
 
 def _ranked_by(models: dict[str, Any], timed: list[Any], refitted: bool,
@@ -858,9 +862,6 @@ def test_of_two_devices_one_already_timed_does_not_stop_the_other(table, tmp_pat
                                                                    monkeypatch) -> None:
     """A search for two devices measures its front on each; rerun after the second was
     lost, the first has nothing left to time and the second is timed all the same."""
-    import optuna
-    from optuna.distributions import FloatDistribution
-
     from edgenas.profile.latency import LatencyModel
     from edgenas.search.engine import front
     from edgenas.search.measured_front import MEASURED, Target, measure_front
@@ -870,15 +871,10 @@ def test_of_two_devices_one_already_timed_does_not_stop_the_other(table, tmp_pat
     luts = {m: load_lut(lut_path(table, "host-cpu", "tiny")) for m in metrics}
     model = LatencyModel(luts[metrics[0]])
     archs, searched = _searched(luts[metrics[0]], 24)
-    trials = []
-    for t, arch in zip(searched, archs):
-        latency = model.predict(arch)
-        values = {"accuracy": t.user_attrs["metrics"]["accuracy"],
-                  metrics[0]: latency, metrics[1]: 2 * latency}
-        trials.append(optuna.trial.create_trial(
-            params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
-            values=list(values.values()),
-            user_attrs={"arch": arch.to_json(), "feasible": True, "metrics": values}))
+    trials = [_trial_of(arch, {"accuracy": t.user_attrs["metrics"]["accuracy"],
+                               metrics[0]: model.predict(arch),
+                               metrics[1]: 2 * model.predict(arch)})
+              for t, arch in zip(searched, archs)]
     objectives = ("accuracy", *metrics)
     targets = [Target(metrics[0], get_device("host-cpu"), luts[metrics[0]]),
                Target(metrics[1], get_device("ov-cpu"), luts[metrics[1]])]

@@ -25,7 +25,7 @@ import logging
 import os
 import socket
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -44,6 +44,8 @@ TAKEN = "taken_by"
 #: The study attribute the leader of a trained search sets once every arch is trained.
 FINISHED = "finished"
 
+#: A kind of stored batch (`edgenas.search.batch`).
+B = TypeVar("B", Proposal, Promotion)
 #: An objective Optuna calls per trial.
 Objective = Callable[[optuna.Trial], Any]
 #: A callback Optuna calls after each finished trial.
@@ -59,6 +61,12 @@ def completed(study: optuna.Study) -> list[FrozenTrial]:
     """Completed trials that evaluated an arch (repeats included), by trial number."""
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return sorted((t for t in trials if "metrics" in t.user_attrs), key=lambda t: t.number)
+
+
+def _stored(attrs: dict[str, Any], key: str, kind: type[B]) -> B | None:
+    """The batch stored under study attribute ``key``, read as ``kind``; None if none."""
+    stored = attrs.get(key)
+    return None if stored is None else kind.from_dict(stored, f"study attribute {key}")
 
 
 class WorkQueue:
@@ -90,10 +98,10 @@ class WorkQueue:
 
     def proposals(self) -> list[Proposal]:
         """Every round's proposal so far, in round order."""
-        attrs = self.study.user_attrs
+        attrs = self.study.user_attrs  # one read of the storage, not one per round
         out: list[Proposal] = []
-        while (key := f"proposal_{len(out)}") in attrs:
-            out.append(Proposal.from_dict(attrs[key], f"study attribute {key}"))
+        while (proposal := _stored(attrs, f"proposal_{len(out)}", Proposal)) is not None:
+            out.append(proposal)
         return out
 
     def record_proposal(self, proposal: Proposal) -> None:
@@ -102,9 +110,7 @@ class WorkQueue:
 
     def promotion(self, rung: int) -> Promotion | None:
         """The archs chosen to go on from ``rung``, if chosen already."""
-        key = f"promotion_{rung}"
-        stored = self.study.user_attrs.get(key)
-        return None if stored is None else Promotion.from_dict(stored, f"study attribute {key}")
+        return _stored(self.study.user_attrs, f"promotion_{rung}", Promotion)
 
     def record_promotion(self, promotion: Promotion) -> None:
         """Store a promotion before any of its archs is queued."""
@@ -114,9 +120,8 @@ class WorkQueue:
         """The proposal (or, given ``promotion``, the promotion) a queued arch came from."""
         if promotion is not None:
             return self.promotion(promotion)
-        key = f"proposal_{round_}"
-        stored = self.study.user_attrs.get(key) if round_ is not None else None
-        return None if stored is None else Proposal.from_dict(stored, f"study attribute {key}")
+        return None if round_ is None else _stored(self.study.user_attrs, f"proposal_{round_}",
+                                                   Proposal)
 
     @property
     def finished(self) -> bool:
