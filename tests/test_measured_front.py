@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,10 @@ import pytest
 
 from edgenas.cli import main
 from edgenas.device.descriptor import get_device
-from edgenas.cost.count import count
 from edgenas.profile.correction import MIN_FIT
 from edgenas.profile.lut import FRONT, SEARCH_BIASED, load_lut, lut_path, save_lut
-from edgenas.profile.profiler import (MIN_SEARCH_BIASED, SEARCH_BIASED_POOL, SEARCH_BIASED_SEED,
-                                      arch_stream, profile, unfinished)
+from edgenas.profile.cheap_archs import cheap_archs
+from edgenas.profile.profiler import MIN_SEARCH_BIASED, SEARCH_BIASED_SEED, profile, unfinished
 from edgenas.profile.residual import (BANDWIDTH, PRIOR_WEIGHT, cross_validated, fit_residual,
                                       residual_factor)
 from edgenas.search.measured_front import MAX_ROUND_SPREAD, ROUNDS, spread
@@ -222,11 +222,19 @@ def test_validate_also_judges_the_table_where_searches_pick(tmp_path, monkeypatc
     biased = lut.validation["search_biased"]
     assert biased["n"] == MIN_SEARCH_BIASED and biased["noise_floor"]["n"] == MIN_SEARCH_BIASED
     timed = [item.arch for item in lut.networks[SEARCH_BIASED]]
-    pool = arch_stream(tiny_space(), SEARCH_BIASED_SEED, SEARCH_BIASED_POOL * MIN_SEARCH_BIASED)
-    cheapest = sorted(count(arch).macs for arch in pool)[:MIN_SEARCH_BIASED]
-    assert sorted(count(Arch.from_json(a)).macs for a in timed) == cheapest
+    assert timed == [arch.to_json()
+                     for arch in cheap_archs(tiny_space(), SEARCH_BIASED_SEED, MIN_SEARCH_BIASED)]
     # the random held-out set is reported as before, beside it
     assert lut.validation["n"] == 10 and lut.networks["validation"]
+    # a table judged on another search-biased set (the cheapest tenth of a random pool,
+    # before 2026-12-08) is judged on this one when it is profiled again
+    earlier = [replace(item, arch=arch.to_json())
+               for item, arch in zip(lut.networks[SEARCH_BIASED],
+                                     (tiny_space().sample(900 + i) for i in range(30)))]
+    lut.networks[SEARCH_BIASED] = earlier
+    lut = profile(get_device("host-cpu"), tiny_space(), lut, calibrate=20, validate=10)
+    assert [item.arch for item in lut.networks[SEARCH_BIASED]] == timed
+    assert lut.validation["search_biased"]["n"] == MIN_SEARCH_BIASED
 
 
 def test_a_residual_is_kept_where_it_predicts_left_out_archs_better() -> None:

@@ -41,11 +41,11 @@ def now() -> str:
 
 
 #: What a table's timed networks are for (keys of `LUT.networks`): the table-fitting stream
-#: of random archs, the held-out ones it is judged on, and the archs searches put on their
+#: of random and cheap archs, the held-out ones it is judged on, and the archs searches put on their
 #: fronts, timed on the device afterwards (`edgenas.search.measured_front`).
 FITTING, VALIDATION, FRONT = "fitting", "validation", "front"
-#: Held-out networks from where searches go rather than from the whole space: the cheapest
-#: tenth by MACs of a random pool (`edgenas.profile.profiler.search_biased_archs`).
+#: Held-out networks from where searches go rather than from the whole space: archs of its
+#: cheap corner (`edgenas.profile.cheap_archs`, `edgenas.profile.profiler.search_biased_archs`).
 SEARCH_BIASED = "search_biased"
 #: The networks the correction is fitted on: random archs cover the space, front archs the
 #: region searches go to, where random archs rarely are.

@@ -22,8 +22,8 @@ import numpy as np
 
 from edgenas.device.descriptor import Device
 from edgenas.device.session import DeviceSession
-from edgenas.cost.count import count
 from edgenas.errors import ProfileError
+from edgenas.profile.cheap_archs import cheap_archs
 from edgenas.profile.correction import MIN_FIT, fit_correction
 from edgenas.profile.padded_work import BLOCKS, padded_work
 from edgenas.profile.keys import space_units, unit_roles
@@ -49,10 +49,13 @@ FITTING_SEED = 1_000_000
 VALIDATION_SEED = 2_000_000
 #: Held-out networks are timed in this many interleaved rounds; two give the noise floor.
 VALIDATION_ROUNDS = 2
-#: The search-biased held-out set: its own stream of archs, a pool this many times the set,
-#: of which the cheapest (by MACs) are timed: the cheapest tenth of the pool.
+#: The search-biased held-out set: its own stream of archs from the space's cheap corner
+#: (`edgenas.profile.cheap_archs`), where searches put their fronts.
 SEARCH_BIASED_SEED = 3_000_000
-SEARCH_BIASED_POOL = 10
+#: Every this many-th table-fitting network is a cheap arch of its own stream: random archs
+#: alone leave the corner where fronts lie to extrapolation (docs/latency.md).
+CHEAP_EVERY = 4
+CHEAP_FITTING_SEED = 4_000_000
 #: Its size: half the random held-out set, at least this many.
 MIN_SEARCH_BIASED = 10
 #: Set in a table's ``timing`` while a recalibration runs: a table killed in it is
@@ -77,6 +80,16 @@ CHUNK = 100
 def arch_stream(space: SearchSpace, offset: int, number: int) -> list[Arch]:
     """``number`` archs of ``space`` from the seed ``offset`` on (a table's own stream)."""
     return [space.sample(offset + i) for i in range(number)]
+
+
+def fitting_archs(space: SearchSpace, number: int) -> list[Arch]:
+    """The ``number`` table-fitting archs: random ones, and every `CHEAP_EVERY`-th one from
+    the cheap corner, interleaved so that a budget that cuts the stream short keeps both."""
+    cheap = number // CHEAP_EVERY
+    randoms = iter(arch_stream(space, FITTING_SEED, number - cheap))
+    corner = iter(cheap_archs(space, CHEAP_FITTING_SEED, cheap))
+    return [next(corner) if (i + 1) % CHEAP_EVERY == 0 else next(randoms)
+            for i in range(number)]
 
 
 def time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable[Arch],
@@ -315,6 +328,11 @@ def _validate(run: ProfileRun) -> None:
                   run.progress, rounds=VALIDATION_ROUNDS, guard=run.guard)
     # where searches go: a table judged on random archs only is judged where it is not used
     biased = search_biased_archs(run.space, max(MIN_SEARCH_BIASED, run.validate // 2))
+    # a table judged on an earlier search-biased set (before 2026-12-08, the cheapest tenth
+    # of a random pool, which fronts lie below) is judged on this one
+    current = {arch.to_json() for arch in biased}
+    lut.networks[SEARCH_BIASED] = [item for item in lut.networks.get(SEARCH_BIASED, [])
+                                   if item.arch in current]
     time_networks(run.session, lut, SEARCH_BIASED, biased, run.chunk, run.checkpoint,
                   run.progress, rounds=VALIDATION_ROUNDS, guard=run.guard)
     lut.validation = {**validation_report(lut, run.validate),
@@ -323,10 +341,9 @@ def _validate(run: ProfileRun) -> None:
 
 
 def search_biased_archs(space: SearchSpace, size: int) -> list[Arch]:
-    """``size`` held-out archs from where a search picks: the cheapest by MACs of a pool of
-    `SEARCH_BIASED_POOL` times as many random archs (its own seed stream)."""
-    pool = arch_stream(space, SEARCH_BIASED_SEED, SEARCH_BIASED_POOL * size)
-    return sorted(pool, key=lambda arch: count(arch).macs)[:size]
+    """``size`` held-out archs from where a search picks: the space's cheap corner
+    (`edgenas.profile.cheap_archs`), on a seed stream of their own."""
+    return cheap_archs(space, SEARCH_BIASED_SEED, size)
 
 
 #: The steps of a profile, in order; each completes the table from the run's state.
@@ -403,7 +420,7 @@ def profile(device: Device, space: SearchSpace, lut: LUT | None = None, *,
             progress = stage_callbacks()
         run = ProfileRun(session, lut, space, guard, progress, checkpoint, chunk, calibrate,
                          validate, revalidate, max_units, time_budget_s,
-                         arch_stream(space, FITTING_SEED, calibrate), space_units(space),
+                         fitting_archs(space, calibrate), space_units(space),
                          unit_roles(space))
         for name, step in STEPS:
             log.debug("%s/%s: %s", device.name, space.name, name)

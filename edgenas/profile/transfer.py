@@ -32,9 +32,9 @@ from edgenas.profile.keys import space_units
 from edgenas.profile.latency import accuracy_metrics
 from edgenas.profile.lut import LUT, now, stale_reasons
 from edgenas.profile.padded_work import relative_nnls
-from edgenas.profile.profiler import (FITTING_ROUNDS, FITTING_SEED,
-                                      VALIDATION_ROUNDS, VALIDATION_SEED, arch_stream, fit_on,
-                                      time_networks, validation_report)
+from edgenas.profile.profiler import (FITTING_ROUNDS, VALIDATION_ROUNDS, VALIDATION_SEED,
+                                      arch_stream, fit_on, fitting_archs, time_networks,
+                                      validation_report)
 from edgenas.profile.records import TimedNetwork, Timing
 from edgenas.profile.timing import load_guard, set_level
 from edgenas.progress import StageProgress, stage_callbacks
@@ -172,7 +172,7 @@ def transfer(device: Device, space: SearchSpace, source: LUT, source_where: str,
             guard.record(lut)
         lut.networks["fitting"] = lut.networks.get("fitting", [])[:networks]
         time_networks(session, lut, "fitting",
-                      arch_stream(space, FITTING_SEED, networks), chunk, checkpoint,
+                      fitting_archs(space, networks), chunk, checkpoint,
                       progress, rounds=FITTING_ROUNDS, guard=guard)
         if guard is not None:
             set_level(lut, guard)
