@@ -63,6 +63,9 @@ RECIPES: dict[str, tuple[Int8Recipe, str, int]] = {
     "no-pre-process": (replace(RECIPE, pre_process=False), "first", 0),
     "asymmetric": (replace(RECIPE, symmetric_activations=False), "first", 0),
     "sensitive-3": (RECIPE, "first", 3),
+    "no-refit": (replace(RECIPE, refit_classifier=False), "first", 0),
+    "asymmetric-no-refit": (replace(RECIPE, symmetric_activations=False,
+                                    refit_classifier=False), "first", 0),
 }
 def _batches(images: np.ndarray) -> Iterator[dict[str, np.ndarray]]:
     """Model inputs in batches of 32, as `qdq_loss_debug.collect_activations` reads them."""

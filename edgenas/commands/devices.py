@@ -96,7 +96,7 @@ def _print_validation(report: dict) -> None:
     biased = report.get("search_biased")
     if biased:  # tables validated before it existed lack it
         floor = biased.get("noise_floor")
-        print(f"search-biased: {biased['n']} held-out archs from the cheapest tenth by MACs "
+        print(f"search-biased: {biased['n']} held-out archs from the space's cheap corner "
               f"(where searches pick): {100 * biased['within_10pct']:.1f} % within +-10 %"
               + (f" (noise floor {100 * floor['within_10pct']:.1f} %)" if floor else "")
               + f", median bias {biased['median_bias_pct']:+.1f} %, Kendall tau "

@@ -2,7 +2,8 @@
 
 A recipe names every choice that moves the INT8 model's agreement with FP32: how many
 calibration images, how they are turned into ranges, per-channel weights, the weights'
-range, which layers stay in float and whether ONNX Runtime's pre-processing runs first.
+range, which layers stay in float, whether ONNX Runtime's pre-processing runs first, and
+whether the float classifier is refitted to FP32's logits afterwards.
 `benchmarks/bench_int8.py` measures recipes against each other; `RECIPE` is the one
 exports use.
 """
@@ -19,6 +20,7 @@ import numpy as np
 import onnx
 
 from edgenas.errors import ExportError
+from edgenas.export.onnx_export import run_onnx, session
 
 #: Layers a recipe can keep in float, by role: the stem sees raw pixels and the classifier
 #: decides the class; both are a small share of the compute.
@@ -42,6 +44,7 @@ class Int8Recipe:
     float_roles: tuple[str, ...] = FLOAT_ROLES
     pre_process: bool = True
     symmetric_activations: bool = True
+    refit_classifier: bool = True   # with the classifier in float (`refit_classifier`)
 
     def __post_init__(self) -> None:
         if self.calibration not in CALIBRATION_METHODS:
@@ -62,7 +65,9 @@ class Int8Recipe:
 
 
 #: The exporter's recipe: each choice kept at least as many trained networks above the
-#: agreement bar as its alternatives in `benchmarks/bench_int8.py`. Per-channel weights;
+#: agreement bar as its alternatives in `benchmarks/bench_int8.py`, the float classifier's
+#: refit to FP32's logits too (its recipe ``no-refit``; docs/results.md, "The precision
+#: you ship"). Per-channel weights;
 #: percentile calibration, as min/max lets single outliers stretch a scale; 512 images, as
 #: ranges from fewer are exceeded by images the calibration never saw; stem and classifier
 #: in float. Weights use 7 of their 8 bits (``reduce_range``): x86 CPUs without
@@ -140,4 +145,59 @@ def to_int8(source: Path, target: Path, calibration: np.ndarray, recipe: Int8Rec
                                            "CalibPercentile": recipe.percentile})
     finally:
         prepared.unlink(missing_ok=True)
+    if recipe.refit_classifier and "classifier" in recipe.float_roles:
+        images = calibration[:recipe.calibration_images]
+        refit_classifier(target, images, run_onnx(source, images))
     return excluded
+
+
+#: The classifier refit's ridge penalty per image, pulling it towards the trained weights.
+REFIT_RIDGE = 0.1
+
+
+def refit_classifier(int8: Path, images: np.ndarray, fp32_logits: np.ndarray,
+                     ridge: float = REFIT_RIDGE) -> None:
+    """Refit, in place, the float classifier (the last Gemm) of an INT8 model so that its
+    logits on ``images`` match FP32's ``fp32_logits``.
+
+    Quantisation distorts the features the INT8 layers hand the classifier, partly in a
+    way a linear map undoes (a channel's scale or offset shifted by its ranges). A ridge
+    least-squares fit of the classifier to FP32's logits on the calibration images, pulled
+    towards the trained weights, removes that part; per-image noise it cannot. The graph
+    stays as it is, so a latency table that timed the exporter's INT8 graph still holds.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(int8))
+    gemms = [n for n in model.graph.node if n.op_type == "Gemm" and len(n.input) == 3]
+    if not gemms:
+        raise ExportError(f"{int8}: no classifier with a bias (Gemm) to refit")
+    gemm = gemms[-1]
+    transposed = any(a.name == "transB" and a.i for a in gemm.attribute)
+    inits = {i.name: i for i in model.graph.initializer}
+    weight = numpy_helper.to_array(inits[gemm.input[1]]).astype(np.float64)
+    weight = weight if transposed else weight.T  # (classes, features)
+    bias = numpy_helper.to_array(inits[gemm.input[2]]).astype(np.float64)
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.append(helper.make_tensor_value_info(gemm.input[0], TensorProto.FLOAT, None))
+    probed = int8.with_suffix(".probe.onnx")
+    try:
+        onnx.save(probe, str(probed))
+        sess = session(probed)
+        features = np.concatenate([sess.run(None, {"input": images[i:i + 256]})[-1]
+                                   .reshape(len(images[i:i + 256]), -1)
+                                   for i in range(0, len(images), 256)]).astype(np.float64)
+    finally:
+        probed.unlink(missing_ok=True)
+    n, dim = features.shape
+    x = np.hstack([features, np.ones((n, 1))])
+    prior = np.hstack([weight, bias[:, None]]).T  # (features + 1, classes)
+    fitted = np.linalg.solve(x.T @ x + ridge * n * np.eye(dim + 1),
+                             x.T @ fp32_logits.astype(np.float64) + ridge * n * prior)
+    new_weight = fitted[:-1].T if transposed else fitted[:-1]
+    inits[gemm.input[1]].CopyFrom(numpy_helper.from_array(new_weight.astype(np.float32),
+                                                          gemm.input[1]))
+    inits[gemm.input[2]].CopyFrom(numpy_helper.from_array(fitted[-1].astype(np.float32),
+                                                          gemm.input[2]))
+    onnx.save(model, str(int8))
