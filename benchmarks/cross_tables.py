@@ -88,7 +88,14 @@ def main(argv: list[str] | None = None) -> None:
         name, sep, path = given.partition("=")
         if not sep or not name or not path:
             parser.error(f"{given!r}: give each table as NAME=PATH")
+        if name in tables:
+            parser.error(f"{given!r}: the name {name!r} is given twice; name each table once")
         tables[name] = load_lut(Path(path))
+        first = next(iter(tables.values()))
+        if (tables[name].space, tables[name].space_hash) != (first.space, first.space_hash):
+            parser.error(f"{path}: a table of space {tables[name].space!r} "
+                         f"({tables[name].space_hash}); the first is of {first.space!r} "
+                         f"({first.space_hash}): compare tables of one space")
     result = judge(tables)
     print_table(result)
     if args.json:

@@ -57,7 +57,7 @@ def test_a_strong_ridge_keeps_the_trained_classifier(tmp_path: Path) -> None:
 
 def test_a_classifier_without_a_bias_is_refused_by_name(tmp_path: Path) -> None:
     fp32, int8, images = _int8(tmp_path, False)  # exported as MatMul, not Gemm
-    with pytest.raises(ExportError, match="no classifier with a bias"):
+    with pytest.raises(ExportError, match="no float classifier with a bias.*refit_classifier=False"):
         refit_classifier(int8, images, run_onnx(fp32, images))
 
 
@@ -70,3 +70,14 @@ def test_the_exporter_s_recipe_refits_and_a_recipe_can_leave_it_out(tmp_path: Pa
              for path in (plain, refitted)}
     assert error["refitted.onnx"] < error["int8.onnx"]
     assert _ops(refitted) == _ops(plain)
+
+
+def test_a_graph_of_one_batch_size_is_refitted_in_batches_of_that_size(tmp_path: Path) -> None:
+    """The profiler's graphs have batch 1 (`edgenas.profile.onnx_graph`)."""
+    torch.manual_seed(0)
+    fp32, int8 = tmp_path / "model.onnx", tmp_path / "int8.onnx"
+    torch.onnx.export(_model(True), (torch.zeros(1, 3, 8, 8),), str(fp32), dynamo=False,
+                      opset_version=17, input_names=["input"], output_names=["logits"])
+    images = np.random.default_rng(0).normal(size=(40, 3, 8, 8)).astype(np.float32)
+    to_int8(fp32, int8, images, RECIPE)  # the exporter's recipe refits: no error
+    assert np.isfinite(run_onnx(int8, images[:1], batch=1)).all()

@@ -23,7 +23,8 @@ from edgenas.device.descriptor import get_device
 from edgenas.profile.correction import MIN_FIT
 from edgenas.profile.lut import FRONT, SEARCH_BIASED, load_lut, lut_path, save_lut
 from edgenas.profile.cheap_archs import cheap_archs
-from edgenas.profile.profiler import MIN_SEARCH_BIASED, SEARCH_BIASED_SEED, profile, unfinished
+from edgenas.profile.profiler import (MIN_SEARCH_BIASED, SEARCH_BIASED_SEED, profile, unfinished,
+                                      validation_report)
 from edgenas.profile.residual import (BANDWIDTH, PRIOR_WEIGHT, cross_validated, fit_residual,
                                       residual_factor)
 from edgenas.search.measured_front import MAX_ROUND_SPREAD, ROUNDS, spread
@@ -235,6 +236,20 @@ def test_validate_also_judges_the_table_where_searches_pick(tmp_path, monkeypatc
     lut = profile(get_device("host-cpu"), tiny_space(), lut, calibrate=20, validate=10)
     assert [item.arch for item in lut.networks[SEARCH_BIASED]] == timed
     assert lut.validation["search_biased"]["n"] == MIN_SEARCH_BIASED
+
+
+def test_a_refit_without_validate_rejudges_the_stored_held_out_networks(monkeypatch) -> None:
+    """A table refitted on its next profile (one measured before the cheap archs joined the
+    table-fitting stream does) must not keep the report of the correction it replaced."""
+    monkeypatch.setitem(SPACES, "tiny", tiny_space)
+    scripted_device(monkeypatch, DEVICE_COST)
+    lut = profile(get_device("host-cpu"), tiny_space(), calibrate=20, validate=10)
+    lut.validation = {**lut.validation, "within_10pct": -1.0,
+                      "search_biased": {**lut.validation["search_biased"], "within_10pct": -1.0}}
+    lut.correction = {**lut.correction, "networks": 0}  # fitted on other networks
+    lut = profile(get_device("host-cpu"), tiny_space(), lut, calibrate=20)
+    assert lut.validation["within_10pct"] == validation_report(lut, 10)["within_10pct"] >= 0
+    assert lut.validation["search_biased"]["within_10pct"] >= 0
 
 
 def test_a_residual_is_kept_where_it_predicts_left_out_archs_better() -> None:

@@ -9,6 +9,7 @@ the tables and the CLI are the real code.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from edgenas.errors import ProfileError
 from edgenas.profile import anchor as anchor_module
 from edgenas.profile import transfer as transfer_module
 from edgenas.profile.lut import load_lut, lut_path, save_lut
-from edgenas.profile.profiler import profile
+from edgenas.profile.profiler import FITTING_SEED, arch_stream, profile
 from edgenas.profile.transfer import MIN_NETWORKS, check_source, worse_than_macs
 from edgenas.space import SPACES, get_space
 from edgenas.device.descriptor import get_device
@@ -103,6 +104,26 @@ def test_a_transfer_killed_while_it_times_networks_keeps_them(new_device) -> Non
     assert lut.validation["within_10pct"] >= 0.95
     # 20 x 2 table-fitting and 30 x 2 held-out timings in all; the kept ones are not redone
     assert new_device.kinds[before:].count("network") == 2 * (20 + 30) - kept
+
+
+def test_a_transfer_timed_on_the_random_only_stream_adds_the_cheap_archs_once(new_device) -> None:
+    """A table transferred before cheap archs joined the table-fitting stream (2026-12-08)
+    keeps the networks it shares with the new stream and times the cheap ones, once."""
+    assert _transfer("--networks", "20") == 0
+    path = lut_path("profiles", "new-board", "tiny")
+    lut = load_lut(path)
+    timed = {item.arch: item for item in lut.networks["fitting"]}
+    template = lut.networks["fitting"][0]
+    lut.networks["fitting"] = [timed.get(arch.to_json()) or replace(template, arch=arch.to_json())
+                               for arch in arch_stream(tiny_space(), FITTING_SEED, 20)]
+    save_lut(lut, path)
+    before = new_device.timed
+    assert _transfer("--networks", "20") == 0
+    assert new_device.kinds[before:].count("network") == 2 * 5  # the 5 cheap archs, 2 rounds
+    assert len(load_lut(path).networks["fitting"]) == 20
+    again = new_device.timed
+    assert _transfer("--networks", "20") == 0
+    assert new_device.kinds[again:].count("network") == 0
 
 
 def test_a_connection_lost_mid_chunk_keeps_every_network_the_device_finished(

@@ -41,3 +41,5 @@ def test_it_reads_named_tables_and_writes_its_record(tmp_path: Path, capsys) -> 
     assert "| mine |" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main([str(path)])  # no NAME=
+    with pytest.raises(SystemExit):
+        main([f"mine={path}", f"mine={path}"])  # one name, twice

@@ -147,7 +147,7 @@ def to_int8(source: Path, target: Path, calibration: np.ndarray, recipe: Int8Rec
         prepared.unlink(missing_ok=True)
     if recipe.refit_classifier and "classifier" in recipe.float_roles:
         images = calibration[:recipe.calibration_images]
-        refit_classifier(target, images, run_onnx(source, images))
+        refit_classifier(target, images, run_onnx(source, images, batch=fixed or 256))
     return excluded
 
 
@@ -170,11 +170,19 @@ def refit_classifier(int8: Path, images: np.ndarray, fp32_logits: np.ndarray,
 
     model = onnx.load(str(int8))
     gemms = [n for n in model.graph.node if n.op_type == "Gemm" and len(n.input) == 3]
+    fix = ("keep 'classifier' in Int8Recipe.float_roles, or set "
+           "Int8Recipe.refit_classifier=False")
     if not gemms:
-        raise ExportError(f"{int8}: no classifier with a bias (Gemm) to refit")
+        raise ExportError(f"{int8}: no float classifier with a bias (Gemm) to refit; {fix}")
     gemm = gemms[-1]
-    transposed = any(a.name == "transB" and a.i for a in gemm.attribute)
+    attrs = {a.name: helper.get_attribute_value(a) for a in gemm.attribute}
+    transposed = bool(attrs.get("transB", 0))
     inits = {i.name: i for i in model.graph.initializer}
+    missing = [name for name in gemm.input[1:] if name not in inits]
+    if missing or attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 \
+            or attrs.get("beta", 1.0) != 1.0:
+        raise ExportError(f"{int8}: classifier {gemm.name!r} is not a plain float Gemm "
+                          f"(weights {missing or 'stored'}, attributes {attrs}); {fix}")
     weight = numpy_helper.to_array(inits[gemm.input[1]]).astype(np.float64)
     weight = weight if transposed else weight.T  # (classes, features)
     bias = numpy_helper.to_array(inits[gemm.input[2]]).astype(np.float64)
@@ -185,9 +193,16 @@ def refit_classifier(int8: Path, images: np.ndarray, fp32_logits: np.ndarray,
     try:
         onnx.save(probe, str(probed))
         sess = session(probed)
-        features = np.concatenate([sess.run(None, {"input": images[i:i + 256]})[-1]
-                                   .reshape(len(images[i:i + 256]), -1)
-                                   for i in range(0, len(images), 256)]).astype(np.float64)
+        fixed = model.graph.input[0].type.tensor_type.shape.dim[0].dim_value
+        batch = fixed or 256  # a graph of one batch size is fed batches of that size
+        whole = len(images) // batch * batch if fixed else len(images)
+        if not whole:
+            raise ExportError(f"{int8}: {len(images)} images, fewer than the graph's fixed "
+                              f"batch of {batch}, to refit its classifier on; {fix}")
+        images, fp32_logits = images[:whole], fp32_logits[:whole]
+        features = np.concatenate([sess.run(None, {"input": images[i:i + batch]})[-1]
+                                   .reshape(len(images[i:i + batch]), -1)
+                                   for i in range(0, whole, batch)]).astype(np.float64)
     finally:
         probed.unlink(missing_ok=True)
     n, dim = features.shape

@@ -47,8 +47,8 @@ FITTING, VALIDATION, FRONT = "fitting", "validation", "front"
 #: Held-out networks from where searches go rather than from the whole space: archs of its
 #: cheap corner (`edgenas.profile.cheap_archs`, `edgenas.profile.profiler.search_biased_archs`).
 SEARCH_BIASED = "search_biased"
-#: The networks the correction is fitted on: random archs cover the space, front archs the
-#: region searches go to, where random archs rarely are.
+#: The networks the correction is fitted on: the table-fitting stream covers the space and
+#: its cheap corner, front archs the region a search actually went to.
 FITTED_ON = (FITTING, FRONT)
 #: A table's models by format (`Runtime.model_format`), in words.
 FORMAT_NAMES = {"onnx": "FP32", "fp16": "FP16", "int8": "INT8 (QDQ)"}

@@ -44,7 +44,9 @@ from edgenas.space.search_space import SearchSpace
 
 log = logging.getLogger(__name__)
 Checkpoint = Callable[[LUT], None]
-#: Seed offsets keep the three arch streams apart: table-fitting and held-out never share archs.
+#: Seed offsets keep the arch streams apart: table-fitting (random and cheap, below) and
+#: held-out (random and search-biased) share no arch (tests/test_cheap_archs.py checks the
+#: cheap ones, which greedy steps could bring together).
 FITTING_SEED = 1_000_000
 VALIDATION_SEED = 2_000_000
 #: Held-out networks are timed in this many interleaved rounds; two give the noise floor.
@@ -312,7 +314,22 @@ def _fit(run: ProfileRun) -> None:
     if run.calibrate and (lut.correction is None or lut.correction["networks"] != len(fitting)):
         fit_on(lut, [Arch.from_json(item.arch) for item in fitting],
                [item.measured_ms for item in fitting])
+        rejudge(lut)
         run.checkpoint(lut)
+
+
+def rejudge(lut: LUT) -> None:
+    """The stored validation recomputed on the held-out timings the table holds (no
+    timing): after a refit, the old report describes a correction the table no longer has
+    (a table measured before the cheap archs joined the table-fitting stream refits on
+    its next profile, with or without --validate)."""
+    if not lut.validation or not lut.networks.get(VALIDATION):
+        return
+    report = validation_report(lut, lut.validation.get("n"))
+    if lut.networks.get(SEARCH_BIASED):
+        report["search_biased"] = validation_report(lut, len(lut.networks[SEARCH_BIASED]),
+                                                    SEARCH_BIASED)
+    lut.validation = report
 
 
 def _validate(run: ProfileRun) -> None:
@@ -327,12 +344,17 @@ def _validate(run: ProfileRun) -> None:
     time_networks(run.session, lut, "validation", held_out, run.chunk, run.checkpoint,
                   run.progress, rounds=VALIDATION_ROUNDS, guard=run.guard)
     # where searches go: a table judged on random archs only is judged where it is not used
-    biased = search_biased_archs(run.space, max(MIN_SEARCH_BIASED, run.validate // 2))
+    size = max(MIN_SEARCH_BIASED, run.validate // 2)
+    stored = lut.networks.get(SEARCH_BIASED, [])
+    stream = search_biased_archs(run.space, max(size, len(stored)))
+    biased = stream[:size]
     # a table judged on an earlier search-biased set (before 2026-12-08, the cheapest tenth
-    # of a random pool, which fronts lie below) is judged on this one
-    current = {arch.to_json() for arch in biased}
-    lut.networks[SEARCH_BIASED] = [item for item in lut.networks.get(SEARCH_BIASED, [])
-                                   if item.arch in current]
+    # of a random pool, which fronts lie below) is judged on this one; its report goes with
+    # it, so that a run killed while timing the new set leaves no report of the old one
+    current = {arch.to_json() for arch in stream}
+    lut.networks[SEARCH_BIASED] = [item for item in stored if item.arch in current]
+    if len(lut.networks[SEARCH_BIASED]) < len(stored) and lut.validation:
+        lut.validation.pop("search_biased", None)
     time_networks(run.session, lut, SEARCH_BIASED, biased, run.chunk, run.checkpoint,
                   run.progress, rounds=VALIDATION_ROUNDS, guard=run.guard)
     lut.validation = {**validation_report(lut, run.validate),

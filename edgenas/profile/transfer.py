@@ -170,9 +170,12 @@ def transfer(device: Device, space: SearchSpace, source: LUT, source_where: str,
         if guard is not None:
             guard.start(session)
             guard.record(lut)
-        lut.networks["fitting"] = lut.networks.get("fitting", [])[:networks]
-        time_networks(session, lut, "fitting",
-                      fitting_archs(space, networks), chunk, checkpoint,
+        # by membership, not position: a table timed on an older stream keeps what it shares
+        stream = fitting_archs(space, networks)
+        wanted = {arch.to_json() for arch in stream}
+        lut.networks["fitting"] = [item for item in lut.networks.get("fitting", [])
+                                   if item.arch in wanted]
+        time_networks(session, lut, "fitting", stream, chunk, checkpoint,
                       progress, rounds=FITTING_ROUNDS, guard=guard)
         if guard is not None:
             set_level(lut, guard)
