@@ -10,6 +10,7 @@ from edgenas.profile.cheap_archs import cheap_arch, cheap_archs
 from edgenas.profile.profiler import (CHEAP_EVERY, CHEAP_FITTING_SEED, FITTING_SEED,
                                       arch_stream, fitting_archs, search_biased_archs)
 from edgenas.space import get_space
+from tiny_space import tiny_space
 
 
 def _mmacs(archs) -> np.ndarray:
@@ -60,3 +61,13 @@ def test_choices_that_cost_no_macs_stay_drawn_at_random() -> None:
               for stage in arch.stages for block in stage.blocks]
     hswish = np.mean([block.activation == "hswish" for block in blocks])
     assert 0.35 < hswish < 0.65
+
+
+def test_in_a_small_space_the_fitting_stream_skips_repeats_and_still_grows_by_its_start() -> None:
+    """A tiny space's corner repeats archs (169 distinct of 200 draws): a table times an
+    arch once, so a repeat would leave it a network short."""
+    stream = [arch.to_json() for arch in fitting_archs(tiny_space(), 60)]
+    assert len(set(stream)) == 60
+    assert [arch.to_json() for arch in fitting_archs(tiny_space(), 40)] == stream[:40]
+    biased = [arch.to_json() for arch in search_biased_archs(tiny_space(), 30)]
+    assert len(set(biased)) == 30

@@ -22,9 +22,8 @@ from edgenas.cli import main
 from edgenas.device.descriptor import get_device
 from edgenas.profile.correction import MIN_FIT
 from edgenas.profile.lut import FRONT, SEARCH_BIASED, load_lut, lut_path, save_lut
-from edgenas.profile.cheap_archs import cheap_archs
-from edgenas.profile.profiler import (MIN_SEARCH_BIASED, SEARCH_BIASED_SEED, profile, unfinished,
-                                      validation_report)
+from edgenas.profile.profiler import (MIN_SEARCH_BIASED, profile, search_biased_archs,
+                                      unfinished, validation_report)
 from edgenas.profile.residual import (BANDWIDTH, PRIOR_WEIGHT, cross_validated, fit_residual,
                                       residual_factor)
 from edgenas.search.measured_front import MAX_ROUND_SPREAD, ROUNDS, spread
@@ -223,8 +222,8 @@ def test_validate_also_judges_the_table_where_searches_pick(tmp_path, monkeypatc
     biased = lut.validation["search_biased"]
     assert biased["n"] == MIN_SEARCH_BIASED and biased["noise_floor"]["n"] == MIN_SEARCH_BIASED
     timed = [item.arch for item in lut.networks[SEARCH_BIASED]]
-    assert timed == [arch.to_json()
-                     for arch in cheap_archs(tiny_space(), SEARCH_BIASED_SEED, MIN_SEARCH_BIASED)]
+    assert timed == [arch.to_json() for arch in search_biased_archs(tiny_space(), MIN_SEARCH_BIASED)]
+    assert len(set(timed)) == MIN_SEARCH_BIASED  # the tiny space's corner repeats archs
     # the random held-out set is reported as before, beside it
     assert lut.validation["n"] == 10 and lut.networks["validation"]
     # a table judged on another search-biased set (the cheapest tenth of a random pool,

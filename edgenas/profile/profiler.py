@@ -23,7 +23,7 @@ import numpy as np
 from edgenas.device.descriptor import Device
 from edgenas.device.session import DeviceSession
 from edgenas.errors import ProfileError
-from edgenas.profile.cheap_archs import cheap_archs
+from edgenas.profile.cheap_archs import cheap_arch
 from edgenas.profile.correction import MIN_FIT, fit_correction
 from edgenas.profile.padded_work import BLOCKS, padded_work
 from edgenas.profile.keys import space_units, unit_roles
@@ -58,6 +58,8 @@ SEARCH_BIASED_SEED = 3_000_000
 #: alone leave the corner where fronts lie to extrapolation (docs/latency.md).
 CHEAP_EVERY = 4
 CHEAP_FITTING_SEED = 4_000_000
+#: Draws a stream may spend per distinct arch before the space is called too small.
+DRAWS_PER_ARCH = 20
 #: Its size: half the random held-out set, at least this many.
 MIN_SEARCH_BIASED = 10
 #: Set in a table's ``timing`` while a recalibration runs: a table killed in it is
@@ -86,12 +88,31 @@ def arch_stream(space: SearchSpace, offset: int, number: int) -> list[Arch]:
 
 def fitting_archs(space: SearchSpace, number: int) -> list[Arch]:
     """The ``number`` table-fitting archs: random ones, and every `CHEAP_EVERY`-th one from
-    the cheap corner, interleaved so that a budget that cuts the stream short keeps both."""
-    cheap = number // CHEAP_EVERY
-    randoms = iter(arch_stream(space, FITTING_SEED, number - cheap))
-    corner = iter(cheap_archs(space, CHEAP_FITTING_SEED, cheap))
-    return [next(corner) if (i + 1) % CHEAP_EVERY == 0 else next(randoms)
-            for i in range(number)]
+    the cheap corner, interleaved so that a budget that cuts the stream short keeps both.
+
+    All distinct (a table times an arch once, and a small space's corner repeats archs):
+    a draw that repeats an earlier arch is skipped for its stream's next seed, so the
+    stream of ``n`` archs is the start of the stream of more."""
+    draws = {"random": (space.sample, FITTING_SEED), "cheap": (
+        lambda seed: cheap_arch(space, seed), CHEAP_FITTING_SEED)}
+    seeds = {kind: seed for kind, (_, seed) in draws.items()}
+    archs: list[Arch] = []
+    seen: set[str] = set()
+    for i in range(number):
+        kind = "cheap" if (i + 1) % CHEAP_EVERY == 0 else "random"
+        draw, offset = draws[kind]
+        while True:
+            if seeds[kind] - offset > DRAWS_PER_ARCH * (number + 1):
+                raise ProfileError(f"space {space.name!r} has too few distinct archs for "
+                                   f"{number} table-fitting networks; pass fewer "
+                                   "(--fitting-networks)")
+            arch = draw(seeds[kind])
+            seeds[kind] += 1
+            if arch.to_json() not in seen:
+                break
+        seen.add(arch.to_json())
+        archs.append(arch)
+    return archs
 
 
 def time_networks(session: DeviceSession, lut: LUT, label: str, archs: Iterable[Arch],
@@ -363,9 +384,18 @@ def _validate(run: ProfileRun) -> None:
 
 
 def search_biased_archs(space: SearchSpace, size: int) -> list[Arch]:
-    """``size`` held-out archs from where a search picks: the space's cheap corner
-    (`edgenas.profile.cheap_archs`), on a seed stream of their own."""
-    return cheap_archs(space, SEARCH_BIASED_SEED, size)
+    """``size`` distinct held-out archs from where a search picks: the space's cheap corner
+    (`edgenas.profile.cheap_archs`), on a seed stream of their own (a repeat is skipped)."""
+    archs: dict[str, Arch] = {}
+    seed = SEARCH_BIASED_SEED
+    while len(archs) < size:
+        if seed - SEARCH_BIASED_SEED > DRAWS_PER_ARCH * (size + 1):
+            raise ProfileError(f"space {space.name!r} has too few distinct cheap archs for a "
+                               f"search-biased set of {size}; validate with fewer")
+        arch = cheap_arch(space, seed)
+        archs.setdefault(arch.to_json(), arch)
+        seed += 1
+    return list(archs.values())
 
 
 #: The steps of a profile, in order; each completes the table from the run's state.
