@@ -6,11 +6,16 @@ from __future__ import annotations
 import numpy as np
 
 from edgenas.cost.count import count
-from edgenas.profile.cheap_archs import cheap_arch, cheap_archs
+from edgenas.profile.cheap_archs import cheap_arch
 from edgenas.profile.profiler import (CHEAP_EVERY, CHEAP_FITTING_SEED, FITTING_SEED,
                                       arch_stream, fitting_archs, search_biased_archs)
 from edgenas.space import get_space
 from tiny_space import tiny_space
+
+
+def cheap_archs(space, offset: int, number: int) -> list:
+    """``number`` cheap archs from the seed ``offset`` on."""
+    return [cheap_arch(space, offset + i) for i in range(number)]
 
 
 def _mmacs(archs) -> np.ndarray:

@@ -41,8 +41,3 @@ def cheap_arch(space: SearchSpace, seed: int) -> Arch:
         fewest = min(macs.values())
         params[name] = rng.choice([choice for choice, m in macs.items() if m == fewest])
     return space.decode(params)
-
-
-def cheap_archs(space: SearchSpace, offset: int, number: int) -> list[Arch]:
-    """``number`` cheap archs from the seed ``offset`` on (a table's own stream)."""
-    return [cheap_arch(space, offset + i) for i in range(number)]

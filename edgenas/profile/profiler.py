@@ -86,6 +86,19 @@ def arch_stream(space: SearchSpace, offset: int, number: int) -> list[Arch]:
     return [space.sample(offset + i) for i in range(number)]
 
 
+def _next_distinct(draw: Callable[[int], Arch], seed: int, seen: set[str], limit: int,
+                   too_few: str) -> tuple[Arch, int]:
+    """The first arch ``draw`` gives from ``seed`` on that is not in ``seen`` (added to it),
+    and the seed after it; ``too_few`` is the error once ``limit`` seeds are spent."""
+    while seed < limit:
+        arch, seed = draw(seed), seed + 1
+        key = arch.to_json()
+        if key not in seen:
+            seen.add(key)
+            return arch, seed
+    raise ProfileError(too_few)
+
+
 def fitting_archs(space: SearchSpace, number: int) -> list[Arch]:
     """The ``number`` table-fitting archs: random ones, and every `CHEAP_EVERY`-th one from
     the cheap corner, interleaved so that a budget that cuts the stream short keeps both.
@@ -93,24 +106,17 @@ def fitting_archs(space: SearchSpace, number: int) -> list[Arch]:
     All distinct (a table times an arch once, and a small space's corner repeats archs):
     a draw that repeats an earlier arch is skipped for its stream's next seed, so the
     stream of ``n`` archs is the start of the stream of more."""
-    draws = {"random": (space.sample, FITTING_SEED), "cheap": (
-        lambda seed: cheap_arch(space, seed), CHEAP_FITTING_SEED)}
-    seeds = {kind: seed for kind, (_, seed) in draws.items()}
+    draws = {"random": space.sample, "cheap": lambda seed: cheap_arch(space, seed)}
+    offsets = {"random": FITTING_SEED, "cheap": CHEAP_FITTING_SEED}
+    seeds = dict(offsets)
+    too_few = (f"space {space.name!r} has too few distinct archs for {number} table-fitting "
+               "networks; pass fewer (--fitting-networks)")
     archs: list[Arch] = []
     seen: set[str] = set()
     for i in range(number):
         kind = "cheap" if (i + 1) % CHEAP_EVERY == 0 else "random"
-        draw, offset = draws[kind]
-        while True:
-            if seeds[kind] - offset > DRAWS_PER_ARCH * (number + 1):
-                raise ProfileError(f"space {space.name!r} has too few distinct archs for "
-                                   f"{number} table-fitting networks; pass fewer "
-                                   "(--fitting-networks)")
-            arch = draw(seeds[kind])
-            seeds[kind] += 1
-            if arch.to_json() not in seen:
-                break
-        seen.add(arch.to_json())
+        arch, seeds[kind] = _next_distinct(draws[kind], seeds[kind], seen,
+                                           offsets[kind] + DRAWS_PER_ARCH * (number + 1), too_few)
         archs.append(arch)
     return archs
 
@@ -335,22 +341,22 @@ def _fit(run: ProfileRun) -> None:
     if run.calibrate and (lut.correction is None or lut.correction["networks"] != len(fitting)):
         fit_on(lut, [Arch.from_json(item.arch) for item in fitting],
                [item.measured_ms for item in fitting])
-        rejudge(lut)
+        if lut.validation and lut.networks.get(VALIDATION):
+            # the stored report describes the replaced correction: judged again, no timing (a
+            # table measured before the cheap archs joined the stream refits on its next
+            # profile, with or without --validate)
+            lut.validation = judged(lut, lut.validation.get("n"),
+                                    len(lut.networks.get(SEARCH_BIASED, [])))
         run.checkpoint(lut)
 
 
-def rejudge(lut: LUT) -> None:
-    """The stored validation recomputed on the held-out timings the table holds (no
-    timing): after a refit, the old report describes a correction the table no longer has
-    (a table measured before the cheap archs joined the table-fitting stream refits on
-    its next profile, with or without --validate)."""
-    if not lut.validation or not lut.networks.get(VALIDATION):
-        return
-    report = validation_report(lut, lut.validation.get("n"))
-    if lut.networks.get(SEARCH_BIASED):
-        report["search_biased"] = validation_report(lut, len(lut.networks[SEARCH_BIASED]),
-                                                    SEARCH_BIASED)
-    lut.validation = report
+def judged(lut: LUT, count: int | None, biased: int) -> dict[str, Any]:
+    """The table's validation report on its first ``count`` held-out networks, and on its
+    first ``biased`` search-biased ones where there are any."""
+    report = validation_report(lut, count)
+    if biased:
+        report["search_biased"] = validation_report(lut, biased, SEARCH_BIASED)
+    return report
 
 
 def _validate(run: ProfileRun) -> None:
@@ -378,24 +384,21 @@ def _validate(run: ProfileRun) -> None:
         lut.validation.pop("search_biased", None)
     time_networks(run.session, lut, SEARCH_BIASED, biased, run.chunk, run.checkpoint,
                   run.progress, rounds=VALIDATION_ROUNDS, guard=run.guard)
-    lut.validation = {**validation_report(lut, run.validate),
-                      "search_biased": validation_report(lut, len(biased), SEARCH_BIASED)}
+    lut.validation = judged(lut, run.validate, len(biased))
     run.checkpoint(lut)
 
 
 def search_biased_archs(space: SearchSpace, size: int) -> list[Arch]:
     """``size`` distinct held-out archs from where a search picks: the space's cheap corner
     (`edgenas.profile.cheap_archs`), on a seed stream of their own (a repeat is skipped)."""
-    archs: dict[str, Arch] = {}
-    seed = SEARCH_BIASED_SEED
-    while len(archs) < size:
-        if seed - SEARCH_BIASED_SEED > DRAWS_PER_ARCH * (size + 1):
-            raise ProfileError(f"space {space.name!r} has too few distinct cheap archs for a "
-                               f"search-biased set of {size}; validate with fewer")
-        arch = cheap_arch(space, seed)
-        archs.setdefault(arch.to_json(), arch)
-        seed += 1
-    return list(archs.values())
+    too_few = (f"space {space.name!r} has too few distinct cheap archs for a search-biased "
+               f"set of {size}; validate with fewer")
+    limit = SEARCH_BIASED_SEED + DRAWS_PER_ARCH * (size + 1)
+    archs, seed, seen = [], SEARCH_BIASED_SEED, set()
+    for _ in range(size):
+        arch, seed = _next_distinct(lambda at: cheap_arch(space, at), seed, seen, limit, too_few)
+        archs.append(arch)
+    return archs
 
 
 #: The steps of a profile, in order; each completes the table from the run's state.
