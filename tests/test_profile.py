@@ -190,6 +190,15 @@ def test_the_validation_printout_puts_accuracy_beside_the_floor_and_the_bias(tin
     _print_validation(report)
     out = capsys.readouterr().out
     assert "noise floor" in out and "median bias    -11.0 %" in out and "too fast" in out
+    # the search-biased set is named as it was drawn: the cheap corner since 2026-12-08,
+    # the cheapest tenth of a random pool before
+    report["search_biased"] = {**report["search_biased"], "measured": "2026-12-08T01:31:36+00:00"}
+    _print_validation(report)
+    assert "archs from the space's cheap corner (where searches pick): " in capsys.readouterr().out
+    report["search_biased"]["measured"] = "2026-12-07T21:37:00+00:00"
+    _print_validation(report)
+    out = capsys.readouterr().out
+    assert "the cheapest tenth by MACs of a random pool" in out and "cheap corner)" in out
     del report["median_bias_pct"], report["search_biased"]  # a table validated before both
     _print_validation(report)
     assert "median bias" not in capsys.readouterr().out
