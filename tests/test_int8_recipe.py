@@ -65,24 +65,20 @@ def test_the_float_roles_name_the_first_convolution_and_every_classifier_layer()
 
 
 def _fp32(tmp_path):  # noqa: ANN001, ANN202
-    import torch
+    from test_int8_refit import _model  # the refit's small model, with a bias to refit
 
     from edgenas.export.onnx_export import export_onnx
 
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 5)).eval()
     path = tmp_path / "model.onnx"
-    export_onnx(model, 8, path)
+    export_onnx(_model(bias=True), 8, path)
     images = np.random.default_rng(0).normal(size=(64, 3, 8, 8)).astype(np.float32)
     images[0, 0, 0, 0] = 40.0  # one outlier: min/max calibration stretches to it
     return path, images
 
 
 def _quantised(path):  # noqa: ANN001, ANN202
-    """{tensor quantised: (scale, zero point)} of a QDQ model, activations and weights apart."""
+    """A QDQ model's quantised activations, {tensor: (scale, zero point)}, and its quantised
+    convolution weights, {initializer: (int8 values, scale)}."""
     import onnx
     from onnx import numpy_helper
 
